@@ -1,0 +1,20 @@
+"""Convexify: the router. Pages live in pages/; this file adds the shared sidebar and nothing else."""
+
+import streamlit as st
+
+from landscape.device import configure_threads
+from ui.catalogue import HOME, STUDIES
+from ui.sidebar import shared_sidebar
+
+configure_threads()
+st.set_page_config(page_title="Convexify", page_icon=":material/landscape:", layout="wide")
+
+page = st.navigation(
+    [
+        st.Page(entry.path, title=entry.title, icon=entry.icon, url_path=entry.url_path,
+                default=entry is HOME)
+        for entry in [HOME, *STUDIES]
+    ]
+)
+st.session_state["settings"] = shared_sidebar()
+page.run()

@@ -1,0 +1,44 @@
+"""AppTest: every page of the navigation renders with its defaults, with no exception and no
+error element. New pages are covered by adding them to `ui.catalogue`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ui.catalogue import HOME, STUDIES
+from ui.runner import clear_cache
+
+ALL_PAGES = [HOME, *STUDIES]
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def open_page(path: str) -> AppTest:
+    clear_cache()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    if path != HOME.path:
+        at.switch_page(path)
+        at.run()
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("entry", ALL_PAGES, ids=[e.url_path for e in ALL_PAGES])
+def test_page_renders_with_defaults(entry) -> None:
+    at = open_page(entry.path)
+    assert_clean(at)
+    if entry is not HOME:
+        assert at.get("plotly_chart"), f"{entry.title} shows no Plotly chart"
+
+
+def test_home_links_every_study() -> None:
+    at = open_page(HOME.path)
+    links = at.get("page_link")
+    assert len(links) == len(STUDIES)

@@ -1,0 +1,29 @@
+"""The list of pages: the router builds the navigation from it and Home links to every study.
+
+A new study adds one `PageEntry` line here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PageEntry:
+    """One page of the dashboard."""
+
+    path: str  # file under pages/
+    title: str
+    icon: str
+    url_path: str
+    summary: str  # one or two sentences for Home; empty for Home itself
+
+
+HOME = PageEntry("pages/home.py", "Home", ":material/home:", "home", "")
+
+STUDIES: list[PageEntry] = [
+    PageEntry("pages/linear_duality.py", "Linear duality", ":material/functions:", "linear_duality",
+              "Deep linear networks with Schatten-norm regularisation have a convex dual with zero "
+              "duality gap (seed section 2.1): solve it three ways, recover the weights, measure the "
+              "gap as gamma moves, and watch gradient descent on the non-convex primal."),
+]
