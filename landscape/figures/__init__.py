@@ -1,0 +1,1 @@
+"""Plotly figure builders: pure functions Result -> go.Figure, one module per study."""
