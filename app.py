@@ -11,8 +11,13 @@ st.set_page_config(page_title="Convexify", page_icon=":material/landscape:", lay
 
 page = st.navigation(
     [
-        st.Page(entry.path, title=entry.title, icon=entry.icon, url_path=entry.url_path,
-                default=entry is HOME)
+        st.Page(
+            entry.path,
+            title=entry.title,
+            icon=entry.icon,
+            url_path=entry.url_path,
+            default=entry is HOME,
+        )
         for entry in [HOME, *STUDIES]
     ]
 )

@@ -16,8 +16,9 @@ def _check_positive_int(name: str, value: int, low: int = 1, high: int | None = 
     return int(value)
 
 
-def low_rank_regression(n: int, d_in: int, d_out: int, rank: int, noise: float,
-                        seed: int) -> tuple[np.ndarray, np.ndarray]:
+def low_rank_regression(
+    n: int, d_in: int, d_out: int, rank: int, noise: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Synthetic multi-output regression ``Y = X B + noise``, ``B`` of rank ``rank``.
 
     ``X`` (n, d_in) and the noise are standard Gaussian (noise scaled by ``noise``);

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -48,3 +50,18 @@ def configure_threads(threads: int | None = None) -> int:
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
     return count
+
+
+@contextmanager
+def limited_threads(threads: int = 1) -> Iterator[None]:
+    """Run a block with at most ``threads`` intra-op threads, then restore the previous count.
+
+    For loops of tiny tensor operations, where spreading each op over threads costs more than it
+    saves (and, on a busy 2-core machine, far more).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(threads, previous)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -18,6 +18,7 @@ where ``||A||_(k)^2`` is the sum of the ``k`` largest squared singular values. E
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -41,8 +42,9 @@ def _as_data(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if X.ndim != 2 or Y.ndim != 2:
         raise ValueError(f"X and Y must be 2-D (n, d); got X {X.shape}, Y {Y.shape}")
     if X.shape[0] != Y.shape[0]:
-        raise ValueError(f"X and Y must have the same number of rows n; got {X.shape[0]} and "
-                         f"{Y.shape[0]}")
+        raise ValueError(
+            f"X and Y must have the same number of rows n; got {X.shape[0]} and {Y.shape[0]}"
+        )
     if X.shape[0] < 1 or X.shape[1] < 1 or Y.shape[1] < 1:
         raise ValueError(f"X and Y must be non-empty; got X {X.shape}, Y {Y.shape}")
     for name, array in (("X", X), ("Y", Y)):
@@ -111,16 +113,18 @@ def _check_weights(weights: list[np.ndarray], d0: int, dH: int) -> list[np.ndarr
     previous = d0
     for i, W in enumerate(weights, start=1):
         if W.ndim != 2 or W.shape[1] != previous:
-            raise ValueError(f"W_{i} must have shape (d_{i}, {previous}) in (out, in) layout, "
-                             f"got {W.shape}")
+            raise ValueError(
+                f"W_{i} must have shape (d_{i}, {previous}) in (out, in) layout, got {W.shape}"
+            )
         previous = W.shape[0]
     if previous != dH:
         raise ValueError(f"W_H must have {dH} rows to match Y, got {previous}")
     return weights
 
 
-def primal_objective(weights: list[np.ndarray], X: np.ndarray, Y: np.ndarray,
-                     gamma: float) -> float:
+def primal_objective(
+    weights: list[np.ndarray], X: np.ndarray, Y: np.ndarray, gamma: float
+) -> float:
     """Seed eq. (2) at ``weights = [W_1, ..., W_H]`` (each ``(d_i, d_{i-1})``).
 
     ``P = 1/2 ||Y - X W_1^T ... W_H^T||_F^2 + gamma/H (||X W_1^T||_{S_H}^H
@@ -175,7 +179,9 @@ class DualSolution:
     """Solution of the dual (eq. 3-4).
 
     ``Lambda`` (n, dH) is the maximiser, ``value`` = D(Lambda). For Douglas-Rachford,
-    ``history_value`` and ``history_infeasibility`` hold one entry per iteration.
+    ``history_value`` (D at the feasible iterate), ``history_infeasibility`` (how far the other
+    iterate is from ``||L||_2 <= gamma``) and ``history_residual`` (``||x - y||_F``) hold one
+    entry per iteration.
     """
 
     Lambda: np.ndarray
@@ -186,6 +192,7 @@ class DualSolution:
     infeasibility: float = 0.0
     history_value: np.ndarray = field(default_factory=lambda: np.zeros(0))
     history_infeasibility: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    history_residual: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def closed_form_dual(X: np.ndarray, Y: np.ndarray, gamma: float) -> np.ndarray:
@@ -199,8 +206,9 @@ def closed_form_dual(X: np.ndarray, Y: np.ndarray, gamma: float) -> np.ndarray:
     return (U * np.minimum(s, _check_gamma(gamma))) @ Vt
 
 
-def closed_form_dual_value(singular_values: np.ndarray, Y_norm_sq: float, gamma: float,
-                           d_min: int) -> float:
+def closed_form_dual_value(
+    singular_values: np.ndarray, Y_norm_sq: float, gamma: float, d_min: int
+) -> float:
     """``D* = 1/2 ||Y||_F^2 - 1/2 sum_{j<=d_min} (s_j - gamma)_+^2`` from the singular values
     ``s`` of ``Ytil`` (sorted in decreasing order)."""
     s = np.sort(np.asarray(singular_values, dtype=np.float64))[::-1][:d_min]
@@ -218,8 +226,9 @@ def _reduced_problem(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return Q, Q.T @ Y
 
 
-def _solve_cvxpy(X: np.ndarray, Y: np.ndarray, gamma: float, d_min: int,
-                 tol: float) -> tuple[np.ndarray, int]:
+def _solve_cvxpy(
+    X: np.ndarray, Y: np.ndarray, gamma: float, d_min: int, tol: float
+) -> tuple[np.ndarray, int]:
     """The SDP: ``||A||_(k)^2 = min { k s + tr Z : Z >= 0, [[s I + Z, A], [A^T, I]] >= 0 }``."""
     import cvxpy as cp
 
@@ -237,8 +246,11 @@ def _solve_cvxpy(X: np.ndarray, Y: np.ndarray, gamma: float, d_min: int,
     k = min(d_min, A_rows)
     constraints = [Z >> 0, 0.5 * (block + block.T) >> 0, cp.sigma_max(C) <= gamma]
     problem = cp.Problem(cp.Minimize(k * s + cp.trace(Z)), constraints)
-    problem.solve(solver=cp.CLARABEL, tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol,
-                  max_iter=500)
+    with warnings.catch_warnings():  # OPTIMAL_INACCURATE is checked below instead
+        warnings.simplefilter("ignore", UserWarning)
+        problem.solve(
+            solver=cp.CLARABEL, tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol, max_iter=500
+        )
     if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or C.value is None:
         raise RuntimeError(f"cvxpy did not solve the dual: status {problem.status}")
     iterations = int(problem.solver_stats.num_iters or 0)
@@ -276,20 +288,21 @@ def prox_top_k_squares(sigma: np.ndarray, k: int, t: float) -> np.ndarray:
     return _isotonic_decreasing(targets, weights)
 
 
-def _solve_douglas_rachford(X: np.ndarray, Y: np.ndarray, gamma: float, d_min: int, tol: float,
-                            max_iter: int, step: float) -> tuple[np.ndarray, np.ndarray,
-                                                                 np.ndarray, int]:
+def _solve_douglas_rachford(
+    X: np.ndarray, Y: np.ndarray, gamma: float, d_min: int, tol: float, max_iter: int, step: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Douglas-Rachford on ``min_C f(C) + g(C)``, ``f = 1/2||M - C||_(k)^2``,
     ``g`` = indicator of ``||C||_2 <= gamma``.
 
     ``x = prox_{t f}(z)``, ``y = prox_{t g}(2x - z)``, ``z <- z + y - x``. Both proxes act on
     singular values: ``prox_{t f}(z) = M - prox_{t h}(M - z)`` with ``h`` the top-k squares, and
-    ``prox_{t g}`` clips singular values at ``gamma``. Returns the feasible iterate ``Q y``.
+    ``prox_{t g}`` clips singular values at ``gamma``. Returns the feasible iterate ``Q y`` and,
+    per iteration, ``D(Q y)``, ``(||x||_2 - gamma)_+`` and ``||x - y||_F``.
     """
     Q, M = _reduced_problem(X, Y)
     Y_sq = float(np.sum(Y**2))
     if M.size == 0:
-        return np.zeros_like(Y), np.array([0.5 * Y_sq]), np.array([0.0]), 0
+        return np.zeros_like(Y), np.array([0.5 * Y_sq]), np.array([0.0]), np.array([0.0]), 0
 
     def prox_f(z: np.ndarray) -> np.ndarray:
         U, s, Vt = np.linalg.svd(M - z, full_matrices=False)
@@ -300,7 +313,7 @@ def _solve_douglas_rachford(X: np.ndarray, Y: np.ndarray, gamma: float, d_min: i
         return (U * np.minimum(s, gamma)) @ Vt
 
     z = np.zeros_like(M)
-    values, gaps = [], []
+    values, infeasibility, residuals = [], [], []
     y = prox_g(z)
     iterations = 0
     for iterations in range(1, max_iter + 1):
@@ -308,16 +321,25 @@ def _solve_douglas_rachford(X: np.ndarray, Y: np.ndarray, gamma: float, d_min: i
         y = prox_g(2 * x - z)
         z = z + y - x
         values.append(-0.5 * top_k_squared_norm(M - y, d_min) + 0.5 * Y_sq)
+        infeasibility.append(max(float(np.linalg.norm(x, 2)) - gamma, 0.0))
         residual = float(np.linalg.norm(x - y))
-        gaps.append(residual)
+        residuals.append(residual)
         if residual <= tol * max(1.0, float(np.linalg.norm(M))):
             break
-    return Q @ y, np.array(values), np.array(gaps), iterations
+    return Q @ y, np.array(values), np.array(infeasibility), np.array(residuals), iterations
 
 
-def solve_dual(X: np.ndarray, Y: np.ndarray, gamma: float, d_min: int,
-               method: Method = "closed_form", *, tol: float = 1e-10, max_iter: int = 20000,
-               step: float = 1.0) -> DualSolution:
+def solve_dual(
+    X: np.ndarray,
+    Y: np.ndarray,
+    gamma: float,
+    d_min: int,
+    method: Method = "closed_form",
+    *,
+    tol: float = 1e-10,
+    max_iter: int = 20000,
+    step: float = 1.0,
+) -> DualSolution:
     """Maximise the dual (eq. 3-4) by ``method``.
 
     ``"closed_form"``: ``L* = U diag(min(s, gamma)) V^T``; ``"cvxpy"``: the SDP for the top-k
@@ -334,15 +356,16 @@ def solve_dual(X: np.ndarray, Y: np.ndarray, gamma: float, d_min: int,
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
     start = time.perf_counter()
-    history_value = history_gap = np.zeros(0)
+    history_value = history_infeasibility = history_residual = np.zeros(0)
     iterations = 0
     if method == "closed_form":
         Lambda = closed_form_dual(X, Y, gamma)
     elif method == "cvxpy":
-        Lambda, iterations = _solve_cvxpy(X, Y, gamma, d_min, tol=max(tol, 1e-10))
+        Lambda, iterations = _solve_cvxpy(X, Y, gamma, d_min, tol=max(tol, 1e-9))
     else:
-        Lambda, history_value, history_gap, iterations = _solve_douglas_rachford(
-            X, Y, gamma, d_min, tol, max_iter, step)
+        Lambda, history_value, history_infeasibility, history_residual, iterations = (
+            _solve_douglas_rachford(X, Y, gamma, d_min, tol, max_iter, step)
+        )
     seconds = time.perf_counter() - start
     return DualSolution(
         Lambda=Lambda,
@@ -352,15 +375,17 @@ def solve_dual(X: np.ndarray, Y: np.ndarray, gamma: float, d_min: int,
         seconds=seconds,
         infeasibility=dual_infeasibility(Lambda, X, gamma),
         history_value=history_value,
-        history_infeasibility=history_gap,
+        history_infeasibility=history_infeasibility,
+        history_residual=history_residual,
     )
 
 
 # --------------------------------------------------------------------------------------------
 # Primal recovery
 # --------------------------------------------------------------------------------------------
-def recover_weights(X: np.ndarray, Y: np.ndarray, Lambda: np.ndarray,
-                    widths: list[int]) -> list[np.ndarray]:
+def recover_weights(
+    X: np.ndarray, Y: np.ndarray, Lambda: np.ndarray, widths: list[int]
+) -> list[np.ndarray]:
     """The seed's construction of the primal optimum from the dual optimum ``Lambda``.
 
     Seed layout: ``U S V^T = svd_{d_min}(Ytil_s - L_s)``, ``W_H = [U S^{1/H}, 0]``,
@@ -376,8 +401,10 @@ def recover_weights(X: np.ndarray, Y: np.ndarray, Lambda: np.ndarray,
     if any(w < 1 for w in widths):
         raise ValueError(f"every width must be >= 1, got {widths}")
     if widths[0] != X.shape[1] or widths[-1] != Y.shape[1]:
-        raise ValueError(f"widths[0] must be d0 = {X.shape[1]} and widths[-1] must be "
-                         f"dH = {Y.shape[1]}, got {widths}")
+        raise ValueError(
+            f"widths[0] must be d0 = {X.shape[1]} and widths[-1] must be "
+            f"dH = {Y.shape[1]}, got {widths}"
+        )
     H = len(widths) - 1
     d_min = min([*widths, X.shape[0]])
     Lambda = np.asarray(Lambda, dtype=np.float64).reshape(Y.shape)

@@ -1,4 +1,5 @@
-"""Shared test set-up: one torch thread per test process keeps the 2-core CI machine responsive."""
+"""Shared test set-up: one torch thread per test process keeps the 2-core CI machine responsive
+(the browser tests run a Streamlit server beside pytest)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -22,8 +22,13 @@ class PageEntry:
 HOME = PageEntry("pages/home.py", "Home", ":material/home:", "home", "")
 
 STUDIES: list[PageEntry] = [
-    PageEntry("pages/linear_duality.py", "Linear duality", ":material/functions:", "linear_duality",
-              "Deep linear networks with Schatten-norm regularisation have a convex dual with zero "
-              "duality gap (seed section 2.1): solve it three ways, recover the weights, measure the "
-              "gap as gamma moves, and watch gradient descent on the non-convex primal."),
+    PageEntry(
+        "pages/linear_duality.py",
+        "Linear duality",
+        ":material/functions:",
+        "linear_duality",
+        "Deep linear networks with Schatten-norm regularisation have a convex dual with zero "
+        "duality gap (seed section 2.1): solve it three ways, recover the weights, measure the "
+        "gap as gamma moves, and watch gradient descent on the non-convex primal.",
+    ),
 ]

@@ -1,0 +1,127 @@
+"""Study 1 end to end: the deep linear network in torch, gradient descent, and the study's run."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from landscape import linear_duality as study
+from landscape.linear_net import DeepLinearNet, primal_objective, primal_slice, train_primal
+from solvers import linear_dual as ld
+
+
+def test_torch_objective_matches_numpy() -> None:
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((9, 4)), rng.standard_normal((9, 3))
+    net = DeepLinearNet([4, 5, 2, 3], init_scale=1.0, seed=1)
+    weights = [W.detach().numpy() for W in net.weights]
+    value = primal_objective(list(net.weights), torch.as_tensor(X), torch.as_tensor(Y), 0.8)
+    assert float(value.detach()) == pytest.approx(
+        ld.primal_objective(weights, X, Y, 0.8), rel=1e-12
+    )
+    np.testing.assert_allclose(
+        net(torch.as_tensor(X)).detach().numpy(), ld.network_output(weights, X), atol=1e-12
+    )
+
+
+def test_slice_matches_pointwise_evaluation() -> None:
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+    widths = [3, 4, 2]
+    W = [rng.standard_normal((widths[i + 1], widths[i])) for i in range(2)]
+    D1 = [rng.standard_normal(w.shape) for w in W]
+    D2 = [rng.standard_normal(w.shape) for w in W]
+    alphas, betas = np.linspace(-1, 1, 4), np.linspace(-0.5, 2, 3)
+    Z = primal_slice(W, (D1, D2), X, Y, 0.3, alphas, betas)
+    for i, a in enumerate(alphas):
+        for j, b in enumerate(betas):
+            point = [w + a * u + b * v for w, u, v in zip(W, D1, D2, strict=True)]
+            assert Z[i, j] == pytest.approx(ld.primal_objective(point, X, Y, 0.3), rel=1e-12)
+
+
+def test_gradient_descent_from_small_init_reaches_the_dual_optimum() -> None:
+    """Full-batch GD on the non-convex primal (H = 2) ends within 1e-3 relative of D*."""
+    rng = np.random.default_rng(4)
+    n = 30
+    X = rng.standard_normal((n, 4)) / np.sqrt(n)
+    Y = X @ rng.standard_normal((4, 3)) + 0.1 * rng.standard_normal((n, 3)) / np.sqrt(n)
+    s = np.linalg.svd(ld.projected_targets(X, Y), compute_uv=False)
+    gamma = s.min() / 2
+    widths = [4, 3, 3]
+    dual = ld.solve_dual(X, Y, gamma, 3).value
+    curve = train_primal(
+        DeepLinearNet(widths, init_scale=0.05, seed=0), X, Y, gamma, steps=3000, lr=0.1
+    )
+    assert not curve.diverged
+    assert abs(curve.objective[-1] - dual) <= 1e-3 * dual
+    assert ld.primal_objective(curve.weights, X, Y, gamma) >= dual - 1e-12  # weak duality
+
+
+def test_divergence_is_reported_not_plotted() -> None:
+    X, Y = study.Config().data()
+    curve = train_primal(
+        DeepLinearNet([8, 4, 4, 6], init_scale=1.0, seed=0), X * 30, Y * 30, 0.1, steps=200, lr=0.5
+    )
+    assert curve.diverged
+    assert np.isnan(curve.objective[-1])
+
+
+def test_run_measures_a_zero_gap_everywhere() -> None:
+    config = study.Config(
+        steps=50, restarts=1, init_scales=(0.3,), slice_resolution=7, sweep_points=9
+    )
+    result = study.run(config)
+    assert result.gammas[0] == 0.0 and result.sigma_min in result.gammas
+    assert result.gammas.max() >= 1.5 * result.sigma_max
+    assert np.all(np.abs(result.sweep_gap) <= 1e-8 * np.abs(result.sweep_dual))
+    assert abs(result.gap) <= 1e-8 * abs(result.dual)
+    # the recovered output keeps the top d_min singular values of Ytil, shrunk by gamma
+    expected = np.maximum(result.singular_targets[: result.d_min] - result.gamma, 0)
+    np.testing.assert_allclose(result.singular_output[: result.d_min], expected, atol=1e-10)
+    assert result.gd_objective.shape == (1, 51)
+    # P >= D* along gradient descent (weak duality), up to rounding
+    assert np.nanmin(result.gd_objective) >= result.dual - 1e-9
+    # the slice is centred on the recovered optimum
+    centre = config.slice_resolution // 2
+    assert result.slice_values[centre, centre] == pytest.approx(result.primal, rel=1e-10)
+    assert result.slice_values.min() >= result.primal - 1e-9
+
+
+def test_run_with_each_solver_and_linnerud() -> None:
+    base = study.Config(
+        dataset="linnerud",
+        steps=20,
+        restarts=1,
+        init_scales=(0.3,),
+        slice_resolution=5,
+        sweep_points=5,
+    )
+    duals = [study.run(dataclasses.replace(base, method=m)).dual for m in ld.METHODS]
+    np.testing.assert_allclose(duals, duals[0], rtol=1e-6)
+
+
+def test_run_is_reproducible() -> None:
+    config = study.Config(steps=30, restarts=1, slice_resolution=5, sweep_points=5)
+    first, second = study.run(config), study.run(config)
+    np.testing.assert_array_equal(first.gd_objective, second.gd_objective)
+    np.testing.assert_array_equal(first.slice_values, second.slice_values)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("gamma_ratio", -0.1, "gamma_ratio"),
+        ("depth", 1, "depth H"),
+        ("hidden_width", 0, "hidden_width"),
+        ("rank", 9, "rank"),
+        ("dataset", "mnist", "dataset"),
+        ("init_scales", (), "init_scales"),
+        ("noise", float("nan"), "noise"),
+    ],
+)
+def test_bad_config_names_the_field(field: str, value, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(study.Config(), **{field: value}).validate()
