@@ -1,4 +1,4 @@
-"""Convexify: the router. Pages live in pages/; this file adds the shared sidebar and nothing else."""
+"""Convexify: the router. Pages live in pages/; this file adds the shared sidebar, nothing else."""
 
 import streamlit as st
 

@@ -145,7 +145,7 @@ def _smallest_nonzero(s: np.ndarray) -> float:
 
 
 def gamma_grid(sigma_min: float, sigma_max: float, gamma: float, points: int) -> np.ndarray:
-    """``points`` gammas from 0 to ``max(1.5 sigma_1, 1.2 gamma)``, with sigma_min and gamma added."""
+    """``points`` gammas from 0 to ``max(1.5 sigma_1, 1.2 gamma)``, plus sigma_min and gamma."""
     top = max(1.5 * sigma_max, 1.2 * gamma, 1e-3)
     return np.unique(np.concatenate([np.linspace(0.0, top, points), [sigma_min, gamma]]))
 

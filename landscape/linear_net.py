@@ -73,7 +73,8 @@ def primal_objective(
 ) -> torch.Tensor:
     """Seed eq. (2) in torch, batched over any leading dimensions shared by all ``weights``.
 
-    ``1/2 ||Y - X W_1^T ... W_H^T||_F^2 + gamma/H (||X W_1^T||_{S_H}^H + sum_{i>=2}||W_i||_{S_H}^H)``.
+    ``1/2 ||Y - X W_1^T ... W_H^T||_F^2``
+    ``+ gamma/H (||X W_1^T||_{S_H}^H + sum_{i>=2} ||W_i||_{S_H}^H)``.
     """
     H = len(weights)
     first = X @ weights[0].transpose(-1, -2)

@@ -12,7 +12,7 @@ and the dual, with ``Ytil_s = Y_s X_s^+ X_s`` (here ``Ytil = X X^+ Y``), is
     max_L  D(L) = -1/2 ||Ytil - L||_(d_min)^2 + 1/2 ||Y||_F^2                           (seed eq. 3)
     s.t.   ||L||_2 <= gamma,  rowspace(L_s) in rowspace(X_s)  (here: columns of L in col(X)) (eq. 4)
 
-where ``||A||_(k)^2`` is the sum of the ``k`` largest squared singular values. Everything is float64.
+where ``||A||_(k)^2`` is the sum of the ``k`` largest squared singular values. All in float64.
 """
 
 from __future__ import annotations
@@ -315,8 +315,7 @@ def _solve_douglas_rachford(
     z = np.zeros_like(M)
     values, infeasibility, residuals = [], [], []
     y = prox_g(z)
-    iterations = 0
-    for iterations in range(1, max_iter + 1):
+    for _ in range(max_iter):
         x = prox_f(z)
         y = prox_g(2 * x - z)
         z = z + y - x
@@ -326,7 +325,7 @@ def _solve_douglas_rachford(
         residuals.append(residual)
         if residual <= tol * max(1.0, float(np.linalg.norm(M))):
             break
-    return Q @ y, np.array(values), np.array(infeasibility), np.array(residuals), iterations
+    return Q @ y, np.array(values), np.array(infeasibility), np.array(residuals), len(values)
 
 
 def solve_dual(

@@ -83,7 +83,7 @@ def test_prox_of_top_k_squares_by_numerical_minimisation() -> None:
         sigma = np.sort(rng.uniform(0, 3, 6))[::-1]
         k, t = int(rng.integers(1, 6)), float(rng.uniform(0.1, 5))
 
-        def objective(d: np.ndarray) -> float:
+        def objective(d: np.ndarray, sigma=sigma, k=k, t=t) -> float:
             top = np.sort(np.abs(d))[::-1][:k]
             return t / 2 * np.sum(top**2) + 0.5 * np.sum((d - sigma) ** 2)
 
