@@ -69,7 +69,7 @@ def surface_2d(
     problem = _Problem.build(model, loss_fn, X, y, center, {"d1": d1, "d2": d2}, sample_size, seed)
     budget = _budget(memory_budget, problem.device)
     chosen = _choose_method(method, model)
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         if chosen == "fast":
             Z = _fast_multibranch(problem, a, b, budget, progress)
         else:
@@ -268,7 +268,8 @@ def has_fast_path(model: nn.Module) -> bool:
 
 
 @contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Run the block with every submodule in eval mode, then restore each one's flag."""
     modes = {name: m.training for name, m in model.named_modules()}
     model.eval()
     try:
