@@ -161,7 +161,9 @@ def test_study_page_renders_and_its_first_slider_changes_a_chart(server, page, e
     before = chart_data(page)
     assert json.loads(before), "no Plotly chart on the page"
 
-    slider = page.locator('[data-testid="stMain"] [data-testid="stSlider"] [role="slider"]').first
+    slider = page.locator(
+        '[data-testid="stMain"] [data-testid="stSlider"] :is([role="slider"], input[type="range"])'
+    ).first
     slider.focus()
     page.keyboard.press("ArrowRight")
     page.wait_for_function(
