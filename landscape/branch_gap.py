@@ -182,7 +182,6 @@ def train_restarts(
     steps: int,
     lr: float,
     seed: int,
-    progress: Callable[[float], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Adam with a cosine step size on ``restarts`` independent networks at once.
 
@@ -199,22 +198,21 @@ def train_restarts(
     U, a = U.to(X.device).requires_grad_(), a.to(X.device).requires_grad_()
     optimizer = torch.optim.Adam([U, a], lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-    for step in range(steps):
+    for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
         branch_objective(U, a, X, y, beta).sum().backward()
         optimizer.step()
         schedule.step()
-        if progress is not None and step % 100 == 0:
-            progress(step / steps)
     return U.detach(), a.detach()
 
 
 def run(config: Config, progress: Callable[[float, str], None] | None = None) -> Result:
-    """Estimate ``P_I`` by the best of ``config.restarts`` runs and compare it with ``D``."""
+    """Estimate ``P_I`` by the best of ``config.restarts`` runs and compare it with ``D``.
+
+    ``progress`` is not called, for the reason given in ``landscape.branches.run``.
+    """
     config.validate()
     start = time.perf_counter()
-    report = progress or (lambda fraction, stage: None)
-    report(0.0, "Solving the exact convex program")
     dual, lower, m_hat, m_hat_objective, n_patterns = convex_optimum(
         config.dataset, config.n, config.noise, config.beta, config.seed
     )
@@ -231,7 +229,6 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
         config.steps,
         config.lr,
         config.seed,
-        lambda f: report(0.1 + 0.85 * f, f"Training {config.restarts} restarts"),
     )
     U_np, a_np = U.cpu().numpy(), a.cpu().numpy()
     finite = np.isfinite(U_np).all(axis=(1, 2)) & np.isfinite(a_np).all(axis=1)
@@ -240,7 +237,6 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
         values[r] = nonconvex_objective(*as_two_layer(U_np[r], a_np[r]), X_np, y_np, config.beta)
     diverged = not finite.any()
     primal = float(values.min())
-    report(1.0, "Done")
     return Result(
         branches=config.branches,
         primal=primal,

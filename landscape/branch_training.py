@@ -82,9 +82,9 @@ def train(
         raise ValueError(f"batch_size must be in [1, {n}] or None, got {batch_size}")
     params = [p for p in model.parameters() if p.requires_grad]
     opt: torch.optim.Optimizer = (
-        torch.optim.SGD(params, lr=lr, momentum=0.9)
+        torch.optim.SGD(params, lr=lr, momentum=0.9, foreach=True)
         if optimizer == "sgd"
-        else torch.optim.Adam(params, lr=lr)
+        else torch.optim.Adam(params, lr=lr, foreach=True)
     )
     generator = torch.Generator().manual_seed(int(seed))
     step = n if batch_size is None else int(batch_size)

@@ -4,13 +4,18 @@ and the measured duality gap against I."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from landscape import branch_gap
+from landscape import branch_data, branch_gap, branches
+from landscape.branch_training import objective, train
+from landscape.figures import branches as figures
+from landscape.losses import loss_function
 from landscape.nets import MultiBranchNet
+from landscape.nonconvexity import hessian_ratio, max_convexity_defect, non_psd_fraction
 from solvers.convex_relu import nonconvex_objective
 
 # ---------------------------------------------------------------------------------------------
@@ -100,3 +105,218 @@ def test_gap_config_rejects_bad_values(field: str, value: object) -> None:
     config = branch_gap.Config(**{field: value})
     with pytest.raises(ValueError, match=field):
         config.validate()
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def test_trained_multibranch_net_is_the_average_of_its_branches() -> None:
+    X, labels = branch_data.load("digits", classes=(0, 1), n_samples=60, seed=0)
+    X_t = torch.tensor(X, dtype=torch.float32)
+    y_t = torch.tensor(branch_data.signed_labels(labels), dtype=torch.float32)
+    torch.manual_seed(0)
+    net = MultiBranchNet(64, 1, branches=3, width=4, depth=2)
+    run = train(net, X_t, y_t, loss_function("tau_hinge", 2.0), epochs=5, batch_size=16, lr=0.01)
+    assert not run.diverged and run.final < run.objective[0]
+    separately = torch.stack([branch(X_t) for branch in net.branches]).mean(0)
+    torch.testing.assert_close(net(X_t), separately, rtol=1e-5, atol=1e-6)
+
+
+def test_objective_adds_half_weight_decay_times_squared_norm() -> None:
+    torch.manual_seed(1)
+    net = MultiBranchNet(3, 2, branches=2, width=3)
+    X, y = torch.randn(8, 3), torch.tensor([0, 1, 1, 0, 1, 0, 0, 1])
+    manual = torch.nn.functional.cross_entropy(net(X), y).detach() + 0.05 * sum(
+        float((p.detach() ** 2).sum()) for p in net.parameters()
+    )
+    got = objective(net, X, y, loss_function("cross_entropy"), weight_decay=0.1).detach().item()
+    assert got == pytest.approx(manual.item(), rel=1e-6)
+
+
+def test_training_is_reproducible_and_checks_its_input() -> None:
+    X, y = torch.randn(20, 2), torch.randint(0, 2, (20,))
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        net = MultiBranchNet(2, 2, branches=2, width=3)
+        runs.append(
+            train(
+                net,
+                X,
+                y,
+                loss_function("cross_entropy"),
+                optimizer="sgd",
+                lr=0.05,
+                epochs=3,
+                batch_size=7,
+                seed=5,
+            )
+        )
+    np.testing.assert_array_equal(runs[0].objective, runs[1].objective)
+    net = MultiBranchNet(2, 2, branches=1, width=1)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        train(net, X, y, loss_function("cross_entropy"), optimizer="lbfgs")
+    with pytest.raises(ValueError, match=r"batch_size must be in \[1, 20\]"):
+        train(net, X, y, loss_function("cross_entropy"), batch_size=50)
+    with pytest.raises(ValueError, match="lr must be"):
+        train(net, X, y, loss_function("cross_entropy"), lr=-1.0)
+
+
+def test_divergence_is_reported_not_returned_as_nan() -> None:
+    X, y = 1e3 * torch.randn(20, 2), torch.randint(0, 2, (20,))
+    torch.manual_seed(0)
+    net = MultiBranchNet(2, 2, branches=1, width=4)
+    run = train(net, X, y, loss_function("cross_entropy"), optimizer="sgd", lr=1e6, epochs=20)
+    assert run.diverged and "lower lr" in run.message
+
+
+# ---------------------------------------------------------------------------------------------
+# The surface study
+
+SMALL = branches.Config(
+    branches=2,
+    width=3,
+    dataset="moons",
+    n_samples=40,
+    epochs=3,
+    batch_size=0,
+    resolution=7,
+    seeds=2,
+    hessian_iterations=30,
+)
+
+
+def full_hessian_extremes(model: torch.nn.Module, loss_fn, X, y) -> tuple[float, float]:
+    """Extreme eigenvalues of the dense Hessian of the loss in all parameters (brute force)."""
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for p in model.parameters()]
+    sizes = [p.numel() for p in model.parameters()]
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).double()
+
+    def loss_of(vector: torch.Tensor) -> torch.Tensor:
+        params = {
+            n: t.reshape(s) for n, t, s in zip(names, vector.split(sizes), shapes, strict=True)
+        }
+        return loss_fn(torch.func.functional_call(model.double(), params, (X.double(),)), y)
+
+    eigenvalues = torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss_of, flat))
+    return float(eigenvalues[0]), float(eigenvalues[-1])
+
+
+@pytest.mark.parametrize("construction", ["filter", "three_models"])
+def test_surface_centre_equals_the_loss_there(construction: str) -> None:
+    result = branches.run(replace(SMALL, construction=construction, seeds=1))
+    mid = SMALL.resolution // 2
+    assert result.alphas[mid] == 0.0
+    np.testing.assert_allclose(result.surfaces[:, mid, mid], result.centre_loss, rtol=1e-5)
+    if construction == "filter":
+        # the centre is the trained model itself
+        np.testing.assert_allclose(result.centre_loss, result.model_losses[:, 0], rtol=1e-6)
+        np.testing.assert_array_equal(result.model_coordinates, np.zeros((1, 1, 2)))
+    else:
+        assert result.model_losses.shape == (1, 3)
+        # w0 - w1 and w0 - w2 are both rescaled to ||w2||: the three models sit at (s1/3, s2/3) ...
+        s1, s2 = 3 * result.model_coordinates[0, 0]
+        np.testing.assert_allclose(result.model_coordinates[0, 1], [-2 * s1 / 3, s2 / 3])
+
+
+def test_study_measures_agree_with_independent_computations() -> None:
+    result = branches.run(SMALL)
+    assert result.surfaces.shape == (2, 7, 7)
+    for s in range(2):
+        Z = result.surfaces[s]
+        assert result.non_psd[s] == non_psd_fraction(Z, result.alphas, result.betas)
+        assert result.defect[s] == max_convexity_defect(Z)
+        assert result.hessian_ratio[s] == hessian_ratio(result.lambda_min[s], result.lambda_max[s])
+    # Lanczos with more steps than parameters (26) finds the dense Hessian's extreme eigenvalues
+    X, y = branches.load_data(SMALL)
+    X_t, y_t = torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+    torch.manual_seed(SMALL.seed)
+    net = MultiBranchNet(2, 1, SMALL.branches, SMALL.width)
+    train(
+        net,
+        X_t,
+        y_t,
+        loss_function("tau_hinge", SMALL.tau),
+        epochs=SMALL.epochs,
+        lr=SMALL.lr,
+        seed=SMALL.seed,
+    )
+    low, high = full_hessian_extremes(net, loss_function("tau_hinge", SMALL.tau), X_t, y_t.double())
+    assert result.lambda_max[0] == pytest.approx(high, rel=1e-3, abs=1e-6)
+    assert result.lambda_min[0] == pytest.approx(low, rel=1e-3, abs=1e-6)
+
+
+def test_labels_follow_the_loss() -> None:
+    X, y = branches.load_data(replace(SMALL, dataset="digits", n_samples=50))
+    assert X.shape == (50, 64) and set(np.unique(y)) == {-1.0, 1.0}
+    X, y = branches.load_data(
+        replace(SMALL, dataset="digits", task="all", loss="multiclass_hinge", n_samples=100)
+    )
+    assert set(np.unique(y)) == set(range(10))
+
+
+def test_collect_sorts_by_branches_and_skips_divergence() -> None:
+    one = branches.run(replace(SMALL, branches=1, seeds=1))
+    two = branches.run(replace(SMALL, branches=2, seeds=1))
+    broken = replace(two, diverged=True, branches=4)
+    sweep = branches.collect([two, broken, one])
+    np.testing.assert_array_equal(sweep.branches, [1, 2])
+    assert sweep.surfaces.shape == (2, 7, 7) and sweep.non_psd.shape == (2, 1)
+    fig = figures.surface_grid([("1 hidden", sweep), ("again", sweep)])
+    heatmaps = [t for t in fig.data if t.type == "heatmap"]
+    assert len(heatmaps) == 4 and all(t.coloraxis == "coloraxis" for t in heatmaps)
+    assert fig.layout.coloraxis.cmin == pytest.approx(sweep.surfaces.min())
+    assert fig.layout.coloraxis.cmax == pytest.approx(sweep.surfaces.max())
+    assert figures.surface_3d(sweep, 2).data[0].type == "surface"
+    assert len(figures.measures_vs_branches([("a", sweep)]).data) == 6
+    with pytest.raises(ValueError, match="branches must be one of"):
+        figures.surface_3d(sweep, 8)
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"depth": 4}, "depth must be an integer in"),
+        ({"task": "all"}, "tau_hinge' needs a binary task"),
+        ({"digit_b": 3}, "digit_b must differ"),
+        ({"resolution": 3}, "resolution must be an integer in"),
+        ({"construction": "pca"}, "construction must be one of"),
+        ({"dataset": "imagenet"}, "dataset must be one of"),
+        ({"n_samples": 1}, "n_samples must be 0"),
+        ({"tau": 0.0}, "tau must be a number in"),
+    ],
+)
+def test_config_rejects_bad_values(fields: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        branches.Config(**fields).validate()
+
+
+# ---------------------------------------------------------------------------------------------
+# The page
+
+
+def test_page_revisits_cached_values_and_measures_the_gap() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from ui.runner import clear_cache
+
+    clear_cache()
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=300)
+    at.run()
+    at.switch_page("pages/branches.py")
+    at.query_params.update(branches_largest="2", branches_shown="1", branches_epochs="5")
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
+    assert at.select_slider(key="branches_largest").value == 2
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3  # grid, 3-D surface, measures
+    at.select_slider(key="branches_shown").set_value(2).run()  # cached: no new training
+    assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
+    at.select_slider(key="branches_gap_restarts").set_value(8)
+    at.select_slider(key="branches_gap_steps").set_value(250)
+    at.toggle(key="branches_gap").set_value(True).run()
+    assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
+    assert len(at.get("plotly_chart")) == 4
+    assert any("exact convex program" in c.value for c in at.caption)

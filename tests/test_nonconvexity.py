@@ -109,3 +109,33 @@ def test_bad_grids_raise() -> None:
         non_psd_fraction(Z, np.arange(5.0), np.arange(5.0), rtol=2.0)
     with pytest.raises(ValueError, match="at least 3 x 3"):
         max_convexity_defect(np.zeros((2, 5)))
+
+
+def test_hessian_ratio_of_a_convex_quadratic_and_of_a_product() -> None:
+    """Measure (iii) via the curvature module: 0 for least squares, 1 for (w2 w1 x - y)^2 at 0."""
+    import torch
+
+    from landscape.curvature import extreme_eigenvalues
+
+    torch.manual_seed(0)
+    X, y = torch.randn(30, 4, dtype=torch.float64), torch.randn(30, 1, dtype=torch.float64)
+    linear = torch.nn.Linear(4, 1).double()
+    squared = torch.nn.functional.mse_loss
+    low, high = extreme_eigenvalues(linear, squared, X, y, iterations=5)
+    # H = (2/n) [X 1]^T [X 1]: positive definite, so the measure is 0
+    A = torch.cat([X, torch.ones(30, 1, dtype=torch.float64)], 1)
+    exact = torch.linalg.eigvalsh(2 * A.T @ A / 30)
+    assert low == pytest.approx(float(exact[0]), rel=1e-8)
+    assert high == pytest.approx(float(exact[-1]), rel=1e-8)
+    assert hessian_ratio(low, high) == 0.0
+    product = torch.nn.Sequential(
+        torch.nn.Linear(1, 1, bias=False), torch.nn.Linear(1, 1, bias=False)
+    )
+    product = product.double()
+    for layer in product:
+        torch.nn.init.zeros_(layer.weight)
+    ones = torch.ones(1, 1, dtype=torch.float64)
+    # L = (w2 w1 - 1)^2: at 0 the Hessian is [[0, -2], [-2, 0]], eigenvalues -2 and 2
+    low, high = extreme_eigenvalues(product, squared, ones, ones, iterations=2)
+    assert (low, high) == pytest.approx((-2.0, 2.0))
+    assert hessian_ratio(low, high) == pytest.approx(1.0)

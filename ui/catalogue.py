@@ -31,4 +31,13 @@ STUDIES: list[PageEntry] = [
         "duality gap (seed section 2.1): solve it three ways, recover the weights, measure the "
         "gap as gamma moves, and watch gradient descent on the non-convex primal.",
     ),
+    PageEntry(
+        "pages/branches.py",
+        "Branches",
+        ":material/account_tree:",
+        "branches",
+        "Networks of I parallel branches (seed section 3.2): loss surfaces against I as in the "
+        "seed's Figure 2, their non-convexity measured three ways, and the duality gap measured "
+        "against an exact convex program.",
+    ),
 ]
