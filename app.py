@@ -1,9 +1,11 @@
-"""Convexify: the router. Pages live in pages/; this file adds the shared sidebar, nothing else."""
+"""Convexify: the router. Pages live in pages/; this file adds what every page shares: the
+sidebar, lecture mode's style and its previous/next slide buttons."""
 
 import streamlit as st
 
 from landscape.device import configure_threads
 from ui.catalogue import HOME, STUDIES
+from ui.lecture import apply_style, slide_navigation
 from ui.sidebar import shared_sidebar
 
 configure_threads()
@@ -22,4 +24,6 @@ page = st.navigation(
     ]
 )
 st.session_state["settings"] = shared_sidebar()
+apply_style()
 page.run()
+slide_navigation(page.url_path)

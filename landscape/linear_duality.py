@@ -257,3 +257,9 @@ def run(config: Config, progress: Progress | None = None) -> Result:
         slice_values=values,
         slice_direction_cosine=cosine(d1, d2),
     )
+
+
+PRESETS: dict[str, Config] = {
+    "default": Config(),
+    "linnerud": Config(dataset="linnerud", hidden_width=3),
+}

@@ -5,6 +5,8 @@ import streamlit as st
 from landscape import linear_duality as study
 from landscape.figures import linear_duality as figures
 from solvers.linear_dual import METHODS
+from ui.export import show_figure
+from ui.lecture import controls
 from ui.runner import build_config, run_study
 from ui.sidebar import current_settings
 
@@ -38,7 +40,7 @@ method = top[1].selectbox(
     "singular values (Clarabel). douglas_rachford: operator splitting on the singular values.",
 )
 
-with st.expander("Data and architecture", expanded=True):
+with controls("Data and architecture", expanded=True):
     cols = st.columns(4)
     dataset = cols[0].radio(
         "Data",
@@ -120,7 +122,7 @@ with st.expander("Data and architecture", expanded=True):
         "d_min = min(d0, ..., dH, n) caps the rank of the network.",
     )
 
-with st.expander("Gradient descent on the primal and the slice"):
+with controls("Gradient descent on the primal and the slice"):
     cols = st.columns(4)
     scales = cols[0].multiselect(
         "initial scales",
@@ -226,8 +228,16 @@ if result is not None:
             "measured, not assumed."
         )
 
+    st.markdown(
+        "**What you are seeing.** Top: the primal objective evaluated at the weights recovered "
+        "from the dual solution lies on the dual optimum for every gamma; the bottom panel "
+        "measures the distance between them (rounding level, about 1e-16). Below: the singular "
+        "values the recovery keeps, the Douglas-Rachford solver converging, gradient descent on "
+        "the non-convex primal from random starts (plateaus near saddles, then the same optimum), "
+        "and the primal around the recovered weights."
+    )
     st.subheader("Duality gap across gamma")
-    st.plotly_chart(figures.gamma_sweep(result), width="stretch")
+    show_figure(figures.gamma_sweep(result), "linear_gamma_sweep")
     st.caption(
         f"d_min = {result.d_min}, widths = {result.widths.tolist()}. Shaded: the theorem's "
         f"range. Gaps of exactly 0 are drawn at {figures.GAP_FLOOR:g}. The sweep solved "
@@ -237,21 +247,21 @@ if result is not None:
     left, right = st.columns(2)
     with left:
         st.subheader("Singular values")
-        st.plotly_chart(figures.singular_values(result), width="stretch")
+        show_figure(figures.singular_values(result), "linear_singular_values")
         st.caption(
             "The recovered network keeps the top d_min singular values of Ytilde, each "
             "shrunk by gamma: sigma_j(output) = (s_j - gamma)_+."
         )
     with right:
         st.subheader("Douglas-Rachford")
-        st.plotly_chart(figures.douglas_rachford(result), width="stretch")
+        show_figure(figures.douglas_rachford(result), "linear_douglas_rachford")
         st.caption(
             "Both proximal steps act on singular values; the feasible iterate's dual value "
             "approaches D* as the splitting residual falls."
         )
 
     st.subheader("Gradient descent on the non-convex primal")
-    st.plotly_chart(figures.gradient_descent(result), width="stretch")
+    show_figure(figures.gradient_descent(result), "linear_gradient_descent")
     diverged = int(result.gd_diverged.sum())
     st.caption(
         "Excess of the primal objective over the dual optimum D*. Small initial scales "
@@ -261,7 +271,7 @@ if result is not None:
     )
 
     st.subheader("The primal around the recovered optimum")
-    st.plotly_chart(figures.primal_slice(result), width="stretch")
+    show_figure(figures.primal_slice(result), "linear_primal_slice")
     st.caption(
         "Two filter-normalised random directions in weight space (cosine between them "
         f"{result.slice_direction_cosine:.3f})."

@@ -40,6 +40,13 @@ def shared_sidebar() -> Settings:
             bind="query-params",
             help="Global random seed: every study is reproducible bit for bit on the CPU.",
         )
+        st.toggle(
+            "Lecture mode",
+            key="lecture",
+            bind="query-params",
+            help="Larger type, secondary controls folded away, and previous/next buttons that "
+            "walk through the studies in order, like slides.",
+        )
     return Settings(device=device, seed=int(seed))
 
 

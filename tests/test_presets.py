@@ -1,0 +1,53 @@
+"""The stored presets are current: each one, recomputed now, gives the same numbers."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import numpy as np
+import pytest
+
+from landscape import presets, results
+
+ENTRIES = list(presets.entries())
+
+
+def test_every_study_preset_is_stored() -> None:
+    stored = {(e["study"], e["name"]) for e in ENTRIES}
+    for module_name in presets.study_modules():
+        for name in presets.presets_of(module_name):
+            assert (module_name, name) in stored, (
+                f"run: python -m landscape precompute {module_name}"
+            )
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[f"{e['study']}:{e['name']}" for e in ENTRIES])
+def test_preset_is_current(entry) -> None:
+    module = importlib.import_module(entry["study"])
+    config = results.config_from_dict(module.Config, entry["config"])
+    assert config == dataclasses.replace(
+        presets.presets_of(entry["study"])[entry["name"]], device="cpu"
+    ), "the study's PRESETS changed: precompute"
+    stored = presets.lookup(entry["study"], config)
+    fresh = module.run(config)
+    for field in dataclasses.fields(fresh):
+        if field.name.endswith("_seconds"):  # wall-clock timings differ from run to run
+            continue
+        a, b = getattr(stored, field.name), getattr(fresh, field.name)
+        if isinstance(b, np.ndarray) and b.dtype.kind == "f":
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9, err_msg=field.name)
+        elif isinstance(b, np.ndarray):
+            np.testing.assert_array_equal(a, b, err_msg=field.name)
+        elif isinstance(b, float):
+            assert a == pytest.approx(b, rel=1e-6, abs=1e-9), field.name
+        else:
+            assert a == b, field.name
+
+
+def test_lookup_ignores_the_device_and_misses_other_configs() -> None:
+    entry = ENTRIES[0]
+    module = importlib.import_module(entry["study"])
+    config = results.config_from_dict(module.Config, entry["config"])
+    assert presets.lookup(entry["study"], dataclasses.replace(config, device="cuda")) is not None
+    assert presets.lookup(entry["study"], dataclasses.replace(config, seed=config.seed + 1)) is None
