@@ -19,8 +19,8 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -38,9 +38,10 @@ NEAR_ZERO_RTOL = 1e-5  # a gap below this fraction of |D| counts as zero (traini
 
 @dataclass(frozen=True)
 class Config:
-    """One point of the gap curve: I branches of one ReLU unit on a small 2-D data set."""
+    """The gap curve: I branches of one ReLU unit, for each I in ``branch_counts``, on a small
+    2-D data set."""
 
-    branches: int = 4
+    branch_counts: tuple[int, ...] = (1, 2, 4, 8)
     dataset: str = "moons"
     n: int = 16
     noise: float = 0.15
@@ -53,7 +54,15 @@ class Config:
 
     def validate(self) -> None:
         """ValueError naming the field, its value and the allowed range."""
-        _check_int("branches", self.branches, 1, 256)
+        counts = tuple(self.branch_counts)
+        if (
+            not 1 <= len(counts) <= 12
+            or len(set(counts)) != len(counts)
+            or any(isinstance(i, bool) or int(i) != i or not 1 <= i <= 256 for i in counts)
+        ):
+            raise ValueError(
+                f"branch_counts must hold 1 to 12 distinct integers in [1, 256], got {counts!r}"
+            )
         if self.dataset not in GAP_DATASETS:
             raise ValueError(f"dataset must be one of {GAP_DATASETS}, got {self.dataset!r}")
         _check_int("n", self.n, 4, 60)
@@ -68,17 +77,18 @@ class Config:
 
 @dataclass
 class Result:
-    """The primal estimate with I branches against the convex (dual) optimum."""
+    """The primal estimates for K values of I against the convex (dual) optimum."""
 
-    branches: int
-    primal: float  # best restart's objective: an upper bound on P_I
-    primal_restarts: np.ndarray  # (R,) every restart's objective
+    branch_counts: np.ndarray  # (K,)
+    primal: np.ndarray  # (K,) best restart's objective: an upper bound on P_I
+    primal_restarts: np.ndarray  # (K, R) every restart's objective (inf where it diverged)
+    gap: np.ndarray  # (K,) primal - dual
     dual: float  # convex optimum (upper end of the solver's certified bracket)
     dual_lower_bound: float  # certified lower bound on the convex optimum
-    gap: float  # primal - dual
     tolerance: float  # dual - dual_lower_bound: the solver's certified bracket
     critical_width: int  # m-hat: neurons of the merged optimal network, m* <= m-hat
     critical_width_objective: float  # objective of that m-hat-neuron network
+    reference_constant: float  # C = max_I I gap_I: the smallest C with C / I above every gap
     n_patterns: int
     seconds: float
     diverged: bool
@@ -207,82 +217,61 @@ def train_restarts(
 
 
 def run(config: Config, progress: Callable[[float, str], None] | None = None) -> Result:
-    """Estimate ``P_I`` by the best of ``config.restarts`` runs and compare it with ``D``.
+    """Estimate ``P_I`` for every I by the best of ``config.restarts`` runs; compare with ``D``.
 
-    ``progress`` is not called, for the reason given in ``landscape.branches.run``.
+    ``progress`` is not called, for the reason given in ``landscape.branches.run``; each I is
+    cached on its own, so a new list of I only trains the values not seen before.
     """
     config.validate()
     start = time.perf_counter()
     dual, lower, m_hat, m_hat_objective, n_patterns = convex_optimum(
         config.dataset, config.n, config.noise, config.beta, config.seed
     )
+    restarts = np.stack(
+        [primal_restarts(replace(config, branch_counts=(i,))) for i in config.branch_counts]
+    )
+    primal = restarts.min(axis=1)
+    gap = primal - dual
+    failed = [i for i, p in zip(config.branch_counts, primal, strict=True) if not np.isfinite(p)]
+    finite = np.isfinite(gap)
+    counts = np.array(config.branch_counts)
+    return Result(
+        branch_counts=counts,
+        primal=primal,
+        primal_restarts=restarts,
+        gap=gap,
+        dual=dual,
+        dual_lower_bound=lower,
+        tolerance=dual - lower,
+        critical_width=m_hat,
+        critical_width_objective=m_hat_objective,
+        reference_constant=float(np.max(counts[finite] * np.maximum(gap[finite], 0.0), initial=0)),
+        n_patterns=n_patterns,
+        seconds=time.perf_counter() - start,
+        diverged=bool(failed),
+        message=f"every restart diverged for I in {failed}; lower the step size" if failed else "",
+    )
+
+
+@functools.lru_cache(maxsize=128)
+def primal_restarts(config: Config) -> np.ndarray:
+    """The two-layer objective of every restart for the one I in ``config.branch_counts``:
+    shape (R,), ``inf`` where a restart diverged. Cached per configuration."""
+    (branches,) = config.branch_counts
     X_np, y_np = gap_data(config.dataset, config.n, config.noise, config.seed)
     device = resolve_device(config.device)
     X = torch.as_tensor(X_np, dtype=torch.float64, device=device)
     y = torch.as_tensor(y_np, dtype=torch.float64, device=device)
     U, a = train_restarts(
-        X,
-        y,
-        config.branches,
-        config.beta,
-        config.restarts,
-        config.steps,
-        config.lr,
-        config.seed,
+        X, y, branches, config.beta, config.restarts, config.steps, config.lr, config.seed
     )
     U_np, a_np = U.cpu().numpy(), a.cpu().numpy()
-    finite = np.isfinite(U_np).all(axis=(1, 2)) & np.isfinite(a_np).all(axis=1)
     values = np.full(config.restarts, np.inf)
-    for r in np.flatnonzero(finite):
-        values[r] = nonconvex_objective(*as_two_layer(U_np[r], a_np[r]), X_np, y_np, config.beta)
-    diverged = not finite.any()
-    primal = float(values.min())
-    return Result(
-        branches=config.branches,
-        primal=primal,
-        primal_restarts=values,
-        dual=dual,
-        dual_lower_bound=lower,
-        gap=primal - dual,
-        tolerance=dual - lower,
-        critical_width=m_hat,
-        critical_width_objective=m_hat_objective,
-        n_patterns=n_patterns,
-        seconds=time.perf_counter() - start,
-        diverged=diverged,
-        message="every restart diverged; lower the step size" if diverged else "",
-    )
-
-
-@dataclass
-class GapSweep:
-    """The gap curve over several I, with the ``C / I`` reference."""
-
-    branches: np.ndarray  # (K,)
-    gap: np.ndarray  # (K,)
-    primal: np.ndarray  # (K,)
-    dual: float
-    tolerance: float
-    critical_width: int
-    reference_constant: float  # C = max_I I * gap_I: the smallest C with C/I above every gap
-
-
-def collect(results: Sequence[Result]) -> GapSweep:
-    """Stack per-I results (sorted by I) and fit the envelope constant ``C = max_I I gap_I``."""
-    if not results:
-        raise ValueError("results must hold at least one Result")
-    ordered = sorted(results, key=lambda r: r.branches)
-    branches = np.array([r.branches for r in ordered])
-    gap = np.array([r.gap for r in ordered])
-    return GapSweep(
-        branches=branches,
-        gap=gap,
-        primal=np.array([r.primal for r in ordered]),
-        dual=ordered[0].dual,
-        tolerance=max(r.tolerance for r in ordered),
-        critical_width=ordered[0].critical_width,
-        reference_constant=float(np.max(branches * np.maximum(gap, 0.0))),
-    )
+    for r in range(config.restarts):
+        if np.isfinite(U_np[r]).all() and np.isfinite(a_np[r]).all():
+            two_layer = as_two_layer(U_np[r], a_np[r])
+            values[r] = nonconvex_objective(*two_layer, X_np, y_np, config.beta)
+    return values
 
 
 def _check_int(name: str, value: int, low: int, high: int) -> None:

@@ -1,16 +1,18 @@
 """Study 4: loss surfaces of multi-branch networks and their measured non-convexity against I.
 
-Seed section 3.2 and its Figure 2 (Zhang, Shao & Salakhutdinov 2019): a network of I parallel
-branches, ``f(x) = (1/I) sum_i f_i(x)`` (seed eq. 16), is trained; the loss is drawn on a 2-D
-slice through the trained weights and its non-convexity is measured three ways
-(``landscape.nonconvexity``). One ``run`` handles one value of I, so that a page can cache each I.
+Seed section 3.2 and its Figure 2 (Zhang, Shao & Salakhutdinov 2019): networks of I parallel
+branches, ``f(x) = (1/I) sum_i f_i(x)`` (seed eq. 16), are trained for every I and every branch
+depth; the training loss is drawn on a 2-D slice through the trained weights and its
+non-convexity is measured three ways (``landscape.nonconvexity``). Each (depth, I) slice is
+cached on its own, so a run over a new list of I only trains the values it has not seen.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -27,16 +29,33 @@ TASKS = ("pair", "all")
 CONSTRUCTIONS = ("filter", "three_models")
 OPTIMIZERS = ("sgd", "adam")
 BRANCH_CHOICES = (1, 2, 4, 8, 16, 32)
+TWO_D = ("moons", "circles", "spirals")
 MODEL_SEED_STRIDE = 10_007  # the three models of a plane use seeds s, s + stride, s + 2 stride
+SLICE_FIELDS = (
+    "surfaces",
+    "centre_loss",
+    "model_losses",
+    "model_accuracy",
+    "model_coordinates",
+    "non_psd",
+    "defect",
+    "lambda_min",
+    "lambda_max",
+    "hessian_ratio",
+    "direction_cosine",
+)
 
 
 @dataclass(frozen=True)
 class Config:
-    """One value of I and everything the surface depends on; defaults render fast on a CPU."""
+    """The grid of Figure 2 (depths x branch counts) and everything a slice depends on.
 
-    branches: int = 4
+    The defaults render in a few seconds on a CPU: digits 3 against 8, I up to 8, 21 x 21.
+    """
+
+    branch_counts: tuple[int, ...] = (1, 2, 4, 8)
+    depths: tuple[int, ...] = (1,)
     width: int = 4
-    depth: int = 1
     dataset: str = "digits"
     task: str = "pair"
     digit_a: int = 3
@@ -60,9 +79,9 @@ class Config:
 
     def validate(self) -> None:
         """ValueError naming the field, its value and the allowed range."""
-        _check_int("branches", self.branches, 1, 256)
+        _check_values("branch_counts", self.branch_counts, 1, 256, 12)
+        _check_values("depths", self.depths, 1, 3, 3)
         _check_int("width", self.width, 1, 512)
-        _check_int("depth", self.depth, 1, 3)
         _check_choice("dataset", self.dataset, branch_data.DATASET_NAMES)
         _check_choice("task", self.task, TASKS)
         _check_int("digit_a", self.digit_a, 0, 9)
@@ -91,35 +110,39 @@ class Config:
 
     @property
     def n_classes(self) -> int:
-        """Number of labels of the task: 2 for a digit pair or a 2-D set, 10 otherwise."""
-        return 2 if self.task == "pair" or self.dataset in ("moons", "circles", "spirals") else 10
+        """Number of labels of the task: 2 for a pair or a 2-D set, 10 otherwise."""
+        return 2 if self.task == "pair" or self.dataset in TWO_D else 10
 
     @property
     def classes(self) -> tuple[int, int] | None:
         """The two labels kept for a pair of an image set; None for all classes or 2-D sets."""
-        two_d = self.dataset in ("moons", "circles", "spirals")
-        return (self.digit_a, self.digit_b) if self.task == "pair" and not two_d else None
+        pair = self.task == "pair" and self.dataset not in TWO_D
+        return (self.digit_a, self.digit_b) if pair else None
 
 
 @dataclass
 class Result:
-    """Surfaces and non-convexity measures for one I, over ``S`` seeds (``k`` models per seed)."""
+    """Surfaces and non-convexity measures on the grid: R depths x K values of I x S seeds.
 
-    branches: int
+    Each seed trains ``k`` models (1 for random directions, 3 for the three-model plane).
+    """
+
+    branch_counts: np.ndarray  # (K,)
+    depths: np.ndarray  # (R,)
     alphas: np.ndarray  # (A,)
     betas: np.ndarray  # (B,)
-    surfaces: np.ndarray  # (S, A, B) data loss on the slice
-    centre_loss: np.ndarray  # (S,) loss at the slice centre, evaluated directly
-    model_losses: np.ndarray  # (S, k) loss of each trained model (k = 1 or 3)
-    model_accuracy: np.ndarray  # (S, k) training accuracy of each trained model
-    model_coordinates: np.ndarray  # (S, k, 2) where the trained models sit in the slice
-    non_psd: np.ndarray  # (S,) fraction of the slice whose 2x2 Hessian is not PSD
-    defect: np.ndarray  # (S,) largest convexity defect along grid lines / loss range
-    lambda_min: np.ndarray  # (S,) extreme eigenvalues of the full Hessian at the centre
-    lambda_max: np.ndarray  # (S,)
-    hessian_ratio: np.ndarray  # (S,) max(0, -lambda_min) / lambda_max
-    direction_cosine: np.ndarray  # (S,) cosine between the slice's two directions
-    n_parameters: int
+    surfaces: np.ndarray  # (R, K, S, A, B) training loss on the slice
+    centre_loss: np.ndarray  # (R, K, S) loss at the slice centre, evaluated directly
+    model_losses: np.ndarray  # (R, K, S, k) loss of each trained model
+    model_accuracy: np.ndarray  # (R, K, S, k) training accuracy of each trained model
+    model_coordinates: np.ndarray  # (R, K, S, k, 2) where the trained models sit in the slice
+    non_psd: np.ndarray  # (R, K, S) fraction of the slice whose 2x2 Hessian is not PSD
+    defect: np.ndarray  # (R, K, S) largest convexity defect along grid lines / loss range
+    lambda_min: np.ndarray  # (R, K, S) extreme eigenvalues of the full Hessian at the centre
+    lambda_max: np.ndarray  # (R, K, S)
+    hessian_ratio: np.ndarray  # (R, K, S) max(0, -lambda_min) / lambda_max
+    direction_cosine: np.ndarray  # (R, K, S) cosine between the slice's two directions
+    n_parameters: np.ndarray  # (R, K)
     n_samples: int
     n_classes: int
     seconds: float
@@ -127,12 +150,29 @@ class Result:
     message: str
 
 
+PRESETS: dict[str, Config] = {
+    "default": Config(),
+    "figure_2_mnist": Config(
+        branch_counts=BRANCH_CHOICES,
+        depths=(1, 3),
+        dataset="mnist",
+        task="all",
+        loss="multiclass_hinge",
+        width=16,
+        n_samples=1000,
+        epochs=20,
+        seeds=3,
+    ),
+}
+
+
 def load_data(config: Config) -> tuple[np.ndarray, np.ndarray]:
     """``X`` (n, d) and training targets: ``y`` in {-1, +1} for the tau-hinge, labels otherwise."""
+    generated = (config.n_samples or None) if config.dataset in TWO_D else None
     X, y = branch_data.load(
         config.dataset,
         classes=config.classes,
-        n_samples=None,
+        n_samples=generated,
         seed=config.seed,
         directory=config.data_dir or None,
     )
@@ -151,14 +191,46 @@ def accuracy(outputs: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def run(config: Config, progress: Callable[[float, str], None] | None = None) -> Result:
-    """Train, slice and measure for ``config.branches`` branches over ``config.seeds`` seeds.
+    """Train, slice and measure every (depth, I) of the grid over ``config.seeds`` seeds.
 
     ``progress`` is accepted for the study interface but not called: ``ui.runner`` caches ``run``
-    with ``st.cache_data``, which cannot replay progress updates on a cache hit; one run is one
-    value of I, and the page shows progress across the values of I.
+    with ``st.cache_data``, which cannot replay a progress update on a cache hit. Slices already
+    computed in this process come from a cache and cost nothing.
     """
     config.validate()
     start = time.perf_counter()
+    slices = []
+    for depth in config.depths:
+        for branches in config.branch_counts:
+            one = measure_slice(replace(config, branch_counts=(branches,), depths=(depth,)))
+            if isinstance(one, str):
+                return _diverged(config, f"depth {depth}, I = {branches}: {one}", start)
+            slices.append(one)
+    R, K = len(config.depths), len(config.branch_counts)
+    arrays = {
+        name: np.stack([s[name] for s in slices]).reshape(R, K, *slices[0][name].shape)
+        for name in (*SLICE_FIELDS, "n_parameters")
+    }
+    grid = slices[0]["alphas"]
+    return Result(
+        branch_counts=np.array(config.branch_counts),
+        depths=np.array(config.depths),
+        alphas=grid.copy(),
+        betas=grid.copy(),
+        **arrays,
+        n_samples=int(slices[0]["n_samples"]),
+        n_classes=config.n_classes,
+        seconds=time.perf_counter() - start,
+        diverged=False,
+        message="",
+    )
+
+
+@functools.lru_cache(maxsize=128)
+def measure_slice(config: Config) -> dict[str, np.ndarray] | str:
+    """One (depth, I) of the grid (``config`` holds one of each): the arrays of ``Result``
+    without its two leading axes, or the reason it diverged. Cached per configuration."""
+    (branches,), (depth,) = config.branch_counts, config.depths
     device = resolve_device(config.device)
     X_np, y_np = load_data(config)
     X = torch.as_tensor(X_np, dtype=torch.float32, device=device)
@@ -167,33 +239,16 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
     out_features = 1 if config.loss == "tau_hinge" else config.n_classes
     loss_fn = loss_function(config.loss, config.tau)
     grid = np.linspace(-config.radius, config.radius, config.resolution)
-    per_model = 3 if config.construction == "three_models" else 1
+    per_seed = 3 if config.construction == "three_models" else 1
     batch = config.batch_size if 0 < config.batch_size < len(y_np) else None
-    fields: dict[str, list] = {
-        name: []
-        for name in (
-            "surfaces",
-            "centre_loss",
-            "model_losses",
-            "model_accuracy",
-            "model_coordinates",
-            "non_psd",
-            "defect",
-            "lambda_min",
-            "lambda_max",
-            "hessian_ratio",
-            "direction_cosine",
-        )
-    }
-    n_parameters = 0
+    fields: dict[str, list] = {name: [] for name in SLICE_FIELDS}
     for s in range(config.seeds):
         seed = config.seed + s
         models = []
-        for k in range(per_model):
+        for k in range(per_seed):
             torch.manual_seed(seed + k * MODEL_SEED_STRIDE)
-            model = MultiBranchNet(
-                X.shape[1], out_features, config.branches, config.width, config.depth
-            ).to(device)
+            model = MultiBranchNet(X.shape[1], out_features, branches, config.width, depth)
+            model = model.to(device)
             history = train(
                 model,
                 X,
@@ -207,11 +262,10 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
                 seed=seed + k * MODEL_SEED_STRIDE,
             )
             if history.diverged:
-                return _diverged(config, history.message, start)
+                return history.message
             models.append(model)
-        n_parameters = sum(p.numel() for p in models[0].parameters())
         model = models[0]
-        if per_model == 1:
+        if per_seed == 1:
             centre = directions.parameters_of(model)
             d1 = directions.random_directions(model, seed=2 * seed, normalization="filter")
             d2 = directions.random_directions(model, seed=2 * seed + 1, normalization="filter")
@@ -221,7 +275,7 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
             centre, d1, d2, coordinates = plane.center, plane.d1, plane.d2, plane.coordinates
         Z = surface_2d(model, loss_fn, X, y, d1, d2, grid, grid, center=centre)
         if not np.all(np.isfinite(Z)):
-            return _diverged(config, "the surface holds non-finite losses; lower the radius", start)
+            return "the surface holds non-finite losses; lower the radius"
         with torch.no_grad():
             centre_output = torch.func.functional_call(model, centre, (X,))
             fields["centre_loss"].append(float(loss_fn(centre_output, y)))
@@ -244,24 +298,16 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
         fields["lambda_max"].append(high)
         fields["hessian_ratio"].append(hessian_ratio(low, high))
         fields["direction_cosine"].append(directions.cosine(d1, d2))
-    arrays = {name: np.asarray(values, dtype=np.float64) for name, values in fields.items()}
-    return Result(
-        branches=config.branches,
-        alphas=grid,
-        betas=grid.copy(),
-        **arrays,
-        n_parameters=n_parameters,
-        n_samples=len(y_np),
-        n_classes=config.n_classes,
-        seconds=time.perf_counter() - start,
-        diverged=False,
-        message="",
-    )
+    out = {name: np.asarray(values, dtype=np.float64) for name, values in fields.items()}
+    out["n_parameters"] = np.array(sum(p.numel() for p in models[0].parameters()))
+    out["n_samples"] = np.array(len(y_np))
+    out["alphas"] = grid
+    return out
 
 
 def _connected(loss_fn: LossFunction) -> LossFunction:
-    """``loss_fn`` plus ``0 * sum f^2``: the same value, gradient and Hessian, but a gradient graph
-    that reaches every parameter.
+    """``loss_fn`` plus ``0 * sum f^2``: the same value, gradient and Hessian, but a gradient
+    graph that reaches every parameter.
 
     With a piecewise-linear loss (the hinges) the gradient does not depend on the output bias,
     and ``torch.autograd.grad`` in ``curvature``'s Hessian-vector product refuses a parameter
@@ -271,24 +317,26 @@ def _connected(loss_fn: LossFunction) -> LossFunction:
 
 
 def _diverged(config: Config, message: str, start: float) -> Result:
-    empty = np.zeros(0)
-    grid = np.linspace(-config.radius, config.radius, config.resolution)
+    R, K, A = len(config.depths), len(config.branch_counts), config.resolution
+    empty = np.zeros((R, K, 0))
+    grid = np.linspace(-config.radius, config.radius, A)
     return Result(
-        branches=config.branches,
+        branch_counts=np.array(config.branch_counts),
+        depths=np.array(config.depths),
         alphas=grid,
         betas=grid.copy(),
-        surfaces=np.zeros((0, config.resolution, config.resolution)),
+        surfaces=np.zeros((R, K, 0, A, A)),
         centre_loss=empty,
-        model_losses=np.zeros((0, 1)),
-        model_accuracy=np.zeros((0, 1)),
-        model_coordinates=np.zeros((0, 1, 2)),
+        model_losses=np.zeros((R, K, 0, 1)),
+        model_accuracy=np.zeros((R, K, 0, 1)),
+        model_coordinates=np.zeros((R, K, 0, 1, 2)),
         non_psd=empty,
         defect=empty,
         lambda_min=empty,
         lambda_max=empty,
         hessian_ratio=empty,
         direction_cosine=empty,
-        n_parameters=0,
+        n_parameters=np.zeros((R, K), dtype=np.int64),
         n_samples=0,
         n_classes=config.n_classes,
         seconds=time.perf_counter() - start,
@@ -297,42 +345,18 @@ def _diverged(config: Config, message: str, start: float) -> Result:
     )
 
 
-@dataclass
-class Sweep:
-    """Per-I results stacked for the figures: K values of I, S seeds each."""
-
-    branches: np.ndarray  # (K,)
-    alphas: np.ndarray  # (A,)
-    betas: np.ndarray  # (B,)
-    surfaces: np.ndarray  # (K, A, B) the first seed's surface for each I
-    model_coordinates: np.ndarray  # (K, k, 2) the first seed's trained models in its slice
-    non_psd: np.ndarray  # (K, S)
-    defect: np.ndarray  # (K, S)
-    hessian_ratio: np.ndarray  # (K, S)
-    train_loss: np.ndarray  # (K, S) loss at the slice centre
-
-
-def collect(results: Sequence[Result]) -> Sweep:
-    """Stack the non-diverged per-I results, sorted by I."""
-    kept = sorted((r for r in results if not r.diverged), key=lambda r: r.branches)
-    if not kept:
-        raise ValueError("results must hold at least one run that did not diverge")
-    return Sweep(
-        branches=np.array([r.branches for r in kept]),
-        alphas=kept[0].alphas,
-        betas=kept[0].betas,
-        surfaces=np.stack([r.surfaces[0] for r in kept]),
-        model_coordinates=np.stack([r.model_coordinates[0] for r in kept]),
-        non_psd=np.stack([r.non_psd for r in kept]),
-        defect=np.stack([r.defect for r in kept]),
-        hessian_ratio=np.stack([r.hessian_ratio for r in kept]),
-        train_loss=np.stack([r.centre_loss for r in kept]),
-    )
-
-
 def _check_int(name: str, value: int, low: int, high: int) -> None:
     if isinstance(value, bool) or int(value) != value or not low <= value <= high:
         raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+def _check_values(name: str, values: Sequence[int], low: int, high: int, most: int) -> None:
+    values = tuple(values)
+    ok = 1 <= len(values) <= most and len(set(values)) == len(values)
+    if not ok or any(isinstance(v, bool) or int(v) != v or not low <= v <= high for v in values):
+        raise ValueError(
+            f"{name} must hold 1 to {most} distinct integers in [{low}, {high}], got {values!r}"
+        )
 
 
 def _check_float(name: str, value: float, low: float, high: float) -> None:

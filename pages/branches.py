@@ -1,7 +1,5 @@
 """Branches: multi-branch loss surfaces and measured duality gaps against I (seed section 3.2)."""
 
-from dataclasses import replace
-
 import streamlit as st
 
 from landscape import branch_gap as gap_study
@@ -224,85 +222,66 @@ with st.expander("Data and surface", expanded=False):
         help="Independent trainings per I: the band in the measures plot.",
     )
 
-rows = []
-for depth in sorted(depths) or [1]:
-    config = build_config(
-        study.Config,
-        width=width,
-        depth=depth,
-        dataset=dataset,
-        task=task,
-        digit_a=int(digit_a),
-        digit_b=int(digit_b),
-        n_samples=n_samples,
-        loss=loss,
-        tau=tau,
-        optimizer=optimizer,
-        lr=lr,
-        epochs=epochs,
-        batch_size=batch,
-        construction=construction,
-        resolution=resolution,
-        radius=radius,
-        seeds=seeds,
-        data_dir=data_dir.strip(),
-        seed=settings.seed,
-        device=settings.device,
-    )
-    if config is None:
-        break
-    bar = st.progress(0.0, text="Branches")
-    results = []
-    for k, i in enumerate(values):
-        bar.progress(
-            k / len(values), text=f"{depth} hidden layer(s): I = {i} ({k + 1} of {len(values)})"
-        )
-        result = run_study("landscape.branches", replace(config, branches=i))
-        if result is None:
-            break
-        if result.diverged:
-            st.warning(f"I = {i}: {result.message}")
-            continue
-        results.append(result)
-    bar.empty()
-    if results:
-        rows.append((f"{depth} hidden", study.collect(results), results))
-
-if rows:
+config = build_config(
+    study.Config,
+    branch_counts=tuple(values),
+    depths=tuple(sorted(depths)) or (1,),
+    width=width,
+    dataset=dataset,
+    task=task,
+    digit_a=int(digit_a),
+    digit_b=int(digit_b),
+    n_samples=n_samples,
+    loss=loss,
+    tau=tau,
+    optimizer=optimizer,
+    lr=lr,
+    epochs=epochs,
+    batch_size=batch,
+    construction=construction,
+    resolution=resolution,
+    radius=radius,
+    seeds=seeds,
+    data_dir=data_dir.strip(),
+    seed=settings.seed,
+    device=settings.device,
+)
+result = run_study("landscape.branches", config) if config is not None else None
+if result is not None and result.diverged:
+    st.warning(f"Training diverged ({result.message}).")
+elif result is not None:
     st.subheader("Loss surfaces against the number of branches")
-    st.plotly_chart(
-        figures.surface_grid([(label, sweep) for label, sweep, _ in rows], style), width="stretch"
-    )
-    label, sweep, results = rows[0]
-    selected = next((r for r in results if r.branches == shown), results[-1])
+    st.plotly_chart(figures.surface_grid(result, style), width="stretch")
+    depth = int(result.depths[0])
+    k = list(result.branch_counts).index(shown)
     left, right = st.columns([3, 2])
     with left:
-        st.plotly_chart(figures.surface_3d(sweep, selected.branches), width="stretch")
+        st.plotly_chart(figures.surface_3d(result, depth, shown), width="stretch")
     with right:
         st.metric(
-            f"Training loss at the centre, I = {selected.branches}",
-            f"{selected.centre_loss.mean():.4g}",
+            f"Training loss at the centre, I = {shown}", f"{result.centre_loss[0, k].mean():.4g}"
         )
-        st.metric("Training accuracy", f"{100 * selected.model_accuracy.mean():.1f} %")
-        st.metric("Slice Hessian not PSD", f"{100 * selected.non_psd.mean():.0f} % of the slice")
-        st.metric("Convexity defect / range", f"{selected.defect.mean():.3f}")
-        st.metric("|lambda_min / lambda_max|", f"{selected.hessian_ratio.mean():.3g}")
+        st.metric("Training accuracy", f"{100 * result.model_accuracy[0, k].mean():.1f} %")
+        st.metric("Slice Hessian not PSD", f"{100 * result.non_psd[0, k].mean():.0f} % of it")
+        st.metric("Convexity defect / range", f"{result.defect[0, k].mean():.3f}")
+        st.metric("|lambda_min / lambda_max|", f"{result.hessian_ratio[0, k].mean():.3g}")
         st.caption(
-            f"{selected.n_parameters} parameters, {selected.n_samples} samples, "
-            f"{label}; mean over {len(selected.non_psd)} seed(s)."
+            f"{result.n_parameters[0, k]} parameters, {result.n_samples} samples, {depth} "
+            f"hidden layer(s) per branch; mean over {result.non_psd.shape[2]} seed(s)."
         )
 
     st.subheader("Non-convexity measured against I")
-    st.plotly_chart(
-        figures.measures_vs_branches([(lab, sw) for lab, sw, _ in rows]), width="stretch"
-    )
+    st.plotly_chart(figures.measures_vs_branches(result), width="stretch")
     st.caption(
-        "Lines: mean over seeds; bands: min to max. Left: share of interior grid points "
-        "whose finite-difference 2x2 Hessian has a negative eigenvalue. Middle: the "
+        "Lines: mean over seeds; bands: smallest to largest seed. Left: share of interior grid "
+        "points whose finite-difference 2x2 Hessian has a negative eigenvalue. Middle: the "
         "largest height of the surface above its convex envelope along any row, column or "
-        "diagonal of the grid, over the loss range of the slice. Right: the most negative "
-        "over the largest Hessian eigenvalue of the full network at the centre (Lanczos); "
-        "0 when the Hessian is PSD."
+        "diagonal of the grid, over the loss range of the slice. Right: the most negative over "
+        "the largest eigenvalue of the full Hessian at the centre (Lanczos), 0 when it is PSD. "
+        "With a hinge loss and one hidden layer the Hessian has only off-diagonal blocks "
+        "(the loss is piecewise bilinear in the two layers), so its spectrum is symmetric and "
+        "this ratio is exactly 1 for every I; cross-entropy adds a curvature term that breaks "
+        "the symmetry."
     )
 
 st.subheader("Duality gap against I")
@@ -360,6 +339,7 @@ with st.expander("Gap problem", expanded=measure_gap):
 if measure_gap:
     gap_config = build_config(
         gap_study.Config,
+        branch_counts=tuple(values),
         dataset=gap_data,
         n=gap_n,
         beta=gap_beta,
@@ -368,31 +348,20 @@ if measure_gap:
         seed=settings.seed,
         device=settings.device,
     )
-    gap_results = []
-    if gap_config is not None:
-        bar = st.progress(0.0, text="Duality gap")
-        for k, i in enumerate(values):
-            bar.progress(k / len(values), text=f"Gap: I = {i} ({k + 1} of {len(values)})")
-            gap_result = run_study("landscape.branch_gap", replace(gap_config, branches=i))
-            if gap_result is None:
-                break
-            gap_results.append(gap_result)
-        bar.empty()
-    if gap_results:
-        gaps = gap_study.collect(gap_results)
+    gaps = run_study("landscape.branch_gap", gap_config) if gap_config is not None else None
+    if gaps is not None:
         st.plotly_chart(figures.gap_vs_branches(gaps), width="stretch")
         st.caption(
-            f"D = {gaps.dual:.8g}: the exact convex program with all "
-            f"{gap_results[0].n_patterns} activation patterns (Clarabel; certified to "
-            f"{gaps.tolerance:.1e}). P_I: best of {gap_restarts} training restarts, an upper "
-            "bound on the I-branch optimum, so the plotted gap is an upper bound too. "
-            f"C = {gaps.reference_constant:.3g} is the smallest constant with C / I above every "
-            f"measured gap. m-hat = {gaps.critical_width}: neurons of the optimal network read "
-            "off the convex solution (parallel neurons merged), so the critical width m* is at "
-            "most m-hat."
+            f"D = {gaps.dual:.8g}: the exact convex program with all {gaps.n_patterns} "
+            f"activation patterns (Clarabel; certified to {gaps.tolerance:.1e}). P_I: best of "
+            f"{gap_restarts} training restarts, an upper bound on the I-branch optimum, so the "
+            f"plotted gap is an upper bound too. C = {gaps.reference_constant:.3g} is the "
+            "smallest constant with C / I above every measured gap. m-hat = "
+            f"{gaps.critical_width}: neurons of the optimal network read off the convex "
+            "solution (parallel neurons merged), so the critical width m* is at most m-hat."
         )
-        if any(r.diverged for r in gap_results):
-            st.warning("Some I diverged; lower the step size.")
+        if gaps.diverged:
+            st.warning(gaps.message)
 
 st.subheader("What you are seeing")
 st.markdown(

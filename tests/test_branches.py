@@ -71,28 +71,33 @@ def test_merge_neurons_keeps_the_function_and_path_norm() -> None:
 
 
 def test_measured_gap_nonnegative_and_zero_beyond_the_critical_width() -> None:
-    base = branch_gap.Config(n=16, beta=1.0, restarts=32, steps=800, seed=0)
-    results = [branch_gap.run(replace(base, branches=i)) for i in (1, 2, 3, 4, 6)]
-    m_hat = results[0].critical_width
-    dual = results[0].dual
+    config = branch_gap.Config(branch_counts=(1, 2, 3, 4, 6), n=16, restarts=32, steps=800)
+    result = branch_gap.run(config)
+    m_hat, dual = result.critical_width, result.dual
     # the merged m-hat-neuron network is optimal, so m* <= m-hat
-    assert results[0].critical_width_objective == pytest.approx(dual, abs=1e-6)
-    assert 0 <= results[0].tolerance < 1e-6
-    for r in results:
-        assert r.gap >= -r.tolerance
-        if r.branches >= m_hat:
-            assert r.gap <= branch_gap.NEAR_ZERO_RTOL * abs(dual), (r.branches, r.gap)
-    assert results[0].gap > 0.1  # one branch cannot fit the moons
-    sweep = branch_gap.collect(results[::-1])
-    np.testing.assert_array_equal(sweep.branches, [1, 2, 3, 4, 6])
-    assert sweep.reference_constant == pytest.approx(np.max(sweep.branches * sweep.gap))
-    assert np.all(sweep.reference_constant / sweep.branches >= sweep.gap)
+    assert result.critical_width_objective == pytest.approx(dual, abs=1e-6)
+    assert 0 <= result.tolerance < 1e-6
+    assert np.all(result.gap >= -result.tolerance)
+    beyond = result.branch_counts >= m_hat
+    assert beyond.sum() >= 2, m_hat
+    assert np.all(result.gap[beyond] <= branch_gap.NEAR_ZERO_RTOL * abs(dual)), result.gap
+    assert result.gap[0] > 0.1  # one branch cannot fit the moons
+    np.testing.assert_array_equal(result.primal, result.primal_restarts.min(axis=1))
+    C = result.reference_constant
+    assert C == pytest.approx(np.max(result.branch_counts * result.gap))
+    assert np.all(C / result.branch_counts >= result.gap)
+    # a new list reuses the cached values of I it shares with the old one
+    again = branch_gap.run(replace(config, branch_counts=(6, 2)))
+    np.testing.assert_array_equal(again.primal, result.primal[[4, 1]])
+    fig = figures.gap_vs_branches(result)
+    assert fig.layout.yaxis.type == "log" and len(fig.data) == 4
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("branches", 0),
+        ("branch_counts", (0,)),
+        ("branch_counts", (2, 2)),
         ("dataset", "mnist"),
         ("n", 1000),
         ("beta", 0.0),
@@ -175,7 +180,7 @@ def test_divergence_is_reported_not_returned_as_nan() -> None:
 # The surface study
 
 SMALL = branches.Config(
-    branches=2,
+    branch_counts=(2,),
     width=3,
     dataset="moons",
     n_samples=40,
@@ -209,43 +214,42 @@ def test_surface_centre_equals_the_loss_there(construction: str) -> None:
     result = branches.run(replace(SMALL, construction=construction, seeds=1))
     mid = SMALL.resolution // 2
     assert result.alphas[mid] == 0.0
-    np.testing.assert_allclose(result.surfaces[:, mid, mid], result.centre_loss, rtol=1e-5)
+    centre = result.centre_loss[0, 0]
+    np.testing.assert_allclose(result.surfaces[0, 0, :, mid, mid], centre, rtol=1e-5)
     if construction == "filter":
         # the centre is the trained model itself
-        np.testing.assert_allclose(result.centre_loss, result.model_losses[:, 0], rtol=1e-6)
-        np.testing.assert_array_equal(result.model_coordinates, np.zeros((1, 1, 2)))
+        np.testing.assert_allclose(centre, result.model_losses[0, 0, :, 0], rtol=1e-6)
+        np.testing.assert_array_equal(result.model_coordinates, np.zeros((1, 1, 1, 1, 2)))
     else:
-        assert result.model_losses.shape == (1, 3)
-        # w0 - w1 and w0 - w2 are both rescaled to ||w2||: the three models sit at (s1/3, s2/3) ...
-        s1, s2 = 3 * result.model_coordinates[0, 0]
-        np.testing.assert_allclose(result.model_coordinates[0, 1], [-2 * s1 / 3, s2 / 3])
+        assert result.model_losses.shape == (1, 1, 1, 3)
+        # w0 - w1 and w0 - w2 are both rescaled to ||w2||: w0 sits at (s1/3, s2/3), w1 at
+        # (-2 s1/3, s2/3)
+        points = result.model_coordinates[0, 0, 0]
+        s1, s2 = 3 * points[0]
+        np.testing.assert_allclose(points[1], [-2 * s1 / 3, s2 / 3])
 
 
 def test_study_measures_agree_with_independent_computations() -> None:
     result = branches.run(SMALL)
-    assert result.surfaces.shape == (2, 7, 7)
+    assert result.surfaces.shape == (1, 1, 2, 7, 7)
     for s in range(2):
-        Z = result.surfaces[s]
-        assert result.non_psd[s] == non_psd_fraction(Z, result.alphas, result.betas)
-        assert result.defect[s] == max_convexity_defect(Z)
-        assert result.hessian_ratio[s] == hessian_ratio(result.lambda_min[s], result.lambda_max[s])
+        Z = result.surfaces[0, 0, s]
+        assert result.non_psd[0, 0, s] == non_psd_fraction(Z, result.alphas, result.betas)
+        assert result.defect[0, 0, s] == max_convexity_defect(Z)
+        low, high = result.lambda_min[0, 0, s], result.lambda_max[0, 0, s]
+        assert result.hessian_ratio[0, 0, s] == hessian_ratio(low, high)
     # Lanczos with more steps than parameters (26) finds the dense Hessian's extreme eigenvalues
     X, y = branches.load_data(SMALL)
     X_t, y_t = torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
     torch.manual_seed(SMALL.seed)
-    net = MultiBranchNet(2, 1, SMALL.branches, SMALL.width)
-    train(
-        net,
-        X_t,
-        y_t,
-        loss_function("tau_hinge", SMALL.tau),
-        epochs=SMALL.epochs,
-        lr=SMALL.lr,
-        seed=SMALL.seed,
-    )
-    low, high = full_hessian_extremes(net, loss_function("tau_hinge", SMALL.tau), X_t, y_t.double())
-    assert result.lambda_max[0] == pytest.approx(high, rel=1e-3, abs=1e-6)
-    assert result.lambda_min[0] == pytest.approx(low, rel=1e-3, abs=1e-6)
+    net = MultiBranchNet(2, 1, 2, SMALL.width)
+    tau_hinge = loss_function("tau_hinge", SMALL.tau)
+    train(net, X_t, y_t, tau_hinge, epochs=SMALL.epochs, lr=SMALL.lr, seed=SMALL.seed)
+    low, high = full_hessian_extremes(net, tau_hinge, X_t, y_t.double())
+    assert result.lambda_max[0, 0, 0] == pytest.approx(high, rel=1e-3, abs=1e-6)
+    assert result.lambda_min[0, 0, 0] == pytest.approx(low, rel=1e-3, abs=1e-6)
+    # a hinge loss on one hidden layer is piecewise bilinear in (W1, W2): symmetric spectrum
+    assert low == pytest.approx(-high, rel=1e-6)
 
 
 def test_labels_follow_the_loss() -> None:
@@ -257,28 +261,32 @@ def test_labels_follow_the_loss() -> None:
     assert set(np.unique(y)) == set(range(10))
 
 
-def test_collect_sorts_by_branches_and_skips_divergence() -> None:
-    one = branches.run(replace(SMALL, branches=1, seeds=1))
-    two = branches.run(replace(SMALL, branches=2, seeds=1))
-    broken = replace(two, diverged=True, branches=4)
-    sweep = branches.collect([two, broken, one])
-    np.testing.assert_array_equal(sweep.branches, [1, 2])
-    assert sweep.surfaces.shape == (2, 7, 7) and sweep.non_psd.shape == (2, 1)
-    fig = figures.surface_grid([("1 hidden", sweep), ("again", sweep)])
+def test_grid_of_depths_and_branch_counts_and_its_figures() -> None:
+    config = replace(SMALL, branch_counts=(1, 2), depths=(1, 2), seeds=1)
+    result = branches.run(config)
+    assert result.surfaces.shape == (2, 2, 1, 7, 7) and result.n_parameters.shape == (2, 2)
+    # one hidden layer of width 3 on 2 inputs, one output: I (2*3 + 3 + 3 + 1) parameters
+    np.testing.assert_array_equal(result.n_parameters[0], [13, 26])
+    # each cell is the single-slice run of that (depth, I)
+    alone = branches.run(replace(config, branch_counts=(2,), depths=(2,)))
+    np.testing.assert_array_equal(alone.surfaces[0, 0], result.surfaces[1, 1])
+    fig = figures.surface_grid(result)
     heatmaps = [t for t in fig.data if t.type == "heatmap"]
     assert len(heatmaps) == 4 and all(t.coloraxis == "coloraxis" for t in heatmaps)
-    assert fig.layout.coloraxis.cmin == pytest.approx(sweep.surfaces.min())
-    assert fig.layout.coloraxis.cmax == pytest.approx(sweep.surfaces.max())
-    assert figures.surface_3d(sweep, 2).data[0].type == "surface"
-    assert len(figures.measures_vs_branches([("a", sweep)]).data) == 6
-    with pytest.raises(ValueError, match="branches must be one of"):
-        figures.surface_3d(sweep, 8)
+    assert fig.layout.coloraxis.cmin == pytest.approx(result.surfaces.min())
+    assert fig.layout.coloraxis.cmax == pytest.approx(result.surfaces.max())
+    assert len(figures.surface_grid(result, "contour").data) == 4
+    assert figures.surface_3d(result, 2, 1).data[0].type == "surface"
+    assert len(figures.measures_vs_branches(result).data) == 12  # 2 depths x 3 x (band, line)
+    with pytest.raises(ValueError, match="branch_count must be one of"):
+        figures.surface_3d(result, 1, 8)
 
 
 @pytest.mark.parametrize(
     ("fields", "match"),
     [
-        ({"depth": 4}, "depth must be an integer in"),
+        ({"depths": (4,)}, "depths must hold 1 to 3 distinct integers"),
+        ({"branch_counts": ()}, "branch_counts must hold"),
         ({"task": "all"}, "tau_hinge' needs a binary task"),
         ({"digit_b": 3}, "digit_b must differ"),
         ({"resolution": 3}, "resolution must be an integer in"),
@@ -312,8 +320,12 @@ def test_page_revisits_cached_values_and_measures_the_gap() -> None:
     assert at.select_slider(key="branches_largest").value == 2
     charts = at.get("plotly_chart")
     assert len(charts) == 3  # grid, 3-D surface, measures
-    at.select_slider(key="branches_shown").set_value(2).run()  # cached: no new training
+    assert "I = 1" in charts[1].proto.spec
+    trained = branches.measure_slice.cache_info().misses
+    at.select_slider(key="branches_shown").set_value(2).run()
     assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
+    assert "I = 2" in at.get("plotly_chart")[1].proto.spec  # the 3-D view follows the slider
+    assert branches.measure_slice.cache_info().misses == trained  # from the cache, no training
     at.select_slider(key="branches_gap_restarts").set_value(8)
     at.select_slider(key="branches_gap_steps").set_value(250)
     at.toggle(key="branches_gap").set_value(True).run()
