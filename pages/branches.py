@@ -6,6 +6,8 @@ from landscape import branch_gap as gap_study
 from landscape import branches as study
 from landscape.branch_data import DATASET_NAMES
 from landscape.figures import branches as figures
+from ui.export import show_figure
+from ui.lecture import controls
 from ui.runner import build_config, run_study
 from ui.sidebar import current_settings
 
@@ -39,7 +41,7 @@ shown = top[0].select_slider(
 )
 values = [i for i in study.BRANCH_CHOICES if i <= max(largest, shown)]
 
-with st.expander("Network and training", expanded=True):
+with controls("Network and training", expanded=True):
     cols = st.columns(4)
     depths = cols[0].multiselect(
         "Hidden layers per branch (one row each)",
@@ -126,7 +128,7 @@ with st.expander("Network and training", expanded=True):
         help="Mini-batch size; 0 is full batch.",
     )
 
-with st.expander("Data and surface", expanded=False):
+with controls("Data and surface"):
     cols = st.columns(4)
     dataset = cols[0].selectbox(
         "Data set",
@@ -251,12 +253,12 @@ if result is not None and result.diverged:
     st.warning(f"Training diverged ({result.message}).")
 elif result is not None:
     st.subheader("Loss surfaces against the number of branches")
-    st.plotly_chart(figures.surface_grid(result, style), width="stretch")
+    show_figure(figures.surface_grid(result, style), "branches_surface_grid")
     depth = int(result.depths[0])
     k = list(result.branch_counts).index(shown)
     left, right = st.columns([3, 2])
     with left:
-        st.plotly_chart(figures.surface_3d(result, depth, shown), width="stretch")
+        show_figure(figures.surface_3d(result, depth, shown), "branches_surface_3d")
     with right:
         st.metric(
             f"Training loss at the centre, I = {shown}", f"{result.centre_loss[0, k].mean():.4g}"
@@ -271,7 +273,7 @@ elif result is not None:
         )
 
     st.subheader("Non-convexity measured against I")
-    st.plotly_chart(figures.measures_vs_branches(result), width="stretch")
+    show_figure(figures.measures_vs_branches(result), "branches_measures")
     st.caption(
         "Lines: mean over seeds; bands: smallest to largest seed. Left: share of interior grid "
         "points whose finite-difference 2x2 Hessian has a negative eigenvalue. Middle: the "
@@ -293,7 +295,7 @@ measure_gap = st.toggle(
     help="Trains one-unit ReLU branches with weight decay on a small 2-D set for every I and "
     "compares them with the exact convex program (a few seconds per I).",
 )
-with st.expander("Gap problem", expanded=measure_gap):
+with controls("Gap problem", expanded=measure_gap):
     cols = st.columns(4)
     gap_data = cols[0].selectbox(
         "2-D set",
@@ -350,7 +352,7 @@ if measure_gap:
     )
     gaps = run_study("landscape.branch_gap", gap_config) if gap_config is not None else None
     if gaps is not None:
-        st.plotly_chart(figures.gap_vs_branches(gaps), width="stretch")
+        show_figure(figures.gap_vs_branches(gaps), "branches_gap")
         st.caption(
             f"D = {gaps.dual:.8g}: the exact convex program with all {gaps.n_patterns} "
             f"activation patterns (Clarabel; certified to {gaps.tolerance:.1e}). P_I: best of "
