@@ -1,0 +1,588 @@
+"""The exact convex program of a two-layer ReLU network (Pilanci & Ergen, ICML 2020; seed sec. 2.2).
+
+Shapes: ``X`` (n, d) samples in rows (append a column of ones for a bias), ``y`` (n,). A network of
+width ``m`` has ``first_layer`` ``U`` (m, d) (PyTorch layout, rows ``u_j``) and ``second_layer``
+``a`` (m,), and computes ``f = relu(X U^T) a``. Its weight-decay objective is
+
+    ell(relu(X U^T) a, y) + beta/2 (||U||_F^2 + ||a||^2)                                (non-convex)
+
+and, over the non-zero activation patterns ``D_i = diag(1[X g_i > 0])``, ``i = 1..P``,
+
+    min_{v_i, w_i}  ell(sum_i D_i X (v_i - w_i), y) + beta sum_i (||v_i||_2 + ||w_i||_2)  (convex)
+    s.t.            (2 D_i - I) X v_i >= 0,   (2 D_i - I) X w_i >= 0.
+
+With every pattern the two optima are equal; each non-zero ``v_i`` gives the neuron
+``u = v_i / sqrt(||v_i||)``, ``a = sqrt(||v_i||)``, each non-zero ``w_i`` the neuron
+``u = w_i / sqrt(||w_i||)``, ``a = -sqrt(||w_i||)``. With sampled patterns the convex optimum is an
+upper bound on the non-convex one. Losses ``ell``: squared ``1/2 ||f - y||^2``, hinge
+``sum_j max(0, 1 - y_j f_j)``, logistic ``sum_j log(1 + exp(-y_j f_j))`` (labels in {-1, +1}).
+
+Both methods also return a dual lower bound on the convex optimum, from the Lagrange dual
+
+    max_{q, mu <= 0}  -ell^*(q)   s.t.  ||X^T (D_i q + (2 D_i - I) mu_i)||_2 <= beta,
+                                        ||X^T (-D_i q + (2 D_i - I) mu'_i)||_2 <= beta,
+
+evaluated at the method's multipliers, scaled into the feasible set.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from solvers.patterns import DEFAULT_MAX_PATTERNS, enumerate_patterns, sample_patterns
+
+Loss = Literal["squared", "hinge", "logistic"]
+LOSSES: tuple[str, ...] = ("squared", "hinge", "logistic")
+METHODS: tuple[str, ...] = ("cvxpy", "interior_point")
+
+_NEURON_RTOL = 1e-10  # blocks below this fraction of the largest block norm carry no neuron
+
+
+@dataclass
+class ConvexReLUSolution:
+    """Solution of the convex program and the two-layer network recovered from it."""
+
+    objective: float  # convex objective at (v, w)
+    first_layer: np.ndarray  # (m, d) rows u_j
+    second_layer: np.ndarray  # (m,) a_j
+    n_patterns: int  # P, distinct non-zero patterns used
+    exact: bool  # True: every pattern used, objective = global optimum of the network
+    patterns: np.ndarray  # (P, n) bool, row i is diag(D_i)
+    v: np.ndarray  # (P, d)
+    w: np.ndarray  # (P, d)
+    network_objective: float  # non-convex objective of (first_layer, second_layer)
+    lower_bound: float  # dual bound: lower_bound <= convex optimum
+    max_violation: float  # max_i,j of relu(-(2 D_i - I) X v_i), same for w_i
+    loss: str
+    beta: float
+    method: str
+    iterations: int
+    converged: bool
+    seconds: float
+
+    @property
+    def width(self) -> int:
+        """Number of neurons of the recovered network (one per non-negligible block)."""
+        return int(self.first_layer.shape[0])
+
+    @property
+    def critical_width(self) -> int:
+        """Estimate of the critical width ``m*``: see ``critical_width``."""
+        return critical_width(self.first_layer, self.second_layer)
+
+
+# --------------------------------------------------------------------------------------------
+# Validation, losses, objectives
+# --------------------------------------------------------------------------------------------
+def _check_problem(
+    X: np.ndarray, y: np.ndarray, beta: float, loss: str
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Float64 ``X`` (n, d), ``y`` (n,) and ``beta`` checked against the loss."""
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"X must be a non-empty 2-D array (n, d), got shape {X.shape}")
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"y must have shape (n,) = ({X.shape[0]},), got {y.shape}")
+    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
+        raise ValueError("X and y must be finite (no NaN or inf)")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if loss != "squared" and not np.all(np.isin(y, (-1.0, 1.0))):
+        bad = np.unique(y[~np.isin(y, (-1.0, 1.0))])[:5]
+        raise ValueError(f"y must hold labels in {{-1, +1}} for the {loss} loss, got values {bad}")
+    beta = float(beta)
+    if not np.isfinite(beta) or beta <= 0:
+        raise ValueError(f"beta must be a finite number > 0, got {beta}")
+    return X, y, beta
+
+
+def loss_value(f: np.ndarray, y: np.ndarray, loss: str) -> float:
+    """``ell(f, y)``: squared ``1/2 ||f - y||^2``, hinge ``sum max(0, 1 - y f)``, logistic
+    ``sum log(1 + exp(-y f))``; ``f``, ``y`` (n,)."""
+    f = np.asarray(f, dtype=np.float64)
+    if loss == "squared":
+        return float(0.5 * np.sum((f - y) ** 2))
+    if loss == "hinge":
+        return float(np.sum(np.maximum(0.0, 1.0 - y * f)))
+    if loss == "logistic":
+        return float(np.sum(np.logaddexp(0.0, -y * f)))
+    raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+
+
+def network_output(first_layer: np.ndarray, second_layer: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``f = relu(X U^T) a``: ``U`` (m, d), ``a`` (m,), ``X`` (n, d) -> (n,)."""
+    U = np.asarray(first_layer, dtype=np.float64).reshape(-1, np.shape(X)[1])
+    return np.maximum(np.asarray(X, dtype=np.float64) @ U.T, 0.0) @ np.ravel(second_layer)
+
+
+def nonconvex_objective(
+    first_layer: np.ndarray,
+    second_layer: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    beta: float,
+    loss: Loss = "squared",
+) -> float:
+    """``ell(relu(X U^T) a, y) + beta/2 (||U||_F^2 + ||a||^2)`` for ``U`` (m, d), ``a`` (m,)."""
+    X, y, beta = _check_problem(X, y, beta, loss)
+    U = np.asarray(first_layer, dtype=np.float64)
+    a = np.asarray(second_layer, dtype=np.float64)
+    if U.ndim != 2 or U.shape[1] != X.shape[1] or a.shape != (U.shape[0],):
+        raise ValueError(
+            f"first_layer must be (m, {X.shape[1]}) and second_layer (m,), got "
+            f"{U.shape} and {a.shape}"
+        )
+    fit = loss_value(network_output(U, a, X), y, loss)
+    return fit + 0.5 * beta * (float(np.sum(U**2)) + float(np.sum(a**2)))
+
+
+def convex_objective(
+    v: np.ndarray,
+    w: np.ndarray,
+    patterns: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    beta: float,
+    loss: Loss = "squared",
+) -> float:
+    """``ell(sum_i D_i X (v_i - w_i), y) + beta sum_i (||v_i|| + ||w_i||)``; ``v``, ``w`` (P, d)."""
+    X, y, beta = _check_problem(X, y, beta, loss)
+    f = np.sum(patterns.T * (X @ (np.asarray(v) - np.asarray(w)).T), axis=1)
+    penalty = np.sum(np.linalg.norm(v, axis=1)) + np.sum(np.linalg.norm(w, axis=1))
+    return loss_value(f, y, loss) + beta * float(penalty)
+
+
+def recover_network(v: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Neurons ``(u, a) = (v / sqrt||v||, sqrt||v||)`` and ``(w / sqrt||w||, -sqrt||w||)``.
+
+    Blocks with norm below ``1e-10`` times the largest are dropped (they change no objective
+    beyond ~1e-8 relative). Returns ``U`` (m, d) and ``a`` (m,).
+    """
+    blocks = np.concatenate([v, w])
+    signs = np.concatenate([np.ones(len(v)), -np.ones(len(w))])
+    norms = np.linalg.norm(blocks, axis=1)
+    keep = norms > _NEURON_RTOL * norms.max(initial=0.0)
+    root = np.sqrt(norms[keep])
+    return blocks[keep] / root[:, None], signs[keep] * root
+
+
+def critical_width(
+    first_layer: np.ndarray, second_layer: np.ndarray, rtol: float = 1e-4, angle_tol: float = 1e-3
+) -> int:
+    """Number of distinct neurons that matter: an estimate of the critical width ``m*``.
+
+    Neurons ``|a| u`` (the blocks ``v``, ``w``) with the same sign of ``a`` and directions within
+    ``angle_tol`` radians are merged (their sum has the same output and no larger penalty); merged
+    neurons carrying less than ``rtol`` of the total ``sum ||v||`` are not counted.
+    """
+    U = np.asarray(first_layer, dtype=np.float64)
+    a = np.asarray(second_layer, dtype=np.float64)
+    blocks = np.abs(a)[:, None] * U
+    mass = np.linalg.norm(blocks, axis=1)
+    total = float(mass.sum())
+    if total == 0.0:
+        return 0
+    directions = blocks / np.where(mass > 0, mass, 1.0)[:, None]
+    groups: list[list[float]] = []  # [sign, mass, *direction]
+    for sign, weight, direction in sorted(
+        zip(np.sign(a), mass, directions, strict=True), key=lambda item: -item[1]
+    ):
+        for group in groups:
+            if group[0] == sign and np.dot(group[2], direction) >= np.cos(angle_tol):
+                group[1] += weight
+                break
+        else:
+            groups.append([sign, weight, direction])
+    return sum(1 for group in groups if group[1] >= rtol * total)
+
+
+def _max_violation(v: np.ndarray, w: np.ndarray, patterns: np.ndarray, X: np.ndarray) -> float:
+    signs = 2.0 * patterns.T - 1.0  # (n, P)
+    violations = [np.max(np.maximum(-signs * (X @ b.T), 0.0), initial=0.0) for b in (v, w)]
+    return float(max(violations))
+
+
+def _neg_conjugate(q: np.ndarray, y: np.ndarray, loss: str) -> float:
+    """``-ell^*(q)`` for ``q`` in the domain of ``ell^*`` (clipped there for hinge/logistic)."""
+    if loss == "squared":
+        return float(-0.5 * q @ q - q @ y)
+    p = np.clip(-q * y, 0.0, 1.0)  # q_j = -p_j y_j, p_j in [0, 1]
+    if loss == "hinge":
+        return float(np.sum(p))
+    entropy = -(p * np.log(np.where(p > 0, p, 1.0)) + (1 - p) * np.log(np.where(p < 1, 1 - p, 1.0)))
+    return float(np.sum(entropy))
+
+
+def dual_bound(
+    q: np.ndarray,
+    mu_v: np.ndarray,
+    mu_w: np.ndarray,
+    patterns: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    beta: float,
+    loss: str,
+) -> float:
+    """A lower bound on the convex optimum from multipliers ``q`` (n,), ``mu_v``, ``mu_w`` (P, n).
+
+    ``q`` is the loss multiplier (``grad ell`` at the optimum), ``mu <= 0`` those of the cone
+    constraints. ``(t q, t mu)`` is dual feasible for
+    ``t = min(1, beta / max_i ||X^T(+-D_i q + (2D_i - I) mu_i)||)``, and ``-ell^*(t q)``
+    (maximised over ``t`` for the squared loss) is the bound.
+    """
+    if loss != "squared":
+        q = -y * np.clip(-q * y, 0.0, 1.0)
+    signs = 2.0 * patterns - 1.0  # (P, n)
+    gated = patterns * q[None, :]
+    mu_v, mu_w = np.minimum(mu_v, 0.0), np.minimum(mu_w, 0.0)
+    block = np.concatenate([(gated + signs * mu_v) @ X, (-gated + signs * mu_w) @ X])
+    largest = float(np.max(np.linalg.norm(block, axis=1), initial=0.0))
+    t = 1.0 if largest <= beta else beta / largest
+    if loss == "squared" and q @ q > 0:
+        t = float(np.clip(-(q @ y) / (q @ q), 0.0, t))
+    return _neg_conjugate(t * q, y, loss)
+
+
+# --------------------------------------------------------------------------------------------
+# Solvers
+# --------------------------------------------------------------------------------------------
+def _solve_cvxpy(
+    X: np.ndarray, y: np.ndarray, patterns: np.ndarray, beta: float, loss: str, tol: float
+) -> tuple[np.ndarray, np.ndarray, float, int, bool]:
+    """Reference solve with cvxpy + Clarabel; returns ``v``, ``w``, the dual bound, iterations."""
+    import cvxpy as cp
+
+    P, d = patterns.shape[0], X.shape[1]
+    gates = patterns.T.astype(np.float64)  # (n, P)
+    signs = 2.0 * gates - 1.0
+    V, W = cp.Variable((P, d)), cp.Variable((P, d))
+    r = cp.Variable(X.shape[0])
+    XV, XW = X @ V.T, X @ W.T
+    link = r == cp.sum(cp.multiply(gates, XV - XW), axis=1)
+    cone_v, cone_w = cp.multiply(signs, XV) >= 0, cp.multiply(signs, XW) >= 0
+    if loss == "squared":
+        fit = 0.5 * cp.sum_squares(r - y)
+    elif loss == "hinge":
+        fit = cp.sum(cp.pos(1 - cp.multiply(y, r)))
+    else:
+        fit = cp.sum(cp.logistic(-cp.multiply(y, r)))
+    penalty = cp.sum(cp.norm(V, 2, axis=1)) + cp.sum(cp.norm(W, 2, axis=1))
+    problem = cp.Problem(cp.Minimize(fit + beta * penalty), [link, cone_v, cone_w])
+    settings = {"tol_gap_abs": tol, "tol_gap_rel": tol, "tol_feas": tol, "max_iter": 500}
+    try:
+        problem.solve(solver=cp.CLARABEL, **settings)
+    except cp.error.SolverError:  # Clarabel's equilibration can stall on exponential cones
+        problem.solve(solver=cp.CLARABEL, equilibrate_enable=False, **settings)
+    if V.value is None:
+        raise RuntimeError(f"cvxpy/Clarabel did not solve the convex program: {problem.status}")
+    # cvxpy's Lagrangian adds nu^T (r - F u) and subtracts lambda^T G u with lambda >= 0.
+    q = -np.asarray(link.dual_value, dtype=np.float64)
+    mu_v = -np.asarray(cone_v.dual_value, dtype=np.float64).T
+    mu_w = -np.asarray(cone_w.dual_value, dtype=np.float64).T
+    bound = dual_bound(q, mu_v, mu_w, patterns, X, y, beta, loss)
+    stats = problem.solver_stats
+    iterations = int(stats.num_iters) if stats.num_iters is not None else 0
+    return V.value, W.value, bound, iterations, problem.status == cp.OPTIMAL
+
+
+def _loss_derivatives(
+    f: torch.Tensor, y: torch.Tensor, loss: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``ell(f)`` and its first and second derivatives in ``f`` (n,), squared or logistic."""
+    if loss == "squared":
+        return 0.5 * torch.sum((f - y) ** 2), f - y, torch.ones_like(f)
+    margin = y * f
+    return (
+        torch.sum(torch.nn.functional.softplus(-margin)),
+        -y * torch.sigmoid(-margin),
+        torch.sigmoid(margin) * torch.sigmoid(-margin),
+    )
+
+
+def _norm_barrier(U: torch.Tensor, a: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``psi(u) = min_t a t - log(t^2 - ||u||^2)`` per row of ``U`` (K, d), with derivatives.
+
+    With ``s = sqrt(1 + a^2 ||u||^2)``: ``psi = 1 + s - log(2 (1 + s) / a^2)``,
+    ``grad = a^2 u / (1 + s)`` and ``hess = c1 (I - uhat uhat^T) + c2 uhat uhat^T`` with
+    ``c1 = a^2 / (1 + s)``, ``c2 = c1 / s``. Returns ``(sum psi, grad (K, d), hess^1/2 (K, d, d))``.
+    """
+    rho = torch.linalg.norm(U, dim=1)
+    s = torch.sqrt(1.0 + (a * rho) ** 2)
+    value = torch.sum(1.0 + s - torch.log(2.0 * (1.0 + s) / a**2))
+    c1 = a**2 / (1.0 + s)
+    uhat = U / torch.where(rho > 0, rho, 1.0)[:, None]
+    root = (
+        torch.sqrt(c1)[:, None, None] * torch.eye(U.shape[1], dtype=U.dtype, device=U.device)
+        + (torch.sqrt(c1 / s) - torch.sqrt(c1))[:, None, None] * uhat[:, :, None] * uhat[:, None, :]
+    )
+    return value, c1[:, None] * U, root
+
+
+class _BarrierProblem:
+    """The log-barrier problem of the convex program on the blocks ``u = (v_1..v_P, w_1..w_P)``.
+
+    ``phi_tau(u) = tau ell(F u) + sum_k psi(u_k) - sum_k sum_j log(((2 D_k - I) X u_k)_j)`` where
+    ``psi(u) = min_t tau beta t - log(t^2 - ||u||^2)`` is the second-order-cone barrier of the
+    epigraph of ``beta ||u||`` with ``t`` minimised out. For the hinge loss ``ell = sum xi`` with
+    the barriers ``-log xi - log(xi - 1 + y f)``. ``X`` is scaled to unit spectral norm and
+    ``beta`` with it, which changes no value.
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        patterns: np.ndarray,
+        beta: float,
+        loss: str,
+        device: str | torch.device,
+    ) -> None:
+        opts = {"dtype": torch.float64, "device": torch.device(device)}
+        self.opts, self.loss, self.hinge = opts, loss, loss == "hinge"
+        self.scale = float(np.linalg.norm(X, 2))
+        self.beta = beta / self.scale
+        self.n, self.d = X.shape
+        P = patterns.shape[0]
+        self.K = 2 * P
+        self.X = torch.as_tensor(X / self.scale, **opts)
+        self.y = torch.as_tensor(y, **opts)
+        on = torch.as_tensor(patterns.T, **opts)  # (n, P)
+        self.gates = torch.cat([on, on], dim=1)  # (n, K): diag(D_k) of block k
+        self.signs = self.gates * torch.cat([torch.ones(P, **opts), -torch.ones(P, **opts)])
+        self.live = torch.as_tensor(np.linalg.norm(X, axis=1) > 0, **opts)[:, None]
+        self.walls = (2.0 * self.gates - 1.0) * self.live  # diag(2 D_k - I) on non-zero rows
+
+    def predictions(self, U: torch.Tensor) -> torch.Tensor:
+        """``F u = sum_k s_k D_k X u_k`` (n,)."""
+        return ((self.X @ U.T) * self.signs).sum(dim=1)
+
+    def adjoint(self, q: torch.Tensor) -> torch.Tensor:
+        """``F^T q`` (K, d)."""
+        return (self.signs * q[:, None]).T @ self.X
+
+    def slacks(self, U: torch.Tensor) -> torch.Tensor:
+        """``(2 D_k - I) X u_k`` as columns (n, K); 1 on zero rows of ``X`` (no wall there)."""
+        return torch.where(self.live > 0, (self.X @ U.T) * self.walls, 1.0)
+
+    def merit(self, tau: float, U: torch.Tensor, xi: torch.Tensor | None) -> torch.Tensor:
+        """``phi_tau(u, xi)``; ``inf`` outside the domain."""
+        S, f = self.slacks(U), self.predictions(U)
+        inf = torch.tensor(float("inf"), **self.opts)
+        if torch.any(S <= 0):
+            return inf
+        value = _norm_barrier(U, tau * self.beta)[0] - torch.sum(torch.log(S))
+        if not self.hinge:
+            return value + tau * _loss_derivatives(f, self.y, self.loss)[0]
+        e = xi - 1.0 + self.y * f
+        if torch.any(xi <= 0) or torch.any(e <= 0):
+            return inf
+        return value + tau * torch.sum(xi) - torch.sum(torch.log(xi)) - torch.sum(torch.log(e))
+
+    def newton(
+        self, tau: float, U: torch.Tensor, xi: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+        """Newton direction ``(dU, dxi)`` of ``phi_tau`` and the decrement ``-grad^T step``.
+
+        The Hessian is block diagonal (``B_k = R_k^T R_k``, ``d x d``, ``R_k`` from the QR of
+        ``[diag(1/s_k) X; hess_psi^1/2]`` so that active walls do not swamp the rest) plus
+        ``F^T Omega F`` of rank ``n``, inverted by Woodbury with the (n, n) matrix
+        ``I + Omega^1/2 Y Y^T Omega^1/2``, ``Y_k = D_k X R_k^-1``.
+        """
+        n, d, K, X = self.n, self.d, self.K, self.X
+        S, f = self.slacks(U), self.predictions(U)
+        inv_s = self.live / S
+        _, g_norm, h_root = _norm_barrier(U, tau * self.beta)
+        g_u = -(self.walls * inv_s).T @ X + g_norm
+        if self.hinge:
+            e = xi - 1.0 + self.y * f
+            g_xi = tau - 1.0 / xi - 1.0 / e
+            w_xx, w_fx = 1.0 / xi**2 + 1.0 / e**2, self.y / e**2
+            g_u = g_u + self.adjoint(-self.y / e)
+            omega = 1.0 / (xi**2 + e**2)
+            rhs = -(g_u - self.adjoint(w_fx * g_xi / w_xx))
+        else:
+            _, grad, weight = _loss_derivatives(f, self.y, self.loss)
+            g_u = g_u + self.adjoint(tau * grad)
+            omega, rhs = tau * weight, -g_u
+        R = torch.linalg.qr(torch.cat([inv_s.T[:, :, None] * X[None], h_root], dim=1), mode="r")[1]
+        eye = torch.eye(d, **self.opts).expand(K, d, d)
+        R_inv = torch.linalg.solve_triangular(R, eye, upper=True)
+
+        def solve_blocks(A: torch.Tensor) -> torch.Tensor:  # B^-1 A = R^-1 R^-T A, row-wise
+            return (R_inv @ (R_inv.transpose(1, 2) @ A[:, :, None]))[:, :, 0]
+
+        root = torch.sqrt(omega)
+        Z = root[:, None] * (
+            torch.einsum("nd,kde->nke", X, R_inv) * self.gates[:, :, None]
+        ).reshape(n, K * d)
+        C = torch.linalg.cholesky(torch.eye(n, **self.opts) + Z @ Z.T)
+        z = solve_blocks(rhs)
+        corr = root * torch.cholesky_solve((root * self.predictions(z))[:, None], C)[:, 0]
+        dU = z - solve_blocks(self.adjoint(corr))
+        decrement = -torch.sum(g_u * dU)
+        if not self.hinge:
+            return dU, None, float(decrement)
+        dxi = (-g_xi - w_fx * self.predictions(dU)) / w_xx
+        return dU, dxi, float(decrement - torch.sum(g_xi * dxi))
+
+    def multipliers(
+        self,
+        tau: float,
+        U: torch.Tensor,
+        xi: torch.Tensor | None,
+        dU: torch.Tensor,
+        dxi: torch.Tensor | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Dual estimates ``q`` (n,) and ``mu`` (K, n) from the Newton step ``(dU, dxi)``.
+
+        ``mu = -(1 / (tau s)) (1 - ds / s)`` and ``q = ell'(f) + ell''(f) F dU`` (hinge:
+        ``q = -y lambda``, ``lambda = (1 / (tau e)) (1 - de / e)``) satisfy the linearised
+        stationarity ``F_k^T q + G_k^T mu_k = -(grad psi + hess psi dU_k) / tau`` exactly, which
+        the plain barrier estimates ``1 / (tau s)`` do not for blocks far from the centre.
+        """
+        S, f, df = self.slacks(U), self.predictions(U), self.predictions(dU)
+        dS = (self.X @ dU.T) * self.walls
+        if self.hinge:
+            e = xi - 1.0 + self.y * f
+            q = -self.y / (tau * e) * (1.0 - (dxi + self.y * df) / e)
+        else:
+            _, grad, weight = _loss_derivatives(f, self.y, self.loss)
+            q = grad + weight * df
+        mu = -(self.live / (tau * S) * (1.0 - dS / S)).T
+        return q.cpu().numpy(), mu.cpu().numpy()
+
+
+def _solve_interior_point(
+    X: np.ndarray,
+    y: np.ndarray,
+    patterns: np.ndarray,
+    gates: np.ndarray,
+    beta: float,
+    loss: str,
+    tol: float,
+    max_iter: int,
+    device: str | torch.device,
+) -> tuple[np.ndarray, np.ndarray, float, int, bool]:
+    """Barrier method in torch (float64): damped Newton on ``phi_tau``, ``tau`` times 10 per round.
+
+    Starts from ``v_i = w_i = c g_i`` (interior gates, zero output). After each centring, stops
+    when the objective is within ``tol`` (relative) of the dual bound at the barrier multipliers.
+    """
+    problem = _BarrierProblem(X, y, patterns, beta, loss, device)
+    P, opts = patterns.shape[0], problem.opts
+    gate = torch.as_tensor(gates / np.linalg.norm(gates, axis=1, keepdims=True), **opts)
+    fit0 = loss_value(np.zeros_like(y), y, loss)
+    U = fit0 / (4.0 * problem.K * problem.beta) * torch.cat([gate, gate])
+    xi = 2.0 * torch.ones(problem.n, **opts) if problem.hinge else None
+    tau = (float(problem.live.sum()) * problem.K + 2 * problem.K) / fit0
+    bound, converged, steps = -np.inf, False, 0
+    while steps < max_iter:
+        try:
+            dU, dxi, decrement = problem.newton(tau, U, xi)
+        except torch.linalg.LinAlgError:
+            break  # the Newton system is numerically singular: keep the last certificate
+        if decrement <= 1e-3:  # centred: certify, then move along the central path
+            q, mu = problem.multipliers(tau, U, xi, dU, dxi)
+            bound = max(
+                bound,
+                dual_bound(q, mu[:P], mu[P:], patterns, X / problem.scale, y, problem.beta, loss),
+            )
+            Un = (U / problem.scale).cpu().numpy()
+            value = convex_objective(Un[:P], Un[P:], patterns, X, y, beta, loss)
+            if value - bound <= tol * max(abs(value), 1e-300):
+                converged = True
+                break
+            tau *= 10.0
+            continue
+        current, alpha = float(problem.merit(tau, U, xi)), 1.0
+        for _ in range(60):
+            trial = problem.merit(tau, U + alpha * dU, xi + alpha * dxi if problem.hinge else None)
+            if float(trial) <= current - 0.01 * alpha * decrement:
+                break
+            alpha *= 0.5
+        else:
+            break  # no descent left in floating point: keep the last certificate
+        U = U + alpha * dU
+        if problem.hinge:
+            xi = xi + alpha * dxi
+        steps += 1
+    Un = (U / problem.scale).cpu().numpy()
+    return Un[:P], Un[P:], bound, steps, converged
+
+
+def solve_convex_relu(
+    X: np.ndarray,
+    y: np.ndarray,
+    beta: float,
+    loss: Loss = "squared",
+    patterns: str | int = "all",
+    seed: int = 0,
+    method: str = "cvxpy",
+    *,
+    max_patterns: int = DEFAULT_MAX_PATTERNS,
+    tol: float | None = None,
+    max_iter: int = 500,
+    device: str | torch.device = "cpu",
+) -> ConvexReLUSolution:
+    """Solve the convex program of a two-layer ReLU network and recover the network.
+
+    ``X`` (n, d), ``y`` (n,), ``beta > 0``. ``patterns="all"`` enumerates every activation pattern
+    (rank X <= 3; the result is then the global optimum of the non-convex problem); an integer
+    samples that many Gaussian gates, deduplicated (``seed``), and the result is an upper bound.
+    ``method="cvxpy"`` (Clarabel, ``tol`` default 1e-8) or ``"interior_point"`` (a barrier method
+    in torch on ``device``, ``tol`` default 1e-6 on the relative gap to its dual bound, at most
+    ``max_iter`` Newton steps).
+    """
+    X, y, beta = _check_problem(X, y, beta, loss)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if tol is not None and not (0 < tol < 1):
+        raise ValueError(f"tol must be in (0, 1), got {tol}")
+    if int(max_iter) != max_iter or max_iter < 1:
+        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter}")
+    if isinstance(patterns, str):
+        if patterns != "all":
+            raise ValueError(f"patterns must be 'all' or an integer >= 1, got {patterns!r}")
+        gates, interior = enumerate_patterns(X, max_patterns)
+    elif isinstance(patterns, (int, np.integer)) and not isinstance(patterns, bool):
+        gates, interior = sample_patterns(X, int(patterns), seed)
+    else:
+        raise ValueError(f"patterns must be 'all' or an integer >= 1, got {patterns!r}")
+    start = time.perf_counter()
+    zero_fit = loss_value(np.zeros_like(y), y, loss)
+    if gates.shape[0] == 0 or zero_fit == 0.0:  # the zero network is optimal
+        v = w = np.zeros((gates.shape[0], X.shape[1]))
+        bound, iterations, converged = zero_fit, 0, True
+    elif method == "cvxpy":
+        v, w, bound, iterations, converged = _solve_cvxpy(X, y, gates, beta, loss, tol or 1e-8)
+    else:
+        v, w, bound, iterations, converged = _solve_interior_point(
+            X, y, gates, interior, beta, loss, tol or 1e-6, int(max_iter), device
+        )
+    seconds = time.perf_counter() - start
+    first_layer, second_layer = recover_network(v, w)
+    return ConvexReLUSolution(
+        objective=convex_objective(v, w, gates, X, y, beta, loss),
+        first_layer=first_layer,
+        second_layer=second_layer,
+        n_patterns=int(gates.shape[0]),
+        exact=patterns == "all",
+        patterns=gates,
+        v=v,
+        w=w,
+        network_objective=nonconvex_objective(first_layer, second_layer, X, y, beta, loss),
+        lower_bound=float(bound),
+        max_violation=_max_violation(v, w, gates, X),
+        loss=loss,
+        beta=beta,
+        method=method,
+        iterations=iterations,
+        converged=bool(converged),
+        seconds=seconds,
+    )
