@@ -78,6 +78,30 @@ def surface_2d(
     return Z
 
 
+def surface_points(
+    model: nn.Module,
+    loss_fn: LossFn,
+    X: torch.Tensor | np.ndarray,
+    y: torch.Tensor | np.ndarray,
+    d1: Mapping[str, torch.Tensor],
+    d2: Mapping[str, torch.Tensor],
+    coords: Sequence[Sequence[float]] | np.ndarray,
+    *,
+    center: Mapping[str, torch.Tensor] | None = None,
+    memory_budget: int | None = None,
+) -> np.ndarray:
+    """``z[p] = loss_fn(f(theta + coords[p, 0] d1 + coords[p, 1] d2; X), y)`` for scattered
+    points (a trajectory, marked models), shape (P,); by ``vmap`` (TorchScript: the loop)."""
+    points = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+    if not np.all(np.isfinite(points)):
+        raise ValueError("coords must be finite (P, 2) coordinates")
+    problem = _Problem.build(model, loss_fn, X, y, center, {"d1": d1, "d2": d2}, None, 0)
+    budget = _budget(memory_budget, problem.device)
+    method = "loop" if isinstance(model, torch.jit.ScriptModule) else "vmap"
+    with eval_mode(model), torch.no_grad():
+        return _points(problem, points, budget, method, None)
+
+
 def surface_2d_band(
     model: nn.Module,
     loss_fn: LossFn,
@@ -253,9 +277,14 @@ def _choose_method(method: str, model: nn.Module) -> str:
         raise ValueError("method='fast' needs a MultiBranchNet with depth 1")
     if method == "vmap" and scripted:
         raise ValueError("method='vmap' cannot run a TorchScript model; use 'loop'")
-    if method != "auto":
-        return method
-    return "fast" if fast_ok else "loop" if scripted else "vmap"
+    return auto_method(model) if method == "auto" else method
+
+
+def auto_method(model: nn.Module) -> str:
+    """The path ``method="auto"`` takes for this model: ``"fast"``, ``"vmap"`` or ``"loop"``."""
+    if has_fast_path(model):
+        return "fast"
+    return "loop" if isinstance(model, torch.jit.ScriptModule) else "vmap"
 
 
 def has_fast_path(model: nn.Module) -> bool:

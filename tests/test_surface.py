@@ -20,6 +20,7 @@ from landscape.surface import (
     surface_1d,
     surface_2d,
     surface_2d_band,
+    surface_points,
 )
 
 GRID_A = np.linspace(-1.0, 1.0, 7)
@@ -267,3 +268,15 @@ def test_cuda_surface_equals_cpu() -> None:
     gpu_model = copy.deepcopy(model).cuda()
     gpu = surface_2d(gpu_model, F.cross_entropy, X, y, d1, d2, GRID_A, GRID_B)
     np.testing.assert_allclose(gpu, cpu, atol=1e-10)
+
+
+@pytest.mark.parametrize("case", ["multibranch_relu", "conv_batchnorm_eval"])
+def test_scattered_points_equal_the_loop(case: str) -> None:
+    model, X, y = models_and_data()[case]
+    d1, d2 = random_directions(model, 1), random_directions(model, 2)
+    coords = np.array([[0.3, -0.2], [-1.0, 0.7], [0.0, 0.0]])
+    z = surface_points(model, F.cross_entropy, X, y, d1, d2, coords)
+    expected = [
+        reference_surface(model, F.cross_entropy, X, y, d1, d2, [a], [b])[0, 0] for a, b in coords
+    ]
+    np.testing.assert_allclose(z, expected, atol=1e-12)

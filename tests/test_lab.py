@@ -1,0 +1,184 @@
+"""The Landscape Lab study: validation, consistency of its numbers, uploads, divergence."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from landscape import lab, uploads
+from landscape.nets import mlp
+
+SMALL = {
+    "branches": 3,
+    "width": 4,
+    "epochs": 8,
+    "resolution": 7,
+    "curvature_resolution": 2,
+    "lanczos_iterations": 4,
+    "dataset": "iris",
+}
+
+
+def small(**changes) -> lab.Config:
+    return lab.Config(**{**SMALL, **changes})
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"model": "cnn"}, "model"),
+        ({"resolution": 103}, "resolution"),
+        ({"span": 0.0}, "span"),
+        ({"curvature_resolution": 1}, "curvature_resolution"),
+        ({"lr": 2.0}, "lr"),
+        ({"directions": "pca", "epochs": 2}, "epochs"),
+        ({"model": "upload"}, "model_upload"),
+        ({"dataset": "upload", "data_upload": "0" * 64, "data_name": "x.txt"}, "data_upload"),
+        (
+            {"directions": "three_models", "model": "upload", "model_upload": "0" * 64},
+            "three_models",
+        ),
+        ({"normalization": "unit"}, "normalization"),
+    ],
+)
+def test_validation_names_the_field(changes: dict, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        small(**changes).validate()
+
+
+def test_default_config_is_valid() -> None:
+    lab.Config().validate()
+
+
+@pytest.mark.parametrize("directions", ["random", "pca", "three_models"])
+def test_numbers_agree_with_each_other(directions: str) -> None:
+    result = lab.run(small(directions=directions))
+    assert not result.diverged
+    R = SMALL["resolution"]
+    assert result.surface.shape == (R, R) and np.all(np.isfinite(result.surface))
+    middle = (R - 1) // 2
+    assert result.alphas[middle] == pytest.approx(0.0, abs=1e-12)
+    # The centre by three different evaluations: the grid, the 3x3 finite-difference grid, slices.
+    assert result.surface[middle, middle] == pytest.approx(result.center_loss, rel=1e-6)
+    zero = np.argmin(np.abs(result.slice_ts))
+    assert result.slice_d1[zero] == pytest.approx(result.center_loss, rel=1e-6)
+    assert result.slice_d2[zero] == pytest.approx(result.center_loss, rel=1e-6)
+    assert result.curvature_ratio.shape == (2, 2)
+    assert np.all(result.lambda_min <= result.lambda_max)
+    assert result.slice_hessian.shape == (2, 2)
+    assert 0 < result.train_accuracy <= 1
+    if directions == "random":
+        # The centre is the trained model: the interpolation reaches it at t = 1.
+        one = np.argmin(np.abs(result.interpolation_ts - 1))
+        assert result.interpolation[one] == pytest.approx(result.center_loss, rel=1e-6)
+    if directions == "pca":
+        np.testing.assert_allclose(result.trajectory[-1], 0.0, atol=1e-9)
+        assert result.trajectory_loss[-1] == pytest.approx(result.center_loss, rel=1e-6)
+        assert 0 < result.explained_variance.sum() <= 1 + 1e-9
+    if directions == "three_models":
+        assert result.model_points.shape == (3, 2) and result.model_losses.shape == (3,)
+        # Model 0 is the model the random-direction run trains: same seed, same loss.
+        reference = lab.run(small(directions="random"))
+        assert result.model_losses[0] == pytest.approx(reference.center_loss, rel=1e-5)
+
+
+def test_sub_sampled_slices_have_a_band() -> None:
+    result = lab.run(small(sample_size=40, curvature_resolution=0))
+    assert result.slice_d1_std.shape == result.slice_d1.shape
+    assert np.all(result.slice_d1_std >= 0) and np.any(result.slice_d1_std > 0)
+    assert result.curvature_ratio.size == 0
+
+
+def test_uploaded_model_and_data_take_the_loop_path() -> None:
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(mlp(3, 2, [6])), buffer)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    y = (X[:, 0] > 0).astype(np.int64)
+    data = io.BytesIO()
+    np.savez(data, X=X, y=y)
+    config = small(
+        model="upload",
+        dataset="upload",
+        model_upload=uploads.store(buffer.getvalue()),
+        data_upload=uploads.store(data.getvalue()),
+        data_name="mine.npz",
+        resolution=5,
+    )
+    result = lab.run(config)
+    assert not result.diverged and result.surface_method == "loop"
+    assert result.n_samples == 60 and result.task == "classification"
+    assert np.all(np.isfinite(result.surface))
+
+
+def test_uploaded_model_that_does_not_fit_the_data_is_a_value_error() -> None:
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(mlp(5, 2, [6])), buffer)
+    config = small(model="upload", model_upload=uploads.store(buffer.getvalue()))
+    with pytest.raises(ValueError, match="cannot run the data"):
+        lab.run(config)
+
+
+def test_regression_that_overflows_reports_divergence() -> None:
+    X = np.random.default_rng(0).standard_normal((30, 2))
+    y = np.full(30, 1e25)  # squared error overflows float32
+    text = "a,b,y\n" + "\n".join(f"{a},{b},{t}" for (a, b), t in zip(X, y, strict=True))
+    config = small(
+        model="mlp",
+        dataset="upload",
+        data_upload=uploads.store(text.encode()),
+        data_name="big.csv",
+    )
+    result = lab.run(config)
+    assert result.diverged and "diverged" in result.message
+    assert result.surface.size == 0
+
+
+def test_surface_downloads_round_trip() -> None:
+    result = lab.run(small(curvature_resolution=0))
+    with np.load(io.BytesIO(lab.surface_npz(result)), allow_pickle=False) as archive:
+        np.testing.assert_array_equal(archive["loss"], result.surface)
+        np.testing.assert_array_equal(archive["alphas"], result.alphas)
+    rows = np.loadtxt(io.StringIO(lab.surface_csv(result)), delimiter=",", skiprows=1)
+    assert rows.shape == (result.surface.size, 3)
+    np.testing.assert_allclose(rows[:, 2].reshape(result.surface.shape), result.surface, rtol=1e-9)
+    np.testing.assert_allclose(rows[:: len(result.betas), 0], result.alphas, rtol=1e-9)
+
+
+def test_runs_are_reproducible() -> None:
+    a = lab.run(small(curvature_resolution=0))
+    b = lab.run(small(curvature_resolution=0))
+    np.testing.assert_array_equal(a.surface, b.surface)
+
+
+def test_regression_loss_at_the_initial_weights_is_the_mean_squared_error() -> None:
+    """Independent check of the regression path: rebuild the seeded initial MLP by hand."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((40, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.standard_normal(40)
+    text = "a,b,c,target\n" + "\n".join(
+        ",".join(f"{v:.17g}" for v in (*row, t)) for row, t in zip(X, y, strict=True)
+    )
+    config = small(
+        model="mlp",
+        hidden=7,
+        dataset="upload",
+        data_upload=uploads.store(text.encode()),
+        data_name="r.csv",
+        seed=3,
+        curvature_resolution=0,
+    )
+    result = lab.run(config)
+    assert result.task == "regression" and np.isnan(result.train_accuracy)
+    torch.manual_seed(3)
+    initial = mlp(3, 1, [7, 7])
+    with torch.no_grad():
+        prediction = initial(torch.as_tensor(X, dtype=torch.float32)).double().numpy()[:, 0]
+    expected = float(np.mean((prediction - y) ** 2))
+    zero = np.argmin(np.abs(result.interpolation_ts))
+    assert result.interpolation[zero] == pytest.approx(expected, rel=1e-5)
+    assert result.loss_history[0] == pytest.approx(expected, rel=1e-5)
