@@ -29,12 +29,16 @@ def tau_hinge(outputs: torch.Tensor, y: torch.Tensor, tau: float = 1.0) -> torch
 
 
 def multiclass_hinge(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean multi-class hinge (torch's ``multi_margin_loss``, the original authors' MNIST loss).
+    """Mean multi-class hinge, the value of torch's ``multi_margin_loss`` (the original authors'
+    MNIST loss): ``(1/n) sum_j (1/C) sum_{k != y_j} max(0, 1 - s_{j, y_j} + s_{j, k})``.
 
-    ``(1/n) sum_j (1/C) sum_{k != y_j} max(0, 1 - s_{j, y_j} + s_{j, k})``;
-    ``scores`` (n, C), integer ``labels`` (n,) in [0, C).
+    ``scores`` (n, C), integer ``labels`` (n,) in [0, C). Written with ``gather`` and ``clamp``
+    because ``multi_margin_loss`` has no double backward (Hessian-vector products) and no
+    batching rule under ``vmap``. The ``k = y_j`` term is ``max(0, 1) = 1`` and is subtracted.
     """
-    return F.multi_margin_loss(scores, labels.long())
+    correct = scores.gather(1, labels.long().unsqueeze(1))  # (n, 1)
+    margins = torch.clamp(1.0 - correct + scores, min=0.0)  # (n, C)
+    return (margins.sum(1) - 1.0).mean() / scores.shape[1]
 
 
 def cross_entropy(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -331,7 +331,7 @@ with controls("Gap problem", expanded=measure_gap):
     )
     gap_steps = cols[3].select_slider(
         "Adam steps",
-        [250, 500, 1000, 2000, 4000],
+        [250, 500, 1000, 2000, 4000, 8000, 16000],
         value=1000,
         key="branches_gap_steps",
         bind="query-params",
@@ -360,7 +360,9 @@ if measure_gap:
             f"plotted gap is an upper bound too. C = {gaps.reference_constant:.3g} is the "
             "smallest constant with C / I above every measured gap. m-hat = "
             f"{gaps.critical_width}: neurons of the optimal network read off the convex "
-            "solution (parallel neurons merged), so the critical width m* is at most m-hat."
+            "solution (parallel neurons merged), so the critical width m* is at most m-hat. "
+            "With a small beta the training converges slowly: raise the steps before taking a "
+            "positive gap at I >= m-hat for a real one."
         )
         if gaps.diverged:
             st.warning(gaps.message)

@@ -261,6 +261,16 @@ def test_labels_follow_the_loss() -> None:
     assert set(np.unique(y)) == set(range(10))
 
 
+@pytest.mark.parametrize("loss", ["multiclass_hinge", "cross_entropy"])
+def test_ten_classes_with_each_loss_give_finite_measures(loss: str) -> None:
+    config = replace(SMALL, dataset="digits", task="all", loss=loss, n_samples=100, seeds=1)
+    result = branches.run(config)
+    assert not result.diverged and result.n_classes == 10
+    for field in ("non_psd", "defect", "lambda_min", "lambda_max", "hessian_ratio"):
+        assert np.all(np.isfinite(getattr(result, field))), field
+    assert result.lambda_min[0, 0, 0] < 0 < result.lambda_max[0, 0, 0]
+
+
 def test_grid_of_depths_and_branch_counts_and_its_figures() -> None:
     config = replace(SMALL, branch_counts=(1, 2), depths=(1, 2), seeds=1)
     result = branches.run(config)

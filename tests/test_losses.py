@@ -61,6 +61,35 @@ def test_multiclass_hinge_matches_formula() -> None:
     )
     got = multiclass_hinge(torch.tensor(s), torch.tensor(labels)).item()
     assert got == pytest.approx(expected, rel=1e-12)
+    torch_value = torch.nn.functional.multi_margin_loss(torch.tensor(s), torch.tensor(labels))
+    assert got == pytest.approx(torch_value.item(), rel=1e-12)
+
+
+def test_multiclass_hinge_has_a_hessian_where_multi_margin_loss_has_none() -> None:
+    """Through a two-layer linear model s = X A^T B^T the loss is piecewise bilinear: its
+    Hessian (double backward) equals central differences of the gradient."""
+    torch.manual_seed(0)
+    X, labels = torch.randn(12, 3, dtype=torch.float64), torch.randint(0, 4, (12,))
+    sizes = (5 * 3, 4 * 5)
+
+    def loss_of(p: torch.Tensor, loss=multiclass_hinge) -> torch.Tensor:
+        A, B = p[: sizes[0]].reshape(5, 3), p[sizes[0] :].reshape(4, 5)
+        return loss(X @ A.T @ B.T, labels)
+
+    p = torch.randn(sum(sizes), dtype=torch.float64)
+    hessian = torch.autograd.functional.hessian(loss_of, p)
+
+    def gradient(q: torch.Tensor) -> torch.Tensor:
+        return torch.func.grad(loss_of)(q)
+
+    eps = 1e-7
+    columns = [(gradient(p + eps * e) - gradient(p - eps * e)) / (2 * eps) for e in torch.eye(35)]
+    torch.testing.assert_close(hessian, torch.stack(columns, 1), rtol=1e-5, atol=1e-6)
+    assert hessian.abs().max() > 0
+    with pytest.raises(RuntimeError, match="not implemented"):
+        torch.autograd.functional.hessian(
+            lambda q: loss_of(q, torch.nn.functional.multi_margin_loss), p
+        )
 
 
 def test_cross_entropy_matches_log_softmax() -> None:
