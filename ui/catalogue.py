@@ -40,4 +40,13 @@ STUDIES: list[PageEntry] = [
         "seed's Figure 2, their non-convexity measured three ways, and the duality gap measured "
         "against an exact convex program.",
     ),
+    PageEntry(
+        "views/landscape_lab.py",
+        "Landscape Lab",
+        ":material/landscape:",
+        "landscape_lab",
+        "Train a built-in or uploaded model, then draw its loss surface (random, PCA or "
+        "three-model planes), 1-D slices, interpolation and Hessian curvature map, evaluated many "
+        "grid points per pass; download the surface.",
+    ),
 ]
