@@ -17,7 +17,6 @@ import numpy as np
 from landscape import datasets
 
 DATASET_NAMES = ("digits", "mnist", "mnist_full", "cifar10", "moons", "circles", "spirals")
-IMAGE_SIDE = {"digits": 8, "mnist": 28, "mnist_full": 28, "cifar10": 32}
 
 
 def mnist_subset() -> tuple[np.ndarray, np.ndarray]:
