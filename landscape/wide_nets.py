@@ -205,6 +205,7 @@ class TrainingHistory:
     gram_change: np.ndarray  # ||G^(H)(k) - G^(H)(0)||_2
     lambda_min_last: np.ndarray  # lambda_min(G^(H)(k))
     lambda_min_full: np.ndarray  # lambda_min(G(k)), all layers and a
+    lambda_max_full_init: float  # lambda_max(G(0)): gradient descent is stable for eta < 2 / it
     gram_last_init: np.ndarray  # G^(H)(0) (n, n)
     outputs_init: np.ndarray  # u(0) (n,)
     iterations_run: int
@@ -246,6 +247,7 @@ def train(
         key: [] for key in ("loss", "move", "change", "last", "full")
     }
     gram_init = outputs_init = None
+    lambda_max_init = math.nan
     diverged = False
     for k in range(int(iterations) + 1):
         u, grads, grams = gradients_and_grams(spec, weights, X_t, y_t)
@@ -257,6 +259,7 @@ def train(
         last, full = grams[-2], grams.sum(0)
         if gram_init is None:
             gram_init, outputs_init = last.clone(), u.clone()
+            lambda_max_init = float(torch.linalg.eigvalsh(full)[-1])
         records["loss"].append(loss)
         records["move"].append(
             max(
@@ -280,6 +283,7 @@ def train(
         gram_change=np.array(records["change"]),
         lambda_min_last=np.array(records["last"]),
         lambda_min_full=np.array(records["full"]),
+        lambda_max_full_init=lambda_max_init,
         gram_last_init=(
             gram_init.cpu().numpy() if gram_init is not None else np.zeros((len(y_t), len(y_t)))
         ),
