@@ -38,6 +38,7 @@ MiB = 2**20
 # that stay in cache run fastest; large on a GPU, where big batches do.
 DEFAULT_BUDGET = {"cpu": 16 * MiB}
 DEFAULT_BUDGET_ACCELERATOR = 1024 * MiB
+CPU_BLOCK_BYTES = MiB
 
 
 def surface_2d(
@@ -315,17 +316,19 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 def batched_loss(loss_fn: LossFn, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``[loss_fn(outputs[g], y) for g]`` as a tensor (G,), computed without a Python loop.
 
-    Cross-entropy (as ``logsumexp(o) - o_y``: torch's last-axis softmax is slow for few classes
-    on a CPU) and the squared loss are computed directly; any other loss runs under ``vmap``
-    (or, if it cannot be vmapped, point by point).
+    Cross-entropy is computed with the classes on axis 1 (torch's last-axis softmax is slow for
+    few classes on a CPU; outputs that are a view of a class-first array need no copy), the
+    squared loss directly; any other loss runs under ``vmap`` (or, if it cannot be vmapped,
+    point by point).
     """
     ignore = _cross_entropy_ignore_index(loss_fn)
     if ignore is not None and outputs.dim() == 3 and y.dim() == 1 and not y.is_floating_point():
-        # -log softmax(o)_y = logsumexp(o) - o_y, summed over the samples that count.
-        keep = y != ignore
-        labels = torch.where(keep, y, 0).view(1, -1, 1).expand(outputs.shape[0], -1, 1)
-        per_sample = torch.logsumexp(outputs, dim=2) - outputs.gather(2, labels).squeeze(2)
-        return (per_sample * keep).sum(1) / keep.sum()
+        G, n = outputs.shape[:2]
+        # Classes on axis 1 (torch's "K-dimensional" cross-entropy): vectorised over samples.
+        per_sample = F.cross_entropy(
+            outputs.transpose(1, 2), y.expand(G, n), reduction="none", ignore_index=ignore
+        )
+        return per_sample.sum(1) / (y != ignore).sum()
     if _is_mean_squared(loss_fn) and outputs.shape[1:] == y.shape:
         return (outputs - y).square().flatten(1).mean(1)
     try:
@@ -473,17 +476,22 @@ def _fast_multibranch(
     K, k_out = P0.shape[1], W2.shape[0]
     b_all = torch.as_tensor(betas, device=problem.device, dtype=P0.dtype)
     item = P0.element_size()
-    # One block of activations (betas x samples x units) takes a quarter of the budget.
-    block = max(1, budget // (4 * item * K))
+    # One block of activations (betas x samples x units): a quarter of the budget, and on a CPU
+    # at most CPU_BLOCK_BYTES, so that the block stays in cache between its three passes.
+    block_bytes = budget // 4
+    if problem.device.type == "cpu":
+        block_bytes = min(block_bytes, CPU_BLOCK_BYTES)
+    block = max(1, block_bytes // (item * K))
     beta_chunk = min(len(betas), block)
     sample_chunk = max(1, min(n, block // beta_chunk))
     buffer = torch.empty(beta_chunk * sample_chunk * K, device=problem.device, dtype=P0.dtype)
-    products = torch.empty(2 * k_out, len(betas), n, device=problem.device, dtype=P0.dtype)
+    logits = torch.empty(len(betas), k_out, n, device=problem.device, dtype=P0.dtype)
     activation = _in_place_activation(model)
     Z = np.empty((len(alphas), len(betas)))
     for i, a in enumerate(alphas.tolist()):
         Q = torch.add(P0, P1, alpha=a)
         M = torch.cat([torch.add(W2, U2, alpha=a), V2])  # (2k, K)
+        bias = torch.add(b2, u2, alpha=a)[:, None] + v2[:, None] * b_all[None, :]  # (k, B)
         for j0 in range(0, len(betas), beta_chunk):
             bj = b_all[j0 : j0 + beta_chunk]
             for s0 in range(0, n, sample_chunk):
@@ -492,11 +500,12 @@ def _fast_multibranch(
                 h = buffer[: len(bj) * m * K].view(len(bj), m * K)
                 torch.addr(Q[s0:s1].reshape(1, -1), bj, P2[s0:s1].reshape(-1), out=h)
                 h = activation(h).view(len(bj) * m, K)
-                products[:, j0 : j0 + len(bj), s0:s1] = (M @ h.T).view(2 * k_out, len(bj), m)
-        bias = torch.add(b2, u2, alpha=a)[:, None] + b_all[None, :] * v2[:, None]  # (k, B)
-        logits = torch.addcmul(products[:k_out], b_all[None, :, None], products[k_out:])
-        logits += bias[:, :, None]
-        Z[i] = batched_loss(problem.loss_fn, logits.permute(1, 2, 0), problem.y).cpu().numpy()
+                product = (M @ h.T).view(2 * k_out, len(bj), m)
+                block = torch.addcmul(product[:k_out], bj[None, :, None], product[k_out:])
+                block += bias[:, j0 : j0 + len(bj), None]
+                logits[j0 : j0 + len(bj), :, s0:s1] = block.transpose(0, 1)
+        losses = batched_loss(problem.loss_fn, logits.transpose(1, 2), problem.y)
+        Z[i] = losses.cpu().numpy()
         if progress is not None:
             progress((i + 1) / len(alphas), f"Surface row {i + 1} of {len(alphas)}")
     return Z
