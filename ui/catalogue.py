@@ -49,4 +49,14 @@ STUDIES: list[PageEntry] = [
         "three-model planes), 1-D slices, interpolation and Hessian curvature map, evaluated many "
         "grid points per pass; download the surface.",
     ),
+    PageEntry(
+        "views/width.py",
+        "Width",
+        ":material/width:",
+        "width",
+        "Du et al.'s infinite-width Gram matrices K^(H) (seed section 3.1): train fully connected "
+        "and ResNet networks at the theorem's step, measure the loss against its linear-rate "
+        "bound, the weight movement and the Gram drift against width, and FC against ResNet "
+        "across depth.",
+    ),
 ]
