@@ -36,7 +36,7 @@ METHODS = ("auto", "fast", "vmap", "loop")
 MiB = 2**20
 # Working memory per pass (not counting the data and the model): small on a CPU, where chunks
 # that stay in cache run fastest; large on a GPU, where big batches do.
-DEFAULT_BUDGET = {"cpu": 16 * MiB}
+DEFAULT_BUDGET = {"cpu": 32 * MiB}
 DEFAULT_BUDGET_ACCELERATOR = 1024 * MiB
 CPU_BLOCK_BYTES = MiB
 
@@ -391,22 +391,29 @@ def _loop_points(problem: _Problem, coords: np.ndarray, progress: Progress | Non
 def _vmap_points(
     problem: _Problem, coords: np.ndarray, budget: int, progress: Progress | None
 ) -> np.ndarray:
+    """Chunks of points under ``vmap``. Parameters that neither direction moves (biases, with
+    Li et al.'s zeroed 1-D directions) stay unbatched: one copy, and no batched bias addition."""
     model, center = problem.model, problem.center
     d1, d2 = problem.directions["d1"], problem.directions["d2"]
+    moving = [n for n in center if bool(d1[n].any()) or bool(d2[n].any())]
+    fixed = {n: t for n, t in center.items() if n not in moving}
     chunk = max(1, min(len(coords), budget // _bytes_per_point(problem)))
-    coords_t = torch.as_tensor(
-        coords, device=problem.device, dtype=next(iter(center.values())).dtype
-    )
+    dtype = next(iter(center.values())).dtype
+    coords_t = torch.as_tensor(coords, device=problem.device, dtype=dtype)
 
     def forward(params: Params) -> torch.Tensor:
-        return functional_call(model, params, (problem.X,))
+        return functional_call(model, {**fixed, **params}, (problem.X,))
 
+    if not moving:  # both directions are zero: the loss is the centre's everywhere
+        centre = batched_loss(problem.loss_fn, forward({})[None], problem.y)
+        return np.full(len(coords), float(centre[0]))
     batched_forward = vmap(forward)
     out = torch.empty(len(coords), dtype=torch.float64)
     for start in range(0, len(coords), chunk):
         a, b = coords_t[start : start + chunk, 0], coords_t[start : start + chunk, 1]
         params = {}
-        for name, c in center.items():
+        for name in moving:
+            c = center[name]
             shape = (-1,) + (1,) * c.dim()
             params[name] = torch.addcmul(
                 torch.addcmul(c, a.view(shape), d1[name]), b.view(shape), d2[name]

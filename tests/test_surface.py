@@ -280,3 +280,11 @@ def test_scattered_points_equal_the_loop(case: str) -> None:
         reference_surface(model, F.cross_entropy, X, y, d1, d2, [a], [b])[0, 0] for a, b in coords
     ]
     np.testing.assert_allclose(z, expected, atol=1e-12)
+
+
+def test_zero_directions_give_the_centre_everywhere() -> None:
+    model, X, y = models_and_data()["mlp"]
+    zero = {k: torch.zeros_like(v) for k, v in parameters_of(model).items()}
+    Z = surface_2d(model, F.cross_entropy, X, y, zero, zero, SMALL, SMALL)
+    with torch.no_grad():
+        np.testing.assert_allclose(Z, float(F.cross_entropy(model(X), y)), atol=1e-12)
