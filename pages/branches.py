@@ -282,8 +282,8 @@ elif result is not None:
         "the largest eigenvalue of the full Hessian at the centre (Lanczos), 0 when it is PSD. "
         "With a hinge loss and one hidden layer the Hessian has only off-diagonal blocks "
         "(the loss is piecewise bilinear in the two layers), so its spectrum is symmetric and "
-        "this ratio is exactly 1 for every I; cross-entropy adds a curvature term that breaks "
-        "the symmetry."
+        "this ratio is 1 for every I (up to Lanczos accuracy); cross-entropy adds a positive "
+        "curvature term that breaks the symmetry."
     )
 
 st.subheader("Duality gap against I")
