@@ -16,7 +16,7 @@ distinct correlations when there are few of them and otherwise on a uniform grid
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 import scipy.linalg
@@ -178,10 +178,34 @@ def pair_expectation(
     if values.size <= _GRID_POINTS:
         on_upper = pair_expectation_quadrature(activation, q, values, derivative, degree)
     else:
-        grid = np.linspace(-1.0, 1.0, _GRID_POINTS)
-        on_grid = pair_expectation_quadrature(activation, q, grid, derivative, degree)
-        on_upper = CubicSpline(grid, on_grid)(np.clip(values, -1.0, 1.0))
+        on_upper = _uniform_spline(
+            _spline_on_grid(activation, float(q), derivative, degree), values
+        )
     return _symmetric(n, upper, on_upper)
+
+
+@lru_cache(maxsize=64)
+def _spline_on_grid(activation: str, q: float, derivative: bool, degree: int) -> Array:
+    """Coefficients (4, G - 1) of the not-a-knot cubic spline through the quadrature on the grid;
+    cached, so that the fully connected chain (q = 1 at every layer) evaluates it once."""
+    grid = np.linspace(-1.0, 1.0, _GRID_POINTS)
+    on_grid = pair_expectation_quadrature(activation, q, grid, derivative, degree)
+    coefficients = CubicSpline(grid, on_grid).c  # powers 3, 2, 1, 0 of (x - grid[i])
+    coefficients.setflags(write=False)
+    return coefficients
+
+
+def _uniform_spline(coefficients: Array, x: Array) -> Array:
+    """The spline of `_spline_on_grid` at ``x``; the uniform grid locates each interval in O(1)."""
+    grid = np.linspace(-1.0, 1.0, _GRID_POINTS)
+    step = grid[1] - grid[0]
+    x = np.clip(x, grid[0], grid[-1])
+    index = np.minimum(((x - grid[0]) / step).astype(np.int64), len(grid) - 2)
+    t = x - grid[index]
+    out = coefficients[0][index]
+    for power in (1, 2, 3):
+        out = out * t + coefficients[power][index]
+    return out
 
 
 def _symmetric(n: int, upper: tuple[Array, Array], values: Array) -> Array:
