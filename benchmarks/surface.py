@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from landscape.datasets import digits  # noqa: E402
 from landscape.directions import random_directions  # noqa: E402
 from landscape.nets import MultiBranchNet, mlp  # noqa: E402
-from landscape.surface import surface_2d  # noqa: E402
+from landscape.surface import auto_method, surface_2d  # noqa: E402
 
 MODELS = {
     "MultiBranchNet(64, 10, branches=16, width=8)": lambda: MultiBranchNet(64, 10, 16, 8),
@@ -79,7 +79,8 @@ def compare(name: str, device: str, grid: int, repeats: int) -> None:
     diff = float(np.abs(Z_engine - Z_loop).max())
     print(
         f"  {name} on {device}, {grid}x{grid} grid: loop {best_loop:.3f} s, "
-        f"surface_2d {best_engine:.3f} s, ratio {best_loop / best_engine:.1f}x, "
+        f"surface_2d ({auto_method(model)} path) {best_engine:.3f} s, "
+        f"ratio {best_loop / best_engine:.1f}x, "
         f"max |difference| {diff:.1e}",
         flush=True,
     )
@@ -133,7 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--grid", type=int, default=41)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--memory-grid", type=int, default=101)
+    parser.add_argument("--memory-grid", type=int, default=101, help="0 skips the memory run")
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     args = parser.parse_args()
@@ -154,9 +155,10 @@ def main() -> None:
         print(f"Time ({args.grid}x{args.grid} grid, best of {args.repeats}, digits 1797 x 64):")
         for name in MODELS:
             compare(name, device, args.grid, args.repeats)
-        print(f"Peak memory ({args.memory_grid}x{args.memory_grid} grid, fresh process):")
-        for name in MODELS:
-            peak_memory(name, device, args.memory_grid)
+        if args.memory_grid:
+            print(f"Peak memory ({args.memory_grid}x{args.memory_grid} grid, fresh process):")
+            for name in MODELS:
+                peak_memory(name, device, args.memory_grid)
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
