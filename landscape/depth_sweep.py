@@ -27,7 +27,7 @@ import torch
 
 from landscape.device import resolve_device
 from landscape.gram import ACTIVATIONS, ARCHITECTURES, gram_matrices, lambda_min
-from landscape.wide_nets import WideNetSpec, sample_last_gram_at_init, train
+from landscape.wide_nets import WideNetSpec, float64_device, sample_last_gram_at_init, train
 from landscape.width import (
     MAX_DEPTH,
     MAX_WIDTH,
@@ -116,7 +116,7 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     report = progress or (lambda fraction, stage: None)
     device = resolve_device(config.device)
     X, y = sphere_data(config.dataset, config.n, config.input_dim, config.seed)
-    X_t = torch.as_tensor(X, device=device)
+    X_t = torch.as_tensor(X, device=float64_device(device))
     depths = np.array(sorted(config.depths), dtype=np.int64)
     concentration_widths = power_of_two_widths(config.min_width, config.concentration_max_width)
     train_widths = power_of_two_widths(config.min_width, config.max_width)

@@ -9,7 +9,8 @@ Every weight starts ``N(0, 1)`` and every layer is trained (seed section 3.1; MA
                      x^(h) = x^(h-1) + c_res / (H sqrt(m)) sigma(W^(h) x^(h-1)),  2 <= h <= H,
     output           u = a^T x^(H),   loss  L = 1/2 ||u - y||^2.
 
-Float64 throughout: the loss curves are read down to 1e-10 and the Gram drifts are small.
+Float64 throughout (mps, which lacks it, falls back to the CPU): the loss curves are read down
+to 1e-10 and the Gram drifts are small.
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ def torch_activation_prime(activation: str) -> Callable[[Tensor], Tensor]:
     """``sigma'`` as a torch function."""
     torch_activation(activation)
     return _TORCH_DERIVATIVES[activation]
+
+
+def float64_device(device: torch.device | str) -> torch.device:
+    """``device``, or the CPU in place of Apple's mps, which has no float64."""
+    device = torch.device(device)
+    return torch.device("cpu") if device.type == "mps" else device
 
 
 @dataclass(frozen=True)
@@ -232,7 +239,7 @@ def train(
         raise ValueError(f"eta must be a finite number > 0, got {eta}")
     if int(iterations) != iterations or iterations < 0:
         raise ValueError(f"iterations must be an integer >= 0, got {iterations}")
-    device = torch.device(device)
+    device = float64_device(device)
     X_t = torch.as_tensor(np.asarray(X, dtype=np.float64), device=device)
     y_t = torch.as_tensor(np.asarray(y, dtype=np.float64).reshape(-1), device=device)
     if X_t.shape[0] != y_t.shape[0]:
