@@ -83,6 +83,10 @@ class Config:
         _check_values("depths", self.depths, 1, 3, 3)
         _check_int("width", self.width, 1, 512)
         _check_choice("dataset", self.dataset, branch_data.DATASET_NAMES)
+        if self.dataset in ("mnist_full", "cifar10") and not self.data_dir:
+            raise ValueError(
+                f"data_dir must name a local folder with the files of {self.dataset!r}, got ''"
+            )
         _check_choice("task", self.task, TASKS)
         _check_int("digit_a", self.digit_a, 0, 9)
         _check_int("digit_b", self.digit_b, 0, 9)

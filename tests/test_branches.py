@@ -304,6 +304,7 @@ def test_grid_of_depths_and_branch_counts_and_its_figures() -> None:
         ({"dataset": "imagenet"}, "dataset must be one of"),
         ({"n_samples": 1}, "n_samples must be 0"),
         ({"tau": 0.0}, "tau must be a number in"),
+        ({"dataset": "cifar10"}, "data_dir must name a local folder"),
     ],
 )
 def test_config_rejects_bad_values(fields: dict, match: str) -> None:
