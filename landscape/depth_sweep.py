@@ -187,6 +187,3 @@ def run(config: Config, progress: Progress | None = None) -> Result:
         eta=eta,
         target=float(config.target),
     )
-
-
-PRESETS: dict[str, Config] = {"default": Config()}

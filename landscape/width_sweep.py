@@ -179,6 +179,3 @@ def run(config: Config, progress: Progress | None = None) -> Result:
         eta=eta,
         message=message,
     )
-
-
-PRESETS: dict[str, Config] = {"default": Config()}
