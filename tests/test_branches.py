@@ -271,6 +271,28 @@ def test_ten_classes_with_each_loss_give_finite_measures(loss: str) -> None:
     assert result.lambda_min[0, 0, 0] < 0 < result.lambda_max[0, 0, 0]
 
 
+def test_study_reads_cifar10_from_a_local_folder(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for k in range(1, 6):
+        labels = np.array([0, 1, 2, 0, 1, 2])
+        records = np.concatenate([labels[:, None], rng.integers(0, 256, (6, 3072))], axis=1)
+        (tmp_path / f"data_batch_{k}.bin").write_bytes(records.astype(np.uint8).tobytes())
+    config = replace(
+        SMALL,
+        dataset="cifar10",
+        data_dir=str(tmp_path),
+        digit_a=0,
+        digit_b=1,
+        n_samples=0,
+        seeds=1,
+        resolution=5,
+        hessian_iterations=5,
+    )
+    result = branches.run(config)
+    assert result.n_samples == 20  # classes 0 and 1 of the 30 records
+    assert result.n_parameters[0, 0] == 2 * (3072 * 3 + 3 + 3 + 1)
+
+
 def test_grid_of_depths_and_branch_counts_and_its_figures() -> None:
     config = replace(SMALL, branch_counts=(1, 2), depths=(1, 2), seeds=1)
     result = branches.run(config)
