@@ -314,6 +314,20 @@ def test_grid_of_depths_and_branch_counts_and_its_figures() -> None:
         figures.surface_3d(result, 1, 8)
 
 
+def test_results_round_trip_through_the_run_file() -> None:
+    from landscape import results
+
+    for module, config in (
+        ("landscape.branches", replace(SMALL, seeds=1)),
+        ("landscape.branch_gap", branch_gap.Config(branch_counts=(1, 2), restarts=4, steps=50)),
+    ):
+        result = (branches if module.endswith("branches") else branch_gap).run(config)
+        _, loaded_config, loaded = results.load_run_file(results.run_file(module, config, result))
+        assert loaded_config == config
+        for name, value in vars(result).items():
+            np.testing.assert_array_equal(getattr(loaded, name), value)
+
+
 @pytest.mark.parametrize(
     ("fields", "match"),
     [
