@@ -153,6 +153,8 @@ class Result:
     curvature_ratio: np.ndarray  # (C, C) |lambda_min / lambda_max|
     slice_hessian: np.ndarray  # (2, 2) [d_i^T H d_j] at the centre, by Hessian-vector products
     slice_hessian_fd: np.ndarray  # (2, 2) the same by central differences of the surface
+    slice_eigenvalues: np.ndarray  # (2,) of slice_hessian, ascending
+    slice_fd_eigenvalues: np.ndarray  # (2,) of slice_hessian_fd, ascending
     hessian_trace: float  # Hutchinson at the centre
     hessian_trace_error: float
     loss_history: np.ndarray  # (E,) training loss per epoch
@@ -321,6 +323,8 @@ def _run(config: Config, progress: Progress | None) -> Result:
         curvature_ratio=ratio,
         slice_hessian=H2,
         slice_hessian_fd=H2_fd,
+        slice_eigenvalues=np.linalg.eigvalsh(H2),
+        slice_fd_eigenvalues=np.linalg.eigvalsh(H2_fd),
         hessian_trace=trace,
         hessian_trace_error=trace_error,
         loss_history=history,
@@ -484,6 +488,8 @@ def _diverged(
         curvature_ratio=square,
         slice_hessian=np.full((2, 2), np.nan),
         slice_hessian_fd=np.full((2, 2), np.nan),
+        slice_eigenvalues=np.full(2, np.nan),
+        slice_fd_eigenvalues=np.full(2, np.nan),
         hessian_trace=float("nan"),
         hessian_trace_error=float("nan"),
         loss_history=np.where(np.isfinite(history), history, np.nan),

@@ -182,3 +182,14 @@ def test_regression_loss_at_the_initial_weights_is_the_mean_squared_error() -> N
     zero = np.argmin(np.abs(result.interpolation_ts))
     assert result.interpolation[zero] == pytest.approx(expected, rel=1e-5)
     assert result.loss_history[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_slice_hessian_by_products_matches_finite_differences_for_a_smooth_net() -> None:
+    result = lab.run(small(activation="tanh", curvature_resolution=0))
+    np.testing.assert_allclose(
+        result.slice_hessian_fd,
+        result.slice_hessian,
+        rtol=2e-2,
+        atol=1e-3 * np.abs(result.slice_hessian).max(),
+    )
+    np.testing.assert_allclose(result.slice_eigenvalues, np.linalg.eigvalsh(result.slice_hessian))

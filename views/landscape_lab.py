@@ -1,6 +1,5 @@
 """Landscape Lab: train a model, then draw its loss surface, slices and curvature (MATH.md s. 5)."""
 
-import numpy as np
 import streamlit as st
 
 from landscape import lab as study
@@ -369,13 +368,13 @@ elif result is not None:
                     f"{exact[0, 0]:.4g}",
                     f"{exact[0, 1]:.4g}",
                     f"{exact[1, 1]:.4g}",
-                    ", ".join(f"{v:.3g}" for v in np.linalg.eigvalsh(exact)),
+                    ", ".join(f"{v:.3g}" for v in result.slice_eigenvalues),
                 ],
                 "finite differences": [
                     f"{fd[0, 0]:.4g}",
                     f"{fd[0, 1]:.4g}",
                     f"{fd[1, 1]:.4g}",
-                    ", ".join(f"{v:.3g}" for v in np.linalg.eigvalsh(fd)),
+                    ", ".join(f"{v:.3g}" for v in result.slice_fd_eigenvalues),
                 ],
             },
             hide_index=True,
