@@ -355,12 +355,13 @@ def test_config_rejects_bad_values(fields: dict, match: str) -> None:
 def test_page_revisits_cached_values_and_measures_the_gap() -> None:
     from streamlit.testing.v1 import AppTest
 
+    from ui.catalogue import STUDIES
     from ui.runner import clear_cache
 
     clear_cache()
     at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=300)
     at.run()
-    at.switch_page("pages/branches.py")
+    at.switch_page(next(e.path for e in STUDIES if e.url_path == "branches"))
     at.query_params.update(branches_largest="2", branches_shown="1", branches_epochs="5")
     at.run()
     assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
