@@ -1,4 +1,4 @@
-"""Convexify: the router. Pages live in pages/; this file adds what every page shares: the
+"""Convexify: the router. Pages live in views/; this file adds what every page shares: the
 sidebar, lecture mode's style and its previous/next slide buttons."""
 
 import streamlit as st

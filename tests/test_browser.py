@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ui.catalogue import HOME, STUDIES
+from ui.catalogue import STUDIES
 
 pytestmark = pytest.mark.browser
 
@@ -123,7 +123,7 @@ def wait_for_run(tab) -> None:
 
 
 def error_texts(tab) -> list[str]:
-    selector = '[data-testid="stException"], [data-testid="stAlertContentError"]'
+    selector = '[data-testid="stException"], [data-testid="stAlertContentError"], [role="dialog"]'
     return [element.inner_text() for element in tab.query_selector_all(selector)]
 
 
@@ -140,8 +140,9 @@ def test_deep_link_goes_through_the_router(server, page) -> None:
     page.goto(f"{server}/{entry.url_path}")
     wait_for_run(page)
     sidebar = page.locator('[data-testid="stSidebar"]')
-    assert sidebar.get_by_text("Device").count() >= 1
-    assert sidebar.get_by_text("Seed").count() >= 1
+    for label in ("Device", "Seed", "Lecture mode"):
+        sidebar.get_by_text(label, exact=True).wait_for(timeout=20_000)
+    assert not error_texts(page), error_texts(page)
 
 
 def test_home_lists_every_study(server, page) -> None:
@@ -175,7 +176,65 @@ def test_study_page_renders_and_its_first_slider_changes_a_chart(server, page, e
     assert not error_texts(page), error_texts(page)
 
 
-def test_home_page_has_no_error(server, page) -> None:
-    page.goto(f"{server}/{HOME.url_path}")
+def test_link_with_parameters_restores_the_controls(server, page) -> None:
+    page.goto(f"{server}/linear_duality?lin_gamma=1.5&lin_depth=4&seed=3")
     wait_for_run(page)
-    assert not error_texts(page)
+    ranges = page.locator('[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]')
+    values = ranges.evaluate_all("els => els.map(e => [e.getAttribute('aria-label'), e.value])")
+    assert ["gamma / sigma_min(Ytilde)", "1.5"] in values, values
+    assert ["depth H", "4"] in values, values
+    seed = page.locator('[data-testid="stSidebar"] [data-testid="stNumberInputField"]')
+    assert seed.input_value() == "3"
+    assert not error_texts(page), error_texts(page)
+
+
+def test_presets_open_without_recomputation(server, page) -> None:
+    page.goto(f"{server}/linear_duality")
+    wait_for_run(page)
+    assert page.get_by_text("Precomputed preset").count() == 1
+    assert page.locator('[data-testid="stProgress"]').count() == 0
+
+
+def test_exports_download_files_that_load_back(server, page, tmp_path) -> None:
+    from landscape import linear_duality, results
+
+    page.goto(f"{server}/linear_duality")
+    wait_for_run(page)
+    page.get_by_text("Export this run, or load a saved run file").click()
+    with page.expect_download() as run_download:
+        page.get_by_role("button", name="Run file (JSON)", exact=True).click()
+    path = tmp_path / "run.json"
+    run_download.value.save_as(path)
+    study, config, result = results.load_run_file(path.read_bytes(), "landscape.linear_duality")
+    assert config.depth == linear_duality.Config().depth
+    assert abs(result.gap) <= 1e-8 * abs(result.dual)
+
+    with page.expect_download() as npz_download:
+        page.get_by_role("button", name="Data (NPZ)", exact=True).click()
+    npz = tmp_path / "data.npz"
+    npz_download.value.save_as(npz)
+    loaded = results.result_from_npz_bytes(linear_duality.Result, npz.read_bytes())
+    assert loaded.dual == result.dual
+
+    with page.expect_download() as html_download:
+        page.get_by_role("button", name="HTML", exact=True).first.click()
+    html = tmp_path / "figure.html"
+    html_download.value.save_as(html)
+    assert "plotly" in html.read_text().lower()
+
+    # the run file loads back into the page
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
+    page.get_by_text("Showing the run file").wait_for()
+    wait_for_run(page)
+    assert not error_texts(page), error_texts(page)
+
+
+def test_lecture_mode_walks_through_the_studies(server, page) -> None:
+    page.goto(f"{server}/?lecture=true")
+    wait_for_run(page)
+    next_link = page.locator('[data-testid="stPageLink"]').get_by_text(f"Next: {STUDIES[0].title}")
+    next_link.click()
+    page.wait_for_url(f"**/{STUDIES[0].url_path}**")
+    wait_for_run(page)
+    assert page.get_by_text("Slide 2 of").count() == 1
+    assert not error_texts(page), error_texts(page)
