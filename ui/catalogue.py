@@ -12,18 +12,18 @@ from dataclasses import dataclass
 class PageEntry:
     """One page of the dashboard."""
 
-    path: str  # file under pages/
+    path: str  # file under views/
     title: str
     icon: str
     url_path: str
     summary: str  # one or two sentences for Home; empty for Home itself
 
 
-HOME = PageEntry("pages/home.py", "Home", ":material/home:", "home", "")
+HOME = PageEntry("views/home.py", "Home", ":material/home:", "home", "")
 
 STUDIES: list[PageEntry] = [
     PageEntry(
-        "pages/linear_duality.py",
+        "views/linear_duality.py",
         "Linear duality",
         ":material/functions:",
         "linear_duality",
@@ -58,5 +58,14 @@ STUDIES: list[PageEntry] = [
         "and ResNet networks at the theorem's step, measure the loss against its linear-rate "
         "bound, the weight movement and the Gram drift against width, and FC against ResNet "
         "across depth.",
+    ),
+    PageEntry(
+        "views/shallow_relu.py",
+        "Shallow ReLU",
+        ":material/neurology:",
+        "shallow_relu",
+        "A single ReLU neuron trained on a convex relaxation of its loss, and two-layer ReLU "
+        "networks solved exactly as a convex program over activation patterns (seed section "
+        "2.2): the global optimum, the critical width m*, and how far ordinary training stays.",
     ),
 ]
