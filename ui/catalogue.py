@@ -32,7 +32,7 @@ STUDIES: list[PageEntry] = [
         "gap as gamma moves, and watch gradient descent on the non-convex primal.",
     ),
     PageEntry(
-        "pages/branches.py",
+        "views/branches.py",
         "Branches",
         ":material/account_tree:",
         "branches",
