@@ -90,7 +90,7 @@ class Result:
     critical_width_objective: float  # objective of that m-hat-neuron network
     reference_constant: float  # C = max_I I gap_I: the smallest C with C / I above every gap
     n_patterns: int
-    seconds: float
+    run_seconds: float  # wall-clock time of this run
     diverged: bool
     message: str
 
@@ -247,7 +247,7 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
         critical_width_objective=m_hat_objective,
         reference_constant=float(np.max(counts[finite] * np.maximum(gap[finite], 0.0), initial=0)),
         n_patterns=n_patterns,
-        seconds=time.perf_counter() - start,
+        run_seconds=time.perf_counter() - start,
         diverged=bool(failed),
         message=f"every restart diverged for I in {failed}; lower the step size" if failed else "",
     )

@@ -149,25 +149,9 @@ class Result:
     n_parameters: np.ndarray  # (R, K)
     n_samples: int
     n_classes: int
-    seconds: float
+    run_seconds: float  # wall-clock time of this run
     diverged: bool
     message: str
-
-
-PRESETS: dict[str, Config] = {
-    "default": Config(),
-    "figure_2_mnist": Config(
-        branch_counts=BRANCH_CHOICES,
-        depths=(1, 3),
-        dataset="mnist",
-        task="all",
-        loss="multiclass_hinge",
-        width=16,
-        n_samples=1000,
-        epochs=20,
-        seeds=3,
-    ),
-}
 
 
 def load_data(config: Config) -> tuple[np.ndarray, np.ndarray]:
@@ -224,7 +208,7 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
         **arrays,
         n_samples=int(slices[0]["n_samples"]),
         n_classes=config.n_classes,
-        seconds=time.perf_counter() - start,
+        run_seconds=time.perf_counter() - start,
         diverged=False,
         message="",
     )
@@ -343,7 +327,7 @@ def _diverged(config: Config, message: str, start: float) -> Result:
         n_parameters=np.zeros((R, K), dtype=np.int64),
         n_samples=0,
         n_classes=config.n_classes,
-        seconds=time.perf_counter() - start,
+        run_seconds=time.perf_counter() - start,
         diverged=True,
         message=message,
     )
