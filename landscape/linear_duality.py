@@ -38,8 +38,8 @@ class Config:
     dataset: str = "synthetic"
     n: int = 40
     d0: int = 8
-    dH: int = 6
-    rank: int = 3
+    dH: int = 4
+    rank: int = 4
     noise: float = 0.3
     depth: int = 3  # H, the number of weight matrices
     hidden_width: int = 4

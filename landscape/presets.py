@@ -53,10 +53,14 @@ def precompute(
     modules: list[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """Run every preset on the CPU and write NPZ files and ``index.json`` into ``directory``."""
+    """Run the presets of ``modules`` (default: every study) on the CPU, write their NPZ files
+    into ``directory`` and update ``index.json``, keeping the other studies' entries."""
     directory.mkdir(parents=True, exist_ok=True)
-    index = []
-    for module_name in modules or study_modules():
+    modules = modules or study_modules()
+    index_path = directory / INDEX
+    kept = json.loads(index_path.read_text()) if index_path.exists() else []
+    index = [entry for entry in kept if entry["study"] not in modules]
+    for module_name in modules:
         module = importlib.import_module(module_name)
         for name, config in presets_of(module_name).items():
             config = dataclasses.replace(config, device="cpu")
@@ -72,7 +76,7 @@ def precompute(
                     "config": results.config_to_dict(config),
                 }
             )
-    (directory / INDEX).write_text(json.dumps(index, indent=1) + "\n")
+    index_path.write_text(json.dumps(index, indent=1) + "\n")
     _index.cache_clear()
     return index
 

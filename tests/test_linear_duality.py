@@ -62,9 +62,9 @@ def test_gradient_descent_from_small_init_reaches_the_dual_optimum() -> None:
 
 def test_divergence_is_reported_not_plotted() -> None:
     X, Y = study.Config().data()
-    curve = train_primal(
-        DeepLinearNet([8, 4, 4, 6], init_scale=1.0, seed=0), X * 30, Y * 30, 0.1, steps=200, lr=0.5
-    )
+    widths = [X.shape[1], 4, 4, Y.shape[1]]
+    net = DeepLinearNet(widths, init_scale=1.0, seed=0)
+    curve = train_primal(net, X * 30, Y * 30, 0.1, steps=200, lr=0.5)
     assert curve.diverged
     assert np.isnan(curve.objective[-1])
 

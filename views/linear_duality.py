@@ -11,6 +11,7 @@ from ui.runner import build_config, run_study
 from ui.sidebar import current_settings
 
 settings = current_settings()
+DEFAULT = study.Config()
 st.title("Linear duality")
 st.markdown(
     "A deep linear network trained on the squared loss with Schatten-norm regularisation "
@@ -24,7 +25,7 @@ gamma_ratio = top[0].slider(
     "gamma / sigma_min(Ytilde)",
     0.0,
     5.0,
-    0.5,
+    DEFAULT.gamma_ratio,
     0.05,
     key="lin_gamma",
     bind="query-params",
@@ -55,7 +56,7 @@ with controls("Data and architecture", expanded=True):
         "n samples",
         5,
         400,
-        40,
+        DEFAULT.n,
         key="lin_n",
         bind="query-params",
         disabled=not synthetic,
@@ -65,7 +66,7 @@ with controls("Data and architecture", expanded=True):
         "d0 inputs",
         1,
         32,
-        8,
+        DEFAULT.d0,
         key="lin_d0",
         bind="query-params",
         disabled=not synthetic,
@@ -75,7 +76,7 @@ with controls("Data and architecture", expanded=True):
         "dH outputs",
         1,
         32,
-        6,
+        DEFAULT.dH,
         key="lin_dH",
         bind="query-params",
         disabled=not synthetic,
@@ -85,7 +86,7 @@ with controls("Data and architecture", expanded=True):
         "rank of B",
         1,
         16,
-        3,
+        DEFAULT.rank,
         key="lin_rank",
         bind="query-params",
         disabled=not synthetic,
@@ -95,7 +96,7 @@ with controls("Data and architecture", expanded=True):
         "noise",
         0.0,
         2.0,
-        0.3,
+        DEFAULT.noise,
         0.05,
         key="lin_noise",
         bind="query-params",
@@ -106,7 +107,7 @@ with controls("Data and architecture", expanded=True):
         "depth H",
         2,
         6,
-        3,
+        DEFAULT.depth,
         key="lin_depth",
         bind="query-params",
         help="Number of weight matrices (H >= 2).",
@@ -115,7 +116,7 @@ with controls("Data and architecture", expanded=True):
         "hidden width",
         1,
         16,
-        4,
+        DEFAULT.hidden_width,
         key="lin_width",
         bind="query-params",
         help="Width d_1 = ... = d_{H-1} of every hidden layer; "
@@ -127,7 +128,7 @@ with controls("Gradient descent on the primal and the slice"):
     scales = cols[0].multiselect(
         "initial scales",
         [0.001, 0.01, 0.1, 0.3, 1.0, 2.0],
-        default=[0.01, 0.3, 1.0],
+        default=list(DEFAULT.init_scales),
         key="lin_scales",
         bind="query-params",
         help="Each weight starts as scale * N(0, 1) / sqrt(fan-in); small scales sit longer on "
@@ -137,7 +138,7 @@ with controls("Gradient descent on the primal and the slice"):
         "seeds per scale",
         1,
         5,
-        2,
+        DEFAULT.restarts,
         key="lin_restarts",
         bind="query-params",
         help="Random initialisations per scale.",
@@ -152,7 +153,7 @@ with controls("Gradient descent on the primal and the slice"):
     lr = cols[1].select_slider(
         "step size",
         [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
-        value=0.05,
+        value=DEFAULT.lr,
         key="lin_lr",
         bind="query-params",
         help="Learning rate of the optimizer.",
@@ -161,7 +162,7 @@ with controls("Gradient descent on the primal and the slice"):
         "iterations",
         50,
         3000,
-        600,
+        DEFAULT.steps,
         50,
         key="lin_steps",
         bind="query-params",
@@ -171,7 +172,7 @@ with controls("Gradient descent on the primal and the slice"):
         "slice resolution",
         11,
         61,
-        31,
+        DEFAULT.slice_resolution,
         2,
         key="lin_res",
         bind="query-params",
@@ -181,7 +182,7 @@ with controls("Gradient descent on the primal and the slice"):
         "slice radius",
         0.1,
         3.0,
-        1.0,
+        DEFAULT.slice_radius,
         0.1,
         key="lin_radius",
         bind="query-params",

@@ -88,6 +88,7 @@ def gamma_sweep(result: Result) -> go.Figure:
         text=f" selected gamma = {result.gamma:.3g}",
     )
     fig.update_xaxes(title_text="gamma", row=2, col=1)
+    fig.update_xaxes(range=[0.0, float(g.max())])
     fig.update_layout(height=560, legend={"orientation": "h", "y": 1.08}, margin={"t": 60, "b": 40})
     return fig
 
