@@ -291,18 +291,38 @@ def _solve_cvxpy(
     return V.value, W.value, bound, iterations, problem.status == cp.OPTIMAL
 
 
-def _loss_derivatives(
-    f: torch.Tensor, y: torch.Tensor, loss: str
+def _fit_terms(
+    f: torch.Tensor, y: torch.Tensor, loss: str, tau: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``ell(f)`` and its first and second derivatives in ``f`` (n,), squared or logistic."""
+    """The barrier problem's fit term, its gradient and its diagonal Hessian in ``f`` (n,).
+
+    Squared and logistic: ``tau ell(f)``. Hinge: ``sum_j h(1 - y_j f_j)`` with
+    ``h(c) = min_xi tau xi - log xi - log(xi - c)``, the barrier of the epigraph of
+    ``max(0, c)`` with ``xi`` minimised out: ``xi`` is the root of
+    ``tau xi^2 - (tau c + 2) xi + c = 0`` above ``max(0, c)``, ``h'(c) = 1 / (xi - c)`` and
+    ``h''(c) = (r - tau c) / (2 r (xi - c)^2)`` with ``r = sqrt(tau^2 c^2 + 4)``; each quantity
+    is evaluated in the form without cancellation for the sign of ``tau c``.
+    """
     if loss == "squared":
-        return 0.5 * torch.sum((f - y) ** 2), f - y, torch.ones_like(f)
+        return 0.5 * tau * torch.sum((f - y) ** 2), tau * (f - y), tau * torch.ones_like(f)
     margin = y * f
-    return (
-        torch.sum(torch.nn.functional.softplus(-margin)),
-        -y * torch.sigmoid(-margin),
-        torch.sigmoid(margin) * torch.sigmoid(-margin),
+    if loss == "logistic":
+        return (
+            tau * torch.sum(torch.nn.functional.softplus(-margin)),
+            -tau * y * torch.sigmoid(-margin),
+            tau * torch.sigmoid(margin) * torch.sigmoid(-margin),
+        )
+    tc = tau * (1.0 - margin)
+    r = torch.sqrt(tc**2 + 4.0)
+    # both roots' forms, each used where it has no cancellation
+    low = torch.where(tc < -2.0, tc + 2.0 - r, -1.0)  # the other root's form, safe elsewhere
+    xi = torch.where(tc >= -2.0, (tc + 2.0 + r) / (2.0 * tau), 2.0 * tc / (tau * low))
+    gap = torch.where(
+        tc >= 0.0, (4.0 + 2.0 * r) / (tau * (2.0 + r + tc)), (2.0 - tc + r) / (2 * tau)
     )
+    value = torch.sum(tau * xi - torch.log(xi) - torch.log(gap))
+    spread = torch.where(tc >= 0.0, 4.0 / (r + tc), r - tc)  # r - tau c without cancellation
+    return value, -y / gap, spread / (2.0 * r * gap**2)
 
 
 def _norm_barrier(U: torch.Tensor, a: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -327,11 +347,11 @@ def _norm_barrier(U: torch.Tensor, a: float) -> tuple[torch.Tensor, torch.Tensor
 class _BarrierProblem:
     """The log-barrier problem of the convex program on the blocks ``u = (v_1..v_P, w_1..w_P)``.
 
-    ``phi_tau(u) = tau ell(F u) + sum_k psi(u_k) - sum_k sum_j log(((2 D_k - I) X u_k)_j)`` where
+    ``phi_tau(u) = fit_tau(F u) + sum_k psi(u_k) - sum_k sum_j log(((2 D_k - I) X u_k)_j)`` where
     ``psi(u) = min_t tau beta t - log(t^2 - ||u||^2)`` is the second-order-cone barrier of the
-    epigraph of ``beta ||u||`` with ``t`` minimised out. For the hinge loss ``ell = sum xi`` with
-    the barriers ``-log xi - log(xi - 1 + y f)``. ``X`` is scaled to unit spectral norm and
-    ``beta`` with it, which changes no value.
+    epigraph of ``beta ||u||`` with ``t`` minimised out, and ``fit_tau`` is ``tau ell`` (or, for
+    the hinge loss, the barrier of its epigraph with the slack minimised out: ``_fit_terms``).
+    ``X`` is scaled to unit spectral norm and ``beta`` with it, which changes no value.
     """
 
     def __init__(
@@ -344,7 +364,7 @@ class _BarrierProblem:
         device: str | torch.device,
     ) -> None:
         opts = {"dtype": torch.float64, "device": torch.device(device)}
-        self.opts, self.loss, self.hinge = opts, loss, loss == "hinge"
+        self.opts, self.loss = opts, loss
         self.scale = float(np.linalg.norm(X, 2))
         self.beta = beta / self.scale
         self.n, self.d = X.shape
@@ -370,46 +390,27 @@ class _BarrierProblem:
         """``(2 D_k - I) X u_k`` as columns (n, K); 1 on zero rows of ``X`` (no wall there)."""
         return torch.where(self.live > 0, (self.X @ U.T) * self.walls, 1.0)
 
-    def merit(self, tau: float, U: torch.Tensor, xi: torch.Tensor | None) -> torch.Tensor:
-        """``phi_tau(u, xi)``; ``inf`` outside the domain."""
-        S, f = self.slacks(U), self.predictions(U)
-        inf = torch.tensor(float("inf"), **self.opts)
+    def merit(self, tau: float, U: torch.Tensor) -> torch.Tensor:
+        """``phi_tau(u)``; ``inf`` outside the domain."""
+        S = self.slacks(U)
         if torch.any(S <= 0):
-            return inf
-        value = _norm_barrier(U, tau * self.beta)[0] - torch.sum(torch.log(S))
-        if not self.hinge:
-            return value + tau * _loss_derivatives(f, self.y, self.loss)[0]
-        e = xi - 1.0 + self.y * f
-        if torch.any(xi <= 0) or torch.any(e <= 0):
-            return inf
-        return value + tau * torch.sum(xi) - torch.sum(torch.log(xi)) - torch.sum(torch.log(e))
+            return torch.tensor(float("inf"), **self.opts)
+        fit = _fit_terms(self.predictions(U), self.y, self.loss, tau)[0]
+        return fit + _norm_barrier(U, tau * self.beta)[0] - torch.sum(torch.log(S))
 
-    def newton(
-        self, tau: float, U: torch.Tensor, xi: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None, float]:
-        """Newton direction ``(dU, dxi)`` of ``phi_tau`` and the decrement ``-grad^T step``.
+    def newton(self, tau: float, U: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """Newton direction ``dU`` of ``phi_tau`` and the decrement ``-grad^T dU``.
 
         The Hessian is block diagonal (``B_k = R_k^T R_k``, ``d x d``, ``R_k`` from the QR of
         ``[diag(1/s_k) X; hess_psi^1/2]`` so that active walls do not swamp the rest) plus
         ``F^T Omega F`` of rank ``n``, inverted by Woodbury with the (n, n) matrix
-        ``I + Omega^1/2 Y Y^T Omega^1/2``, ``Y_k = D_k X R_k^-1``.
+        ``I + Omega^1/2 Y Y^T Omega^1/2``, ``Y_i = D_i X L_i``, ``L_i L_i^T = B_vi^-1 + B_wi^-1``.
         """
         n, d, K, X = self.n, self.d, self.K, self.X
-        S, f = self.slacks(U), self.predictions(U)
-        inv_s = self.live / S
+        inv_s = self.live / self.slacks(U)
         _, g_norm, h_root = _norm_barrier(U, tau * self.beta)
-        g_u = -(self.walls * inv_s).T @ X + g_norm
-        if self.hinge:
-            e = xi - 1.0 + self.y * f
-            g_xi = tau - 1.0 / xi - 1.0 / e
-            w_xx, w_fx = 1.0 / xi**2 + 1.0 / e**2, self.y / e**2
-            g_u = g_u + self.adjoint(-self.y / e)
-            omega = 1.0 / (xi**2 + e**2)
-            rhs = -(g_u - self.adjoint(w_fx * g_xi / w_xx))
-        else:
-            _, grad, weight = _loss_derivatives(f, self.y, self.loss)
-            g_u = g_u + self.adjoint(tau * grad)
-            omega, rhs = tau * weight, -g_u
+        _, grad, omega = _fit_terms(self.predictions(U), self.y, self.loss, tau)
+        gradient = -(self.walls * inv_s).T @ X + g_norm + self.adjoint(grad)
         R = torch.linalg.qr(torch.cat([inv_s.T[:, :, None] * X[None], h_root], dim=1), mode="r")[1]
         eye = torch.eye(d, **self.opts).expand(K, d, d)
         R_inv = torch.linalg.solve_triangular(R, eye, upper=True)
@@ -417,43 +418,35 @@ class _BarrierProblem:
         def solve_blocks(A: torch.Tensor) -> torch.Tensor:  # B^-1 A = R^-1 R^-T A, row-wise
             return (R_inv @ (R_inv.transpose(1, 2) @ A[:, :, None]))[:, :, 0]
 
+        # v_i and w_i share D_i: D_i X (Q_v + Q_w) X^T D_i with Q_v + Q_w = L_i L_i^T, L_i from
+        # the QR of [R_v^-T; R_w^-T], halves the work of the (n, n) product below.
+        P = K // 2
+        stacked = torch.cat([R_inv[:P].transpose(1, 2), R_inv[P:].transpose(1, 2)], dim=1)
+        L = torch.linalg.qr(stacked, mode="r")[1].transpose(1, 2)  # (P, d, d)
         root = torch.sqrt(omega)
-        Z = root[:, None] * (
-            torch.einsum("nd,kde->nke", X, R_inv) * self.gates[:, :, None]
-        ).reshape(n, K * d)
+        Z = root[:, None] * (torch.einsum("nd,pde->npe", X, L) * self.gates[:, :P, None]).reshape(
+            n, P * d
+        )
         C = torch.linalg.cholesky(torch.eye(n, **self.opts) + Z @ Z.T)
-        z = solve_blocks(rhs)
+        z = solve_blocks(-gradient)
         corr = root * torch.cholesky_solve((root * self.predictions(z))[:, None], C)[:, 0]
         dU = z - solve_blocks(self.adjoint(corr))
-        decrement = -torch.sum(g_u * dU)
-        if not self.hinge:
-            return dU, None, float(decrement)
-        dxi = (-g_xi - w_fx * self.predictions(dU)) / w_xx
-        return dU, dxi, float(decrement - torch.sum(g_xi * dxi))
+        return dU, float(-torch.sum(gradient * dU))
 
     def multipliers(
-        self,
-        tau: float,
-        U: torch.Tensor,
-        xi: torch.Tensor | None,
-        dU: torch.Tensor,
-        dxi: torch.Tensor | None,
+        self, tau: float, U: torch.Tensor, dU: torch.Tensor
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Dual estimates ``q`` (n,) and ``mu`` (K, n) from the Newton step ``(dU, dxi)``.
+        """Dual estimates ``q`` (n,) and ``mu`` (K, n) from the Newton step ``dU``.
 
-        ``mu = -(1 / (tau s)) (1 - ds / s)`` and ``q = ell'(f) + ell''(f) F dU`` (hinge:
-        ``q = -y lambda``, ``lambda = (1 / (tau e)) (1 - de / e)``) satisfy the linearised
-        stationarity ``F_k^T q + G_k^T mu_k = -(grad psi + hess psi dU_k) / tau`` exactly, which
-        the plain barrier estimates ``1 / (tau s)`` do not for blocks far from the centre.
+        ``mu = -(1 / (tau s)) (1 - ds / s)`` and ``q = (fit'(f) + fit''(f) F dU) / tau`` satisfy
+        the linearised stationarity ``F_k^T q + G_k^T mu_k = -(grad psi + hess psi dU_k) / tau``
+        exactly, which the plain barrier estimates ``1 / (tau s)`` do not for blocks far from
+        the centre.
         """
-        S, f, df = self.slacks(U), self.predictions(U), self.predictions(dU)
+        S = self.slacks(U)
         dS = (self.X @ dU.T) * self.walls
-        if self.hinge:
-            e = xi - 1.0 + self.y * f
-            q = -self.y / (tau * e) * (1.0 - (dxi + self.y * df) / e)
-        else:
-            _, grad, weight = _loss_derivatives(f, self.y, self.loss)
-            q = grad + weight * df
+        _, grad, weight = _fit_terms(self.predictions(U), self.y, self.loss, tau)
+        q = (grad + weight * self.predictions(dU)) / tau
         mu = -(self.live / (tau * S) * (1.0 - dS / S)).T
         return q.cpu().numpy(), mu.cpu().numpy()
 
@@ -472,23 +465,25 @@ def _solve_interior_point(
     """Barrier method in torch (float64): damped Newton on ``phi_tau``, ``tau`` times 10 per round.
 
     Starts from ``v_i = w_i = c g_i`` (interior gates, zero output). After each centring, stops
-    when the objective is within ``tol`` (relative) of the dual bound at the barrier multipliers.
+    when the objective is within ``tol`` (relative) of the dual bound at the barrier multipliers;
+    gives up (``converged=False``, best bound kept) when one centring needs over 50 steps, three
+    rounds in a row need none, the line search finds no descent or the Newton system is
+    numerically singular.
     """
     problem = _BarrierProblem(X, y, patterns, beta, loss, device)
     P, opts = patterns.shape[0], problem.opts
     gate = torch.as_tensor(gates / np.linalg.norm(gates, axis=1, keepdims=True), **opts)
     fit0 = loss_value(np.zeros_like(y), y, loss)
     U = fit0 / (4.0 * problem.K * problem.beta) * torch.cat([gate, gate])
-    xi = 2.0 * torch.ones(problem.n, **opts) if problem.hinge else None
     tau = (float(problem.live.sum()) * problem.K + 2 * problem.K) / fit0
-    bound, converged, steps = -np.inf, False, 0
-    while steps < max_iter:
+    bound, converged, steps, round_start, idle_rounds = -np.inf, False, 0, 0, 0
+    while steps < max_iter and steps - round_start <= 50 and idle_rounds < 3:  # else stalled
         try:
-            dU, dxi, decrement = problem.newton(tau, U, xi)
+            dU, decrement = problem.newton(tau, U)
         except torch.linalg.LinAlgError:
             break  # the Newton system is numerically singular: keep the last certificate
         if decrement <= 1e-3:  # centred: certify, then move along the central path
-            q, mu = problem.multipliers(tau, U, xi, dU, dxi)
+            q, mu = problem.multipliers(tau, U, dU)
             bound = max(
                 bound,
                 dual_bound(q, mu[:P], mu[P:], patterns, X / problem.scale, y, problem.beta, loss),
@@ -498,19 +493,17 @@ def _solve_interior_point(
             if value - bound <= tol * max(abs(value), 1e-300):
                 converged = True
                 break
-            tau *= 10.0
+            idle_rounds = idle_rounds + 1 if steps == round_start else 0
+            tau, round_start = 10.0 * tau, steps
             continue
-        current, alpha = float(problem.merit(tau, U, xi)), 1.0
+        current, alpha = float(problem.merit(tau, U)), 1.0
         for _ in range(60):
-            trial = problem.merit(tau, U + alpha * dU, xi + alpha * dxi if problem.hinge else None)
-            if float(trial) <= current - 0.01 * alpha * decrement:
+            if float(problem.merit(tau, U + alpha * dU)) <= current - 0.01 * alpha * decrement:
                 break
             alpha *= 0.5
         else:
             break  # no descent left in floating point: keep the last certificate
         U = U + alpha * dU
-        if problem.hinge:
-            xi = xi + alpha * dxi
         steps += 1
     Un = (U / problem.scale).cpu().numpy()
     return Un[:P], Un[P:], bound, steps, converged

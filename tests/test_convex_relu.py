@@ -8,6 +8,7 @@ import torch
 
 from solvers.convex_relu import (
     _BarrierProblem,
+    _fit_terms,
     convex_objective,
     critical_width,
     dual_bound,
@@ -106,22 +107,37 @@ def test_newton_direction_equals_autograd_newton_step() -> None:
         target = y if loss != "squared" else planar(9, 1, "squared")[1]
         problem = _BarrierProblem(X, target, patterns, 0.3, loss, "cpu")
         gate = torch.as_tensor(gates / np.linalg.norm(gates, axis=1, keepdims=True))
-        U = torch.cat([gate, 0.5 * gate])
-        xi = torch.full((9,), 3.0, dtype=torch.float64) if loss == "hinge" else None
-        dU, dxi, decrement = problem.newton(2.0, U, xi)
-        size = U.numel()
+        U = torch.cat([gate, 0.5 * gate]).reshape(-1)
+        for tau in (2.0, 1e4):
+            dU, decrement = problem.newton(tau, U.reshape(problem.K, -1))
 
-        def merit(z: torch.Tensor, problem=problem, shape=U.shape, size=size, loss=loss):
-            xi = z[size:] if loss == "hinge" else None
-            return problem.merit(2.0, z[:size].reshape(shape), xi)
+            def merit(z: torch.Tensor, problem=problem, tau=tau) -> torch.Tensor:
+                return problem.merit(tau, z.reshape(problem.K, -1))
 
-        z0 = torch.cat([U.reshape(-1), xi]) if loss == "hinge" else U.reshape(-1)
-        gradient = torch.autograd.functional.jacobian(merit, z0)
-        hessian = torch.autograd.functional.hessian(merit, z0)
-        step = -torch.linalg.solve(hessian, gradient)
-        mine = torch.cat([dU.reshape(-1), dxi]) if loss == "hinge" else dU.reshape(-1)
-        assert torch.allclose(mine, step, rtol=1e-8, atol=1e-10)
-        assert decrement == pytest.approx(float(-gradient @ step), rel=1e-8)
+            gradient = torch.autograd.functional.jacobian(merit, U)
+            hessian = torch.autograd.functional.hessian(merit, U)
+            step = -torch.linalg.solve(hessian, gradient)
+            assert torch.allclose(dU.reshape(-1), step, rtol=1e-7, atol=1e-10)
+            assert decrement == pytest.approx(float(-gradient @ step), rel=1e-7)
+
+
+def test_smoothed_hinge_is_the_minimum_over_the_slack() -> None:
+    f = torch.tensor([-3.0, -0.5, 0.0, 0.99, 1.0, 1.01, 2.0, 50.0], dtype=torch.float64)
+    y = torch.tensor([1.0, -1.0, 1.0, 1.0, 1.0, -1.0, 1.0, -1.0], dtype=torch.float64)
+    for tau in (0.5, 10.0, 1e4):
+        value, grad, hess = _fit_terms(f, y, "hinge", tau)
+        brute = 0.0
+        for c in (1.0 - y * f).tolist():  # minimise tau xi - log xi - log(xi - c) on a fine grid
+            xi = max(0.0, c) + np.geomspace(1e-9, 1e3, 400001) / tau
+            brute += float(np.min(tau * xi - np.log(xi) - np.log(xi - c)))
+        assert float(value) == pytest.approx(brute, rel=1e-7)
+        fv = f.clone().requires_grad_()
+        first = torch.autograd.grad(_fit_terms(fv, y, "hinge", tau)[0], fv, create_graph=True)[0]
+        second = torch.stack(
+            [torch.autograd.grad(first[i], fv, retain_graph=True)[0][i] for i in range(len(f))]
+        )
+        assert torch.allclose(grad, first.detach(), rtol=1e-10)
+        assert torch.allclose(hess, second.detach(), rtol=1e-8)
 
 
 def test_sampled_patterns_give_an_upper_bound() -> None:
