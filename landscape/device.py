@@ -44,9 +44,15 @@ def resolve_device(preference: str = "auto") -> torch.device:
     return torch.device(preference)
 
 
+THREADS_VARIABLE = "CONVEXIFY_TORCH_THREADS"
+
+
 def configure_threads(threads: int | None = None) -> int:
-    """Set torch's intra-op thread count once at start-up; returns the count used."""
-    count = threads or max(1, os.cpu_count() or 1)
+    """Set torch's intra-op thread count once at start-up; returns the count used.
+
+    ``threads``, else the environment variable ``CONVEXIFY_TORCH_THREADS``, else every core.
+    """
+    count = threads or int(os.environ.get(THREADS_VARIABLE, 0)) or max(1, os.cpu_count() or 1)
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
     return count

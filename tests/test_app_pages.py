@@ -42,3 +42,23 @@ def test_home_links_every_study() -> None:
     at = open_page(HOME.path)
     links = at.get("page_link")
     assert len(links) == len(STUDIES)
+
+
+@pytest.mark.parametrize("entry", STUDIES, ids=[e.url_path for e in STUDIES])
+def test_moving_the_first_slider_and_back_is_clean(entry) -> None:
+    """A new value computes afresh; returning to the old one is served from the cache."""
+    at = open_page(entry.path)
+    slider = at.slider[0]
+    original = slider.value
+    options = getattr(slider, "options", None)
+    if options:  # select_slider: step to the neighbouring option
+        index = list(options).index(str(original)) if str(original) in options else 0
+        moved = options[(index + 1) % len(options)]
+    else:
+        step = slider.step or 1
+        moved = original + step if original + step <= slider.max else original - step
+    slider.set_value(moved).run()
+    assert_clean(at)
+    at.slider[0].set_value(original).run()
+    assert_clean(at)
+    assert at.get("plotly_chart")

@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -70,9 +71,10 @@ def server() -> Iterator[str]:
         "--browser.gatherUsageStats",
         "false",
     ]
-    process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    # one torch thread: pytest runs beside the server on the 2-core CI machine
+    env = {**os.environ, "CONVEXIFY_TORCH_THREADS": "1"}
+    log = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a full pipe would block it
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -84,13 +86,15 @@ def server() -> Iterator[str]:
             time.sleep(0.3)
     else:
         process.kill()
-        raise RuntimeError(f"streamlit did not start: {process.stdout.read()}")
+        log.seek(0)
+        raise RuntimeError(f"streamlit did not start: {log.read()}")
     yield url
     process.terminate()
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
+    log.close()
 
 
 @pytest.fixture(scope="module")

@@ -52,9 +52,11 @@ def show_figure(fig: go.Figure, name: str) -> None:
         cols[1].caption("PNG needs Chromium (apt-get install chromium)")
 
 
-def result_downloads(module_name: str, config: Any, result: Any) -> None:
-    """Download buttons for the whole run: NPZ and CSV data, and the JSON run file."""
-    stem = module_name.split(".")[-1]
+def result_downloads(module_name: str, config: Any, result: Any, stem: str) -> None:
+    """Download buttons for the whole run: NPZ and CSV data, and the JSON run file.
+
+    ``stem`` names the files and keys the buttons (unique per run on a page).
+    """
     cols = st.columns(3)
     cols[0].download_button(
         "Data (NPZ)",
