@@ -282,3 +282,6 @@ def _check_int(name: str, value: int, low: int, high: int) -> None:
 def _check_float(name: str, value: float, low: float, high: float) -> None:
     if not (np.isfinite(value) and low <= value <= high):
         raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
+
+
+PRESETS: dict[str, Config] = {"default": Config()}

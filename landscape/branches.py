@@ -355,3 +355,6 @@ def _check_float(name: str, value: float, low: float, high: float) -> None:
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
+PRESETS: dict[str, Config] = {"default": Config()}
