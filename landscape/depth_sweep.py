@@ -56,7 +56,7 @@ class Config(DataFields):
     c_res: float = 0.5
     multiplier_fc: float = 100.0
     multiplier_resnet: float = 3000.0
-    iterations: int = 100
+    iterations: int = 200
     target: float = 1e-2  # reach L(k) <= target L(0) within the iterations
     min_width: int = 16
     max_width: int = 256
@@ -165,7 +165,9 @@ def run(config: Config, progress: Progress | None = None) -> Result:
                 spec = WideNetSpec(
                     int(depth), int(m), config.activation, architecture, config.c_res
                 )
-                history = train(spec, X, y, eta[a, d], config.iterations, config.seed, device)
+                history = train(
+                    spec, X, y, eta[a, d], config.iterations, config.seed, device, track=False
+                )
                 if history.diverged:
                     continue
                 relative[a, d, w] = history.loss[-1] / history.loss[0]

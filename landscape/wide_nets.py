@@ -228,11 +228,14 @@ def train(
     seed: int,
     device: torch.device | str = "cpu",
     progress: Callable[[float], None] | None = None,
+    track: bool = True,
 ) -> TrainingHistory:
     """Full-batch gradient descent ``theta(k+1) = theta(k) - eta grad L(theta(k))`` on all layers.
 
     The gradients and the per-layer Grams come from `gradients_and_grams`. A loss that becomes
-    non-finite or exceeds 1e6 L(0) stops the run with ``diverged=True``.
+    non-finite or exceeds 1e6 L(0) stops the run with ``diverged=True``. With ``track=False``
+    only the loss is recorded per iteration (the movement and Gram series stay empty; the
+    initial Gram quantities are still filled in).
     """
     spec.validate()
     if not (np.isfinite(eta) and eta > 0):
@@ -247,7 +250,7 @@ def train(
             f"X and y must have the same number of rows, got {X_t.shape[0]} and {y_t.shape[0]}"
         )
     weights = init_weights(spec, X_t.shape[1], seed, device)
-    start = [w.clone() for w in weights[:-1]]
+    start = [w.clone() for w in weights[:-1]] if track else []
     root_m = math.sqrt(spec.width)
 
     records: dict[str, list[float]] = {
@@ -268,15 +271,8 @@ def train(
             gram_init, outputs_init = last.clone(), u.clone()
             lambda_max_init = float(torch.linalg.eigvalsh(full)[-1])
         records["loss"].append(loss)
-        records["move"].append(
-            max(
-                float(torch.linalg.norm(w - w0)) / root_m
-                for w, w0 in zip(weights[:-1], start, strict=True)
-            )
-        )
-        records["change"].append(float(torch.linalg.matrix_norm(last - gram_init, ord=2)))
-        records["last"].append(float(torch.linalg.eigvalsh(last)[0]))
-        records["full"].append(float(torch.linalg.eigvalsh(full)[0]))
+        if track:
+            _record_step(records, weights, start, root_m, last, full, gram_init)
         if k == iterations:
             break
         for w, g in zip(weights, grads, strict=True):
@@ -284,6 +280,37 @@ def train(
         if progress is not None:
             progress((k + 1) / (iterations + 1))
 
+    return _history(records, gram_init, outputs_init, lambda_max_init, len(y_t), diverged)
+
+
+def _record_step(
+    records: dict[str, list[float]],
+    weights: list[Tensor],
+    start: list[Tensor],
+    root_m: float,
+    last: Tensor,
+    full: Tensor,
+    gram_init: Tensor,
+) -> None:
+    records["move"].append(
+        max(
+            float(torch.linalg.norm(w - w0)) / root_m
+            for w, w0 in zip(weights[:-1], start, strict=True)
+        )
+    )
+    records["change"].append(float(torch.linalg.matrix_norm(last - gram_init, ord=2)))
+    records["last"].append(float(torch.linalg.eigvalsh(last)[0]))
+    records["full"].append(float(torch.linalg.eigvalsh(full)[0]))
+
+
+def _history(
+    records: dict[str, list[float]],
+    gram_init: Tensor | None,
+    outputs_init: Tensor | None,
+    lambda_max_init: float,
+    n: int,
+    diverged: bool,
+) -> TrainingHistory:
     return TrainingHistory(
         loss=np.array(records["loss"]),
         weight_movement=np.array(records["move"]),
@@ -291,11 +318,9 @@ def train(
         lambda_min_last=np.array(records["last"]),
         lambda_min_full=np.array(records["full"]),
         lambda_max_full_init=lambda_max_init,
-        gram_last_init=(
-            gram_init.cpu().numpy() if gram_init is not None else np.zeros((len(y_t), len(y_t)))
-        ),
+        gram_last_init=(gram_init.cpu().numpy() if gram_init is not None else np.zeros((n, n))),
         outputs_init=(
-            outputs_init.cpu().numpy() if outputs_init is not None else np.full(len(y_t), np.nan)
+            outputs_init.cpu().numpy() if outputs_init is not None else np.full(n, np.nan)
         ),
         iterations_run=max(len(records["loss"]) - 1, 0),
         diverged=diverged,

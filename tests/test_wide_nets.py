@@ -217,3 +217,13 @@ def test_train_rejects_bad_input() -> None:
         train(spec, X, y, 0.1, -1, seed=0)
     with pytest.raises(ValueError, match="same number of rows"):
         train(spec, X, y[:-1], 0.1, 5, seed=0)
+
+
+def test_untracked_training_records_the_same_loss() -> None:
+    X, y = _data()
+    spec = WideNetSpec(2, 32, "tanh", "resnet")
+    tracked = train(spec, X, y, 0.05, 20, seed=3)
+    bare = train(spec, X, y, 0.05, 20, seed=3, track=False)
+    np.testing.assert_array_equal(bare.loss, tracked.loss)
+    assert bare.weight_movement.size == 0 and bare.gram_change.size == 0
+    np.testing.assert_array_equal(bare.gram_last_init, tracked.gram_last_init)
