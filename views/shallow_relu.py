@@ -31,7 +31,7 @@ n = top[0].slider(
     10,
     key="shallow_relu_n",
     bind="query-params",
-    help="Rows of the Gaussian training matrix X (a test set of 200 is drawn alongside).",
+    help="Rows of the Gaussian training matrix X (a test set is drawn alongside).",
 )
 d = top[1].slider(
     "d features",
@@ -91,6 +91,16 @@ with controls("More single-neuron controls"):
         bind="query-params",
         help="Gradient-descent steps on each loss.",
     )
+    n_test = cols[2].slider(
+        "test samples",
+        10,
+        2000,
+        200,
+        10,
+        key="shallow_relu_n_test",
+        bind="query-params",
+        help="Held-out samples from the same planted model, for the test error.",
+    )
     seeds = cols[3].slider(
         "seeds",
         1,
@@ -105,6 +115,7 @@ with controls("More single-neuron controls"):
 neuron_config = build_config(
     single_neuron.Config,
     n=n,
+    n_test=n_test,
     d=d,
     noise=noise,
     step=step,
