@@ -38,7 +38,7 @@ MiB = 2**20
 # that stay in cache run fastest; large on a GPU, where big batches do.
 DEFAULT_BUDGET = {"cpu": 32 * MiB}
 DEFAULT_BUDGET_ACCELERATOR = 1024 * MiB
-CPU_BLOCK_BYTES = MiB
+CPU_BLOCK_BYTES = MiB // 2
 
 
 def surface_2d(
@@ -482,35 +482,48 @@ def _fast_multibranch(
     P0, P1, P2 = (torch.addmm(bias, X, W.T) for W, bias in ((W1, b1), (U1, u1), (V1, v1)))
     K, k_out = P0.shape[1], W2.shape[0]
     b_all = torch.as_tensor(betas, device=problem.device, dtype=P0.dtype)
-    item = P0.element_size()
     # One block of activations (betas x samples x units): a quarter of the budget, and on a CPU
     # at most CPU_BLOCK_BYTES, so that the block stays in cache between its three passes.
     block_bytes = budget // 4
     if problem.device.type == "cpu":
         block_bytes = min(block_bytes, CPU_BLOCK_BYTES)
-    block = max(1, block_bytes // (item * K))
-    beta_chunk = min(len(betas), block)
-    sample_chunk = max(1, min(n, block // beta_chunk))
-    buffer = torch.empty(beta_chunk * sample_chunk * K, device=problem.device, dtype=P0.dtype)
-    logits = torch.empty(len(betas), k_out, n, device=problem.device, dtype=P0.dtype)
+    block = max(1, block_bytes // (P0.element_size() * K))
+    J = min(len(betas), block)  # betas per block
+    m = max(1, min(n, block // J))  # samples per block
+    blocks = -(-n // m)
+    # Samples padded to whole blocks (zero rows, dropped before the loss); buffers are reused
+    # across blocks and rows, since fresh large tensors cost page faults on every allocation.
+    options = {"device": problem.device, "dtype": P0.dtype}
+    pad = blocks * m - n
+    P0, P1, P2 = (torch.cat([P, P.new_zeros(pad, K)]) for P in (P0, P1, P2))
+    Q = torch.empty_like(P0)
+    hidden = torch.empty(J * m * K, **options)
+    products = torch.empty(blocks, 2 * k_out * J * m, **options)
+    combined = torch.empty(blocks, k_out, J, m, **options)
+    logits = torch.empty(len(betas), k_out, n, **options)
     activation = _in_place_activation(model)
     Z = np.empty((len(alphas), len(betas)))
     for i, a in enumerate(alphas.tolist()):
-        Q = torch.add(P0, P1, alpha=a)
+        torch.add(P0, P1, alpha=a, out=Q)
         M = torch.cat([torch.add(W2, U2, alpha=a), V2])  # (2k, K)
         bias = torch.add(b2, u2, alpha=a)[:, None] + v2[:, None] * b_all[None, :]  # (k, B)
-        for j0 in range(0, len(betas), beta_chunk):
-            bj = b_all[j0 : j0 + beta_chunk]
-            for s0 in range(0, n, sample_chunk):
-                s1 = min(n, s0 + sample_chunk)
-                m = s1 - s0
-                h = buffer[: len(bj) * m * K].view(len(bj), m * K)
-                torch.addr(Q[s0:s1].reshape(1, -1), bj, P2[s0:s1].reshape(-1), out=h)
-                h = activation(h).view(len(bj) * m, K)
-                product = (M @ h.T).view(2 * k_out, len(bj), m)
-                block = torch.addcmul(product[:k_out], bj[None, :, None], product[k_out:])
-                block += bias[:, j0 : j0 + len(bj), None]
-                logits[j0 : j0 + len(bj), :, s0:s1] = block.transpose(0, 1)
+        for j0 in range(0, len(betas), J):
+            bj = b_all[j0 : j0 + J]
+            width = len(bj)
+            h = hidden[: width * m * K].view(width, m * K)
+            out = products[:, : 2 * k_out * width * m]
+            for block_index in range(blocks):
+                rows = slice(block_index * m, (block_index + 1) * m)
+                torch.addr(Q[rows].reshape(1, -1), bj, P2[rows].reshape(-1), out=h)
+                target = out[block_index].view(2 * k_out, width * m)
+                torch.mm(M, activation(h).view(width * m, K).T, out=target)
+            view = out.view(blocks, 2 * k_out, width, m)
+            part = combined[:, :, :width]
+            torch.addcmul(view[:, :k_out], bj[None, None, :, None], view[:, k_out:], out=part)
+            part += bias[None, :, j0 : j0 + width, None]
+            # (blocks, k, width, m) -> (width, k, blocks * m), without the padding
+            rowwise = part.permute(2, 1, 0, 3).reshape(width, k_out, blocks * m)
+            logits[j0 : j0 + width] = rowwise[:, :, :n]
         losses = batched_loss(problem.loss_fn, logits.transpose(1, 2), problem.y)
         Z[i] = losses.cpu().numpy()
         if progress is not None:

@@ -288,3 +288,19 @@ def test_zero_directions_give_the_centre_everywhere() -> None:
     Z = surface_2d(model, F.cross_entropy, X, y, zero, zero, SMALL, SMALL)
     with torch.no_grad():
         np.testing.assert_allclose(Z, float(F.cross_entropy(model(X), y)), atol=1e-12)
+
+
+def test_fast_path_blocks_over_betas_and_samples(monkeypatch) -> None:
+    """A tiny cache block forces many beta chunks and one-sample blocks (with padding)."""
+    import landscape.surface as engine
+
+    model, X, y = models_and_data()["multibranch_relu"]
+    d1, d2 = random_directions(model, 1), random_directions(model, 2, one_dim="keep")
+    grid = np.linspace(-1, 1, 13)
+    expected = surface_2d(model, F.cross_entropy, X, y, d1, d2, grid, grid, method="vmap")
+    monkeypatch.setattr(engine, "CPU_BLOCK_BYTES", 5 * 8 * 24)  # 5 betas x 1 sample x 24 units
+    Z = surface_2d(model, F.cross_entropy, X, y, d1, d2, grid, grid, method="fast")
+    np.testing.assert_allclose(Z, expected, rtol=1e-12, atol=1e-12)
+    monkeypatch.setattr(engine, "CPU_BLOCK_BYTES", 13 * 5 * 8 * 24)  # 13 betas x 5 samples
+    Z = surface_2d(model, F.cross_entropy, X, y, d1, d2, grid, grid, method="fast")
+    np.testing.assert_allclose(Z, expected, rtol=1e-12, atol=1e-12)
