@@ -90,7 +90,7 @@ class Config:
     n: int = 100  # training samples
     n_test: int = 200
     d: int = 10  # features, not counting the bias
-    noise: float = 0.1  # standard deviation of the label noise
+    noise: float = 0.0  # standard deviation of the label noise (0: the seed's noiseless setting)
     condition: float = 1.0  # condition number of the feature covariance
     bias: bool = True  # append a constant feature (needed for a dead start)
     step: float = 0.5  # step size in units of 1 / (2 lambda_max(X^T X)), the 1/Lipschitz step
@@ -330,3 +330,6 @@ def run(config: Config, progress: Progress | None = None) -> Result:
         slice_min_curvature_relaxed=min_second_difference(relaxed_values) / peak,
         message=message,
     )
+
+
+PRESETS: dict[str, Config] = {"default": Config()}

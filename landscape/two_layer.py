@@ -51,7 +51,7 @@ class Config:
     noise: float = 0.1
     loss: str = "squared"
     beta: float = 0.02
-    solver: str = "interior_point"
+    solver: str = "cvxpy"  # the reference solver by default
     restarts: int = 4
     width_factor: float = 3.0  # widths from 1 to width_factor * m*
     width_count: int = 6
@@ -317,3 +317,6 @@ def run(config: Config, progress: Progress | None = None) -> Result:
         trained_output=trained_out.reshape(size),
         message=message,
     )
+
+
+PRESETS: dict[str, Config] = {"default": Config()}
