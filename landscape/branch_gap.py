@@ -219,17 +219,23 @@ def train_restarts(
 def run(config: Config, progress: Callable[[float, str], None] | None = None) -> Result:
     """Estimate ``P_I`` for every I by the best of ``config.restarts`` runs; compare with ``D``.
 
-    ``progress`` is not called, for the reason given in ``landscape.branches.run``; each I is
-    cached on its own, so a new list of I only trains the values not seen before.
+    Each I is cached on its own, so a new list of I only trains the values not seen before.
     """
     config.validate()
+    report = progress or (lambda fraction, stage: None)
     start = time.perf_counter()
+    report(0.0, "Exact convex program over every activation pattern")
     dual, lower, m_hat, m_hat_objective, n_patterns = convex_optimum(
         config.dataset, config.n, config.noise, config.beta, config.seed
     )
-    restarts = np.stack(
-        [primal_restarts(replace(config, branch_counts=(i,))) for i in config.branch_counts]
-    )
+    rows = []
+    for index, i in enumerate(config.branch_counts):
+        report(
+            0.1 + 0.9 * index / len(config.branch_counts),
+            f"Training {config.restarts} restarts with I = {i} branches",
+        )
+        rows.append(primal_restarts(replace(config, branch_counts=(i,))))
+    restarts = np.stack(rows)
     primal = restarts.min(axis=1)
     gap = primal - dual
     failed = [i for i, p in zip(config.branch_counts, primal, strict=True) if not np.isfinite(p)]

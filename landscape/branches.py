@@ -181,19 +181,22 @@ def accuracy(outputs: torch.Tensor, y: torch.Tensor) -> float:
 def run(config: Config, progress: Callable[[float, str], None] | None = None) -> Result:
     """Train, slice and measure every (depth, I) of the grid over ``config.seeds`` seeds.
 
-    ``progress`` is accepted for the study interface but not called: ``ui.runner`` caches ``run``
-    with ``st.cache_data``, which cannot replay a progress update on a cache hit. Slices already
-    computed in this process come from a cache and cost nothing.
+    Slices already computed in this process come from a cache and cost nothing, so moving back
+    to a seen I is instant.
     """
     config.validate()
+    report = progress or (lambda fraction, stage: None)
     start = time.perf_counter()
     slices = []
+    total = len(config.depths) * len(config.branch_counts)
     for depth in config.depths:
         for branches in config.branch_counts:
+            report(len(slices) / total, f"Training and slicing: depth {depth}, I = {branches}")
             one = measure_slice(replace(config, branch_counts=(branches,), depths=(depth,)))
             if isinstance(one, str):
                 return _diverged(config, f"depth {depth}, I = {branches}: {one}", start)
             slices.append(one)
+    report(1.0, "Done")
     R, K = len(config.depths), len(config.branch_counts)
     arrays = {
         name: np.stack([s[name] for s in slices]).reshape(R, K, *slices[0][name].shape)
