@@ -28,6 +28,7 @@ import torch
 from landscape import datasets
 from landscape.device import resolve_device
 from landscape.nets import MultiBranchNet
+from landscape.validation import check_integer, check_number
 from solvers.convex_relu import nonconvex_objective, solve_convex_relu
 
 GAP_DATASETS = ("moons", "circles", "spirals")
@@ -65,13 +66,13 @@ class Config:
             )
         if self.dataset not in GAP_DATASETS:
             raise ValueError(f"dataset must be one of {GAP_DATASETS}, got {self.dataset!r}")
-        _check_int("n", self.n, 4, 60)
-        _check_float("noise", self.noise, 0.0, 1.0)
-        _check_float("beta", self.beta, 1e-3, 100.0)
-        _check_int("restarts", self.restarts, 1, 512)
-        _check_int("steps", self.steps, 1, 100_000)
-        _check_float("lr", self.lr, 1e-5, 1.0)
-        _check_int("seed", self.seed, 0, 2**31 - 1)
+        check_integer("n", self.n, 4, 60)
+        check_number("noise", self.noise, 0.0, 1.0)
+        check_number("beta", self.beta, 1e-3, 100.0)
+        check_integer("restarts", self.restarts, 1, 512)
+        check_integer("steps", self.steps, 1, 100_000)
+        check_number("lr", self.lr, 1e-5, 1.0)
+        check_integer("seed", self.seed, 0, 2**31 - 1)
         resolve_device(self.device)
 
 
@@ -278,16 +279,6 @@ def primal_restarts(config: Config) -> np.ndarray:
             two_layer = as_two_layer(U_np[r], a_np[r])
             values[r] = nonconvex_objective(*two_layer, X_np, y_np, config.beta)
     return values
-
-
-def _check_int(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or int(value) != value or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-
-
-def _check_float(name: str, value: float, low: float, high: float) -> None:
-    if not (np.isfinite(value) and low <= value <= high):
-        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
 
 
 PRESETS: dict[str, Config] = {"default": Config()}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -24,6 +24,7 @@ from landscape.losses import LOSS_NAMES, LossFunction, loss_function
 from landscape.nets import MultiBranchNet
 from landscape.nonconvexity import hessian_ratio, max_convexity_defect, non_psd_fraction
 from landscape.surface import surface_2d
+from landscape.validation import check_choice, check_integer, check_integers, check_number
 
 TASKS = ("pair", "all")
 CONSTRUCTIONS = ("filter", "three_models")
@@ -79,37 +80,37 @@ class Config:
 
     def validate(self) -> None:
         """ValueError naming the field, its value and the allowed range."""
-        _check_values("branch_counts", self.branch_counts, 1, 256, 12)
-        _check_values("depths", self.depths, 1, 3, 3)
-        _check_int("width", self.width, 1, 512)
-        _check_choice("dataset", self.dataset, branch_data.DATASET_NAMES)
+        check_integers("branch_counts", self.branch_counts, 1, 256, 12)
+        check_integers("depths", self.depths, 1, 3, 3)
+        check_integer("width", self.width, 1, 512)
+        check_choice("dataset", self.dataset, branch_data.DATASET_NAMES)
         if self.dataset in ("mnist_full", "cifar10") and not self.data_dir:
             raise ValueError(
                 f"data_dir must name a local folder with the files of {self.dataset!r}, got ''"
             )
-        _check_choice("task", self.task, TASKS)
-        _check_int("digit_a", self.digit_a, 0, 9)
-        _check_int("digit_b", self.digit_b, 0, 9)
+        check_choice("task", self.task, TASKS)
+        check_integer("digit_a", self.digit_a, 0, 9)
+        check_integer("digit_b", self.digit_b, 0, 9)
         if self.task == "pair" and self.digit_a == self.digit_b:
             raise ValueError(f"digit_b must differ from digit_a, got both {self.digit_a}")
-        _check_int("n_samples", self.n_samples, 0, 100_000)
+        check_integer("n_samples", self.n_samples, 0, 100_000)
         if self.n_samples == 1:
             raise ValueError("n_samples must be 0 (all) or an integer in [2, 100000], got 1")
-        _check_choice("loss", self.loss, LOSS_NAMES)
+        check_choice("loss", self.loss, LOSS_NAMES)
         if self.loss == "tau_hinge" and self.n_classes != 2:
             raise ValueError("loss 'tau_hinge' needs a binary task: set task='pair' or a 2-D set")
-        _check_float("tau", self.tau, 1e-3, 100.0)
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_float("lr", self.lr, 1e-5, 1.0)
-        _check_int("epochs", self.epochs, 1, 1000)
-        _check_int("batch_size", self.batch_size, 0, 100_000)
-        _check_float("weight_decay", self.weight_decay, 0.0, 1.0)
-        _check_choice("construction", self.construction, CONSTRUCTIONS)
-        _check_int("resolution", self.resolution, 5, 101)
-        _check_float("radius", self.radius, 0.01, 10.0)
-        _check_int("seeds", self.seeds, 1, 10)
-        _check_int("hessian_iterations", self.hessian_iterations, 2, 200)
-        _check_int("seed", self.seed, 0, 2**31 - 1)
+        check_number("tau", self.tau, 1e-3, 100.0)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_number("lr", self.lr, 1e-5, 1.0)
+        check_integer("epochs", self.epochs, 1, 1000)
+        check_integer("batch_size", self.batch_size, 0, 100_000)
+        check_number("weight_decay", self.weight_decay, 0.0, 1.0)
+        check_choice("construction", self.construction, CONSTRUCTIONS)
+        check_integer("resolution", self.resolution, 5, 101)
+        check_number("radius", self.radius, 0.01, 10.0)
+        check_integer("seeds", self.seeds, 1, 10)
+        check_integer("hessian_iterations", self.hessian_iterations, 2, 200)
+        check_integer("seed", self.seed, 0, 2**31 - 1)
         resolve_device(self.device)
 
     @property
@@ -334,30 +335,6 @@ def _diverged(config: Config, message: str, start: float) -> Result:
         diverged=True,
         message=message,
     )
-
-
-def _check_int(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or int(value) != value or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-
-
-def _check_values(name: str, values: Sequence[int], low: int, high: int, most: int) -> None:
-    values = tuple(values)
-    ok = 1 <= len(values) <= most and len(set(values)) == len(values)
-    if not ok or any(isinstance(v, bool) or int(v) != v or not low <= v <= high for v in values):
-        raise ValueError(
-            f"{name} must hold 1 to {most} distinct integers in [{low}, {high}], got {values!r}"
-        )
-
-
-def _check_float(name: str, value: float, low: float, high: float) -> None:
-    if not (np.isfinite(value) and low <= value <= high):
-        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
-
-
-def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
 
 
 PRESETS: dict[str, Config] = {"default": Config()}

@@ -8,12 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _check_positive_int(name: str, value: int, low: int = 1, high: int | None = None) -> int:
-    if int(value) != value or value < low or (high is not None and value > high):
-        upper = "" if high is None else f", {high}"
-        raise ValueError(f"{name} must be an integer in [{low}{upper}], got {value}")
-    return int(value)
+from landscape.validation import check_integer
 
 
 def low_rank_regression(
@@ -24,10 +19,10 @@ def low_rank_regression(
     ``X`` (n, d_in) and the noise are standard Gaussian (noise scaled by ``noise``);
     ``B = B_1 B_2`` with ``B_1`` (d_in, rank), ``B_2`` (rank, d_out) Gaussian over ``sqrt(rank)``.
     """
-    n = _check_positive_int("n", n)
-    d_in = _check_positive_int("d0", d_in)
-    d_out = _check_positive_int("dH", d_out)
-    rank = _check_positive_int("rank", rank, 1, min(d_in, d_out, n))
+    n = check_integer("n", n, 1)
+    d_in = check_integer("d0", d_in, 1)
+    d_out = check_integer("dH", d_out, 1)
+    rank = check_integer("rank", rank, 1, min(d_in, d_out, n))
     if not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0, got {noise}")
     rng = np.random.default_rng(seed)
@@ -83,7 +78,7 @@ def two_dimensional(name: str, n: int, noise: float, seed: int) -> tuple[np.ndar
     """
     from sklearn.datasets import make_circles, make_moons
 
-    n = _check_positive_int("n", n, 2)
+    n = check_integer("n", n, 2)
     if not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0, got {noise}")
     if name == "moons":
@@ -105,8 +100,8 @@ def two_dimensional(name: str, n: int, noise: float, seed: int) -> tuple[np.ndar
 
 def unit_sphere(n: int, d: int, seed: int) -> np.ndarray:
     """``n`` points drawn uniformly on the unit sphere of R^d: ``X`` (n, d), ``||x_i|| = 1``."""
-    n = _check_positive_int("n", n)
-    d = _check_positive_int("d", d, 2)
+    n = check_integer("n", n, 1)
+    d = check_integer("d", d, 2)
     X = np.random.default_rng(seed).standard_normal((n, d))
     return X / np.linalg.norm(X, axis=1, keepdims=True)
 

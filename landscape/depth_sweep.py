@@ -27,14 +27,13 @@ import torch
 
 from landscape.device import resolve_device
 from landscape.gram import ACTIVATIONS, ARCHITECTURES, gram_matrices, lambda_min
+from landscape.validation import check_choice, check_number
 from landscape.wide_nets import WideNetSpec, float64_device, sample_last_gram_at_init, train
 from landscape.width import (
     MAX_DEPTH,
     MAX_WIDTH,
     SINGULAR_RTOL,
     DataFields,
-    in_range,
-    one_of,
     sphere_data,
     theorem_step,
 )
@@ -73,14 +72,14 @@ class Config(DataFields):
                 f"depths must be distinct integers in [2, {MAX_DEPTH}], got {self.depths}"
             )
         for depth in self.depths:
-            in_range("depths", depth, 2, MAX_DEPTH)
-        one_of("activation", self.activation, ACTIVATIONS)
+            check_number("depths", depth, 2, MAX_DEPTH)
+        check_choice("activation", self.activation, ACTIVATIONS)
         if not 0.0 < self.c_res < 1.0:
             raise ValueError(f"c_res must be in (0, 1), got {self.c_res}")
-        in_range("multiplier_fc", self.multiplier_fc, 1e-6, 1e9)
-        in_range("multiplier_resnet", self.multiplier_resnet, 1e-6, 1e9)
-        in_range("iterations", self.iterations, 1, 20_000)
-        in_range("target", self.target, 1e-12, 0.999)
+        check_number("multiplier_fc", self.multiplier_fc, 1e-6, 1e9)
+        check_number("multiplier_resnet", self.multiplier_resnet, 1e-6, 1e9)
+        check_number("iterations", self.iterations, 1, 20_000)
+        check_number("target", self.target, 1e-12, 0.999)
         check_width_range(self.min_width, self.max_width, MAX_WIDTH)
         check_width_range(
             self.min_width,
@@ -88,8 +87,8 @@ class Config(DataFields):
             MAX_CONCENTRATION_WIDTH,
             "concentration_max_width",
         )
-        in_range("samples", self.samples, 1, 50)
-        in_range("seed", self.seed, 0, 2**32 - 1)
+        check_number("samples", self.samples, 1, 50)
+        check_number("seed", self.seed, 0, 2**32 - 1)
 
 
 @dataclass

@@ -23,6 +23,8 @@ import scipy.linalg
 from scipy.interpolate import CubicSpline
 from scipy.special import erf, expit, roots_hermitenorm
 
+from landscape.validation import check_choice, check_integer
+
 ACTIVATIONS: tuple[str, ...] = ("relu", "erf", "softplus", "tanh")
 CLOSED_FORM: tuple[str, ...] = ("relu", "erf")
 ARCHITECTURES: tuple[str, ...] = ("fc", "resnet")
@@ -72,7 +74,7 @@ def activation_functions(
     activation: str,
 ) -> tuple[Callable[[Array], Array], Callable[[Array], Array]]:
     """``(sigma, sigma')`` as vectorised NumPy functions."""
-    _check_choice("activation", activation, ACTIVATIONS)
+    check_choice("activation", activation, ACTIVATIONS)
     return _FUNCTIONS[activation]
 
 
@@ -88,7 +90,7 @@ def _hermite(degree: int) -> tuple[Array, Array]:
 
 def gaussian_mean(activation: str, q: float, degree: int = DEFAULT_DEGREE) -> float:
     """``E_{u ~ N(0, q)} sigma(u)``: ``sqrt(q / (2 pi))`` for ReLU, 0 for the odd erf and tanh."""
-    _check_choice("activation", activation, ACTIVATIONS)
+    check_choice("activation", activation, ACTIVATIONS)
     if activation == "relu":
         return float(np.sqrt(q / (2.0 * np.pi)))
     if activation in ("erf", "tanh"):
@@ -100,7 +102,7 @@ def gaussian_mean(activation: str, q: float, degree: int = DEFAULT_DEGREE) -> fl
 @cache
 def c_sigma(activation: str) -> float:
     """``c_sigma = 1 / E_{z ~ N(0,1)} sigma(z)^2``: 2 for ReLU, ``pi / (2 arcsin(2/3))`` for erf."""
-    _check_choice("activation", activation, ACTIVATIONS)
+    check_choice("activation", activation, ACTIVATIONS)
     if activation == "relu":
         return 2.0
     if activation == "erf":
@@ -119,7 +121,7 @@ def pair_expectation_closed_form(
     ``(pi - theta) / (2 pi)``. erf: ``(2/pi) arcsin(2 q rho / (1 + 2 q))`` and
     ``(4/pi) / sqrt((1 + 2 q)^2 - 4 q^2 rho^2)``. ``rho`` is any array, clipped to [-1, 1].
     """
-    _check_choice("activation (closed form)", activation, CLOSED_FORM)
+    check_choice("activation (closed form)", activation, CLOSED_FORM)
     rho = np.clip(np.asarray(rho, dtype=np.float64), -1.0, 1.0)
     if activation == "relu":
         theta = np.arccos(rho)
@@ -139,7 +141,7 @@ def pair_expectation_quadrature(
     ``u = sqrt(q) t_a``, ``v = sqrt(q) (rho t_a + sqrt(1 - rho^2) t_b)`` over the tensor grid of
     ``degree`` probabilists' nodes ``t`` with weights ``w_a w_b``; cost ``rho.size * degree^2``.
     """
-    _check_int("degree", degree, MIN_DEGREE, MAX_DEGREE)
+    check_integer("degree", degree, MIN_DEGREE, MAX_DEGREE)
     function = activation_functions(activation)[1 if derivative else 0]
     rho = np.clip(np.asarray(rho, dtype=np.float64), -1.0, 1.0)
     nodes, weights = _hermite(degree)
@@ -169,7 +171,7 @@ def pair_expectation(
     runs directly on the distinct entries of the upper triangle when there are at most
     ``_GRID_POINTS`` of them, else on a uniform grid of ``rho`` followed by a cubic spline.
     """
-    _check_choice("method", method, METHODS)
+    check_choice("method", method, METHODS)
     if method == "closed_form" or (method == "auto" and activation in CLOSED_FORM):
         return pair_expectation_closed_form(activation, q, rho, derivative)
     n = rho.shape[0]
@@ -268,17 +270,17 @@ def gram_matrices(
     """
     X = check_sphere(X)
     depths = [int(depth) for depth in depths]
-    _check_choice("architecture", architecture, ARCHITECTURES)
-    _check_choice("activation", activation, ACTIVATIONS)
-    _check_choice("method", method, METHODS)
+    check_choice("architecture", architecture, ARCHITECTURES)
+    check_choice("activation", activation, ACTIVATIONS)
+    check_choice("method", method, METHODS)
     if method == "closed_form" and activation not in CLOSED_FORM:
         raise ValueError(
             f"method='closed_form' needs activation in {CLOSED_FORM}, got {activation!r}"
         )
-    _check_int("degree", degree, MIN_DEGREE, MAX_DEGREE)
+    check_integer("degree", degree, MIN_DEGREE, MAX_DEGREE)
     low = 1 if architecture == "fc" else 2
     for depth in depths:
-        _check_int(f"depth ({architecture})", depth, low, MAX_DEPTH)
+        check_integer(f"depth ({architecture})", depth, low, MAX_DEPTH)
     if architecture == "resnet" and not 0.0 < c_res < 1.0:
         raise ValueError(f"c_res must be in (0, 1), got {c_res}")
 
@@ -355,15 +357,3 @@ def lambda_min(K: Array) -> float:
 
 def _symmetrise(K: Array) -> Array:
     return 0.5 * (K + K.T)
-
-
-def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-    return value
-
-
-def _check_int(name: str, value: int, low: int, high: int) -> int:
-    if isinstance(value, bool) or int(value) != value or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-    return int(value)

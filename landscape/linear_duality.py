@@ -18,17 +18,13 @@ from landscape import datasets
 from landscape.device import limited_threads, resolve_device
 from landscape.directions import cosine, random_directions
 from landscape.linear_net import DeepLinearNet, primal_slice, train_primal
+from landscape.validation import check_number
 from solvers import linear_dual
 
 DATASETS = ("synthetic", "linnerud")
 OPTIMIZERS = ("gd", "adam")
 
 Progress = Callable[[float, str], None]
-
-
-def _in_range(name: str, value: float, low: float, high: float) -> None:
-    if not (low <= value <= high) or not np.isfinite(value):
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
 
 
 @dataclass(frozen=True)
@@ -61,29 +57,29 @@ class Config:
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.dataset == "synthetic":
-            _in_range("n", self.n, 2, 5000)
-            _in_range("d0", self.d0, 1, 500)
-            _in_range("dH", self.dH, 1, 500)
-            _in_range("rank", self.rank, 1, min(self.d0, self.dH, self.n))
-            _in_range("noise", self.noise, 0.0, 100.0)
-        _in_range("depth H", self.depth, 2, 10)
-        _in_range("hidden_width", self.hidden_width, 1, 1000)
-        _in_range("gamma_ratio (gamma / sigma_min)", self.gamma_ratio, 0.0, 100.0)
+            check_number("n", self.n, 2, 5000)
+            check_number("d0", self.d0, 1, 500)
+            check_number("dH", self.dH, 1, 500)
+            check_number("rank", self.rank, 1, min(self.d0, self.dH, self.n))
+            check_number("noise", self.noise, 0.0, 100.0)
+        check_number("depth H", self.depth, 2, 10)
+        check_number("hidden_width", self.hidden_width, 1, 1000)
+        check_number("gamma_ratio (gamma / sigma_min)", self.gamma_ratio, 0.0, 100.0)
         if self.method not in linear_dual.METHODS:
             raise ValueError(f"method must be one of {linear_dual.METHODS}, got {self.method!r}")
-        _in_range("sweep_points", self.sweep_points, 2, 401)
+        check_number("sweep_points", self.sweep_points, 2, 401)
         if not self.init_scales:
             raise ValueError("init_scales must hold at least one scale in (0, 10]")
         for scale in self.init_scales:
-            _in_range("init_scales", scale, 1e-6, 10.0)
-        _in_range("restarts", self.restarts, 1, 20)
+            check_number("init_scales", scale, 1e-6, 10.0)
+        check_number("restarts", self.restarts, 1, 20)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        _in_range("lr", self.lr, 1e-7, 10.0)
-        _in_range("steps", self.steps, 1, 100_000)
-        _in_range("slice_resolution", self.slice_resolution, 3, 101)
-        _in_range("slice_radius", self.slice_radius, 1e-3, 100.0)
-        _in_range("seed", self.seed, 0, 2**32 - 1)
+        check_number("lr", self.lr, 1e-7, 10.0)
+        check_number("steps", self.steps, 1, 100_000)
+        check_number("slice_resolution", self.slice_resolution, 3, 101)
+        check_number("slice_radius", self.slice_radius, 1e-3, 100.0)
+        check_number("seed", self.seed, 0, 2**32 - 1)
 
     def data(self) -> tuple[np.ndarray, np.ndarray]:
         """``X`` (n, d0) and ``Y`` (n, dH) for this configuration, both divided by ``sqrt(n)``.

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from landscape.validation import check_integer
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
@@ -18,12 +20,6 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "gelu": nn.GELU,
     "linear": nn.Identity,
 }
-
-
-def _check_int(name: str, value: int, low: int) -> int:
-    if isinstance(value, bool) or int(value) != value or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def _check_activation(activation: str) -> str:
@@ -40,9 +36,9 @@ def mlp(
     ``hidden`` lists the hidden widths (empty for a linear model); layers are ``nn.Linear``
     modules at even indices of the returned ``nn.Sequential``, activations in between.
     """
-    in_features = _check_int("in_features", in_features, 1)
-    out_features = _check_int("out_features", out_features, 1)
-    widths = [_check_int("hidden width", w, 1) for w in hidden]
+    in_features = check_integer("in_features", in_features, 1)
+    out_features = check_integer("out_features", out_features, 1)
+    widths = [check_integer("hidden width", w, 1) for w in hidden]
     act = ACTIVATIONS[_check_activation(activation)]
     layers: list[nn.Module] = []
     previous = in_features
@@ -71,11 +67,11 @@ class MultiBranchNet(nn.Module):
         activation: str = "relu",
     ) -> None:
         super().__init__()
-        self.in_features = _check_int("in_features", in_features, 1)
-        self.out_features = _check_int("out_features", out_features, 1)
-        self.num_branches = _check_int("branches", branches, 1)
-        self.width = _check_int("width", width, 1)
-        self.depth = _check_int("depth", depth, 1)
+        self.in_features = check_integer("in_features", in_features, 1)
+        self.out_features = check_integer("out_features", out_features, 1)
+        self.num_branches = check_integer("branches", branches, 1)
+        self.width = check_integer("width", width, 1)
+        self.depth = check_integer("depth", depth, 1)
         self.activation = _check_activation(activation)
         self.act = ACTIVATIONS[activation]()
         self.branches = nn.ModuleList(

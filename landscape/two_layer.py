@@ -22,6 +22,7 @@ import torch
 
 from landscape.datasets import two_dimensional
 from landscape.device import limited_threads, resolve_device
+from landscape.validation import check_number
 from solvers.convex_relu import (
     LOSSES,
     METHODS,
@@ -35,11 +36,6 @@ OPTIMIZERS = ("adam", "sgd")
 MAX_POINTS_2D = 60  # n^2 - n + 2 <= 3542 patterns: the exact program stays a few seconds
 
 Progress = Callable[[float, str], None]
-
-
-def _in_range(name: str, value: float, low: float, high: float) -> None:
-    if not np.isfinite(value) or not (low <= value <= high):
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
 
 
 @dataclass(frozen=True)
@@ -67,31 +63,31 @@ class Config:
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.dataset == "regression_1d":
-            _in_range("n", self.n, 3, 500)
+            check_number("n", self.n, 3, 500)
         else:
-            _in_range(
+            check_number(
                 "n (2-D data: the exact program has n^2 - n + 2 patterns)",
                 self.n,
                 4,
                 MAX_POINTS_2D,
             )
-        _in_range("noise", self.noise, 0.0, 2.0)
+        check_number("noise", self.noise, 0.0, 2.0)
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.dataset == "regression_1d" and self.loss != "squared":
             raise ValueError(f"loss must be 'squared' for regression_1d, got {self.loss!r}")
-        _in_range("beta", self.beta, 1e-6, 100.0)
+        check_number("beta", self.beta, 1e-6, 100.0)
         if self.solver not in METHODS:
             raise ValueError(f"solver must be one of {METHODS}, got {self.solver!r}")
-        _in_range("restarts", self.restarts, 1, 50)
-        _in_range("width_factor", self.width_factor, 1.0, 10.0)
-        _in_range("width_count", self.width_count, 1, 20)
+        check_number("restarts", self.restarts, 1, 50)
+        check_number("width_factor", self.width_factor, 1.0, 10.0)
+        check_number("width_count", self.width_count, 1, 20)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        _in_range("lr", self.lr, 1e-6, 10.0)
-        _in_range("steps", self.steps, 1, 100_000)
-        _in_range("grid", self.grid, 5, 301)
-        _in_range("seed", self.seed, 0, 2**32 - 1)
+        check_number("lr", self.lr, 1e-6, 10.0)
+        check_number("steps", self.steps, 1, 100_000)
+        check_number("grid", self.grid, 5, 301)
+        check_number("seed", self.seed, 0, 2**32 - 1)
 
     def data(self) -> tuple[np.ndarray, np.ndarray]:
         """Inputs (n, 1) or (n, 2) and targets (n,): labels in {-1, +1} for 2-D sets.

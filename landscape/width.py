@@ -23,6 +23,7 @@ import numpy as np
 from landscape import datasets
 from landscape.device import resolve_device
 from landscape.gram import ACTIVATIONS, ARCHITECTURES, gram_matrix, lambda_min
+from landscape.validation import check_choice, check_number
 from landscape.wide_nets import WideNetSpec, train
 
 DATASETS: tuple[str, ...] = ("sphere", "digits")
@@ -32,18 +33,6 @@ MAX_WIDTH = 8192
 SINGULAR_RTOL = 1e-12
 
 Progress = Callable[[float, str], None]
-
-
-def in_range(name: str, value: float, low: float, high: float) -> None:
-    """``ValueError("name must be in [low, high], got value")`` unless ``low <= value <= high``."""
-    if isinstance(value, bool) or not np.isfinite(value) or not low <= value <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
-
-
-def one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    """``ValueError`` naming the field unless ``value`` is one of ``allowed``."""
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
 def sphere_data(dataset: str, n: int, input_dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -83,10 +72,10 @@ class DataFields:
 
     def validate_data(self) -> None:
         """``ValueError`` naming the first data field outside its range."""
-        one_of("dataset", self.dataset, DATASETS)
-        in_range("n", self.n, 2, MAX_N)
+        check_choice("dataset", self.dataset, DATASETS)
+        check_number("n", self.n, 2, MAX_N)
         if self.dataset == "sphere":
-            in_range("input_dim", self.input_dim, 2, 256)
+            check_number("input_dim", self.input_dim, 2, 256)
 
 
 @dataclass(frozen=True)
@@ -106,20 +95,20 @@ class Config(DataFields):
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field outside its allowed range."""
         self.validate_data()
-        one_of("architecture", self.architecture, ARCHITECTURES)
-        one_of("activation", self.activation, ACTIVATIONS)
-        in_range(
+        check_choice("architecture", self.architecture, ARCHITECTURES)
+        check_choice("activation", self.activation, ACTIVATIONS)
+        check_number(
             f"depth H ({self.architecture})",
             self.depth,
             1 if self.architecture == "fc" else 2,
             MAX_DEPTH,
         )
-        in_range("width m", self.width, 1, MAX_WIDTH)
+        check_number("width m", self.width, 1, MAX_WIDTH)
         if self.architecture == "resnet" and not 0.0 < self.c_res < 1.0:
             raise ValueError(f"c_res must be in (0, 1), got {self.c_res}")
-        in_range("step_multiplier", self.step_multiplier, 1e-6, 1e9)
-        in_range("iterations", self.iterations, 1, 20_000)
-        in_range("seed", self.seed, 0, 2**32 - 1)
+        check_number("step_multiplier", self.step_multiplier, 1e-6, 1e9)
+        check_number("iterations", self.iterations, 1, 20_000)
+        check_number("seed", self.seed, 0, 2**32 - 1)
 
 
 @dataclass

@@ -17,14 +17,13 @@ import numpy as np
 
 from landscape.device import resolve_device
 from landscape.gram import ACTIVATIONS, ARCHITECTURES, gram_matrix, lambda_min
+from landscape.validation import check_choice, check_number
 from landscape.wide_nets import WideNetSpec, train
 from landscape.width import (
     MAX_DEPTH,
     MAX_WIDTH,
     SINGULAR_RTOL,
     DataFields,
-    in_range,
-    one_of,
     sphere_data,
     theorem_step,
 )
@@ -38,8 +37,8 @@ def power_of_two_widths(low: int, high: int) -> np.ndarray:
 
 
 def check_width_range(low: int, high: int, cap: int, field: str = "max_width") -> None:
-    in_range("min_width", low, 1, cap)
-    in_range(field, high, low, cap)
+    check_number("min_width", low, 1, cap)
+    check_number(field, high, low, cap)
     if len(power_of_two_widths(low, high)) < 2:
         raise ValueError(
             f"[min_width, {field}] = [{low}, {high}] must hold at least two powers of two"
@@ -74,9 +73,9 @@ class Config(DataFields):
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field outside its allowed range."""
         self.validate_data()
-        one_of("architecture", self.architecture, ARCHITECTURES)
-        one_of("activation", self.activation, ACTIVATIONS)
-        in_range(
+        check_choice("architecture", self.architecture, ARCHITECTURES)
+        check_choice("activation", self.activation, ACTIVATIONS)
+        check_number(
             f"depth H ({self.architecture})",
             self.depth,
             1 if self.architecture == "fc" else 2,
@@ -84,10 +83,10 @@ class Config(DataFields):
         )
         if self.architecture == "resnet" and not 0.0 < self.c_res < 1.0:
             raise ValueError(f"c_res must be in (0, 1), got {self.c_res}")
-        in_range("step_multiplier", self.step_multiplier, 1e-6, 1e9)
-        in_range("iterations", self.iterations, 1, 20_000)
+        check_number("step_multiplier", self.step_multiplier, 1e-6, 1e9)
+        check_number("iterations", self.iterations, 1, 20_000)
         check_width_range(self.min_width, self.max_width, MAX_WIDTH)
-        in_range("seed", self.seed, 0, 2**32 - 1)
+        check_number("seed", self.seed, 0, 2**32 - 1)
 
 
 @dataclass

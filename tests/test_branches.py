@@ -339,7 +339,7 @@ def test_results_round_trip_through_the_run_file() -> None:
         ({"construction": "pca"}, "construction must be one of"),
         ({"dataset": "imagenet"}, "dataset must be one of"),
         ({"n_samples": 1}, "n_samples must be 0"),
-        ({"tau": 0.0}, "tau must be a number in"),
+        ({"tau": 0.0}, r"tau must be in \[0.001, 100.0\], got 0.0"),
         ({"dataset": "cifar10"}, "data_dir must name a local folder"),
     ],
 )
