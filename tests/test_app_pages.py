@@ -62,3 +62,33 @@ def test_moving_the_first_slider_and_back_is_clean(entry) -> None:
     at.slider[0].set_value(original).run()
     assert_clean(at)
     assert at.get("plotly_chart")
+
+
+WIDGET_KINDS = (
+    "slider",
+    "select_slider",
+    "selectbox",
+    "radio",
+    "multiselect",
+    "number_input",
+    "text_input",
+    "toggle",
+    "checkbox",
+)
+
+
+@pytest.mark.parametrize("entry", STUDIES, ids=[e.url_path for e in STUDIES])
+def test_page_explains_itself_and_opens_on_a_preset(entry) -> None:
+    """Every control has a help text; the page says what it shows and states its theorem; with
+    its defaults it opens on a stored preset instead of computing."""
+    at = open_page(entry.path)
+    for kind in WIDGET_KINDS:
+        for widget in at.get(kind):
+            assert widget.help, f"{entry.title}: {kind} {widget.label!r} has no help text"
+    texts = " ".join(m.value for m in [*at.markdown, *at.subheader])
+    assert "What you are seeing" in texts, f"{entry.title} lacks 'What you are seeing'"
+    theorems = [e for e in at.expander if e.label.startswith("The theorem")]
+    assert theorems, f"{entry.title}: no 'The theorem' expander"
+    assert at.latex, f"{entry.title}: the theorem has no formula (st.latex)"
+    captions = " ".join(c.value for c in at.caption)
+    assert "Precomputed preset" in captions, f"{entry.title} did not open on a preset"
