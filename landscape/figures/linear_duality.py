@@ -74,9 +74,9 @@ def gamma_sweep(result: Result) -> go.Figure:
         x=result.sigma_min,
         y=1,
         yref="paper",
-        xanchor="right",
+        xanchor="left",
         showarrow=False,
-        text="theorem: gamma <= sigma_min",
+        text=" theorem's range: gamma <= sigma_min (shaded)",
         font={"color": "green"},
     )
     fig.add_annotation(
