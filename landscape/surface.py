@@ -468,9 +468,9 @@ def _fast_multibranch(
     """Rows of the grid for ``f(x) = (1/I) sum_i V_i s(W_i x + c_i) + e_i`` (one hidden layer).
 
     With ``W(a, b) = W + a U + b V`` for every weight, the hidden pre-activation of all branches
-    is ``P0 + a P1 + b P2`` (n, I*w); for a row ``a`` the outputs at all ``b_j`` are
-    ``s(Q + b_j P2) (W2 + a U2)^T + b_j s(Q + b_j P2) V2^T + bias(a, b_j)``, ``Q = P0 + a P1``,
-    computed as one product of the stacked activations with ``[W2 + a U2; V2]``.
+    is ``P0 + a P1 + b P2`` (n, I*w), three products computed once; for a row ``a`` the outputs
+    at all ``b_j`` are ``s(Q + b_j P2) (W2 + a U2 + b_j V2)^T + bias(a, b_j)``, ``Q = P0 + a P1``:
+    one outer-product update, the activation, and one batched product per block of samples.
     """
     model = problem.model
     assert isinstance(model, MultiBranchNet)
@@ -483,10 +483,10 @@ def _fast_multibranch(
     K, k_out = P0.shape[1], W2.shape[0]
     b_all = torch.as_tensor(betas, device=problem.device, dtype=P0.dtype)
     # One block of activations (betas x samples x units): a quarter of the budget, and on a CPU
-    # at most CPU_BLOCK_BYTES, so that the block stays in cache between its three passes.
+    # at most CPU_BLOCK_BYTES per thread, so that it stays in cache between its three passes.
     block_bytes = budget // 4
     if problem.device.type == "cpu":
-        block_bytes = min(block_bytes, CPU_BLOCK_BYTES)
+        block_bytes = min(block_bytes, CPU_BLOCK_BYTES * torch.get_num_threads())
     block = max(1, block_bytes // (P0.element_size() * K))
     J = min(len(betas), block)  # betas per block
     m = max(1, min(n, block // J))  # samples per block
@@ -498,32 +498,30 @@ def _fast_multibranch(
     P0, P1, P2 = (torch.cat([P, P.new_zeros(pad, K)]) for P in (P0, P1, P2))
     Q = torch.empty_like(P0)
     hidden = torch.empty(J * m * K, **options)
-    products = torch.empty(blocks, 2 * k_out * J * m, **options)
-    combined = torch.empty(blocks, k_out, J, m, **options)
+    products = torch.empty(blocks, J * k_out * m, **options)
     logits = torch.empty(len(betas), k_out, n, **options)
     activation = _in_place_activation(model)
     Z = np.empty((len(alphas), len(betas)))
     for i, a in enumerate(alphas.tolist()):
         torch.add(P0, P1, alpha=a, out=Q)
-        M = torch.cat([torch.add(W2, U2, alpha=a), V2])  # (2k, K)
-        bias = torch.add(b2, u2, alpha=a)[:, None] + v2[:, None] * b_all[None, :]  # (k, B)
+        Wa, ba = torch.add(W2, U2, alpha=a), torch.add(b2, u2, alpha=a)
         for j0 in range(0, len(betas), J):
             bj = b_all[j0 : j0 + J]
             width = len(bj)
+            # Output weights and biases at every beta of the chunk: (width, k, K), (width, k, 1).
+            weights = torch.addcmul(Wa, bj[:, None, None], V2)
+            biases = torch.addcmul(ba, bj[:, None], v2)[:, :, None]
             h = hidden[: width * m * K].view(width, m * K)
-            out = products[:, : 2 * k_out * width * m]
+            out = products[:, : width * k_out * m]
             for block_index in range(blocks):
                 rows = slice(block_index * m, (block_index + 1) * m)
                 torch.addr(Q[rows].reshape(1, -1), bj, P2[rows].reshape(-1), out=h)
-                target = out[block_index].view(2 * k_out, width * m)
-                torch.mm(M, activation(h).view(width * m, K).T, out=target)
-            view = out.view(blocks, 2 * k_out, width, m)
-            part = combined[:, :, :width]
-            torch.addcmul(view[:, :k_out], bj[None, None, :, None], view[:, k_out:], out=part)
-            part += bias[None, :, j0 : j0 + width, None]
-            # (blocks, k, width, m) -> (width, k, blocks * m), without the padding
-            rowwise = part.permute(2, 1, 0, 3).reshape(width, k_out, blocks * m)
-            logits[j0 : j0 + width] = rowwise[:, :, :n]
+                hT = activation(h).view(width, m, K).transpose(1, 2)
+                target = out[block_index].view(width, k_out, m)
+                torch.baddbmm(biases, weights, hT, out=target)
+            # (blocks, width, k, m) -> (width, k, blocks * m), without the padding
+            rowwise = out.view(blocks, width, k_out, m).permute(1, 2, 0, 3)
+            logits[j0 : j0 + width] = rowwise.reshape(width, k_out, blocks * m)[:, :, :n]
         losses = batched_loss(problem.loss_fn, logits.transpose(1, 2), problem.y)
         Z[i] = losses.cpu().numpy()
         if progress is not None:
