@@ -525,6 +525,8 @@ def _fast_multibranch(
     pad = blocks * m - n
     P0, P1, P2 = (torch.cat([P, P.new_zeros(pad, K)]) for P in (P0, P1, P2))
     Q = torch.empty_like(P0)
+    Q_blocks = Q.view(blocks, 1, m * K).unbind(0)  # views: Q is refilled in place every row
+    P2_blocks = P2.view(blocks, m * K).unbind(0)
     hidden = torch.empty(J * m * K, **options)
     products = torch.empty(blocks, J * k_out * m, **options)
     logits = torch.empty(len(betas), k_out, blocks * m, **options)
@@ -540,12 +542,13 @@ def _fast_multibranch(
             weights = torch.addcmul(Wa, bj[:, None, None], V2)
             biases = torch.addcmul(ba, bj[:, None], v2)
             h = hidden[: width * m * K].view(width, m * K)
+            hT = h.view(width, m, K).transpose(1, 2)
             out = products[:, : width * k_out * m]
-            for block_index in range(blocks):
-                rows = slice(block_index * m, (block_index + 1) * m)
-                torch.addr(Q[rows].reshape(1, -1), bj, P2[rows].reshape(-1), out=h)
-                hT = activation(h).view(width, m, K).transpose(1, 2)
-                torch.bmm(weights, hT, out=out[block_index].view(width, k_out, m))
+            targets = out.view(blocks, width, k_out, m).unbind(0)
+            for q, p, target in zip(Q_blocks, P2_blocks, targets, strict=True):
+                torch.addr(q, bj, p, out=h)
+                activation(h)
+                torch.bmm(weights, hT, out=target)
             # (blocks, width, k, m) + bias -> logits (width, k, blocks * m), in one pass
             torch.add(
                 out.view(blocks, width, k_out, m).permute(1, 2, 0, 3),
@@ -559,11 +562,12 @@ def _fast_multibranch(
     return Z
 
 
-def _in_place_activation(model: MultiBranchNet) -> Callable[[torch.Tensor], torch.Tensor]:
+def _in_place_activation(model: MultiBranchNet) -> Callable[[torch.Tensor], object]:
+    """The branches' activation, applied in place."""
     if model.activation == "relu":
         return torch.relu_
     if model.activation == "tanh":
         return torch.tanh_
     if model.activation == "linear":
         return lambda h: h
-    return model.act
+    return lambda h: h.copy_(model.act(h))

@@ -304,3 +304,14 @@ def test_fast_path_blocks_over_betas_and_samples(monkeypatch) -> None:
     monkeypatch.setattr(engine, "CPU_BLOCK_BYTES", 13 * 5 * 8 * 24)  # 13 betas x 5 samples
     Z = surface_2d(model, F.cross_entropy, X, y, d1, d2, grid, grid, method="fast")
     np.testing.assert_allclose(Z, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "softplus", "gelu", "linear"])
+def test_fast_path_for_every_activation(activation: str) -> None:
+    torch.manual_seed(2)
+    model = MultiBranchNet(5, 3, 3, 4, activation=activation).double()
+    X, y = classification_data()
+    d1, d2 = random_directions(model, 1), random_directions(model, 2, one_dim="keep")
+    expected = reference_surface(model, F.cross_entropy, X, y, d1, d2, SMALL, SMALL)
+    Z = surface_2d(model, F.cross_entropy, X, y, d1, d2, SMALL, SMALL, method="fast")
+    np.testing.assert_allclose(Z, expected, rtol=1e-10, atol=1e-10)
