@@ -226,6 +226,12 @@ def test_exports_download_files_that_load_back(server, page, tmp_path) -> None:
     html_download.value.save_as(html)
     assert "plotly" in html.read_text().lower()
 
+    with page.expect_download(timeout=120_000) as png_download:  # kaleido starts Chromium
+        page.get_by_role("button", name="PNG", exact=True).first.click()
+    png = tmp_path / "figure.png"
+    png_download.value.save_as(png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
     # the run file loads back into the page
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
     page.get_by_text("Showing the run file").wait_for()
