@@ -11,7 +11,8 @@ from __future__ import annotations
 import io
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -170,15 +171,17 @@ class Result:
 def run(config: Config, progress: Progress | None = None) -> Result:
     """Train, then evaluate the surface, slices, interpolation and curvature around the model.
 
-    Runs with one CPU thread: its operations are small, and on a shared 2-core machine a second
-    thread that is not scheduled stalls every parallel region.
+    Training, slices and curvature run with one CPU thread (their operations are small, and on a
+    shared 2-core machine a second thread that is not scheduled stalls every parallel region);
+    the surface uses every thread the app was given.
     """
     config.validate()
+    threads = torch.get_num_threads()
     with limited_threads(1):
-        return _run(config, progress)
+        return _run(config, progress, threads)
 
 
-def _run(config: Config, progress: Progress | None) -> Result:
+def _run(config: Config, progress: Progress | None, threads_at_start: int) -> Result:
     report = progress or (lambda fraction, stage: None)
     device = resolve_device(config.device)
     X, y, task = _data(config)
@@ -234,7 +237,8 @@ def _run(config: Config, progress: Progress | None) -> Result:
 
     report(0.45, "Loss surface")
     started = time.perf_counter()
-    Z = surface_2d(model, loss_fn, X_t, y_t, d1, d2, grid, grid, center=center)
+    with _threads(threads_at_start):
+        Z = surface_2d(model, loss_fn, X_t, y_t, d1, d2, grid, grid, center=center)
     seconds = time.perf_counter() - started
     method = auto_method(model)
     if not np.all(np.isfinite(Z)):
@@ -336,6 +340,17 @@ def _run(config: Config, progress: Progress | None) -> Result:
         diverged=False,
         message="",
     )
+
+
+@contextmanager
+def _threads(count: int) -> Iterator[None]:
+    """Inside `run`'s one-thread block, give one step (the surface) ``count`` threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _data(config: Config) -> tuple[np.ndarray, np.ndarray, str]:
