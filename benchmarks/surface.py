@@ -3,7 +3,9 @@
 The baseline is what Li et al.'s ``loss-landscape`` and the ``loss-landscapes`` package do for each
 grid point: write ``theta + a d1 + b d2`` into the model, forward the whole data set, compute the
 loss (here ``F.cross_entropy``, full batch, no data loader: the fastest form of that loop). Both
-see the same model, directions, grid and loss; the script checks that they agree.
+see the same model, directions, grid and loss, in the same process (so both run with the allocator
+settings of ``landscape.surface.keep_freed_memory``); the script checks that they agree. Timings
+are wall-clock, best of ``repeats``, the two methods interleaved so that both see the same load.
 
     python benchmarks/surface.py [--grid 41] [--repeats 3] [--memory-grid 101] [--device cpu]
 

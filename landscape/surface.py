@@ -4,8 +4,9 @@ Three ways to evaluate a grid, all returning the same numbers (``method=``):
 
 - ``"fast"``: a ``MultiBranchNet`` with one hidden layer. The hidden pre-activation is affine in
   the grid coordinates, ``X (W + a U + b V)^T + (c + a u + b v) = P0 + a P1 + b P2``, so the three
-  ``(n, I*w)`` products are computed once; a grid row then costs one outer-product update, the
-  activation and one matrix product for all ``beta``s at once.
+  ``(n, I*w)`` products are computed once; a grid row then costs, per cache-sized block of
+  samples, one outer-product update, the activation and one batched product with the output
+  weights ``W2 + a U2 + b_j V2`` of every ``beta_j``.
 - ``"vmap"``: any ``nn.Module``: ``torch.func.functional_call`` under ``vmap`` over chunks of grid
   points, the chunk size chosen from a memory budget.
 - ``"loop"``: the per-point baseline of the usual tools: load the weights into the model, forward
