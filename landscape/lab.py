@@ -168,6 +168,12 @@ class Result:
     message: str
 
 
+PRESETS: dict[str, Config] = {
+    "default": Config(),
+    "pca": Config(directions="pca"),
+}
+
+
 def run(config: Config, progress: Progress | None = None) -> Result:
     """Train, then evaluate the surface, slices, interpolation and curvature around the model.
 
