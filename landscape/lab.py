@@ -41,6 +41,7 @@ from landscape.surface import (
     surface_2d_band,
     surface_points,
 )
+from landscape.validation import check_choice, check_integer, check_number
 
 MODELS = ("multibranch", "mlp", "upload")
 DATASETS = ("digits", "iris", "moons", "upload")
@@ -53,16 +54,6 @@ MAX_CHECKPOINTS = 60
 
 Progress = Callable[[float, str], None]
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
-
-
-def _in_range(name: str, value: float, low: float, high: float) -> None:
-    if not np.isfinite(value) or not low <= value <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
-
-
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -94,24 +85,24 @@ class Config:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field outside its allowed range."""
-        _choice("model", self.model, MODELS)
-        _choice("dataset", self.dataset, DATASETS)
-        _choice("directions", self.directions, DIRECTIONS)
-        _choice("normalization", self.normalization, NORMALIZATIONS)
-        _choice("one_dim", self.one_dim, ONE_DIM_CHOICES)
-        _choice("activation", self.activation, tuple(ACTIVATIONS))
-        _in_range("branches", self.branches, 1, 256)
-        _in_range("width", self.width, 1, 512)
-        _in_range("depth", self.depth, 1, 4)
-        _in_range("hidden", self.hidden, 1, 1024)
-        _in_range("epochs", self.epochs, 0, 5000)
-        _in_range("lr", self.lr, 1e-6, 1.0)
-        _in_range("span", self.span, 0.01, 10.0)
-        _in_range("resolution", self.resolution, 5, 101)
-        _in_range("sample_size", self.sample_size, 0, uploads.MAX_ROWS)
+        check_choice("model", self.model, MODELS)
+        check_choice("dataset", self.dataset, DATASETS)
+        check_choice("directions", self.directions, DIRECTIONS)
+        check_choice("normalization", self.normalization, NORMALIZATIONS)
+        check_choice("one_dim", self.one_dim, ONE_DIM_CHOICES)
+        check_choice("activation", self.activation, tuple(ACTIVATIONS))
+        check_integer("branches", self.branches, 1, 256)
+        check_integer("width", self.width, 1, 512)
+        check_integer("depth", self.depth, 1, 4)
+        check_integer("hidden", self.hidden, 1, 1024)
+        check_integer("epochs", self.epochs, 0, 5000)
+        check_number("lr", self.lr, 1e-6, 1.0)
+        check_number("span", self.span, 0.01, 10.0)
+        check_integer("resolution", self.resolution, 5, 101)
+        check_integer("sample_size", self.sample_size, 0, uploads.MAX_ROWS)
         if self.curvature_resolution != 0:
-            _in_range("curvature_resolution", self.curvature_resolution, 2, 15)
-        _in_range("lanczos_iterations", self.lanczos_iterations, 2, 60)
+            check_integer("curvature_resolution", self.curvature_resolution, 2, 15)
+        check_integer("lanczos_iterations", self.lanczos_iterations, 2, 60)
         if self.model == "upload" and not _DIGEST.match(self.model_upload):
             raise ValueError("model_upload must name an uploaded TorchScript file: upload one")
         if self.dataset == "upload" and not (

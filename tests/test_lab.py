@@ -31,6 +31,7 @@ def small(**changes) -> lab.Config:
     [
         ({"model": "cnn"}, "model"),
         ({"resolution": 103}, "resolution"),
+        ({"resolution": 30.5}, "resolution must be an integer"),
         ({"span": 0.0}, "span"),
         ({"curvature_resolution": 1}, "curvature_resolution"),
         ({"lr": 2.0}, "lr"),
