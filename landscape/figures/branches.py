@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from landscape import branch_gap, branches
+from landscape.figures import float32
 
 PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3")
 MEASURES = (
@@ -15,10 +16,6 @@ MEASURES = (
     ("hessian_ratio", "|lambda_min / lambda_max| at the centre"),
 )
 MODEL_NAMES = ("w0", "w1", "w2")
-
-
-def _f32(a: np.ndarray) -> np.ndarray:
-    return np.asarray(a, dtype=np.float32)
 
 
 def _row_label(depth: int) -> str:
@@ -49,9 +46,9 @@ def surface_grid(result: branches.Result, style: str = "heatmap") -> go.Figure:
         for c in range(K):
             fig.add_trace(
                 trace(
-                    x=_f32(result.betas),
-                    y=_f32(result.alphas),
-                    z=_f32(first[r, c]),
+                    x=float32(result.betas),
+                    y=float32(result.alphas),
+                    z=float32(first[r, c]),
                     coloraxis="coloraxis",
                     hovertemplate="alpha %{y:.2f}<br>beta %{x:.2f}<br>loss %{z:.4g}<extra></extra>",
                 ),
@@ -61,8 +58,8 @@ def surface_grid(result: branches.Result, style: str = "heatmap") -> go.Figure:
             points = result.model_coordinates[r, c, 0]
             if len(points) > 1:
                 fig.add_scatter(
-                    x=_f32(points[:, 1]),
-                    y=_f32(points[:, 0]),
+                    x=float32(points[:, 1]),
+                    y=float32(points[:, 0]),
                     mode="markers+text",
                     text=list(MODEL_NAMES[: len(points)]),
                     textposition="top center",
@@ -93,9 +90,9 @@ def surface_3d(result: branches.Result, depth: int, branch_count: int) -> go.Fig
     k = _index("branch_count", result.branch_counts, branch_count)
     fig = go.Figure(
         go.Surface(
-            x=_f32(result.betas),
-            y=_f32(result.alphas),
-            z=_f32(result.surfaces[r, k, 0]),
+            x=float32(result.betas),
+            y=float32(result.alphas),
+            z=float32(result.surfaces[r, k, 0]),
             colorscale="Viridis",
             colorbar={"title": {"text": "loss"}},
         )
@@ -115,7 +112,7 @@ def measures_vs_branches(result: branches.Result) -> go.Figure:
     fig = make_subplots(
         rows=1, cols=3, subplot_titles=[title for _, title in MEASURES], horizontal_spacing=0.07
     )
-    x = _f32(result.branch_counts)
+    x = float32(result.branch_counts)
     for r, depth in enumerate(result.depths):
         colour, label = PALETTE[r % len(PALETTE)], _row_label(int(depth))
         for c, (field, _) in enumerate(MEASURES, start=1):
@@ -124,7 +121,7 @@ def measures_vs_branches(result: branches.Result) -> go.Figure:
             low, high = np.nanmin(values, axis=1), np.nanmax(values, axis=1)
             fig.add_scatter(
                 x=np.concatenate([x, x[::-1]]),
-                y=_f32(np.concatenate([high, low[::-1]])),
+                y=float32(np.concatenate([high, low[::-1]])),
                 fill="toself",
                 fillcolor=colour,
                 opacity=0.2,
@@ -136,7 +133,7 @@ def measures_vs_branches(result: branches.Result) -> go.Figure:
             )
             fig.add_scatter(
                 x=x,
-                y=_f32(np.nanmean(values, axis=1)),
+                y=float32(np.nanmean(values, axis=1)),
                 mode="lines+markers",
                 name=label,
                 legendgroup=label,
@@ -157,40 +154,40 @@ def gap_vs_branches(result: branch_gap.Result) -> go.Figure:
     Gaps at or below the solver's certified tolerance are drawn on the tolerance line.
     """
     floor = max(result.tolerance, 1e-12)
-    x = _f32(result.branch_counts)
+    x = float32(result.branch_counts)
     shown = np.maximum(result.gap, floor)
     fig = go.Figure()
     fig.add_scatter(
         x=x,
-        y=_f32(shown),
+        y=float32(shown),
         mode="lines+markers",
         name="measured gap P_I - D (P_I: best restart, an upper bound)",
         line={"color": PALETTE[0]},
-        customdata=_f32(result.gap),
+        customdata=float32(result.gap),
         hovertemplate="I = %{x}<br>gap %{customdata:.3g}<extra></extra>",
     )
     if result.reference_constant > 0:
         grid = np.geomspace(result.branch_counts.min(), result.branch_counts.max(), 50)
         fig.add_scatter(
-            x=_f32(grid),
-            y=_f32(result.reference_constant / grid),
+            x=float32(grid),
+            y=float32(result.reference_constant / grid),
             mode="lines",
             name=f"C / I, C = max_I I gap_I = {result.reference_constant:.3g}",
             line={"dash": "dash", "color": PALETTE[1]},
         )
     # reference lines as traces: shapes on log axes would need log10 coordinates
-    ends = _f32([result.branch_counts.min(), result.branch_counts.max()])
+    ends = float32([result.branch_counts.min(), result.branch_counts.max()])
     fig.add_scatter(
         x=ends,
-        y=_f32([floor, floor]),
+        y=float32([floor, floor]),
         mode="lines",
         name="solver tolerance",
         line={"color": "grey", "dash": "dot"},
     )
     top = max(float(shown.max()), result.reference_constant, floor) * 2
     fig.add_scatter(
-        x=_f32([result.critical_width] * 2),
-        y=_f32([floor / 2, top]),
+        x=float32([result.critical_width] * 2),
+        y=float32([floor / 2, top]),
         mode="lines",
         name=f"m-hat = {result.critical_width} (critical width m* <= m-hat)",
         line={"color": PALETTE[2]},

@@ -6,14 +6,11 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from landscape.figures import float32
 from landscape.linear_duality import Result
 
 GAP_FLOOR = 1e-17  # relative gaps of exactly 0 are drawn here on the log axis
 PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
-
-
-def _f32(a: np.ndarray) -> np.ndarray:
-    return np.asarray(a, dtype=np.float32)
 
 
 def relative_gap(primal: np.ndarray, dual: np.ndarray) -> np.ndarray:
@@ -35,10 +32,10 @@ def gamma_sweep(result: Result) -> go.Figure:
             "Measured relative duality gap |P - D| / max(|D|, 1)",
         ),
     )
-    g = _f32(result.gammas)
+    g = float32(result.gammas)
     fig.add_scatter(
         x=g,
-        y=_f32(result.sweep_primal),
+        y=float32(result.sweep_primal),
         name="primal P(W_rec)",
         mode="lines",
         line={"width": 4, "color": PALETTE[0]},
@@ -47,7 +44,7 @@ def gamma_sweep(result: Result) -> go.Figure:
     )
     fig.add_scatter(
         x=g,
-        y=_f32(result.sweep_dual),
+        y=float32(result.sweep_dual),
         name="dual D(L*)",
         mode="lines",
         line={"dash": "dash", "color": PALETTE[1]},
@@ -104,7 +101,10 @@ def singular_values(result: Result) -> go.Figure:
     ]
     for index, (name, values) in enumerate(series):
         fig.add_bar(
-            x=np.arange(1, len(values) + 1), y=_f32(values), name=name, marker_color=PALETTE[index]
+            x=np.arange(1, len(values) + 1),
+            y=float32(values),
+            name=name,
+            marker_color=PALETTE[index],
         )
     fig.add_hline(
         y=result.gamma, line={"dash": "dot"}, annotation_text=f"gamma = {result.gamma:.3g}"
@@ -131,7 +131,7 @@ def gradient_descent(result: Result) -> go.Figure:
         excess = np.maximum(curve - result.dual, floor)
         label = f"scale {scale:g}, seed {seed}" + (" (diverged)" if diverged else "")
         fig.add_scatter(
-            y=_f32(excess),
+            y=float32(excess),
             mode="lines",
             name=label,
             line={"color": PALETTE[scales.index(scale) % len(PALETTE)]},
@@ -154,17 +154,17 @@ def douglas_rachford(result: Result) -> go.Figure:
     fig = go.Figure()
     fig.add_scatter(
         x=k,
-        y=_f32(np.maximum(np.abs(result.dr_values - result.dual), floor)),
+        y=float32(np.maximum(np.abs(result.dr_values - result.dual), floor)),
         name="|D(L_k) - D*|",
         mode="lines+markers",
         marker={"size": 4},
     )
     fig.add_scatter(
-        x=k, y=_f32(np.maximum(result.dr_residuals, floor)), name="||x_k - y_k||_F", mode="lines"
+        x=k, y=float32(np.maximum(result.dr_residuals, floor)), name="||x_k - y_k||_F", mode="lines"
     )
     fig.add_scatter(
         x=k,
-        y=_f32(np.maximum(result.dr_infeasibility, floor)),
+        y=float32(np.maximum(result.dr_infeasibility, floor)),
         name="(||x_k||_2 - gamma)_+",
         mode="lines",
         line={"dash": "dot"},
@@ -182,7 +182,11 @@ def douglas_rachford(result: Result) -> go.Figure:
 
 def primal_slice(result: Result) -> go.Figure:
     """The primal on the plane through the recovered optimum: 3-D surface beside a contour."""
-    a, b, Z = _f32(result.slice_alphas), _f32(result.slice_betas), _f32(result.slice_values)
+    a, b, Z = (
+        float32(result.slice_alphas),
+        float32(result.slice_betas),
+        float32(result.slice_values),
+    )
     fig = make_subplots(
         rows=1,
         cols=2,

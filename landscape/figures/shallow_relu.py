@@ -7,13 +7,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from landscape import single_neuron, two_layer
+from landscape.figures import float32
 
 COLOURS = {"vanilla": "#d62728", "relaxed": "#1f77b4", "convex": "#1f77b4", "trained": "#ff7f0e"}
 BAND = (10, 90)  # percentiles of the shaded band
-
-
-def _f32(a: np.ndarray) -> np.ndarray:
-    return np.asarray(a, dtype=np.float32)
 
 
 def _fill(colour: str) -> str:
@@ -28,7 +25,7 @@ def neuron_curves(result: single_neuron.Result) -> go.Figure:
         cols=3,
         subplot_titles=("training error (MSE)", "test error (MSE)", "recovery ||w - w*|| / ||w*||"),
     )
-    x = _f32(result.iterations)
+    x = float32(result.iterations)
     for method, label in (("vanilla", "GD on L"), ("relaxed", "GD on L_r (relaxed)")):
         for col, metric in enumerate(("train", "test", "recovery"), start=1):
             values = getattr(result, f"{method}_{metric}")
@@ -38,7 +35,7 @@ def neuron_curves(result: single_neuron.Result) -> go.Figure:
             fig.add_trace(
                 go.Scatter(
                     x=x,
-                    y=_f32(high),
+                    y=float32(high),
                     mode="lines",
                     line={"width": 0},
                     showlegend=False,
@@ -51,7 +48,7 @@ def neuron_curves(result: single_neuron.Result) -> go.Figure:
             fig.add_trace(
                 go.Scatter(
                     x=x,
-                    y=_f32(low),
+                    y=float32(low),
                     mode="lines",
                     line={"width": 0},
                     fill="tonexty",
@@ -66,7 +63,7 @@ def neuron_curves(result: single_neuron.Result) -> go.Figure:
             fig.add_trace(
                 go.Scatter(
                     x=x,
-                    y=_f32(mid),
+                    y=float32(mid),
                     mode="lines",
                     name=label,
                     line={"color": colour},
@@ -109,9 +106,9 @@ def neuron_slices(result: single_neuron.Result) -> go.Figure:
     for col, (values, scale, name) in enumerate(panels, start=1):
         fig.add_trace(
             go.Contour(
-                x=_f32(result.slice_alphas),
-                y=_f32(result.slice_betas),
-                z=_f32(values.T),
+                x=float32(result.slice_alphas),
+                y=float32(result.slice_betas),
+                z=float32(values.T),
                 ncontours=25,
                 colorscale=scale,
                 showscale=False,
@@ -153,8 +150,8 @@ def neuron_line(result: single_neuron.Result) -> go.Figure:
     ):
         fig.add_trace(
             go.Scatter(
-                x=_f32(result.slice_alphas),
-                y=_f32(values[:, middle]),
+                x=float32(result.slice_alphas),
+                y=float32(values[:, middle]),
                 mode="lines",
                 name=label,
                 line={"color": colour},
@@ -179,8 +176,8 @@ def optimality_gap(result: two_layer.Result) -> go.Figure:
     jitter = np.tile(np.linspace(-0.06, 0.06, result.final_objectives.shape[1]), len(result.widths))
     fig.add_trace(
         go.Scatter(
-            x=_f32(widths * np.exp(jitter)),
-            y=_f32(result.final_objectives.ravel()),
+            x=float32(widths * np.exp(jitter)),
+            y=float32(result.final_objectives.ravel()),
             mode="markers",
             name="trained (each restart)",
             marker={"color": COLOURS["trained"], "size": 8, "opacity": 0.8},
@@ -190,8 +187,8 @@ def optimality_gap(result: two_layer.Result) -> go.Figure:
     span = [0.8, 1.25 * float(result.widths.max())]
     fig.add_trace(
         go.Scatter(
-            x=_f32(span),
-            y=_f32([result.convex_objective] * 2),
+            x=float32(span),
+            y=float32([result.convex_objective] * 2),
             mode="lines",
             name="convex optimum (global)",
             line={"color": COLOURS["convex"]},
@@ -201,8 +198,8 @@ def optimality_gap(result: two_layer.Result) -> go.Figure:
     top = float(finite.max()) if finite.size else 10.0 * result.convex_objective
     fig.add_trace(
         go.Scatter(
-            x=_f32([result.critical_width] * 2),
-            y=_f32([result.convex_objective, max(top, result.convex_objective)]),
+            x=float32([result.critical_width] * 2),
+            y=float32([result.convex_objective, max(top, result.convex_objective)]),
             mode="lines",
             name=f"critical width m* = {result.critical_width}",
             line={"color": "black", "dash": "dot"},
@@ -225,13 +222,16 @@ def training_curves(result: two_layer.Result) -> go.Figure:
         best = int(np.argmin(finals))
         fig.add_trace(
             go.Scatter(
-                x=_f32(result.history_steps), y=_f32(runs[best]), mode="lines", name=f"m = {width}"
+                x=float32(result.history_steps),
+                y=float32(runs[best]),
+                mode="lines",
+                name=f"m = {width}",
             )
         )
     fig.add_trace(
         go.Scatter(
-            x=_f32(result.history_steps[[0, -1]]),
-            y=_f32([result.convex_objective] * 2),
+            x=float32(result.history_steps[[0, -1]]),
+            y=float32([result.convex_objective] * 2),
             mode="lines",
             name="convex optimum",
             line={"color": "black", "dash": "dash"},
@@ -254,8 +254,8 @@ def fits(result: two_layer.Result) -> go.Figure:
         if result.points.shape[1] == 1:
             fig.add_trace(
                 go.Scatter(
-                    x=_f32(result.grid_x),
-                    y=_f32(output),
+                    x=float32(result.grid_x),
+                    y=float32(output),
                     mode="lines",
                     line={"color": COLOURS["convex" if col == 1 else "trained"]},
                     showlegend=False,
@@ -265,8 +265,8 @@ def fits(result: two_layer.Result) -> go.Figure:
             )
             fig.add_trace(
                 go.Scatter(
-                    x=_f32(result.points[:, 0]),
-                    y=_f32(result.targets),
+                    x=float32(result.points[:, 0]),
+                    y=float32(result.targets),
                     mode="markers",
                     marker={"color": "black", "size": 6},
                     showlegend=False,
@@ -278,9 +278,9 @@ def fits(result: two_layer.Result) -> go.Figure:
         limit = float(np.max(np.abs(output))) or 1.0
         fig.add_trace(
             go.Heatmap(
-                x=_f32(result.grid_x),
-                y=_f32(result.grid_y),
-                z=_f32(output.T),
+                x=float32(result.grid_x),
+                y=float32(result.grid_y),
+                z=float32(output.T),
                 colorscale="RdBu",
                 zmin=-limit,
                 zmax=limit,
@@ -292,9 +292,9 @@ def fits(result: two_layer.Result) -> go.Figure:
         )
         fig.add_trace(
             go.Contour(
-                x=_f32(result.grid_x),
-                y=_f32(result.grid_y),
-                z=_f32(output.T),
+                x=float32(result.grid_x),
+                y=float32(result.grid_y),
+                z=float32(output.T),
                 contours={"start": 0, "end": 0, "size": 1, "coloring": "none"},
                 line={"color": "black", "width": 2},
                 showscale=False,
@@ -308,8 +308,8 @@ def fits(result: two_layer.Result) -> go.Figure:
             chosen = result.targets == label
             fig.add_trace(
                 go.Scatter(
-                    x=_f32(result.points[chosen, 0]),
-                    y=_f32(result.points[chosen, 1]),
+                    x=float32(result.points[chosen, 0]),
+                    y=float32(result.points[chosen, 1]),
                     mode="markers",
                     marker={"color": colour, "size": 7, "line": {"color": "white", "width": 1}},
                     showlegend=False,

@@ -13,14 +13,11 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from landscape.figures import float32
 from landscape.lab import Result
 
 COLORSCALE = "Viridis"
 LINE_COLORS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa")
-
-
-def _f32(a: np.ndarray) -> np.ndarray:
-    return np.asarray(a, dtype=np.float32)
 
 
 def _shown(Z: np.ndarray, log_scale: bool) -> np.ndarray:
@@ -44,7 +41,7 @@ def surface_and_contour(
 
     ``path_loss`` / ``point_loss`` give the height of the path and points on the 3-D panel.
     """
-    shown = _f32(_shown(Z, log_scale)).T  # plotly indexes z[y][x]
+    shown = float32(_shown(Z, log_scale)).T  # plotly indexes z[y][x]
     title = f"log10 {z_title}" if log_scale else z_title
     fig = make_subplots(
         rows=1,
@@ -55,8 +52,8 @@ def surface_and_contour(
     )
     fig.add_trace(
         go.Surface(
-            x=_f32(alphas),
-            y=_f32(betas),
+            x=float32(alphas),
+            y=float32(betas),
             z=shown,
             colorscale=COLORSCALE,
             coloraxis="coloraxis",
@@ -68,8 +65,8 @@ def surface_and_contour(
     )
     fig.add_trace(
         go.Contour(
-            x=_f32(alphas),
-            y=_f32(betas),
+            x=float32(alphas),
+            y=float32(betas),
             z=shown,
             coloraxis="coloraxis",
             ncontours=30,
@@ -81,8 +78,8 @@ def surface_and_contour(
     if path is not None and len(path):
         fig.add_trace(
             go.Scatter(
-                x=_f32(path[:, 0]),
-                y=_f32(path[:, 1]),
+                x=float32(path[:, 0]),
+                y=float32(path[:, 1]),
                 mode="lines+markers",
                 line={"color": "white", "width": 2},
                 marker={"size": 4, "color": "white"},
@@ -94,9 +91,9 @@ def surface_and_contour(
         if path_loss is not None and len(path_loss) == len(path):
             fig.add_trace(
                 go.Scatter3d(
-                    x=_f32(path[:, 0]),
-                    y=_f32(path[:, 1]),
-                    z=_f32(_shown(path_loss, log_scale)),
+                    x=float32(path[:, 0]),
+                    y=float32(path[:, 1]),
+                    z=float32(_shown(path_loss, log_scale)),
                     mode="lines+markers",
                     line={"color": "red", "width": 5},
                     marker={"size": 2, "color": "red"},
@@ -109,8 +106,8 @@ def surface_and_contour(
         labels = list(point_labels) or [f"model {k}" for k in range(len(points))]
         fig.add_trace(
             go.Scatter(
-                x=_f32(points[:, 0]),
-                y=_f32(points[:, 1]),
+                x=float32(points[:, 0]),
+                y=float32(points[:, 1]),
                 mode="markers+text",
                 text=labels,
                 textposition="top center",
@@ -124,9 +121,9 @@ def surface_and_contour(
         if point_loss is not None and len(point_loss) == len(points):
             fig.add_trace(
                 go.Scatter3d(
-                    x=_f32(points[:, 0]),
-                    y=_f32(points[:, 1]),
-                    z=_f32(_shown(point_loss, log_scale)),
+                    x=float32(points[:, 0]),
+                    y=float32(points[:, 1]),
+                    z=float32(_shown(point_loss, log_scale)),
                     mode="markers",
                     marker={"size": 5, "color": "red", "symbol": "x"},
                     name="models on the surface",
@@ -160,13 +157,13 @@ def heatmap(
 ) -> go.Figure:
     """A heat map of ``values[i, j]`` over (alphas[i], betas[j]); ``hover`` adds named arrays."""
     hover = hover or {}
-    custom = np.stack([_f32(v).T for v in hover.values()], axis=-1) if hover else None
+    custom = np.stack([float32(v).T for v in hover.values()], axis=-1) if hover else None
     extra = "".join(f"<br>{name} %{{customdata[{k}]:.4g}}" for k, name in enumerate(hover))
     fig = go.Figure(
         go.Heatmap(
-            x=_f32(alphas),
-            y=_f32(betas),
-            z=_f32(values).T,
+            x=float32(alphas),
+            y=float32(betas),
+            z=float32(values).T,
             customdata=custom,
             colorscale=colorscale,
             zmin=zmin,
@@ -195,8 +192,8 @@ def lines(
         if std is not None and np.any(std > 0):
             fig.add_trace(
                 go.Scatter(
-                    x=np.concatenate([_f32(x), _f32(x)[::-1]]),
-                    y=np.concatenate([_f32(y + std), _f32(y - std)[::-1]]),
+                    x=np.concatenate([float32(x), float32(x)[::-1]]),
+                    y=np.concatenate([float32(y + std), float32(y - std)[::-1]]),
                     fill="toself",
                     fillcolor=color,
                     opacity=0.2,
@@ -207,7 +204,7 @@ def lines(
                 )
             )
         fig.add_trace(
-            go.Scatter(x=_f32(x), y=_f32(y), mode="lines", name=name, line={"color": color})
+            go.Scatter(x=float32(x), y=float32(y), mode="lines", name=name, line={"color": color})
         )
     fig.update_layout(
         title=title,
