@@ -20,7 +20,7 @@ import torch
 from landscape import branch_data, curvature, directions
 from landscape.branch_training import train
 from landscape.device import resolve_device
-from landscape.losses import LOSS_NAMES, LossFunction, loss_function
+from landscape.losses import LOSS_NAMES, loss_function
 from landscape.nets import MultiBranchNet
 from landscape.nonconvexity import hessian_ratio, max_convexity_defect, non_psd_fraction
 from landscape.surface import surface_2d
@@ -275,7 +275,7 @@ def measure_slice(config: Config) -> dict[str, np.ndarray] | str:
             fields["model_accuracy"].append([accuracy(m(X), y) for m in models])
         low, high = curvature.extreme_eigenvalues(
             model,
-            _connected(loss_fn),
+            loss_fn,
             X,
             y,
             point=centre,
@@ -295,17 +295,6 @@ def measure_slice(config: Config) -> dict[str, np.ndarray] | str:
     out["n_samples"] = np.array(len(y_np))
     out["alphas"] = grid
     return out
-
-
-def _connected(loss_fn: LossFunction) -> LossFunction:
-    """``loss_fn`` plus ``0 * sum f^2``: the same value, gradient and Hessian, but a gradient
-    graph that reaches every parameter.
-
-    With a piecewise-linear loss (the hinges) the gradient does not depend on the output bias,
-    and ``torch.autograd.grad`` in ``curvature``'s Hessian-vector product refuses a parameter
-    absent from the graph; the zero term puts it back without changing any number.
-    """
-    return lambda outputs, y: loss_fn(outputs, y) + 0.0 * outputs.square().sum()
 
 
 def _diverged(config: Config, message: str, start: float) -> Result:

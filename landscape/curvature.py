@@ -46,12 +46,21 @@ def hessian_operator(
     names = list(reference)
     with eval_mode(model), _leaves(model, point, names) as (leaves, forward):
         loss = loss_fn(forward(X_t), y_t)
-        grads = torch.autograd.grad(loss, leaves, create_graph=True)
+        # allow_unused/materialize_grads: with a piecewise-linear loss (a hinge) some gradients,
+        # such as the output bias's, do not depend on the parameters; their products are zero.
+        grads = torch.autograd.grad(
+            loss, leaves, create_graph=True, allow_unused=True, materialize_grads=True
+        )
         flat_grad = torch.cat([g.reshape(-1) for g in grads])
 
         def matvec(v: torch.Tensor) -> torch.Tensor:
             products = torch.autograd.grad(
-                flat_grad, leaves, grad_outputs=v.to(flat_grad.dtype), retain_graph=True
+                flat_grad,
+                leaves,
+                grad_outputs=v.to(flat_grad.dtype),
+                retain_graph=True,
+                allow_unused=True,
+                materialize_grads=True,
             )
             return torch.cat([p.reshape(-1) for p in products]).to(torch.float64)
 
