@@ -155,7 +155,8 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     X, Y = config.data()
     widths = [X.shape[1], *([config.hidden_width] * (config.depth - 1)), Y.shape[1]]
     d_min = linear_dual.default_d_min(X, Y, widths[1:-1])
-    s = np.linalg.svd(linear_dual.projected_targets(X, Y), compute_uv=False)
+    Ytil = linear_dual.projected_targets(X, Y)
+    s = np.linalg.svd(Ytil, compute_uv=False)
     sigma_min, sigma_max = _smallest_nonzero(s), float(s.max(initial=0.0))
     gamma = config.gamma_ratio * (sigma_min if sigma_min > 0 else 1.0)
 
@@ -236,9 +237,7 @@ def run(config: Config, progress: Progress | None = None) -> Result:
         dual=float(solution.value),
         gap=float(primal_at - solution.value),
         singular_targets=s,
-        singular_residual=np.linalg.svd(
-            linear_dual.projected_targets(X, Y) - solution.Lambda, compute_uv=False
-        ),
+        singular_residual=np.linalg.svd(Ytil - solution.Lambda, compute_uv=False),
         singular_end_to_end=np.linalg.svd(end_to_end, compute_uv=False),
         singular_output=np.linalg.svd(linear_dual.network_output(weights, X), compute_uv=False),
         dr_values=dr.history_value,

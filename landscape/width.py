@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -78,6 +79,20 @@ class DataFields:
             check_number("input_dim", self.input_dim, 2, 256)
 
 
+def validate_training(config: Any) -> None:
+    """The checks a Width configuration and its width sweep share: data, architecture,
+    activation, depth, ``c_res``, step multiplier and iterations."""
+    config.validate_data()
+    check_choice("architecture", config.architecture, ARCHITECTURES)
+    check_choice("activation", config.activation, ACTIVATIONS)
+    low_depth = 1 if config.architecture == "fc" else 2
+    check_number(f"depth H ({config.architecture})", config.depth, low_depth, MAX_DEPTH)
+    if config.architecture == "resnet" and not 0.0 < config.c_res < 1.0:
+        raise ValueError(f"c_res must be in (0, 1), got {config.c_res}")
+    check_number("step_multiplier", config.step_multiplier, 1e-6, 1e9)
+    check_number("iterations", config.iterations, 1, 20_000)
+
+
 @dataclass(frozen=True)
 class Config(DataFields):
     """Every knob of the Width page; defaults render in about a second on a CPU."""
@@ -94,20 +109,8 @@ class Config(DataFields):
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field outside its allowed range."""
-        self.validate_data()
-        check_choice("architecture", self.architecture, ARCHITECTURES)
-        check_choice("activation", self.activation, ACTIVATIONS)
-        check_number(
-            f"depth H ({self.architecture})",
-            self.depth,
-            1 if self.architecture == "fc" else 2,
-            MAX_DEPTH,
-        )
+        validate_training(self)
         check_number("width m", self.width, 1, MAX_WIDTH)
-        if self.architecture == "resnet" and not 0.0 < self.c_res < 1.0:
-            raise ValueError(f"c_res must be in (0, 1), got {self.c_res}")
-        check_number("step_multiplier", self.step_multiplier, 1e-6, 1e9)
-        check_number("iterations", self.iterations, 1, 20_000)
         check_number("seed", self.seed, 0, 2**32 - 1)
 
 

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from landscape.device import resolve_device
-from landscape.gram import ACTIVATIONS, ARCHITECTURES, gram_matrix, lambda_min
-from landscape.validation import check_choice, check_number
+from landscape.gram import gram_matrix, lambda_min
+from landscape.validation import check_number
 from landscape.wide_nets import WideNetSpec, train
 from landscape.width import (
-    MAX_DEPTH,
     MAX_WIDTH,
     SINGULAR_RTOL,
     DataFields,
     sphere_data,
     theorem_step,
+    validate_training,
 )
 
 Progress = Callable[[float, str], None]
@@ -72,19 +72,7 @@ class Config(DataFields):
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field outside its allowed range."""
-        self.validate_data()
-        check_choice("architecture", self.architecture, ARCHITECTURES)
-        check_choice("activation", self.activation, ACTIVATIONS)
-        check_number(
-            f"depth H ({self.architecture})",
-            self.depth,
-            1 if self.architecture == "fc" else 2,
-            MAX_DEPTH,
-        )
-        if self.architecture == "resnet" and not 0.0 < self.c_res < 1.0:
-            raise ValueError(f"c_res must be in (0, 1), got {self.c_res}")
-        check_number("step_multiplier", self.step_multiplier, 1e-6, 1e9)
-        check_number("iterations", self.iterations, 1, 20_000)
+        validate_training(self)
         check_width_range(self.min_width, self.max_width, MAX_WIDTH)
         check_number("seed", self.seed, 0, 2**32 - 1)
 
