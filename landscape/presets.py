@@ -78,6 +78,7 @@ def precompute(
             )
     index_path.write_text(json.dumps(index, indent=1) + "\n")
     _index.cache_clear()
+    _load.cache_clear()
     return index
 
 
@@ -105,5 +106,11 @@ def lookup(module_name: str, config: Any, directory: Path = PRESET_DIR) -> Any |
     entry = _index(directory).get(_key(module_name, config))
     if entry is None:
         return None
+    return _load(directory, module_name, entry["file"])
+
+
+@lru_cache(maxsize=32)
+def _load(directory: Path, module_name: str, file: str) -> Any:
+    """A stored result, read once per process (pages rerun on every widget move)."""
     module = importlib.import_module(module_name)
-    return results.result_from_npz_bytes(module.Result, (directory / entry["file"]).read_bytes())
+    return results.result_from_npz_bytes(module.Result, (directory / file).read_bytes())
