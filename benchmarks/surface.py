@@ -7,6 +7,10 @@ see the same model, directions, grid and loss, in the same process (so both run 
 settings of ``landscape.surface.keep_freed_memory``); the script checks that they agree. Timings
 are wall-clock, best of ``repeats``, the two methods interleaved so that both see the same load.
 
+The multi-branch network takes the engine's structure-aware path; the MLP has no path of its own:
+it takes the general ``vmap`` path, which finds the weight layers applied to the data and hoists
+them, as it does for any model (``landscape.first_layer``; the line says which layers).
+
     python benchmarks/surface.py [--grid 41] [--repeats 3] [--memory-grid 101] [--device cpu]
 
 Prints, per model and device: best-of-``repeats`` seconds for both, the ratio, the largest
@@ -31,7 +35,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from landscape.datasets import digits  # noqa: E402
-from landscape.directions import random_directions  # noqa: E402
+from landscape.directions import parameters_of, random_directions  # noqa: E402
+from landscape.first_layer import hoist_first_layers  # noqa: E402
 from landscape.nets import MultiBranchNet, mlp  # noqa: E402
 from landscape.surface import auto_method, surface_2d  # noqa: E402
 
@@ -81,11 +86,22 @@ def compare(name: str, device: str, grid: int, repeats: int) -> None:
     diff = float(np.abs(Z_engine - Z_loop).max())
     print(
         f"  {name} on {device}, {grid}x{grid} grid: loop {best_loop:.3f} s, "
-        f"surface_2d ({auto_method(model)} path) {best_engine:.3f} s, "
+        f"surface_2d ({path_taken(model, X, d1, d2)}) {best_engine:.3f} s, "
         f"ratio {best_loop / best_engine:.1f}x, "
         f"max |difference| {diff:.1e}",
         flush=True,
     )
+
+
+def path_taken(model: torch.nn.Module, X: torch.Tensor, d1: dict, d2: dict) -> str:
+    """The engine's path for this model, and the layers the general path hoists, if any."""
+    method = auto_method(model)
+    if method != "vmap":
+        return f"{method} path"
+    with torch.no_grad():
+        split = hoist_first_layers(model.eval(), X, parameters_of(model), d1, d2)
+    hoisted = "none" if split is None else ", ".join(split.layers)
+    return f"vmap path, layers hoisted: {hoisted}"
 
 
 def _peak_memory_worker(name: str, device: str, grid: int, queue: mp.Queue) -> None:

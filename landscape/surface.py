@@ -8,7 +8,9 @@ Three ways to evaluate a grid, all returning the same numbers (``method=``):
   samples, one outer-product update, the activation and one batched product with the output
   weights ``W2 + a U2 + b_j V2`` of every ``beta_j``.
 - ``"vmap"``: any ``nn.Module``: ``torch.func.functional_call`` under ``vmap`` over chunks of grid
-  points, the chunk size chosen from a memory budget.
+  points, the chunk size chosen from a memory budget. The ``Linear``/``Conv`` calls whose input
+  does not depend on the parameters are first hoisted out of the loop (`landscape.first_layer`:
+  their outputs are affine in the grid coordinates), whatever the model's class.
 - ``"loop"``: the per-point baseline of the usual tools: load the weights into the model, forward
   the whole data set, repeat (the only way for TorchScript models, which ``torch.func`` rejects).
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 import ctypes
 import platform
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import cache
 
 import numpy as np
@@ -32,6 +34,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from landscape.directions import Params, parameters_of
+from landscape.first_layer import hoist_first_layers, substituted_calls
 from landscape.nets import MultiBranchNet
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -420,37 +423,50 @@ def _loop_points(problem: _Problem, coords: np.ndarray, progress: Progress | Non
 def _vmap_points(
     problem: _Problem, coords: np.ndarray, budget: int, progress: Progress | None
 ) -> np.ndarray:
-    """Chunks of points under ``vmap``. Parameters that neither direction moves (biases, with
-    Li et al.'s zeroed 1-D directions) stay unbatched: one copy, and no batched bias addition."""
+    """Chunks of points under ``vmap``. The weight layers the model applies to its data are
+    hoisted (`landscape.first_layer`): at a chunk's points their outputs are one product
+    ``Z0 + coords [Z1; Z2]``. The parameters at the chunk's points are likewise one product
+    ``theta + coords [d1; d2]``; those that neither direction moves (biases, with Li et al.'s
+    zeroed 1-D directions) stay unbatched: one copy, and no batched bias addition."""
     model, center = problem.model, problem.center
     d1, d2 = problem.directions["d1"], problem.directions["d2"]
     moving = [n for n in center if bool(d1[n].any()) or bool(d2[n].any())]
-    fixed = {n: t for n, t in center.items() if n not in moving}
-    chunk = max(1, min(len(coords), budget // _bytes_per_point(problem)))
-    dtype = next(iter(center.values())).dtype
-    coords_t = torch.as_tensor(coords, device=problem.device, dtype=dtype)
-
-    def forward(params: Params) -> torch.Tensor:
-        return functional_call(model, {**fixed, **params}, (problem.X,))
-
     if not moving:  # both directions are zero: the loss is the centre's everywhere
-        centre = batched_loss(problem.loss_fn, forward({})[None], problem.y)
-        return np.full(len(coords), float(centre[0]))
-    batched_forward = vmap(forward)
+        outputs = functional_call(model, center, (problem.X,))[None]
+        return np.full(len(coords), float(batched_loss(problem.loss_fn, outputs, problem.y)[0]))
+    fixed = {n: t for n, t in center.items() if n not in moving}
+    shapes = [center[n].shape for n in moving]
+
+    def flat(point: Params) -> torch.Tensor:
+        return torch.cat([point[n].reshape(-1) for n in moving])
+
+    theta, theta_directions = flat(center), torch.stack([flat(d1), flat(d2)])
+    hoisted = hoist_first_layers(model, problem.X, center, d1, d2, max_bytes=budget)
+    chunk = max(1, min(len(coords), budget // _bytes_per_point(problem)))
+    coords_t = torch.as_tensor(coords, device=problem.device, dtype=theta.dtype)
     out = torch.empty(len(coords), dtype=torch.float64)
-    for start in range(0, len(coords), chunk):
-        a, b = coords_t[start : start + chunk, 0], coords_t[start : start + chunk, 1]
-        params = {}
-        for name in moving:
-            c = center[name]
-            shape = (-1,) + (1,) * c.dim()
-            params[name] = torch.addcmul(
-                torch.addcmul(c, a.view(shape), d1[name]), b.view(shape), d2[name]
-            )
-        losses = batched_loss(problem.loss_fn, batched_forward(params), problem.y)
-        out[start : start + chunk] = losses.to("cpu", torch.float64)
-        if progress is not None:
-            progress((start + chunk) / len(coords), f"Grid points up to {start + chunk}")
+    no_calls = nullcontext(lambda outputs: None)
+    with no_calls if hoisted is None else substituted_calls(model, hoisted) as use:
+
+        def forward(params: Params, *hoisted_outputs: torch.Tensor) -> torch.Tensor:
+            use(hoisted_outputs)
+            return functional_call(model, {**fixed, **params}, (problem.X,))
+
+        batched_forward = vmap(forward)
+        for start in range(0, len(coords), chunk):
+            points = coords_t[start : start + chunk]
+            values = torch.addmm(theta, points, theta_directions)  # (G, moving entries)
+            params = {
+                name: part.view(len(points), *shape)
+                for name, part, shape in zip(
+                    moving, values.split([s.numel() for s in shapes], dim=1), shapes, strict=True
+                )
+            }
+            z = [] if hoisted is None else hoisted.outputs_at(points)
+            losses = batched_loss(problem.loss_fn, batched_forward(params, *z), problem.y)
+            out[start : start + chunk] = losses.to("cpu", torch.float64)
+            if progress is not None:
+                progress((start + chunk) / len(coords), f"Grid points up to {start + chunk}")
     return out.numpy()
 
 
