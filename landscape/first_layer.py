@@ -13,12 +13,13 @@ of the arithmetic of a forward pass).
 `hoist_first_layers` finds these calls in any model, with no knowledge of its class: one forward
 pass runs under a dispatch mode that marks every tensor computed from a parameter (through any
 operation, comparisons and ``detach`` included; a parameter read out as a Python number is not
-followed, but ``vmap`` refuses such models anyway), and each call of a ``Linear``/``Conv``
-module is recorded with whether its input is marked. Dispatch modes are thread-local and the recording
-wraps only this model's own modules, so other threads (other sessions of the app) are not
-touched, unlike ``torch.fx``'s tracer, which patches ``nn.Module.__call__`` for the whole
-process. `substituted_calls` then makes the recorded calls return the hoisted outputs while the
-rest of the model runs as written.
+followed, but ``vmap`` refuses that for the parameters a surface moves), and each call of a
+``Linear``/``Conv`` module is recorded with whether its input is marked. Dispatch modes are
+thread-local and the recording wraps only this model's own modules (which, as under
+``functional_call``, no other thread may use meanwhile), so other threads, other sessions of the
+app, are not touched; ``torch.fx``'s tracer, by contrast, patches ``nn.Module.__call__`` for the
+whole process. `substituted_calls` then makes the recorded calls return the hoisted outputs
+while the rest of the model runs as written.
 """
 
 from __future__ import annotations
