@@ -100,7 +100,9 @@ def path_taken(model: torch.nn.Module, X: torch.Tensor, d1: dict, d2: dict) -> s
         return f"{method} path"
     with torch.no_grad():
         split = hoist_first_layers(model.eval(), X, parameters_of(model), d1, d2)
-    hoisted = "none" if split is None else ", ".join(split.layers)
+    layers = [] if split is None else split.layers
+    hoisted = ", ".join(f"{n} ({type(model.get_submodule(n)).__name__})" for n in layers)
+    hoisted = hoisted or "none"
     return f"vmap path, layers hoisted: {hoisted}"
 
 
