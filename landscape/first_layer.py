@@ -156,6 +156,12 @@ class _ParameterMarks(TorchDispatchMode):
         for p in parameters:
             self._marked[p] = True
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        """Nothing under this mode is compiled: do not wrap ``__torch_dispatch__`` in
+        ``torch._dynamo.disable``, whose first call imports ``torch._dynamo`` (1-2 s)."""
+        return False
+
     def __getitem__(self, tensor: torch.Tensor) -> bool:
         return tensor in self._marked
 

@@ -7,6 +7,7 @@ combined weights ``theta + a d1 + b d2``, and surfaces through it against the pe
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 
@@ -254,3 +255,23 @@ def test_hoisting_leaves_other_threads_alone() -> None:
         worker.join()
         sys.setswitchinterval(interval)
     assert failures == []
+
+
+def test_finding_the_layers_does_not_import_the_compiler() -> None:
+    """A dispatch mode's first use would import ``torch._dynamo`` (1-2 s, ~50 MiB) unless told
+    that nothing under it is compiled: the first surface of a session stays quick."""
+    script = (
+        "import sys, torch\n"
+        "from landscape.directions import parameters_of, random_directions\n"
+        "from landscape.first_layer import hoist_first_layers\n"
+        "from landscape.nets import mlp\n"
+        "model, X = mlp(3, 2, [4]).eval(), torch.randn(5, 3)\n"
+        "d1, d2 = random_directions(model, 1), random_directions(model, 2)\n"
+        "with torch.no_grad():\n"
+        "    assert hoist_first_layers(model, X, parameters_of(model), d1, d2) is not None\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "False"
