@@ -102,7 +102,8 @@ def hoist_first_layers(
     ]
     if not calls:
         return None
-    stored = 3 * sum(shape.numel() for *_, shape in calls) * X.element_size()
+    itemsize = next(iter(center.values())).element_size()
+    stored = 3 * sum(shape.numel() for *_, shape in calls) * itemsize
     if max_bytes is not None and stored > max_bytes:
         return None
 
