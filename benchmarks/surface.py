@@ -35,10 +35,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from landscape.datasets import digits  # noqa: E402
-from landscape.directions import parameters_of, random_directions  # noqa: E402
-from landscape.first_layer import hoist_first_layers  # noqa: E402
+from landscape.directions import random_directions  # noqa: E402
 from landscape.nets import MultiBranchNet, mlp  # noqa: E402
-from landscape.surface import auto_method, surface_2d  # noqa: E402
+from landscape.surface import path_taken, surface_2d  # noqa: E402
 
 MODELS = {
     "MultiBranchNet(64, 10, branches=16, width=8)": lambda: MultiBranchNet(64, 10, 16, 8),
@@ -86,24 +85,11 @@ def compare(name: str, device: str, grid: int, repeats: int) -> None:
     diff = float(np.abs(Z_engine - Z_loop).max())
     print(
         f"  {name} on {device}, {grid}x{grid} grid: loop {best_loop:.3f} s, "
-        f"surface_2d ({path_taken(model, X, d1, d2)}) {best_engine:.3f} s, "
+        f"surface_2d ({path_taken(model, X, d1, d2)} path) {best_engine:.3f} s, "
         f"ratio {best_loop / best_engine:.1f}x, "
         f"max |difference| {diff:.1e}",
         flush=True,
     )
-
-
-def path_taken(model: torch.nn.Module, X: torch.Tensor, d1: dict, d2: dict) -> str:
-    """The engine's path for this model, and the layers the general path hoists, if any."""
-    method = auto_method(model)
-    if method != "vmap":
-        return f"{method} path"
-    with torch.no_grad():
-        split = hoist_first_layers(model.eval(), X, parameters_of(model), d1, d2)
-    layers = [] if split is None else split.layers
-    hoisted = ", ".join(f"{n} ({type(model.get_submodule(n)).__name__})" for n in layers)
-    hoisted = hoisted or "none"
-    return f"vmap path, layers hoisted: {hoisted}"
 
 
 def _peak_memory_worker(name: str, device: str, grid: int, queue: mp.Queue) -> None:

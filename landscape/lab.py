@@ -36,8 +36,8 @@ from landscape.directions import (
 )
 from landscape.nets import ACTIVATIONS, MultiBranchNet, mlp
 from landscape.surface import (
-    auto_method,
     interpolate,
+    path_taken,
     surface_2d,
     surface_2d_band,
     surface_points,
@@ -123,7 +123,7 @@ class Result:
     alphas: np.ndarray  # (R,)
     betas: np.ndarray  # (R,)
     surface: np.ndarray  # (R, R), Z[i, j] = L(theta + alphas[i] d1 + betas[j] d2)
-    surface_method: str  # the engine path: fast, vmap or loop
+    surface_method: str  # the engine path: fast, loop, or vmap and the layers it hoists
     surface_seconds: float
     center_loss: float
     direction_cosine: float
@@ -238,7 +238,7 @@ def _run(config: Config, progress: Progress | None, threads_at_start: int) -> Re
     with _threads(threads_at_start):
         Z = surface_2d(model, loss_fn, X_t, y_t, d1, d2, grid, grid, center=center)
     seconds = time.perf_counter() - started
-    method = auto_method(model)
+    method = path_taken(model, X_t, d1, d2, center=center)
     if not np.all(np.isfinite(Z)):
         return _diverged(
             config,

@@ -320,6 +320,27 @@ def auto_method(model: nn.Module) -> str:
     return "loop" if isinstance(model, torch.jit.ScriptModule) else "vmap"
 
 
+def path_taken(
+    model: nn.Module,
+    X: torch.Tensor,
+    d1: Mapping[str, torch.Tensor],
+    d2: Mapping[str, torch.Tensor],
+    center: Mapping[str, torch.Tensor] | None = None,
+) -> str:
+    """The path ``method="auto"`` takes, in words: ``"fast"``, ``"loop"``, or ``"vmap"`` with the
+    layers it hoists out of the grid loop, e.g. ``"vmap, hoisted: 0 (Linear)"``."""
+    method = auto_method(model)
+    if method != "vmap":
+        return method
+    center = parameters_of(model) if center is None else center
+    with eval_mode(model), torch.no_grad():
+        hoisted = hoist_first_layers(model, X, center, d1, d2, max_bytes=_budget(None, X.device))
+    if hoisted is None:
+        return "vmap, nothing hoisted"
+    names = (f"{n} ({type(model.get_submodule(n)).__name__})" for n in hoisted.layers)
+    return "vmap, hoisted: " + ", ".join(names)
+
+
 def has_fast_path(model: nn.Module) -> bool:
     """True when ``surface_2d`` has a structure-aware path for this model."""
     return (

@@ -22,7 +22,7 @@ from torch.func import functional_call, vmap
 from landscape.directions import parameters_of, random_directions
 from landscape.first_layer import hoist_first_layers, substituted_calls
 from landscape.nets import MultiBranchNet, mlp
-from landscape.surface import surface_2d
+from landscape.surface import path_taken, surface_2d
 
 POINTS = [(0.0, 0.0), (0.7, -0.3), (-1.2, 0.5)]
 
@@ -275,3 +275,16 @@ def test_finding_the_layers_does_not_import_the_compiler() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip() == "False"
+
+
+def test_the_path_taken_names_the_hoisted_layers() -> None:
+    X, _ = classification_data()
+    cases = {
+        "fast": MultiBranchNet(5, 3, 2, 4).double(),
+        "vmap, nothing hoisted": MultiBranchNet(5, 3, 2, 4, depth=2).double(),
+        "vmap, hoisted: 0 (Linear)": mlp(5, 3, [8, 8]).double(),
+        "vmap, hoisted: raw (Linear), squared (Linear)": TwoTowers().double(),
+    }
+    for expected, model in cases.items():
+        d1, d2 = random_directions(model, 1), random_directions(model, 2)
+        assert path_taken(model, X, d1, d2) == expected

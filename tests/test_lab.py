@@ -177,6 +177,7 @@ def test_regression_loss_at_the_initial_weights_is_the_mean_squared_error() -> N
     )
     result = lab.run(config)
     assert result.task == "regression" and np.isnan(result.train_accuracy)
+    assert result.surface_method == "vmap, hoisted: 0 (Linear)"
     torch.manual_seed(3)
     initial = mlp(3, 1, [7, 7])
     with torch.no_grad():

@@ -319,8 +319,7 @@ elif result is not None:
     )
     st.caption(
         f"{result.model_name} on {result.n_samples} samples ({result.task}); "
-        f"{len(result.alphas)} x {len(result.betas)} grid by the engine's {result.surface_method} "
-        "path."
+        f"{len(result.alphas)} x {len(result.betas)} grid; engine path: {result.surface_method}."
     )
     show_figure(figures.lab_surface(result, log_scale), "lab_surface")
     downloads = st.columns([1, 1, 4])
