@@ -85,7 +85,7 @@ def compare(name: str, device: str, grid: int, repeats: int) -> None:
     diff = float(np.abs(Z_engine - Z_loop).max())
     print(
         f"  {name} on {device}, {grid}x{grid} grid: loop {best_loop:.3f} s, "
-        f"surface_2d ({path_taken(model, X, d1, d2)} path) {best_engine:.3f} s, "
+        f"surface_2d ({path_taken(model, X)} path) {best_engine:.3f} s, "
         f"ratio {best_loop / best_engine:.1f}x, "
         f"max |difference| {diff:.1e}",
         flush=True,

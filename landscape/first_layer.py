@@ -10,7 +10,7 @@ with ``Z0 = L(u; W, c)``, ``Z1 = L(u; U, u_c)``, ``Z2 = L(u; V, v_c)`` computed 
 instead of once per grid point (for a multi-layer perceptron on the 64 pixels of the digits, 60 %
 of the arithmetic of a forward pass).
 
-`hoist_first_layers` finds these calls in any model, with no knowledge of its class: one forward
+`data_calls` finds these calls in any model, with no knowledge of its class: one forward
 pass runs under a dispatch mode that marks every tensor computed from a parameter (through any
 operation, comparisons and ``detach`` included; a parameter read out as a Python number is not
 followed, but ``vmap`` refuses that for the parameters a surface moves), and each call of a
@@ -73,6 +73,39 @@ class HoistedLayers:
         ]
 
 
+def data_calls(
+    model: nn.Module, X: torch.Tensor, center: Params, max_bytes: int | None = None
+) -> list[tuple[HoistedCall, torch.Tensor]]:
+    """The ``Linear``/``Conv`` calls of ``model(X)`` whose input does not depend on a parameter,
+    each with that input; none when the three outputs a surface stores for them would take more
+    than ``max_bytes``. Call under ``torch.no_grad`` in the mode (eval) the surface uses: the
+    calls are those of that pass."""
+    found: list[tuple[HoistedCall, torch.Tensor]] = []
+    marks = _ParameterMarks(model.parameters())
+
+    def record(name: str, count: int, original: Callable, args: tuple, kwargs: dict) -> object:
+        output = original(*args, **kwargs)
+        (u,) = args if len(args) == 1 and not kwargs else (None,)
+        named = all(
+            f"{name}.{key}" in center for key, _ in model.get_submodule(name).named_parameters()
+        )
+        if (
+            isinstance(u, torch.Tensor)
+            and isinstance(output, torch.Tensor)
+            and named
+            and not marks[u]
+        ):
+            found.append((HoistedCall(name, count, output.shape), u))
+        return output
+
+    names = [name for name, m in model.named_modules() if type(m) in AFFINE_IN_WEIGHTS]
+    with _counted_forwards(model, names, record), marks:
+        model(X)
+    itemsize = next(iter(center.values())).element_size()
+    stored = 3 * sum(call.shape.numel() for call, _ in found) * itemsize
+    return [] if max_bytes is not None and stored > max_bytes else found
+
+
 def hoist_first_layers(
     model: nn.Module,
     X: torch.Tensor,
@@ -81,39 +114,19 @@ def hoist_first_layers(
     d2: Params,
     max_bytes: int | None = None,
 ) -> HoistedLayers | None:
-    """The ``Linear``/``Conv`` calls of ``model(X)`` whose input does not depend on a parameter,
-    with their outputs at ``center``, ``d1`` and ``d2``; ``None`` when there is none or when the
-    three stored outputs would take more than ``max_bytes``. Call under ``torch.no_grad`` in the
-    mode (eval) the surface uses: the recorded calls are those of that pass."""
-    recorded: list[tuple[str, int, torch.Tensor, torch.Size]] = []
-    marks = _ParameterMarks(model.parameters())
-
-    def record(name: str, count: int, args: tuple, kwargs: dict, output: object) -> None:
-        (u,) = args if len(args) == 1 and not kwargs else (None,)
-        if isinstance(u, torch.Tensor) and isinstance(output, torch.Tensor) and not marks[u]:
-            recorded.append((name, count, u, output.shape))
-
-    with _wrapped_calls(model, record), marks:
-        model(X)
-    calls = [
-        (name, count, u, shape)
-        for name, count, u, shape in recorded
-        if all(f"{name}.{key}" in center for key, _ in model.get_submodule(name).named_parameters())
-    ]
+    """The `data_calls` of ``model(X)`` with their outputs at ``center``, ``d1`` and ``d2``;
+    ``None`` when there is none."""
+    calls = data_calls(model, X, center, max_bytes)
     if not calls:
-        return None
-    itemsize = next(iter(center.values())).element_size()
-    stored = 3 * sum(shape.numel() for *_, shape in calls) * itemsize
-    if max_bytes is not None and stored > max_bytes:
         return None
 
     def outputs(point: Params) -> torch.Tensor:
         return torch.cat(
-            [_layer_output(model, name, u, point).reshape(-1) for name, _, u, _ in calls]
+            [_layer_output(model, call.layer, u, point).reshape(-1) for call, u in calls]
         )
 
     return HoistedLayers(
-        calls=tuple(HoistedCall(name, count, shape) for name, count, _, shape in calls),
+        calls=tuple(call for call, _ in calls),
         Z0=outputs(center),
         Z_directions=torch.stack([outputs(d1), outputs(d2)]),
     )
@@ -128,23 +141,19 @@ def substituted_calls(
     other call runs as written. The modules are restored on exit."""
     keys = [(call.layer, call.call) for call in hoisted.calls]
     by_call: dict[tuple[str, int], torch.Tensor] = {}
-    counts: dict[str, int] = {}
 
-    def use(outputs: Sequence[torch.Tensor]) -> None:
-        by_call.clear()
-        by_call.update(zip(keys, outputs, strict=True))
-        counts.clear()
+    def substitute(name: str, count: int, original: Callable, args: tuple, kwargs: dict) -> object:
+        z = by_call.get((name, count))
+        return original(*args, **kwargs) if z is None else z
 
-    def forward_of(name: str, original: Callable) -> Callable:
-        def forward(*args: object, **kwargs: object) -> object:
-            count = counts.get(name, 0)
-            counts[name] = count + 1
-            z = by_call.get((name, count))
-            return original(*args, **kwargs) if z is None else z
+    names = sorted({call.layer for call in hoisted.calls})
+    with _counted_forwards(model, names, substitute) as counts:
 
-        return forward
+        def use(outputs: Sequence[torch.Tensor]) -> None:
+            by_call.clear()
+            by_call.update(zip(keys, outputs, strict=True))
+            counts.clear()
 
-    with _replaced_forwards(model, sorted({call.layer for call in hoisted.calls}), forward_of):
         yield use
 
 
@@ -177,40 +186,32 @@ class _ParameterMarks(TorchDispatchMode):
 
 
 @contextmanager
-def _wrapped_calls(
-    model: nn.Module, record: Callable[[str, int, tuple, dict, object], None]
-) -> Iterator[None]:
-    """Every ``Linear``/``Conv`` module of ``model`` reports each call to ``record``."""
-    names = [name for name, m in model.named_modules() if type(m) in AFFINE_IN_WEIGHTS]
+def _counted_forwards(
+    model: nn.Module,
+    names: Sequence[str],
+    call: Callable[[str, int, Callable, tuple, dict], object],
+) -> Iterator[dict[str, int]]:
+    """Route every call of the named submodules through ``call(name, count, original, args,
+    kwargs)``, ``count`` numbering that module's calls from 0; yields the counts (clear them to
+    start a new pass). The forwards are instance attributes, so other instances are untouched,
+    and are restored on exit."""
     counts: dict[str, int] = {}
 
     def forward_of(name: str, original: Callable) -> Callable:
         def forward(*args: object, **kwargs: object) -> object:
             count = counts.get(name, 0)
             counts[name] = count + 1
-            output = original(*args, **kwargs)
-            record(name, count, args, kwargs, output)
-            return output
+            return call(name, count, original, args, kwargs)
 
         return forward
 
-    with _replaced_forwards(model, names, forward_of):
-        yield
-
-
-@contextmanager
-def _replaced_forwards(
-    model: nn.Module, names: Sequence[str], forward_of: Callable[[str, Callable], Callable]
-) -> Iterator[None]:
-    """Give the named submodules the forward ``forward_of(name, original)`` (an instance
-    attribute, so other instances are untouched), and restore them on exit."""
     saved: dict[str, object] = {}
     try:
         for name in names:
             module = model.get_submodule(name)
             saved[name] = module.__dict__.get("forward")
             module.forward = forward_of(name, module.forward)
-        yield
+        yield counts
     finally:
         for name, previous in saved.items():
             module = model.get_submodule(name)

@@ -238,7 +238,7 @@ def _run(config: Config, progress: Progress | None, threads_at_start: int) -> Re
     with _threads(threads_at_start):
         Z = surface_2d(model, loss_fn, X_t, y_t, d1, d2, grid, grid, center=center)
     seconds = time.perf_counter() - started
-    method = path_taken(model, X_t, d1, d2, center=center)
+    method = path_taken(model, X_t, center=center)
     if not np.all(np.isfinite(Z)):
         return _diverged(
             config,

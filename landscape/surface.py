@@ -34,7 +34,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from landscape.directions import Params, parameters_of
-from landscape.first_layer import hoist_first_layers, substituted_calls
+from landscape.first_layer import data_calls, hoist_first_layers, substituted_calls
 from landscape.nets import MultiBranchNet
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -321,11 +321,7 @@ def auto_method(model: nn.Module) -> str:
 
 
 def path_taken(
-    model: nn.Module,
-    X: torch.Tensor,
-    d1: Mapping[str, torch.Tensor],
-    d2: Mapping[str, torch.Tensor],
-    center: Mapping[str, torch.Tensor] | None = None,
+    model: nn.Module, X: torch.Tensor, center: Mapping[str, torch.Tensor] | None = None
 ) -> str:
     """The path ``method="auto"`` takes, in words: ``"fast"``, ``"loop"``, or ``"vmap"`` with the
     layers it hoists out of the grid loop, e.g. ``"vmap, hoisted: 0 (Linear)"``."""
@@ -334,10 +330,10 @@ def path_taken(
         return method
     center = parameters_of(model) if center is None else center
     with eval_mode(model), torch.no_grad():
-        hoisted = hoist_first_layers(model, X, center, d1, d2, max_bytes=_budget(None, X.device))
-    if hoisted is None:
+        calls = data_calls(model, X, center, max_bytes=_budget(None, X.device))
+    if not calls:
         return "vmap, nothing hoisted"
-    names = (f"{n} ({type(model.get_submodule(n)).__name__})" for n in hoisted.layers)
+    names = (f"{c.layer} ({type(model.get_submodule(c.layer)).__name__})" for c, _ in calls)
     return "vmap, hoisted: " + ", ".join(names)
 
 
