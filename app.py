@@ -3,7 +3,7 @@ sidebar, lecture mode's style and its previous/next slide buttons."""
 
 import streamlit as st
 
-from landscape.device import configure_threads
+from landscape.engine.device import configure_threads
 from ui.catalogue import HOME, STUDIES
 from ui.lecture import apply_style, slide_navigation
 from ui.sidebar import shared_sidebar

@@ -4,12 +4,13 @@ The baseline is what Li et al.'s ``loss-landscape`` and the ``loss-landscapes`` 
 grid point: write ``theta + a d1 + b d2`` into the model, forward the whole data set, compute the
 loss (here ``F.cross_entropy``, full batch, no data loader: the fastest form of that loop). Both
 see the same model, directions, grid and loss, in the same process (so both run with the allocator
-settings of ``landscape.surface.keep_freed_memory``); the script checks that they agree. Timings
-are wall-clock, best of ``repeats``, the two methods interleaved so that both see the same load.
+settings of ``landscape.engine.surface.keep_freed_memory``); the script checks that they agree.
+Timings are wall-clock, best of ``repeats``, the two methods interleaved so that both see the same
+load.
 
 The multi-branch network takes the engine's structure-aware path; the MLP has no path of its own:
 it takes the general ``vmap`` path, which finds the weight layers applied to the data and hoists
-them, as it does for any model (``landscape.first_layer``; the line says which layers).
+them, as it does for any model (``landscape.engine.hoisting``; the line says which layers).
 
     python benchmarks/surface.py [--grid 41] [--repeats 3] [--memory-grid 101] [--device cpu]
 
@@ -34,10 +35,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landscape.datasets import digits  # noqa: E402
-from landscape.directions import random_directions  # noqa: E402
-from landscape.nets import MultiBranchNet, mlp  # noqa: E402
-from landscape.surface import path_taken, surface_2d  # noqa: E402
+from landscape.engine.datasets import digits  # noqa: E402
+from landscape.engine.directions import random_directions  # noqa: E402
+from landscape.engine.nets import MultiBranchNet, mlp  # noqa: E402
+from landscape.engine.surface import path_taken, surface_2d  # noqa: E402
 
 MODELS = {
     "MultiBranchNet(64, 10, branches=16, width=8)": lambda: MultiBranchNet(64, 10, 16, 8),

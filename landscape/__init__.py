@@ -1,4 +1,3 @@
-"""PyTorch back-end of Convexify: data, networks, training, surfaces and one module per study.
-
-Never imports streamlit; may import `solvers`.
+"""PyTorch back-end of Convexify: the engine (`landscape.engine`) and one folder per study
+(`landscape.studies`). Never imports streamlit; may import `solvers`.
 """

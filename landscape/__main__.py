@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from landscape import presets
-from landscape.device import configure_threads
+from landscape import studies
+from landscape.engine import presets
+from landscape.engine.device import configure_threads
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     configure_threads()
     if args.command == "precompute":
-        written = presets.precompute(modules=args.studies or None)
+        written = presets.precompute(args.studies or studies.study_modules())
         print(f"wrote {len(written)} presets to {presets.PRESET_DIR}")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from landscape import branch_data
+from landscape.studies.branches import data as branch_data
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool) -> None:

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import branch_data, branch_gap, branches
-from landscape.branch_training import objective, train
-from landscape.figures import branches as figures
-from landscape.losses import loss_function
-from landscape.nets import MultiBranchNet
-from landscape.nonconvexity import hessian_ratio, max_convexity_defect, non_psd_fraction
+from landscape.engine.nets import MultiBranchNet
+from landscape.engine.nonconvexity import hessian_ratio, max_convexity_defect, non_psd_fraction
+from landscape.studies.branches import branch_gap, branches, figures
+from landscape.studies.branches import data as branch_data
+from landscape.studies.branches.losses import loss_function
+from landscape.studies.branches.training import objective, train
 from solvers.convex_relu import nonconvex_objective
 
 # ---------------------------------------------------------------------------------------------
@@ -315,14 +315,15 @@ def test_grid_of_depths_and_branch_counts_and_its_figures() -> None:
 
 
 def test_results_round_trip_through_the_run_file() -> None:
-    from landscape import results
+    from landscape.engine import results
 
     for module, config in (
-        ("landscape.branches", replace(SMALL, seeds=1)),
-        ("landscape.branch_gap", branch_gap.Config(branch_counts=(1, 2), restarts=4, steps=50)),
+        (branches, replace(SMALL, seeds=1)),
+        (branch_gap, branch_gap.Config(branch_counts=(1, 2), restarts=4, steps=50)),
     ):
-        result = (branches if module.endswith("branches") else branch_gap).run(config)
-        _, loaded_config, loaded = results.load_run_file(results.run_file(module, config, result))
+        result = module.run(config)
+        text = results.run_file(module.__name__, config, result)
+        loaded_config, loaded = results.load_run_file(text, module)
         assert loaded_config == config
         for name, value in vars(result).items():
             np.testing.assert_array_equal(getattr(loaded, name), value)

@@ -200,7 +200,8 @@ def test_presets_open_without_recomputation(server, page) -> None:
 
 
 def test_exports_download_files_that_load_back(server, page, tmp_path) -> None:
-    from landscape import linear_duality, results
+    from landscape.engine import results
+    from landscape.studies.linear_duality import linear_duality
 
     page.goto(f"{server}/linear_duality")
     wait_for_run(page)
@@ -209,7 +210,7 @@ def test_exports_download_files_that_load_back(server, page, tmp_path) -> None:
         page.get_by_role("button", name="Run file (JSON)", exact=True).click()
     path = tmp_path / "run.json"
     run_download.value.save_as(path)
-    study, config, result = results.load_run_file(path.read_bytes(), "landscape.linear_duality")
+    config, result = results.load_run_file(path.read_bytes(), linear_duality)
     assert config.depth == linear_duality.Config().depth
     assert abs(result.gap) <= 1e-8 * abs(result.dual)
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from landscape.curvature import (
+from landscape.engine.curvature import (
     curvature_map,
     extreme_eigenvalues,
     hutchinson_trace,
@@ -19,9 +19,9 @@ from landscape.curvature import (
     slice_hessian,
     slice_hessian_fd,
 )
-from landscape.directions import combine, flatten, parameters_of, random_directions
-from landscape.nets import MultiBranchNet, mlp
-from landscape.surface import surface_2d
+from landscape.engine.directions import combine, flatten, parameters_of, random_directions
+from landscape.engine.nets import MultiBranchNet, mlp
+from landscape.engine.surface import surface_2d
 
 
 def tiny(activation: str = "tanh"):

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.directions import (
+from landscape.engine.directions import (
     combine,
     cosine,
     flatten,
@@ -17,8 +17,8 @@ from landscape.directions import (
     random_directions,
     three_model_plane,
 )
-from landscape.nets import MultiBranchNet
-from landscape.surface import surface_2d
+from landscape.engine.nets import MultiBranchNet
+from landscape.engine.surface import surface_2d
 
 
 def small_conv() -> nn.Module:

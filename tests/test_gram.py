@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
-from landscape import gram
-from landscape.datasets import unit_sphere
-from landscape.gram import (
+from landscape.engine.datasets import unit_sphere
+from landscape.studies.width import gram
+from landscape.studies.width.gram import (
     c_sigma,
     gaussian_mean,
     gram_matrix,
@@ -28,7 +28,11 @@ from landscape.gram import (
     pair_expectation_closed_form,
     pair_expectation_quadrature,
 )
-from landscape.wide_nets import WideNetSpec, sample_last_gram_at_init, torch_activation_prime
+from landscape.studies.width.wide_nets import (
+    WideNetSpec,
+    sample_last_gram_at_init,
+    torch_activation_prime,
+)
 
 
 def relative_frobenius(estimate: np.ndarray, target: np.ndarray) -> float:

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import lab, uploads
-from landscape.nets import mlp
+from landscape.engine import uploads
+from landscape.engine.nets import mlp
+from landscape.studies.lab import lab
 
 SMALL = {
     "branches": 3,

@@ -1,4 +1,7 @@
-"""The one-way layering of DESIGN.md: views -> ui -> landscape -> solvers."""
+"""The one-way layering of DESIGN.md: views -> ui -> landscape.studies -> landscape.engine ->
+solvers. A view imports only `ui` and its own study; a study never imports another study; the
+engine never imports a study; solvers import nothing of ours; only views and ui import streamlit.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +11,86 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FORBIDDEN = {
-    "solvers": {"streamlit", "ui", "views", "landscape"},
-    "landscape": {"streamlit", "ui", "views"},
-    "ui": {"views"},
+STUDIES = ROOT / "landscape" / "studies"
+OURS = ("landscape", "solvers", "ui", "views")
+# Each page and the study folder it shows (Home shows none).
+PAGE_STUDY = {
+    "home": None,
+    "linear_duality": "linear_duality",
+    "shallow_relu": "shallow_relu",
+    "width": "width",
+    "branches": "branches",
+    "landscape_lab": "lab",
 }
 
 
-def imported_packages(path: Path) -> set[str]:
+def imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, by its full dotted name (``from a import b`` gives a.b)."""
     tree = ast.parse(path.read_text(), filename=str(path))
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 
-@pytest.mark.parametrize("package", sorted(FORBIDDEN))
-def test_package_imports_only_lower_layers(package: str) -> None:
-    files = sorted((ROOT / package).rglob("*.py"))
-    assert files
-    for path in files:
-        wrong = imported_packages(path) & FORBIDDEN[package]
-        assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
+def within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def files(folder: Path) -> list[Path]:
+    found = sorted(folder.rglob("*.py"))
+    assert found, folder
+    return found
+
+
+def study_of(path: Path) -> str:
+    return path.relative_to(STUDIES).parts[0]
+
+
+def test_every_page_is_mapped_to_its_study() -> None:
+    pages = {path.stem for path in (ROOT / "views").glob("*.py")}
+    assert pages == set(PAGE_STUDY)
+    folders = {path.name for path in STUDIES.iterdir() if path.is_dir() and path.name[0] != "_"}
+    assert folders == {s for s in PAGE_STUDY.values() if s}
+
+
+@pytest.mark.parametrize("page", sorted(PAGE_STUDY))
+def test_view_imports_only_ui_and_its_own_study(page: str) -> None:
+    own = f"landscape.studies.{PAGE_STUDY[page]}" if PAGE_STUDY[page] else None
+    for name in imported_modules(ROOT / "views" / f"{page}.py"):
+        if not any(within(name, p) for p in OURS):
+            continue
+        assert within(name, "ui") or (own and within(name, own)), f"views/{page}.py imports {name}"
+
+
+def test_studies_never_import_another_study() -> None:
+    for path in files(STUDIES):
+        if path.parent == STUDIES:
+            continue
+        own = f"landscape.studies.{study_of(path)}"
+        for name in imported_modules(path):
+            if within(name, "landscape.studies"):
+                assert within(name, own), f"{path.relative_to(ROOT)} imports {name}"
+            assert not any(within(name, p) for p in ("ui", "views", "streamlit"))
+
+
+def test_engine_never_imports_a_study_or_streamlit() -> None:
+    for path in files(ROOT / "landscape" / "engine"):
+        for name in imported_modules(path):
+            bad = ("landscape.studies", "ui", "views", "streamlit")
+            assert not any(within(name, p) for p in bad), f"{path.relative_to(ROOT)} imports {name}"
+
+
+def test_solvers_import_nothing_of_ours() -> None:
+    for path in files(ROOT / "solvers"):
+        for name in imported_modules(path):
+            bad = ("landscape", "ui", "views", "streamlit")
+            assert not any(within(name, p) for p in bad), f"{path.relative_to(ROOT)} imports {name}"
+
+
+def test_ui_never_imports_a_view() -> None:
+    for path in files(ROOT / "ui"):
+        assert not any(within(n, "views") for n in imported_modules(path)), path

@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import linear_duality as study
-from landscape.linear_net import DeepLinearNet, primal_objective, primal_slice, train_primal
+from landscape.studies.linear_duality import linear_duality as study
+from landscape.studies.linear_duality.linear_net import (
+    DeepLinearNet,
+    primal_objective,
+    primal_slice,
+    train_primal,
+)
 from solvers import linear_dual as ld
 
 

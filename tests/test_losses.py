@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from landscape.losses import (
+from landscape.studies.branches.losses import (
     LOSS_NAMES,
     cross_entropy,
     loss_function,

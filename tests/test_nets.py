@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from landscape.nets import MultiBranchNet, mlp
+from landscape.engine.nets import MultiBranchNet, mlp
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3])

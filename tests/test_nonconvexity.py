@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from landscape.nonconvexity import (
+from landscape.engine.nonconvexity import (
     hessian_ratio,
     line_convexity_defect,
     max_convexity_defect,
@@ -115,7 +115,7 @@ def test_hessian_ratio_of_a_convex_quadratic_and_of_a_product() -> None:
     """Measure (iii) via the curvature module: 0 for least squares, 1 for (w2 w1 x - y)^2 at 0."""
     import torch
 
-    from landscape.curvature import extreme_eigenvalues
+    from landscape.engine.curvature import extreme_eigenvalues
 
     torch.manual_seed(0)
     X, y = torch.randn(30, 4, dtype=torch.float64), torch.randn(30, 1, dtype=torch.float64)

@@ -8,14 +8,15 @@ import importlib
 import numpy as np
 import pytest
 
-from landscape import presets, results
+from landscape import studies
+from landscape.engine import presets, results
 
 ENTRIES = list(presets.entries())
 
 
 def test_every_study_preset_is_stored() -> None:
     stored = {(e["study"], e["name"]) for e in ENTRIES}
-    for module_name in presets.study_modules():
+    for module_name in studies.study_modules():
         for name in presets.presets_of(module_name):
             assert (module_name, name) in stored, (
                 f"run: python -m landscape precompute {module_name}"

@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from landscape import linear_duality as study
-from landscape import results
+from landscape.engine import results
+from landscape.studies.linear_duality import linear_duality as study
+from landscape.studies.width import width
 
 CONFIG = study.Config(steps=10, restarts=1, init_scales=(0.3,), slice_resolution=5, sweep_points=5)
 
@@ -35,11 +36,11 @@ def test_npz_round_trip(result) -> None:
 
 
 def test_run_file_round_trip(result) -> None:
-    text = results.run_file("landscape.linear_duality", CONFIG, result)
+    text = results.run_file(study.__name__, CONFIG, result)
     document = json.loads(text)
     assert document["versions"]["numpy"] == np.__version__
-    name, config, loaded = results.load_run_file(text.encode(), "landscape.linear_duality")
-    assert name == "landscape.linear_duality" and config == CONFIG
+    config, loaded = results.load_run_file(text.encode(), study)
+    assert config == CONFIG
     assert_same_result(result, loaded)
 
 
@@ -57,25 +58,25 @@ def test_csv_lists_every_value(result) -> None:
     [
         (b"not json", "not valid JSON"),
         (b'{"format": "other"}', "format"),
-        (b'{"format": "convexify-run/1", "study": "os.path"}', "unknown study"),
+        (b'{"format": "convexify-run/1", "study": "os.path"}', "not for this page"),
     ],
 )
 def test_bad_run_files_are_refused(data: bytes, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        results.load_run_file(data)
+        results.load_run_file(data, study)
 
 
 def test_run_file_for_another_page_is_refused(result) -> None:
-    text = results.run_file("landscape.linear_duality", CONFIG, result)
+    text = results.run_file(study.__name__, CONFIG, result)
     with pytest.raises(ValueError, match="not for this page"):
-        results.load_run_file(text, expected_study="landscape.width")
+        results.load_run_file(text, width)
 
 
 def test_run_file_with_bad_configuration_is_refused(result) -> None:
-    document = json.loads(results.run_file("landscape.linear_duality", CONFIG, result))
+    document = json.loads(results.run_file(study.__name__, CONFIG, result))
     document["config"]["depth"] = 1
     with pytest.raises(ValueError, match="depth H"):
-        results.load_run_file(json.dumps(document))
+        results.load_run_file(json.dumps(document), study)
     document["config"]["surprise"] = 1
     with pytest.raises(ValueError, match="unknown configuration fields"):
-        results.load_run_file(json.dumps(document))
+        results.load_run_file(json.dumps(document), study)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from landscape import single_neuron as sn
+from landscape.studies.shallow_relu import single_neuron as sn
 
 SMALL = {"n": 60, "n_test": 20, "d": 4, "slice_resolution": 9, "seeds": 4}
 

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.directions import parameters_of, random_directions
-from landscape.nets import MultiBranchNet, mlp
-from landscape.surface import (
+from landscape.engine.directions import parameters_of, random_directions
+from landscape.engine.nets import MultiBranchNet, mlp
+from landscape.engine.surface import (
     batched_loss,
     has_fast_path,
     interpolate,
@@ -292,7 +292,7 @@ def test_zero_directions_give_the_centre_everywhere() -> None:
 
 def test_fast_path_blocks_over_betas_and_samples(monkeypatch) -> None:
     """A tiny cache block forces many beta chunks and one-sample blocks (with padding)."""
-    import landscape.surface as engine
+    import landscape.engine.surface as engine
 
     model, X, y = models_and_data()["multibranch_relu"]
     d1, d2 = random_directions(model, 1), random_directions(model, 2, one_dim="keep")

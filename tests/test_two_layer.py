@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from landscape import two_layer as tl
+from landscape.studies.shallow_relu import two_layer as tl
 from solvers.convex_relu import nonconvex_objective, solve_convex_relu
 
 FAST = {"steps": 1500, "restarts": 3, "width_count": 4, "grid": 11}

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from landscape import uploads
-from landscape.nets import mlp
+from landscape.engine import uploads
+from landscape.engine.nets import mlp
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit is deprecated
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from landscape.validation import check_choice, check_integer, check_integers, check_number
+from landscape.engine.validation import check_choice, check_integer, check_integers, check_number
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -1.0, 11.0, True, "3", None])

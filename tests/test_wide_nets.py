@@ -9,9 +9,9 @@ import pytest
 import torch
 from scipy.special import erf
 
-from landscape.datasets import unit_sphere
-from landscape.gram import c_sigma, gram_matrix, lambda_min
-from landscape.wide_nets import (
+from landscape.engine.datasets import unit_sphere
+from landscape.studies.width.gram import c_sigma, gram_matrix, lambda_min
+from landscape.studies.width.wide_nets import (
     WideNetSpec,
     forward,
     gradients_and_grams,

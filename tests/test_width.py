@@ -10,10 +10,9 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from landscape import depth_sweep, width, width_sweep
-from landscape.figures import width as figures
-from landscape.gram import gram_matrix, lambda_min
-from landscape.wide_nets import WideNetSpec, init_weights, layer_grams
+from landscape.studies.width import depth_sweep, figures, width, width_sweep
+from landscape.studies.width.gram import gram_matrix, lambda_min
+from landscape.studies.width.wide_nets import WideNetSpec, init_weights, layer_grams
 from ui.runner import clear_cache
 
 SMALL = {"n": 8, "input_dim": 4}

@@ -1,5 +1,6 @@
-"""Streamlit glue shared by the pages: the sidebar, cached study runs, error display.
+"""Streamlit glue shared by the pages: the page list, the sidebar, cached study runs, exports,
+lecture mode and the Lab's uploads.
 
-The layering is `pages -> ui -> landscape -> solvers`: only `pages` and `ui` import streamlit,
-and `ui` holds no mathematics.
+The layering is `views -> ui -> landscape.studies -> landscape.engine -> solvers`: only `views`
+and `ui` import streamlit, and `ui` holds no mathematics.
 """

@@ -3,16 +3,16 @@ the run's exports and load a saved run file back."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import threading
 from collections import OrderedDict
+from types import ModuleType
 from typing import Any
 
 import streamlit as st
 
-from landscape import presets, results
+from landscape.engine import presets, results
 from ui.export import result_downloads
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,8 @@ def build_config(config_cls: type, **fields: Any) -> Any | None:
     return config
 
 
-def _compute(module_name: str, config: Any) -> Any | None:
+def _compute(study: ModuleType, config: Any) -> Any | None:
+    module_name = study.__name__
     stored = presets.lookup(module_name, config)
     if stored is not None:
         st.caption(
@@ -88,7 +89,7 @@ def _compute(module_name: str, config: Any) -> Any | None:
         bar.progress(min(max(float(fraction), 0.0), 1.0), text=stage)
 
     try:
-        result = importlib.import_module(module_name).run(config, progress=progress)
+        result = study.run(config, progress=progress)
         cache.put((module_name, config), result)
         return result
     except ValueError as error:
@@ -101,8 +102,8 @@ def _compute(module_name: str, config: Any) -> Any | None:
     return None
 
 
-def run_study(module_name: str, config: Any, name: str = "") -> Any | None:
-    """``module.run(config)``, cached on the frozen config (or a stored preset), with progress.
+def run_study(study: ModuleType, config: Any, name: str = "") -> Any | None:
+    """``study.run(config)``, cached on the frozen config (or a stored preset), with progress.
 
     Draws an expander to export the run (NPZ, CSV, JSON run file) or load a run file back; a
     loaded run file replaces the computation until it is removed. A ``ValueError`` is shown with
@@ -110,7 +111,8 @@ def run_study(module_name: str, config: Any, name: str = "") -> Any | None:
     Returns None when there is nothing to show. ``name`` tells apart several runs of the same
     study on one page (it keys their widgets).
     """
-    stem = module_name.split(".")[-1] + (f"_{name}" if name else "")
+    module_name = study.__name__
+    stem = module_name.rsplit(".", 1)[-1] + (f"_{name}" if name else "")
     box = st.expander("Export this run, or load a saved run file")
     upload = box.file_uploader(
         "Load a run file (JSON)",
@@ -121,7 +123,7 @@ def run_study(module_name: str, config: Any, name: str = "") -> Any | None:
     )
     if upload is not None:
         try:
-            _, config, result = results.load_run_file(upload.getvalue(), expected_study=module_name)
+            config, result = results.load_run_file(upload.getvalue(), study)
         except (ValueError, KeyError, TypeError) as error:
             box.error(f"Could not load {upload.name}: {error}")
         else:
@@ -130,7 +132,7 @@ def run_study(module_name: str, config: Any, name: str = "") -> Any | None:
             with box:
                 result_downloads(module_name, config, result, stem)
             return result
-    result = _compute(module_name, config)
+    result = _compute(study, config)
     if result is not None:
         with box:
             result_downloads(module_name, config, result, stem)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from landscape.device import available_devices, resolve_device
+from landscape.engine.device import available_devices, resolve_device
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from landscape import branch_gap as gap_study
-from landscape import branches as study
-from landscape.branch_data import DATASET_NAMES
-from landscape.figures import branches as figures
+from landscape.studies.branches import branch_gap as gap_study
+from landscape.studies.branches import branches as study
+from landscape.studies.branches import figures
+from landscape.studies.branches.data import DATASET_NAMES
 from ui.export import show_figure
 from ui.lecture import controls
 from ui.runner import build_config, run_study
@@ -248,7 +248,7 @@ config = build_config(
     seed=settings.seed,
     device=settings.device,
 )
-result = run_study("landscape.branches", config) if config is not None else None
+result = run_study(study, config) if config is not None else None
 if result is not None and result.diverged:
     st.warning(f"Training diverged ({result.message}).")
 elif result is not None:
@@ -350,7 +350,7 @@ if measure_gap:
         seed=settings.seed,
         device=settings.device,
     )
-    gaps = run_study("landscape.branch_gap", gap_config) if gap_config is not None else None
+    gaps = run_study(gap_study, gap_config) if gap_config is not None else None
     if gaps is not None:
         show_figure(figures.gap_vs_branches(gaps), "branches_gap")
         st.caption(

@@ -2,11 +2,9 @@
 
 import streamlit as st
 
-from landscape import lab as study
-from landscape import uploads
-from landscape.directions import NORMALIZATIONS, ONE_DIM_CHOICES
-from landscape.figures import surface as figures
-from landscape.nets import ACTIVATIONS
+from landscape.studies.lab import figures
+from landscape.studies.lab import lab as study
+from ui import lab_uploads
 from ui.export import show_figure
 from ui.lecture import controls
 from ui.runner import build_config, run_study
@@ -64,7 +62,7 @@ direction = top[2].selectbox(
 )
 normalization = top[3].selectbox(
     "Normalisation",
-    NORMALIZATIONS,
+    study.NORMALIZATIONS,
     key=KEY + "normalization",
     bind="query-params",
     disabled=direction != "random",
@@ -75,7 +73,7 @@ normalization = top[3].selectbox(
 row = st.columns(4)
 one_dim = row[0].radio(
     "Biases and other 1-D weights",
-    ONE_DIM_CHOICES,
+    study.ONE_DIM_CHOICES,
     horizontal=True,
     key=KEY + "one_dim",
     bind="query-params",
@@ -153,7 +151,7 @@ with controls("Model, data and training", expanded=False):
     )
     activation = cols[2].selectbox(
         "Activation",
-        tuple(ACTIVATIONS),
+        tuple(study.ACTIVATIONS),
         key=KEY + "activation",
         bind="query-params",
         disabled=model == "upload",
@@ -219,7 +217,7 @@ with controls("Curvature and sub-sampling", expanded=False):
     sample_size = cols[2].number_input(
         "Sub-sample size (0 = all)",
         0,
-        uploads.MAX_ROWS,
+        lab_uploads.MAX_ROWS,
         0,
         key=KEY + "sample",
         bind="query-params",
@@ -227,34 +225,10 @@ with controls("Curvature and sub-sampling", expanded=False):
         f"{study.BAND_REPEATS} random sub-samples of this size.",
     )
 
-upload_fields: dict[str, str] = {}
-ready = True
-for label, file, kind in (("model", model_file, "model"), ("data", data_file, "dataset")):
-    wanted = model == "upload" if kind == "model" else dataset == "upload"
-    if not wanted:
-        continue
-    if file is None:
-        st.info(f"Upload a {label} file above (Model, data and training) to continue.")
-        ready = False
-        continue
-    content = file.getvalue()
-    try:
-        if kind == "model":
-            uploads.load_torchscript(content)
-        else:
-            uploads.load_table(content, file.name)
-    except ValueError as error:
-        st.error(f"{file.name}: {error}")
-        ready = False
-        continue
-    digest = uploads.store(content)
-    if kind == "model":
-        upload_fields["model_upload"] = digest
-    else:
-        upload_fields.update(data_upload=digest, data_name=file.name)
+upload_fields = lab_uploads.upload_fields(model_file, data_file, model, dataset)
 
 config = None
-if ready:
+if upload_fields is not None:
     config = build_config(
         study.Config,
         model=model,
@@ -278,7 +252,7 @@ if ready:
         device=settings.device,
         **upload_fields,
     )
-result = run_study("landscape.lab", config) if config is not None else None
+result = run_study(study, config) if config is not None else None
 
 if result is not None and result.diverged:
     st.warning(result.message)

@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from landscape import linear_duality as study
-from landscape.figures import linear_duality as figures
-from solvers.linear_dual import METHODS
+from landscape.studies.linear_duality import figures
+from landscape.studies.linear_duality import linear_duality as study
 from ui.export import show_figure
 from ui.lecture import controls
 from ui.runner import build_config, run_study
@@ -34,7 +33,7 @@ gamma_ratio = top[0].slider(
 )
 method = top[1].selectbox(
     "Dual solver",
-    METHODS,
+    study.METHODS,
     key="lin_method",
     bind="query-params",
     help="closed_form: L* = U diag(min(s, gamma)) V^T. cvxpy: the SDP for the top-k squared "
@@ -211,7 +210,7 @@ config = build_config(
     seed=settings.seed,
     device=settings.device,
 )
-result = run_study("landscape.linear_duality", config) if config is not None else None
+result = run_study(study, config) if config is not None else None
 
 if result is not None:
     inside = result.gamma <= result.sigma_min

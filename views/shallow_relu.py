@@ -2,9 +2,7 @@
 
 import streamlit as st
 
-from landscape import single_neuron, two_layer
-from landscape.figures import shallow_relu as figures
-from solvers.convex_relu import LOSSES, METHODS
+from landscape.studies.shallow_relu import figures, single_neuron, two_layer
 from ui.export import show_figure
 from ui.lecture import controls
 from ui.runner import build_config, run_study
@@ -126,7 +124,7 @@ neuron_config = build_config(
     seed=settings.seed,
     device=settings.device,
 )
-neuron = run_study("landscape.single_neuron", neuron_config) if neuron_config else None
+neuron = run_study(single_neuron, neuron_config) if neuron_config else None
 if neuron is not None:
     if neuron.message:
         st.warning(neuron.message)
@@ -227,7 +225,7 @@ with controls("More two-layer controls"):
     cols = st.columns(4)
     loss = cols[0].radio(
         "loss",
-        LOSSES if not one_d else ("squared",),
+        two_layer.LOSSES if not one_d else ("squared",),
         index=0 if one_d else 2,
         key="shallow_relu_loss",
         bind="query-params",
@@ -236,7 +234,7 @@ with controls("More two-layer controls"):
     )
     solver = cols[0].radio(
         "convex solver",
-        METHODS,
+        two_layer.METHODS,
         key="shallow_relu_solver",
         bind="query-params",
         help="cvxpy: Clarabel, the reference. interior_point: this project's barrier method in "
@@ -303,7 +301,7 @@ net_config = build_config(
     seed=settings.seed,
     device=settings.device,
 )
-net = run_study("landscape.two_layer", net_config) if net_config else None
+net = run_study(two_layer, net_config) if net_config else None
 if net is not None:
     if net.message:
         st.warning(net.message)

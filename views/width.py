@@ -2,10 +2,9 @@
 
 import streamlit as st
 
-from landscape import depth_sweep, width_sweep
-from landscape import width as study
-from landscape.figures import width as figures
-from landscape.gram import ACTIVATIONS, ARCHITECTURES
+from landscape.studies.width import depth_sweep, figures, width_sweep
+from landscape.studies.width import width as study
+from landscape.studies.width.gram import ACTIVATIONS, ARCHITECTURES
 from ui.export import show_figure
 from ui.lecture import controls
 from ui.runner import build_config, run_study
@@ -146,7 +145,7 @@ config = build_config(
     iterations=iterations,
     **common,
 )
-result = run_study("landscape.width", config) if config is not None else None
+result = run_study(study, config) if config is not None else None
 
 if result is not None:
     if result.message:
@@ -231,7 +230,7 @@ if st.toggle(
         max_width=largest,
         **common,
     )
-    sweep = run_study("landscape.width_sweep", sweep_config) if sweep_config else None
+    sweep = run_study(width_sweep, sweep_config) if sweep_config else None
     if sweep is not None:
         if sweep.message:
             st.warning(sweep.message)
@@ -330,7 +329,7 @@ if st.toggle(
         concentration_max_width=concentration_max,
         **common,
     )
-    deep = run_study("landscape.depth_sweep", depth_config) if depth_config else None
+    deep = run_study(depth_sweep, depth_config) if depth_config else None
     if deep is not None:
         left, right = st.columns([1, 2])
         with left:

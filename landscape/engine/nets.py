@@ -1,0 +1,104 @@
+"""Small networks used by the studies: a plain MLP and the multi-branch network of seed eq. 16.
+
+Inputs ``x`` have shape (n, in_features); outputs have shape (n, out_features). Weights use the
+``nn.Linear`` layout (out, in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from landscape.engine.validation import check_integer
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "softplus": nn.Softplus,
+    "gelu": nn.GELU,
+    "linear": nn.Identity,
+}
+
+
+def _check_activation(activation: str) -> str:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
+    return activation
+
+
+def mlp(
+    in_features: int, out_features: int, hidden: Sequence[int], activation: str = "relu"
+) -> nn.Sequential:
+    """A fully connected network ``x -> W_H s(... s(W_1 x + b_1) ...) + b_H``.
+
+    ``hidden`` lists the hidden widths (empty for a linear model); layers are ``nn.Linear``
+    modules at even indices of the returned ``nn.Sequential``, activations in between.
+    """
+    in_features = check_integer("in_features", in_features, 1)
+    out_features = check_integer("out_features", out_features, 1)
+    widths = [check_integer("hidden width", w, 1) for w in hidden]
+    act = ACTIVATIONS[_check_activation(activation)]
+    layers: list[nn.Module] = []
+    previous = in_features
+    for w in widths:
+        layers += [nn.Linear(previous, w), act()]
+        previous = w
+    layers.append(nn.Linear(previous, out_features))
+    return nn.Sequential(*layers)
+
+
+class MultiBranchNet(nn.Module):
+    """``f(x) = (1/I) sum_{i=1..I} f_i(x)`` (seed eq. 16), each ``f_i`` an MLP.
+
+    Branch ``i`` is ``self.branches[i]``, an ``mlp`` with ``depth`` hidden layers of ``width``
+    units. The forward pass stacks the branches: their first layers form one wide layer of
+    ``I * width`` units and their last layers one wide layer read by a single matrix product.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        branches: int,
+        width: int,
+        depth: int = 1,
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        self.in_features = check_integer("in_features", in_features, 1)
+        self.out_features = check_integer("out_features", out_features, 1)
+        self.num_branches = check_integer("branches", branches, 1)
+        self.width = check_integer("width", width, 1)
+        self.depth = check_integer("depth", depth, 1)
+        self.activation = _check_activation(activation)
+        self.act = ACTIVATIONS[activation]()
+        self.branches = nn.ModuleList(
+            mlp(in_features, out_features, [width] * depth, activation) for _ in range(branches)
+        )
+
+    def _hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer of every branch, shape (n, I * width), branch-major."""
+        first = torch.cat([b[0].weight for b in self.branches])  # (I*w, in)
+        bias = torch.cat([b[0].bias for b in self.branches])
+        h = self.act(torch.addmm(bias, x, first.T))  # (n, I*w)
+        for layer in range(1, self.depth):
+            idx = 2 * layer
+            weight = torch.stack([b[idx].weight for b in self.branches])  # (I, w, w)
+            bias = torch.stack([b[idx].bias for b in self.branches])  # (I, w)
+            hb = h.view(h.shape[0], self.num_branches, self.width).transpose(0, 1)  # (I, n, w)
+            hb = torch.baddbmm(bias.unsqueeze(1), hb, weight.transpose(1, 2))
+            h = self.act(hb).transpose(0, 1).reshape(h.shape[0], -1)
+        return h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(1/I) sum_i f_i(x)``, shape (n, out_features)."""
+        last = 2 * self.depth
+        weight = torch.cat([b[last].weight for b in self.branches], dim=1)  # (out, I*w)
+        bias = torch.stack([b[last].bias for b in self.branches]).mean(0)
+        return torch.addmm(bias, self._hidden(x), weight.T / self.num_branches)
+
+    def branch_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Each branch's output ``f_i(x)``, shape (I, n, out_features)."""
+        return torch.stack([branch(x) for branch in self.branches])

@@ -1,0 +1,102 @@
+"""Precomputed results for each study's headline configurations, so that pages open instantly.
+
+A study module lists its headline configurations in ``PRESETS: dict[str, Config]``.
+``python -m landscape precompute`` finds the studies in `landscape.studies`, runs them on the CPU
+and writes one NPZ per preset under ``assets/presets/`` plus ``index.json`` (study, name,
+configuration, file). `lookup` returns the
+stored result when a page asks for exactly a preset's configuration (the device aside: presets
+are computed on the CPU and shown on any device).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from landscape.engine import results
+
+PRESET_DIR = Path(__file__).resolve().parents[2] / "assets" / "presets"
+INDEX = "index.json"
+
+
+def presets_of(module_name: str) -> dict[str, Any]:
+    """The study's ``PRESETS`` (name -> Config)."""
+    return dict(importlib.import_module(module_name).PRESETS)
+
+
+def _key(module_name: str, config: Any) -> str:
+    values = results.config_to_dict(config)
+    values.pop("device", None)
+    return json.dumps([module_name, values], sort_keys=True)
+
+
+def precompute(
+    modules: list[str],
+    directory: Path = PRESET_DIR,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Run the presets of the study ``modules`` on the CPU, write their NPZ files into
+    ``directory`` and update ``index.json``, keeping the other studies' entries."""
+    directory.mkdir(parents=True, exist_ok=True)
+    index_path = directory / INDEX
+    kept = json.loads(index_path.read_text()) if index_path.exists() else []
+    index = [entry for entry in kept if entry["study"] not in modules]
+    for module_name in modules:
+        module = importlib.import_module(module_name)
+        for name, config in presets_of(module_name).items():
+            config = dataclasses.replace(config, device="cpu")
+            log(f"{module_name}: {name}")
+            result = module.run(config)
+            file = f"{module_name.split('.')[-1]}__{name}.npz"
+            (directory / file).write_bytes(results.result_to_npz_bytes(result))
+            index.append(
+                {
+                    "study": module_name,
+                    "name": name,
+                    "file": file,
+                    "config": results.config_to_dict(config),
+                }
+            )
+    index_path.write_text(json.dumps(index, indent=1) + "\n")
+    _index.cache_clear()
+    _load.cache_clear()
+    return index
+
+
+@lru_cache(maxsize=4)
+def _index(directory: Path) -> dict[str, dict[str, Any]]:
+    path = directory / INDEX
+    if not path.exists():
+        return {}
+    entries = json.loads(path.read_text())
+    table = {}
+    for entry in entries:
+        module = importlib.import_module(entry["study"])
+        config = results.config_from_dict(module.Config, entry["config"])
+        table[_key(entry["study"], config)] = entry
+    return table
+
+
+def entries(directory: Path = PRESET_DIR) -> Iterator[dict[str, Any]]:
+    """The index entries (study, name, file, config) of the stored presets."""
+    yield from _index(directory).values()
+
+
+def lookup(module_name: str, config: Any, directory: Path = PRESET_DIR) -> Any | None:
+    """The stored result for ``config`` if it is a preset of ``module_name``, else None."""
+    entry = _index(directory).get(_key(module_name, config))
+    if entry is None:
+        return None
+    return _load(directory, module_name, entry["file"])
+
+
+@lru_cache(maxsize=32)
+def _load(directory: Path, module_name: str, file: str) -> Any:
+    """A stored result, read once per process (pages rerun on every widget move)."""
+    module = importlib.import_module(module_name)
+    return results.result_from_npz_bytes(module.Result, (directory / file).read_bytes())

@@ -1,0 +1,607 @@
+"""Loss surfaces ``Z[i, j] = L(f(theta + alpha_i d1 + beta_j d2; X), y)``, many points per pass.
+
+Three ways to evaluate a grid, all returning the same numbers (``method=``):
+
+- ``"fast"``: a ``MultiBranchNet`` with one hidden layer. The hidden pre-activation is affine in
+  the grid coordinates, ``X (W + a U + b V)^T + (c + a u + b v) = P0 + a P1 + b P2``, so the three
+  ``(n, I*w)`` products are computed once; a grid row then costs, per cache-sized block of
+  samples, one outer-product update, the activation and one batched product with the output
+  weights ``W2 + a U2 + b_j V2`` of every ``beta_j``.
+- ``"vmap"``: any ``nn.Module``: ``torch.func.functional_call`` under ``vmap`` over chunks of grid
+  points, the chunk size chosen from a memory budget. The ``Linear``/``Conv`` calls whose input
+  does not depend on the parameters are first hoisted out of the loop (`landscape.engine.hoisting`:
+  their outputs are affine in the grid coordinates), whatever the model's class.
+- ``"loop"``: the per-point baseline of the usual tools: load the weights into the model, forward
+  the whole data set, repeat (the only way for TorchScript models, which ``torch.func`` rejects).
+
+``"auto"`` picks the first that applies. The model is evaluated in eval mode and is left as it
+was: same parameters, same training flag. The first call also tunes glibc's allocator for chunked
+work (see `keep_freed_memory`), once per process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import platform
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from functools import cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, vmap
+
+from landscape.engine.directions import Params, parameters_of
+from landscape.engine.hoisting import data_calls, hoist_first_layers, substituted_calls
+from landscape.engine.nets import MultiBranchNet
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Progress = Callable[[float, str], None]
+
+METHODS = ("auto", "fast", "vmap", "loop")
+MiB = 2**20
+# Working memory per pass (not counting the data and the model): small on a CPU, where chunks
+# that stay in cache run fastest; large on a GPU, where big batches do.
+DEFAULT_BUDGET = {"cpu": 64 * MiB}
+DEFAULT_BUDGET_ACCELERATOR = 1024 * MiB
+CPU_BLOCK_BYTES = MiB // 2
+
+
+@cache
+def keep_freed_memory() -> bool:
+    """Let glibc reuse freed memory instead of returning it to the system; once per process.
+
+    Chunked evaluation frees and re-allocates blocks of the same few MiB again and again; with
+    glibc's defaults each of those allocations is a fresh ``mmap`` whose pages all fault on first
+    touch, which costs more than the arithmetic. Allocations up to 32 MiB are served from the heap
+    (``M_MMAP_THRESHOLD``, glibc's maximum) and up to 256 MiB of free heap is kept
+    (``M_TRIM_THRESHOLD``). A no-op off glibc; returns whether both settings took effect.
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    trimmed = libc.mallopt(m_trim_threshold, 256 * MiB)
+    mapped = libc.mallopt(m_mmap_threshold, 32 * MiB)
+    return bool(trimmed and mapped)
+
+
+def surface_2d(
+    model: nn.Module,
+    loss_fn: LossFn,
+    X: torch.Tensor | np.ndarray,
+    y: torch.Tensor | np.ndarray,
+    d1: Mapping[str, torch.Tensor],
+    d2: Mapping[str, torch.Tensor],
+    alphas: Sequence[float] | np.ndarray,
+    betas: Sequence[float] | np.ndarray,
+    *,
+    center: Mapping[str, torch.Tensor] | None = None,
+    method: str = "auto",
+    memory_budget: int | None = None,
+    sample_size: int | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """``Z[i, j] = loss_fn(f(theta + alphas[i] d1 + betas[j] d2; X), y)``, shape (A, B), float64.
+
+    ``theta`` is ``center`` (default: the model's parameters). ``X`` (n, ...) and ``y`` (n, ...)
+    move to the model's device; ``loss_fn`` must average over the samples. With ``sample_size``
+    the surface uses that many samples drawn without replacement (seeded by ``seed``).
+    ``memory_budget`` (bytes) bounds the working memory of one pass.
+    """
+    keep_freed_memory()
+    a = _grid("alphas", alphas)
+    b = _grid("betas", betas)
+    problem = _Problem.build(model, loss_fn, X, y, center, {"d1": d1, "d2": d2}, sample_size, seed)
+    budget = _budget(memory_budget, problem.device)
+    chosen = _choose_method(method, model)
+    with eval_mode(model), torch.no_grad():
+        if chosen == "fast":
+            Z = _fast_multibranch(problem, a, b, budget, progress)
+        else:
+            coords = np.stack(np.meshgrid(a, b, indexing="ij"), axis=-1).reshape(-1, 2)
+            Z = _points(problem, coords, budget, chosen, progress).reshape(len(a), len(b))
+    return Z
+
+
+def surface_points(
+    model: nn.Module,
+    loss_fn: LossFn,
+    X: torch.Tensor | np.ndarray,
+    y: torch.Tensor | np.ndarray,
+    d1: Mapping[str, torch.Tensor],
+    d2: Mapping[str, torch.Tensor],
+    coords: Sequence[Sequence[float]] | np.ndarray,
+    *,
+    center: Mapping[str, torch.Tensor] | None = None,
+    memory_budget: int | None = None,
+) -> np.ndarray:
+    """``z[p] = loss_fn(f(theta + coords[p, 0] d1 + coords[p, 1] d2; X), y)`` for scattered
+    points (a trajectory, marked models), shape (P,); by ``vmap`` (TorchScript: the loop)."""
+    points = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+    if not np.all(np.isfinite(points)):
+        raise ValueError("coords must be finite (P, 2) coordinates")
+    keep_freed_memory()
+    problem = _Problem.build(model, loss_fn, X, y, center, {"d1": d1, "d2": d2}, None, 0)
+    budget = _budget(memory_budget, problem.device)
+    method = "loop" if isinstance(model, torch.jit.ScriptModule) else "vmap"
+    with eval_mode(model), torch.no_grad():
+        return _points(problem, points, budget, method, None)
+
+
+def surface_2d_band(
+    model: nn.Module,
+    loss_fn: LossFn,
+    X: torch.Tensor | np.ndarray,
+    y: torch.Tensor | np.ndarray,
+    d1: Mapping[str, torch.Tensor],
+    d2: Mapping[str, torch.Tensor],
+    alphas: Sequence[float] | np.ndarray,
+    betas: Sequence[float] | np.ndarray,
+    *,
+    sample_size: int,
+    repeats: int = 5,
+    seed: int = 0,
+    **options: object,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (ddof=1) of ``repeats`` sub-sampled surfaces, each (A, B).
+
+    Surface ``r`` uses ``sample_size`` samples drawn with seed ``seed + r``; the band
+    ``mean +/- std`` shows how much a surface drawn on a sample moves with the sample.
+    """
+    if int(repeats) != repeats or repeats < 2:
+        raise ValueError(f"repeats must be an integer >= 2, got {repeats}")
+    surfaces = np.stack(
+        [
+            surface_2d(
+                model,
+                loss_fn,
+                X,
+                y,
+                d1,
+                d2,
+                alphas,
+                betas,
+                sample_size=sample_size,
+                seed=seed + r,
+                **options,
+            )  # type: ignore[arg-type]
+            for r in range(int(repeats))
+        ]
+    )
+    return surfaces.mean(0), surfaces.std(0, ddof=1)
+
+
+def surface_1d(
+    model: nn.Module,
+    loss_fn: LossFn,
+    X: torch.Tensor | np.ndarray,
+    y: torch.Tensor | np.ndarray,
+    d: Mapping[str, torch.Tensor],
+    alphas: Sequence[float] | np.ndarray,
+    **options: object,
+) -> np.ndarray:
+    """``z[i] = loss_fn(f(theta + alphas[i] d; X), y)``, shape (A,); options as ``surface_2d``."""
+    zero = {name: torch.zeros_like(t) for name, t in d.items()}
+    return surface_2d(model, loss_fn, X, y, d, zero, alphas, [0.0], **options)[:, 0]  # type: ignore[arg-type]
+
+
+def interpolate(
+    model: nn.Module,
+    loss_fn: LossFn,
+    X: torch.Tensor | np.ndarray,
+    y: torch.Tensor | np.ndarray,
+    start: Mapping[str, torch.Tensor],
+    end: Mapping[str, torch.Tensor],
+    ts: Sequence[float] | np.ndarray,
+    **options: object,
+) -> np.ndarray:
+    """Loss on the segment between two checkpoints: ``z[i] = L((1 - t_i) start + t_i end)``."""
+    d = {name: end[name] - start[name] for name in start}
+    return surface_1d(model, loss_fn, X, y, d, ts, center=start, **options)
+
+
+# --------------------------------------------------------------------------------------------
+# The problem, normalised: tensors on the model's device, names checked.
+
+
+class _Problem:
+    """Model, loss, data and parameter points on one device, validated."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        center: Params,
+        directions: dict[str, Params],
+    ) -> None:
+        self.model, self.loss_fn, self.X, self.y = model, loss_fn, X, y
+        self.center, self.directions = center, directions
+        self.device = X.device
+
+    @classmethod
+    def build(
+        cls,
+        model: nn.Module,
+        loss_fn: LossFn,
+        X: torch.Tensor | np.ndarray,
+        y: torch.Tensor | np.ndarray,
+        center: Mapping[str, torch.Tensor] | None,
+        directions: Mapping[str, Mapping[str, torch.Tensor]],
+        sample_size: int | None,
+        seed: int,
+    ) -> _Problem:
+        reference = parameters_of(model)
+        if not reference:
+            raise ValueError("model must have at least one parameter")
+        first = next(iter(reference.values()))
+        device, dtype = first.device, first.dtype
+        X_t = torch.as_tensor(X).to(device)
+        X_t = X_t.to(dtype) if X_t.is_floating_point() else X_t
+        y_t = torch.as_tensor(y).to(device)
+        y_t = y_t.to(dtype) if y_t.is_floating_point() else y_t
+        if X_t.shape[0] != y_t.shape[0] or X_t.shape[0] == 0:
+            raise ValueError(
+                f"X and y must have the same number n >= 1 of rows, got {X_t.shape[0]} and "
+                f"{y_t.shape[0]}"
+            )
+        if sample_size is not None:
+            n = X_t.shape[0]
+            if int(sample_size) != sample_size or not 1 <= sample_size <= n:
+                raise ValueError(f"sample_size must be an integer in [1, {n}], got {sample_size}")
+            generator = torch.Generator().manual_seed(int(seed))
+            keep = torch.randperm(n, generator=generator)[: int(sample_size)].to(device)
+            X_t, y_t = X_t[keep], y_t[keep]
+        points = {"center": reference if center is None else center, **directions}
+        checked = {name: _on_device(name, p, reference) for name, p in points.items()}
+        center_t = checked.pop("center")
+        return cls(model, loss_fn, X_t, y_t, center_t, checked)
+
+
+def _on_device(label: str, params: Mapping[str, torch.Tensor], reference: Params) -> Params:
+    if set(params) != set(reference):
+        missing = sorted(set(reference) - set(params))
+        extra = sorted(set(params) - set(reference))
+        raise ValueError(
+            f"{label} must name the model's parameters; missing {missing}, unknown {extra}"
+        )
+    out = {}
+    for name, ref in reference.items():
+        t = params[name]
+        if tuple(t.shape) != tuple(ref.shape):
+            raise ValueError(
+                f"{label}[{name!r}] must have shape {tuple(ref.shape)}, got {tuple(t.shape)}"
+            )
+        out[name] = t.detach().to(ref.device, ref.dtype)
+    return out
+
+
+def _grid(name: str, values: Sequence[float] | np.ndarray) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1 or array.size == 0 or not np.all(np.isfinite(array)):
+        raise ValueError(
+            f"{name} must be a non-empty 1-D sequence of finite numbers, got shape {array.shape}"
+        )
+    return array
+
+
+def _budget(memory_budget: int | None, device: torch.device) -> int:
+    if memory_budget is None:
+        return DEFAULT_BUDGET.get(device.type, DEFAULT_BUDGET_ACCELERATOR)
+    if int(memory_budget) != memory_budget or memory_budget < MiB:
+        raise ValueError(f"memory_budget must be an integer >= {MiB} bytes, got {memory_budget}")
+    return int(memory_budget)
+
+
+def _choose_method(method: str, model: nn.Module) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    fast_ok = has_fast_path(model)
+    scripted = isinstance(model, torch.jit.ScriptModule)
+    if method == "fast" and not fast_ok:
+        raise ValueError("method='fast' needs a MultiBranchNet with depth 1")
+    if method == "vmap" and scripted:
+        raise ValueError("method='vmap' cannot run a TorchScript model; use 'loop'")
+    return auto_method(model) if method == "auto" else method
+
+
+def auto_method(model: nn.Module) -> str:
+    """The path ``method="auto"`` takes for this model: ``"fast"``, ``"vmap"`` or ``"loop"``."""
+    if has_fast_path(model):
+        return "fast"
+    return "loop" if isinstance(model, torch.jit.ScriptModule) else "vmap"
+
+
+def path_taken(
+    model: nn.Module, X: torch.Tensor, center: Mapping[str, torch.Tensor] | None = None
+) -> str:
+    """The path ``method="auto"`` takes, in words: ``"fast"``, ``"loop"``, or ``"vmap"`` with the
+    layers it hoists out of the grid loop, e.g. ``"vmap, hoisted: 0 (Linear)"``."""
+    method = auto_method(model)
+    if method != "vmap":
+        return method
+    center = parameters_of(model) if center is None else center
+    with eval_mode(model), torch.no_grad():
+        calls = data_calls(model, X, center, max_bytes=_budget(None, X.device))
+    if not calls:
+        return "vmap, nothing hoisted"
+    names = (f"{c.layer} ({type(model.get_submodule(c.layer)).__name__})" for c, _ in calls)
+    return "vmap, hoisted: " + ", ".join(names)
+
+
+def has_fast_path(model: nn.Module) -> bool:
+    """True when ``surface_2d`` has a structure-aware path for this model."""
+    return (
+        isinstance(model, MultiBranchNet)
+        and model.depth == 1
+        and type(model).forward is MultiBranchNet.forward
+    )
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Run the block with every submodule in eval mode, then restore each one's flag."""
+    modes = {name: m.training for name, m in model.named_modules()}
+    model.eval()
+    try:
+        yield
+    finally:
+        for name, m in model.named_modules():
+            m.training = modes[name]
+
+
+# --------------------------------------------------------------------------------------------
+# Losses over a batch of grid points.
+
+
+def batched_loss(loss_fn: LossFn, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``[loss_fn(outputs[g], y) for g]`` as a tensor (G,), computed without a Python loop.
+
+    Cross-entropy is computed with the classes on axis 1 (torch's last-axis softmax is slow for
+    few classes on a CPU; outputs that are a view of a class-first array need no copy), the
+    squared loss directly; any other loss runs under ``vmap`` (or, if it cannot be vmapped,
+    point by point).
+    """
+    ignore = _cross_entropy_ignore_index(loss_fn)
+    if ignore is not None and outputs.dim() == 3 and y.dim() == 1 and not y.is_floating_point():
+        G, n = outputs.shape[:2]
+        # Classes on axis 1 (torch's "K-dimensional" cross-entropy): vectorised over samples.
+        per_sample = F.cross_entropy(
+            outputs.transpose(1, 2), y.expand(G, n), reduction="none", ignore_index=ignore
+        )
+        return per_sample.sum(1) / (y != ignore).sum()
+    if _is_mean_squared(loss_fn) and outputs.shape[1:] == y.shape:
+        return (outputs - y).square().flatten(1).mean(1)
+    try:
+        return vmap(loss_fn, in_dims=(0, None))(outputs, y)
+    except RuntimeError:
+        return torch.stack([loss_fn(o, y) for o in outputs])
+
+
+def _cross_entropy_ignore_index(loss_fn: LossFn) -> int | None:
+    if loss_fn is F.cross_entropy:
+        return -100
+    if (
+        isinstance(loss_fn, nn.CrossEntropyLoss)
+        and loss_fn.weight is None
+        and loss_fn.reduction == "mean"
+        and loss_fn.label_smoothing == 0.0
+    ):
+        return loss_fn.ignore_index
+    return None
+
+
+def _is_mean_squared(loss_fn: LossFn) -> bool:
+    return loss_fn is F.mse_loss or (
+        isinstance(loss_fn, nn.MSELoss) and loss_fn.reduction == "mean"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Generic paths: vmap over chunks of points, or one point at a time.
+
+
+def _points(
+    problem: _Problem, coords: np.ndarray, budget: int, method: str, progress: Progress | None
+) -> np.ndarray:
+    """Losses at ``center + coords[p, 0] d1 + coords[p, 1] d2``, shape (P,)."""
+    if method == "loop":
+        return _loop_points(problem, coords, progress)
+    return _vmap_points(problem, coords, budget, progress)
+
+
+def _loop_points(problem: _Problem, coords: np.ndarray, progress: Progress | None) -> np.ndarray:
+    """The baseline: for each point, write the weights into the model and forward all data."""
+    model, d1, d2 = problem.model, problem.directions["d1"], problem.directions["d2"]
+    parameters = dict(model.named_parameters())
+    saved = {name: p.detach().clone() for name, p in parameters.items()}
+    out = np.empty(len(coords))
+    try:
+        for k, (a, b) in enumerate(coords):
+            for name, p in parameters.items():
+                p.copy_(problem.center[name] + float(a) * d1[name] + float(b) * d2[name])
+            out[k] = float(problem.loss_fn(model(problem.X), problem.y))
+            if progress is not None and k % 64 == 0:
+                progress(k / len(coords), f"Grid point {k + 1} of {len(coords)}")
+    finally:
+        for name, p in parameters.items():
+            p.copy_(saved[name])
+    return out
+
+
+def _vmap_points(
+    problem: _Problem, coords: np.ndarray, budget: int, progress: Progress | None
+) -> np.ndarray:
+    """Chunks of points under ``vmap``. The weight layers the model applies to its data are
+    hoisted (`landscape.engine.hoisting`): at a chunk's points their outputs are one product
+    ``Z0 + coords [Z1; Z2]``. The parameters at the chunk's points are likewise one product
+    ``theta + coords [d1; d2]``; those that neither direction moves (biases, with Li et al.'s
+    zeroed 1-D directions) stay unbatched: one copy, and no batched bias addition."""
+    model, center = problem.model, problem.center
+    d1, d2 = problem.directions["d1"], problem.directions["d2"]
+    moving = [n for n in center if bool(d1[n].any()) or bool(d2[n].any())]
+    if not moving:  # both directions are zero: the loss is the centre's everywhere
+        outputs = functional_call(model, center, (problem.X,))[None]
+        return np.full(len(coords), float(batched_loss(problem.loss_fn, outputs, problem.y)[0]))
+    fixed = {n: t for n, t in center.items() if n not in moving}
+    shapes = [center[n].shape for n in moving]
+
+    def flat(point: Params) -> torch.Tensor:
+        return torch.cat([point[n].reshape(-1) for n in moving])
+
+    theta, theta_directions = flat(center), torch.stack([flat(d1), flat(d2)])
+    hoisted = hoist_first_layers(model, problem.X, center, d1, d2, max_bytes=budget)
+    chunk = max(1, min(len(coords), budget // _bytes_per_point(problem)))
+    coords_t = torch.as_tensor(coords, device=problem.device, dtype=theta.dtype)
+    out = torch.empty(len(coords), dtype=torch.float64)
+    no_calls = nullcontext(lambda outputs: None)
+    with no_calls if hoisted is None else substituted_calls(model, hoisted) as use:
+
+        def forward(params: Params, *hoisted_outputs: torch.Tensor) -> torch.Tensor:
+            use(hoisted_outputs)
+            return functional_call(model, {**fixed, **params}, (problem.X,))
+
+        batched_forward = vmap(forward)
+        for start in range(0, len(coords), chunk):
+            points = coords_t[start : start + chunk]
+            values = torch.addmm(theta, points, theta_directions)  # (G, moving entries)
+            params = {
+                name: part.view(len(points), *shape)
+                for name, part, shape in zip(
+                    moving, values.split([s.numel() for s in shapes], dim=1), shapes, strict=True
+                )
+            }
+            z = [] if hoisted is None else hoisted.outputs_at(points)
+            losses = batched_loss(problem.loss_fn, batched_forward(params, *z), problem.y)
+            out[start : start + chunk] = losses.to("cpu", torch.float64)
+            if progress is not None:
+                progress((start + chunk) / len(coords), f"Grid points up to {start + chunk}")
+    return out.numpy()
+
+
+def _bytes_per_point(problem: _Problem) -> int:
+    """Memory one grid point costs in a vmap pass: its parameters plus every module's output.
+
+    Measured by forward hooks on one pass over the data; temporaries (bias additions,
+    activations) are covered by a factor of three on the activations.
+    """
+    sizes: list[int] = []
+
+    def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+        if isinstance(output, torch.Tensor):
+            sizes.append(output.numel() * output.element_size())
+
+    model = problem.model
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        functional_call(model, problem.center, (problem.X,))
+    finally:
+        for handle in handles:
+            handle.remove()
+    params = sum(t.numel() * t.element_size() for t in problem.center.values())
+    return max(1, 3 * sum(sizes) + 3 * params)
+
+
+# --------------------------------------------------------------------------------------------
+# The multi-branch path.
+
+
+def _stacked(model: MultiBranchNet, params: Params) -> tuple[torch.Tensor, ...]:
+    """``(W1, b1, W2, b2)`` with branches stacked: (I*w, d), (I*w,), (k, I*w) / I, mean bias."""
+    branches = range(model.num_branches)
+    W1 = torch.cat([params[f"branches.{i}.0.weight"] for i in branches])
+    b1 = torch.cat([params[f"branches.{i}.0.bias"] for i in branches])
+    W2 = torch.cat([params[f"branches.{i}.2.weight"] for i in branches], dim=1)
+    b2 = torch.stack([params[f"branches.{i}.2.bias"] for i in branches]).mean(0)
+    return W1, b1, W2 / model.num_branches, b2
+
+
+def _fast_multibranch(
+    problem: _Problem, alphas: np.ndarray, betas: np.ndarray, budget: int, progress: Progress | None
+) -> np.ndarray:
+    """Rows of the grid for ``f(x) = (1/I) sum_i V_i s(W_i x + c_i) + e_i`` (one hidden layer).
+
+    With ``W(a, b) = W + a U + b V`` for every weight, the hidden pre-activation of all branches
+    is ``P0 + a P1 + b P2`` (n, I*w), three products computed once; for a row ``a`` the outputs
+    at all ``b_j`` are ``s(Q + b_j P2) (W2 + a U2 + b_j V2)^T + bias(a, b_j)``, ``Q = P0 + a P1``:
+    one outer-product update, the activation, and one batched product per block of samples.
+    """
+    model = problem.model
+    assert isinstance(model, MultiBranchNet)
+    X = problem.X.reshape(problem.X.shape[0], -1)
+    n = X.shape[0]
+    W1, b1, W2, b2 = _stacked(model, problem.center)
+    U1, u1, U2, u2 = _stacked(model, problem.directions["d1"])
+    V1, v1, V2, v2 = _stacked(model, problem.directions["d2"])
+    P0, P1, P2 = (torch.addmm(bias, X, W.T) for W, bias in ((W1, b1), (U1, u1), (V1, v1)))
+    K, k_out = P0.shape[1], W2.shape[0]
+    b_all = torch.as_tensor(betas, device=problem.device, dtype=P0.dtype)
+    # One block of activations (betas x samples x units): a quarter of the budget, and on a CPU
+    # at most CPU_BLOCK_BYTES per thread, so that it stays in cache between its three passes.
+    block_bytes = budget // 4
+    if problem.device.type == "cpu":
+        block_bytes = min(block_bytes, CPU_BLOCK_BYTES * torch.get_num_threads())
+    block = max(1, block_bytes // (P0.element_size() * K))
+    J = min(len(betas), block)  # betas per block
+    m = max(1, min(n, block // J))  # samples per block
+    blocks = -(-n // m)
+    # Samples padded to whole blocks (zero rows, dropped before the loss); buffers are reused
+    # across blocks and rows, since fresh large tensors cost page faults on every allocation.
+    options = {"device": problem.device, "dtype": P0.dtype}
+    pad = blocks * m - n
+    P0, P1, P2 = (torch.cat([P, P.new_zeros(pad, K)]) for P in (P0, P1, P2))
+    Q = torch.empty_like(P0)
+    Q_blocks = Q.view(blocks, 1, m * K).unbind(0)  # views: Q is refilled in place every row
+    P2_blocks = P2.view(blocks, m * K).unbind(0)
+    hidden = torch.empty(J * m * K, **options)
+    products = torch.empty(blocks, J * k_out * m, **options)
+    logits = torch.empty(len(betas), k_out, blocks * m, **options)
+    activation = _in_place_activation(model)
+    Z = np.empty((len(alphas), len(betas)))
+    for i, a in enumerate(alphas.tolist()):
+        torch.add(P0, P1, alpha=a, out=Q)
+        Wa, ba = torch.add(W2, U2, alpha=a), torch.add(b2, u2, alpha=a)
+        for j0 in range(0, len(betas), J):
+            bj = b_all[j0 : j0 + J]
+            width = len(bj)
+            # Output weights and biases at every beta of the chunk: (width, k, K), (width, k).
+            weights = torch.addcmul(Wa, bj[:, None, None], V2)
+            biases = torch.addcmul(ba, bj[:, None], v2)
+            h = hidden[: width * m * K].view(width, m * K)
+            hT = h.view(width, m, K).transpose(1, 2)
+            out = products[:, : width * k_out * m]
+            targets = out.view(blocks, width, k_out, m).unbind(0)
+            for q, p, target in zip(Q_blocks, P2_blocks, targets, strict=True):
+                torch.addr(q, bj, p, out=h)
+                activation(h)
+                torch.bmm(weights, hT, out=target)
+            # (blocks, width, k, m) + bias -> logits (width, k, blocks * m), in one pass
+            torch.add(
+                out.view(blocks, width, k_out, m).permute(1, 2, 0, 3),
+                biases[:, :, None, None],
+                out=logits[j0 : j0 + width].view(width, k_out, blocks, m),
+            )
+        losses = batched_loss(problem.loss_fn, logits[:, :, :n].transpose(1, 2), problem.y)
+        Z[i] = losses.cpu().numpy()
+        if progress is not None:
+            progress((i + 1) / len(alphas), f"Surface row {i + 1} of {len(alphas)}")
+    return Z
+
+
+def _in_place_activation(model: MultiBranchNet) -> Callable[[torch.Tensor], object]:
+    """The branches' activation, applied in place."""
+    if model.activation == "relu":
+        return torch.relu_
+    if model.activation == "tanh":
+        return torch.tanh_
+    if model.activation == "linear":
+        return lambda h: h
+    return lambda h: h.copy_(model.act(h))

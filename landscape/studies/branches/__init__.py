@@ -1,0 +1,1 @@
+"""Branches (seed section 3.2): multi-branch networks, their surfaces and duality gaps."""

@@ -1,0 +1,330 @@
+"""Study 4: loss surfaces of multi-branch networks and their measured non-convexity against I.
+
+Seed section 3.2 and its Figure 2 (Zhang, Shao & Salakhutdinov 2019): networks of I parallel
+branches, ``f(x) = (1/I) sum_i f_i(x)`` (seed eq. 16), are trained for every I and every branch
+depth; the training loss is drawn on a 2-D slice through the trained weights and its
+non-convexity is measured three ways (``landscape.engine.nonconvexity``). Each (depth, I) slice is
+cached on its own, so a run over a new list of I only trains the values it has not seen.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from landscape.engine import curvature, directions
+from landscape.engine.device import resolve_device
+from landscape.engine.nets import MultiBranchNet
+from landscape.engine.nonconvexity import hessian_ratio, max_convexity_defect, non_psd_fraction
+from landscape.engine.surface import surface_2d
+from landscape.engine.validation import check_choice, check_integer, check_integers, check_number
+from landscape.studies.branches import data as branch_data
+from landscape.studies.branches.losses import LOSS_NAMES, loss_function
+from landscape.studies.branches.training import train
+
+TASKS = ("pair", "all")
+CONSTRUCTIONS = ("filter", "three_models")
+OPTIMIZERS = ("sgd", "adam")
+BRANCH_CHOICES = (1, 2, 4, 8, 16, 32)
+TWO_D = ("moons", "circles", "spirals")
+MODEL_SEED_STRIDE = 10_007  # the three models of a plane use seeds s, s + stride, s + 2 stride
+SLICE_FIELDS = (
+    "surfaces",
+    "centre_loss",
+    "model_losses",
+    "model_accuracy",
+    "model_coordinates",
+    "non_psd",
+    "defect",
+    "lambda_min",
+    "lambda_max",
+    "hessian_ratio",
+    "direction_cosine",
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The grid of Figure 2 (depths x branch counts) and everything a slice depends on.
+
+    The defaults render in a few seconds on a CPU: digits 3 against 8, I up to 8, 21 x 21.
+    """
+
+    branch_counts: tuple[int, ...] = (1, 2, 4, 8)
+    depths: tuple[int, ...] = (1,)
+    width: int = 4
+    dataset: str = "digits"
+    task: str = "pair"
+    digit_a: int = 3
+    digit_b: int = 8
+    n_samples: int = 300  # 0: the whole (filtered) data set
+    loss: str = "tau_hinge"
+    tau: float = 1.0
+    optimizer: str = "adam"
+    lr: float = 0.01
+    epochs: int = 30
+    batch_size: int = 64  # 0: full batch
+    weight_decay: float = 0.0
+    construction: str = "filter"
+    resolution: int = 21
+    radius: float = 1.0
+    seeds: int = 2
+    hessian_iterations: int = 20
+    data_dir: str = ""
+    seed: int = 0
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        """ValueError naming the field, its value and the allowed range."""
+        check_integers("branch_counts", self.branch_counts, 1, 256, 12)
+        check_integers("depths", self.depths, 1, 3, 3)
+        check_integer("width", self.width, 1, 512)
+        check_choice("dataset", self.dataset, branch_data.DATASET_NAMES)
+        if self.dataset in ("mnist_full", "cifar10") and not self.data_dir:
+            raise ValueError(
+                f"data_dir must name a local folder with the files of {self.dataset!r}, got ''"
+            )
+        check_choice("task", self.task, TASKS)
+        check_integer("digit_a", self.digit_a, 0, 9)
+        check_integer("digit_b", self.digit_b, 0, 9)
+        if self.task == "pair" and self.digit_a == self.digit_b:
+            raise ValueError(f"digit_b must differ from digit_a, got both {self.digit_a}")
+        check_integer("n_samples", self.n_samples, 0, 100_000)
+        if self.n_samples == 1:
+            raise ValueError("n_samples must be 0 (all) or an integer in [2, 100000], got 1")
+        check_choice("loss", self.loss, LOSS_NAMES)
+        if self.loss == "tau_hinge" and self.n_classes != 2:
+            raise ValueError("loss 'tau_hinge' needs a binary task: set task='pair' or a 2-D set")
+        check_number("tau", self.tau, 1e-3, 100.0)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_number("lr", self.lr, 1e-5, 1.0)
+        check_integer("epochs", self.epochs, 1, 1000)
+        check_integer("batch_size", self.batch_size, 0, 100_000)
+        check_number("weight_decay", self.weight_decay, 0.0, 1.0)
+        check_choice("construction", self.construction, CONSTRUCTIONS)
+        check_integer("resolution", self.resolution, 5, 101)
+        check_number("radius", self.radius, 0.01, 10.0)
+        check_integer("seeds", self.seeds, 1, 10)
+        check_integer("hessian_iterations", self.hessian_iterations, 2, 200)
+        check_integer("seed", self.seed, 0, 2**31 - 1)
+        resolve_device(self.device)
+
+    @property
+    def n_classes(self) -> int:
+        """Number of labels of the task: 2 for a pair or a 2-D set, 10 otherwise."""
+        return 2 if self.task == "pair" or self.dataset in TWO_D else 10
+
+    @property
+    def classes(self) -> tuple[int, int] | None:
+        """The two labels kept for a pair of an image set; None for all classes or 2-D sets."""
+        pair = self.task == "pair" and self.dataset not in TWO_D
+        return (self.digit_a, self.digit_b) if pair else None
+
+
+@dataclass
+class Result:
+    """Surfaces and non-convexity measures on the grid: R depths x K values of I x S seeds.
+
+    Each seed trains ``k`` models (1 for random directions, 3 for the three-model plane).
+    """
+
+    branch_counts: np.ndarray  # (K,)
+    depths: np.ndarray  # (R,)
+    alphas: np.ndarray  # (A,)
+    betas: np.ndarray  # (B,)
+    surfaces: np.ndarray  # (R, K, S, A, B) training loss on the slice
+    centre_loss: np.ndarray  # (R, K, S) loss at the slice centre, evaluated directly
+    model_losses: np.ndarray  # (R, K, S, k) loss of each trained model
+    model_accuracy: np.ndarray  # (R, K, S, k) training accuracy of each trained model
+    model_coordinates: np.ndarray  # (R, K, S, k, 2) where the trained models sit in the slice
+    non_psd: np.ndarray  # (R, K, S) fraction of the slice whose 2x2 Hessian is not PSD
+    defect: np.ndarray  # (R, K, S) largest convexity defect along grid lines / loss range
+    lambda_min: np.ndarray  # (R, K, S) extreme eigenvalues of the full Hessian at the centre
+    lambda_max: np.ndarray  # (R, K, S)
+    hessian_ratio: np.ndarray  # (R, K, S) max(0, -lambda_min) / lambda_max
+    direction_cosine: np.ndarray  # (R, K, S) cosine between the slice's two directions
+    n_parameters: np.ndarray  # (R, K)
+    n_samples: int
+    n_classes: int
+    run_seconds: float  # wall-clock time of this run
+    diverged: bool
+    message: str
+
+
+def load_data(config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """``X`` (n, d) and training targets: ``y`` in {-1, +1} for the tau-hinge, labels otherwise."""
+    generated = (config.n_samples or None) if config.dataset in TWO_D else None
+    X, y = branch_data.load(
+        config.dataset,
+        classes=config.classes,
+        n_samples=generated,
+        seed=config.seed,
+        directory=config.data_dir or None,
+    )
+    if config.n_samples and config.n_samples < len(y):
+        X, y = branch_data.stratified_sample(X, y, config.n_samples, config.seed)
+    if config.loss == "tau_hinge":
+        return X, branch_data.signed_labels(y)
+    return X, y
+
+
+def accuracy(outputs: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of correct predictions: ``sign f`` against ``y`` in {-1, +1}, or argmax vs labels."""
+    if outputs.shape[1] == 1:
+        return float((torch.sign(outputs[:, 0]) == y).double().mean())
+    return float((outputs.argmax(1) == y).double().mean())
+
+
+def run(config: Config, progress: Callable[[float, str], None] | None = None) -> Result:
+    """Train, slice and measure every (depth, I) of the grid over ``config.seeds`` seeds.
+
+    Slices already computed in this process come from a cache and cost nothing, so moving back
+    to a seen I is instant.
+    """
+    config.validate()
+    report = progress or (lambda fraction, stage: None)
+    start = time.perf_counter()
+    slices = []
+    total = len(config.depths) * len(config.branch_counts)
+    for depth in config.depths:
+        for branches in config.branch_counts:
+            report(len(slices) / total, f"Training and slicing: depth {depth}, I = {branches}")
+            one = measure_slice(replace(config, branch_counts=(branches,), depths=(depth,)))
+            if isinstance(one, str):
+                return _diverged(config, f"depth {depth}, I = {branches}: {one}", start)
+            slices.append(one)
+    report(1.0, "Done")
+    R, K = len(config.depths), len(config.branch_counts)
+    arrays = {
+        name: np.stack([s[name] for s in slices]).reshape(R, K, *slices[0][name].shape)
+        for name in (*SLICE_FIELDS, "n_parameters")
+    }
+    grid = slices[0]["alphas"]
+    return Result(
+        branch_counts=np.array(config.branch_counts),
+        depths=np.array(config.depths),
+        alphas=grid.copy(),
+        betas=grid.copy(),
+        **arrays,
+        n_samples=int(slices[0]["n_samples"]),
+        n_classes=config.n_classes,
+        run_seconds=time.perf_counter() - start,
+        diverged=False,
+        message="",
+    )
+
+
+@functools.lru_cache(maxsize=128)
+def measure_slice(config: Config) -> dict[str, np.ndarray] | str:
+    """One (depth, I) of the grid (``config`` holds one of each): the arrays of ``Result``
+    without its two leading axes, or the reason it diverged. Cached per configuration."""
+    (branches,), (depth,) = config.branch_counts, config.depths
+    device = resolve_device(config.device)
+    X_np, y_np = load_data(config)
+    X = torch.as_tensor(X_np, dtype=torch.float32, device=device)
+    y = torch.as_tensor(y_np, device=device)
+    y = y.float() if config.loss == "tau_hinge" else y.long()
+    out_features = 1 if config.loss == "tau_hinge" else config.n_classes
+    loss_fn = loss_function(config.loss, config.tau)
+    grid = np.linspace(-config.radius, config.radius, config.resolution)
+    per_seed = 3 if config.construction == "three_models" else 1
+    batch = config.batch_size if 0 < config.batch_size < len(y_np) else None
+    fields: dict[str, list] = {name: [] for name in SLICE_FIELDS}
+    for s in range(config.seeds):
+        seed = config.seed + s
+        models = []
+        for k in range(per_seed):
+            torch.manual_seed(seed + k * MODEL_SEED_STRIDE)
+            model = MultiBranchNet(X.shape[1], out_features, branches, config.width, depth)
+            model = model.to(device)
+            history = train(
+                model,
+                X,
+                y,
+                loss_fn,
+                optimizer=config.optimizer,
+                lr=config.lr,
+                epochs=config.epochs,
+                batch_size=batch,
+                weight_decay=config.weight_decay,
+                seed=seed + k * MODEL_SEED_STRIDE,
+            )
+            if history.diverged:
+                return history.message
+            models.append(model)
+        model = models[0]
+        if per_seed == 1:
+            centre = directions.parameters_of(model)
+            d1 = directions.random_directions(model, seed=2 * seed, normalization="filter")
+            d2 = directions.random_directions(model, seed=2 * seed + 1, normalization="filter")
+            coordinates = np.zeros((1, 2))
+        else:
+            plane = directions.three_model_plane(models)
+            centre, d1, d2, coordinates = plane.center, plane.d1, plane.d2, plane.coordinates
+        Z = surface_2d(model, loss_fn, X, y, d1, d2, grid, grid, center=centre)
+        if not np.all(np.isfinite(Z)):
+            return "the surface holds non-finite losses; lower the radius"
+        with torch.no_grad():
+            centre_output = torch.func.functional_call(model, centre, (X,))
+            fields["centre_loss"].append(float(loss_fn(centre_output, y)))
+            fields["model_losses"].append([float(loss_fn(m(X), y)) for m in models])
+            fields["model_accuracy"].append([accuracy(m(X), y) for m in models])
+        low, high = curvature.extreme_eigenvalues(
+            model,
+            loss_fn,
+            X,
+            y,
+            point=centre,
+            iterations=config.hessian_iterations,
+            seed=seed,
+        )
+        fields["surfaces"].append(Z)
+        fields["model_coordinates"].append(coordinates)
+        fields["non_psd"].append(non_psd_fraction(Z, grid, grid))
+        fields["defect"].append(max_convexity_defect(Z))
+        fields["lambda_min"].append(low)
+        fields["lambda_max"].append(high)
+        fields["hessian_ratio"].append(hessian_ratio(low, high))
+        fields["direction_cosine"].append(directions.cosine(d1, d2))
+    out = {name: np.asarray(values, dtype=np.float64) for name, values in fields.items()}
+    out["n_parameters"] = np.array(sum(p.numel() for p in models[0].parameters()))
+    out["n_samples"] = np.array(len(y_np))
+    out["alphas"] = grid
+    return out
+
+
+def _diverged(config: Config, message: str, start: float) -> Result:
+    R, K, A = len(config.depths), len(config.branch_counts), config.resolution
+    empty = np.zeros((R, K, 0))
+    grid = np.linspace(-config.radius, config.radius, A)
+    return Result(
+        branch_counts=np.array(config.branch_counts),
+        depths=np.array(config.depths),
+        alphas=grid,
+        betas=grid.copy(),
+        surfaces=np.zeros((R, K, 0, A, A)),
+        centre_loss=empty,
+        model_losses=np.zeros((R, K, 0, 1)),
+        model_accuracy=np.zeros((R, K, 0, 1)),
+        model_coordinates=np.zeros((R, K, 0, 1, 2)),
+        non_psd=empty,
+        defect=empty,
+        lambda_min=empty,
+        lambda_max=empty,
+        hessian_ratio=empty,
+        direction_cosine=empty,
+        n_parameters=np.zeros((R, K), dtype=np.int64),
+        n_samples=0,
+        n_classes=config.n_classes,
+        run_seconds=time.perf_counter() - start,
+        diverged=True,
+        message=message,
+    )
+
+
+PRESETS: dict[str, Config] = {"default": Config()}

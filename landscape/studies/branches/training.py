@@ -1,0 +1,116 @@
+"""Training a network by SGD or Adam (mini-batch or full batch) on a penalised objective.
+
+The objective is ``J(theta) = loss(f(X_b; theta), y_b) + (weight_decay / 2) ||theta||^2``, the
+squared norm over the trainable parameters; data and model live on one torch device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from landscape.studies.branches.losses import LossFunction
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass
+class TrainingRun:
+    """History of one training run: the full-data objective after each epoch."""
+
+    objective: np.ndarray  # (epochs + 1,), entry 0 before training
+    diverged: bool
+    message: str
+
+    @property
+    def final(self) -> float:
+        """The full-data objective after the last epoch."""
+        return float(self.objective[-1])
+
+
+def squared_norm(model: nn.Module) -> torch.Tensor:
+    """``||theta||^2`` summed over the trainable parameters of ``model``."""
+    return sum((p * p).sum() for p in model.parameters() if p.requires_grad)
+
+
+def objective(
+    model: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: LossFunction,
+    weight_decay: float = 0.0,
+) -> torch.Tensor:
+    """``J(theta) = loss(f(X; theta), y) + (weight_decay / 2) ||theta||^2`` as a 0-d tensor."""
+    value = loss_fn(model(X), y)
+    if weight_decay:
+        value = value + 0.5 * weight_decay * squared_norm(model)
+    return value
+
+
+def train(
+    model: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: LossFunction,
+    *,
+    optimizer: str = "adam",
+    lr: float = 1e-2,
+    epochs: int = 50,
+    batch_size: int | None = None,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    progress: Callable[[float], None] | None = None,
+) -> TrainingRun:
+    """Minimise ``J`` over ``model``'s trainable parameters in place; returns the history.
+
+    ``X`` (n, d) and ``y`` (n,) on the model's device; ``batch_size=None`` is full batch.
+    Mini-batches are a fresh permutation each epoch drawn from ``seed``. Stops at the first
+    non-finite objective and says so.
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite number > 0, got {lr}")
+    if int(epochs) != epochs or epochs < 0:
+        raise ValueError(f"epochs must be an integer >= 0, got {epochs}")
+    n = X.shape[0]
+    if batch_size is not None and not 1 <= batch_size <= n:
+        raise ValueError(f"batch_size must be in [1, {n}] or None, got {batch_size}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt: torch.optim.Optimizer = (
+        torch.optim.SGD(params, lr=lr, momentum=0.9, foreach=True)
+        if optimizer == "sgd"
+        else torch.optim.Adam(params, lr=lr, foreach=True)
+    )
+    generator = torch.Generator().manual_seed(int(seed))
+    step = n if batch_size is None else int(batch_size)
+    history = [_evaluate(model, X, y, loss_fn, weight_decay)]
+    for epoch in range(int(epochs)):
+        order = torch.arange(n) if step == n else torch.randperm(n, generator=generator)
+        order = order.to(X.device)
+        for start in range(0, n, step):
+            index = order[start : start + step]
+            opt.zero_grad(set_to_none=True)
+            objective(model, X[index], y[index], loss_fn, weight_decay).backward()
+            opt.step()
+        history.append(_evaluate(model, X, y, loss_fn, weight_decay))
+        if not np.isfinite(history[-1]):
+            return TrainingRun(
+                np.array(history),
+                True,
+                f"objective became {history[-1]} at epoch {epoch + 1}; lower lr",
+            )
+        if progress is not None:
+            progress((epoch + 1) / epochs)
+    return TrainingRun(np.array(history), False, "")
+
+
+def _evaluate(
+    model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn: LossFunction, weight_decay: float
+) -> float:
+    with torch.no_grad():
+        return float(objective(model, X, y, loss_fn, weight_decay))

@@ -1,0 +1,288 @@
+"""Figures of loss surfaces: a 3-D surface beside its contour map, heat maps, 1-D slices with bands.
+
+The builders take arrays (reusable by every study); the ``lab_*`` functions take the Landscape
+Lab's ``Result``. Surfaces follow ``Z[i, j] = L(theta + alphas[i] d1 + betas[j] d2)``: alpha on the
+horizontal axis, beta on the vertical one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from landscape.engine.plotting import float32
+from landscape.studies.lab.lab import Result
+
+COLORSCALE = "Viridis"
+LINE_COLORS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa")
+
+
+def _shown(Z: np.ndarray, log_scale: bool) -> np.ndarray:
+    return np.log10(np.maximum(Z, 1e-12)) if log_scale else Z
+
+
+def surface_and_contour(
+    alphas: np.ndarray,
+    betas: np.ndarray,
+    Z: np.ndarray,
+    *,
+    log_scale: bool = False,
+    path: np.ndarray | None = None,
+    path_loss: np.ndarray | None = None,
+    points: np.ndarray | None = None,
+    point_loss: np.ndarray | None = None,
+    point_labels: Sequence[str] = (),
+    z_title: str = "loss",
+) -> go.Figure:
+    """One ``go.Surface`` and the matching contour map; optional path (T, 2) and points (k, 2).
+
+    ``path_loss`` / ``point_loss`` give the height of the path and points on the 3-D panel.
+    """
+    shown = float32(_shown(Z, log_scale)).T  # plotly indexes z[y][x]
+    title = f"log10 {z_title}" if log_scale else z_title
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        specs=[[{"type": "scene"}, {"type": "xy"}]],
+        column_widths=[0.55, 0.45],
+        subplot_titles=("surface", "contours"),
+    )
+    fig.add_trace(
+        go.Surface(
+            x=float32(alphas),
+            y=float32(betas),
+            z=shown,
+            colorscale=COLORSCALE,
+            coloraxis="coloraxis",
+            contours={"z": {"show": True, "usecolormap": True, "project": {"z": True}}},
+            hovertemplate="alpha %{x:.3g}<br>beta %{y:.3g}<br>%{z:.4g}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Contour(
+            x=float32(alphas),
+            y=float32(betas),
+            z=shown,
+            coloraxis="coloraxis",
+            ncontours=30,
+            hovertemplate="alpha %{x:.3g}<br>beta %{y:.3g}<br>%{z:.4g}<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
+    if path is not None and len(path):
+        fig.add_trace(
+            go.Scatter(
+                x=float32(path[:, 0]),
+                y=float32(path[:, 1]),
+                mode="lines+markers",
+                line={"color": "white", "width": 2},
+                marker={"size": 4, "color": "white"},
+                name="training trajectory (projected)",
+            ),
+            row=1,
+            col=2,
+        )
+        if path_loss is not None and len(path_loss) == len(path):
+            fig.add_trace(
+                go.Scatter3d(
+                    x=float32(path[:, 0]),
+                    y=float32(path[:, 1]),
+                    z=float32(_shown(path_loss, log_scale)),
+                    mode="lines+markers",
+                    line={"color": "red", "width": 5},
+                    marker={"size": 2, "color": "red"},
+                    name="trajectory on the surface",
+                ),
+                row=1,
+                col=1,
+            )
+    if points is not None and len(points):
+        labels = list(point_labels) or [f"model {k}" for k in range(len(points))]
+        fig.add_trace(
+            go.Scatter(
+                x=float32(points[:, 0]),
+                y=float32(points[:, 1]),
+                mode="markers+text",
+                text=labels,
+                textposition="top center",
+                marker={"symbol": "x", "size": 11, "color": "white"},
+                textfont={"color": "white"},
+                name="trained models",
+            ),
+            row=1,
+            col=2,
+        )
+        if point_loss is not None and len(point_loss) == len(points):
+            fig.add_trace(
+                go.Scatter3d(
+                    x=float32(points[:, 0]),
+                    y=float32(points[:, 1]),
+                    z=float32(_shown(point_loss, log_scale)),
+                    mode="markers",
+                    marker={"size": 5, "color": "red", "symbol": "x"},
+                    name="models on the surface",
+                ),
+                row=1,
+                col=1,
+            )
+    fig.update_layout(
+        coloraxis={"colorscale": COLORSCALE, "colorbar": {"title": title}},
+        scene={"xaxis_title": "alpha", "yaxis_title": "beta", "zaxis_title": title},
+        height=520,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "y": -0.05},
+    )
+    fig.update_xaxes(title_text="alpha", row=1, col=2)
+    fig.update_yaxes(title_text="beta", row=1, col=2)
+    return fig
+
+
+def heatmap(
+    alphas: np.ndarray,
+    betas: np.ndarray,
+    values: np.ndarray,
+    *,
+    title: str,
+    colorbar_title: str,
+    colorscale: str = COLORSCALE,
+    zmin: float | None = None,
+    zmax: float | None = None,
+    hover: dict[str, np.ndarray] | None = None,
+) -> go.Figure:
+    """A heat map of ``values[i, j]`` over (alphas[i], betas[j]); ``hover`` adds named arrays."""
+    hover = hover or {}
+    custom = np.stack([float32(v).T for v in hover.values()], axis=-1) if hover else None
+    extra = "".join(f"<br>{name} %{{customdata[{k}]:.4g}}" for k, name in enumerate(hover))
+    fig = go.Figure(
+        go.Heatmap(
+            x=float32(alphas),
+            y=float32(betas),
+            z=float32(values).T,
+            customdata=custom,
+            colorscale=colorscale,
+            zmin=zmin,
+            zmax=zmax,
+            colorbar={"title": colorbar_title},
+            hovertemplate="alpha %{x:.3g}<br>beta %{y:.3g}<br>%{z:.4g}" + extra + "<extra></extra>",
+        )
+    )
+    fig.update_layout(title=title, xaxis_title="alpha", yaxis_title="beta", height=420)
+    return fig
+
+
+def lines(
+    x: np.ndarray,
+    curves: Sequence[tuple[str, np.ndarray, np.ndarray | None]],
+    *,
+    title: str,
+    x_title: str,
+    y_title: str = "loss",
+    log_y: bool = False,
+) -> go.Figure:
+    """Curves ``(name, y, std or None)`` over ``x``; a std draws a shaded ``y +/- std`` band."""
+    fig = go.Figure()
+    for k, (name, y, std) in enumerate(curves):
+        color = LINE_COLORS[k % len(LINE_COLORS)]
+        if std is not None and np.any(std > 0):
+            fig.add_trace(
+                go.Scatter(
+                    x=np.concatenate([float32(x), float32(x)[::-1]]),
+                    y=np.concatenate([float32(y + std), float32(y - std)[::-1]]),
+                    fill="toself",
+                    fillcolor=color,
+                    opacity=0.2,
+                    line={"width": 0},
+                    hoverinfo="skip",
+                    name=f"{name} +/- std",
+                    showlegend=True,
+                )
+            )
+        fig.add_trace(
+            go.Scatter(x=float32(x), y=float32(y), mode="lines", name=name, line={"color": color})
+        )
+    fig.update_layout(
+        title=title,
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        height=380,
+        legend={"orientation": "h", "y": -0.25},
+    )
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def lab_surface(result: Result, log_scale: bool = False) -> go.Figure:
+    """The Lab's surface with the PCA trajectory or the three models marked."""
+    return surface_and_contour(
+        result.alphas,
+        result.betas,
+        result.surface,
+        log_scale=log_scale,
+        path=result.trajectory,
+        path_loss=result.trajectory_loss,
+        points=result.model_points,
+        point_loss=result.model_losses,
+        point_labels=("w0", "w1", "w2")[: len(result.model_points)],
+        z_title="training loss",
+    )
+
+
+def lab_slices(result: Result) -> go.Figure:
+    """1-D slices through the centre along d1 and d2 (with the sub-sample band if any)."""
+    return lines(
+        result.slice_ts,
+        [
+            ("along d1 (beta = 0)", result.slice_d1, result.slice_d1_std),
+            ("along d2 (alpha = 0)", result.slice_d2, result.slice_d2_std),
+        ],
+        title="1-D slices through the centre",
+        x_title="step t along the direction",
+    )
+
+
+def lab_interpolation(result: Result) -> go.Figure:
+    """Loss on the line from the initial to the trained weights (t = 0 and t = 1)."""
+    fig = lines(
+        result.interpolation_ts,
+        [("L((1 - t) theta_0 + t theta_trained)", result.interpolation, None)],
+        title="Linear interpolation from initialisation to the trained weights",
+        x_title="t",
+    )
+    for t, label in ((0.0, "initial"), (1.0, "trained")):
+        fig.add_vline(x=t, line_dash="dot", annotation_text=label)
+    return fig
+
+
+def lab_curvature(result: Result) -> go.Figure:
+    """The map of ``|lambda_min / lambda_max|`` of the full Hessian on the coarse grid."""
+    top = float(max(1.0, np.nanmax(result.curvature_ratio))) if result.curvature_ratio.size else 1
+    return heatmap(
+        result.curvature_alphas,
+        result.curvature_betas,
+        result.curvature_ratio,
+        title="Curvature: |lambda_min / lambda_max| of the Hessian (0 = locally convex)",
+        colorbar_title="|min/max|",
+        colorscale="Blues",
+        zmin=0.0,
+        zmax=top,
+        hover={"lambda_min": result.lambda_min, "lambda_max": result.lambda_max},
+    )
+
+
+def lab_training(result: Result) -> go.Figure:
+    """Training loss per epoch."""
+    epochs = np.arange(1, len(result.loss_history) + 1)
+    return lines(
+        epochs,
+        [("training loss", result.loss_history, None)],
+        title="Training (full-batch Adam)",
+        x_title="epoch",
+        log_y=True,
+    )

@@ -1,0 +1,216 @@
+"""Figures of the Linear duality study: pure functions ``Result -> go.Figure``."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from landscape.engine.plotting import float32
+from landscape.studies.linear_duality.linear_duality import Result
+
+GAP_FLOOR = 1e-17  # relative gaps of exactly 0 are drawn here on the log axis
+PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
+
+
+def relative_gap(primal: np.ndarray, dual: np.ndarray) -> np.ndarray:
+    """``|P - D| / max(|D|, 1)``, floored at `GAP_FLOOR` so that it can sit on a log axis."""
+    gap = np.abs(np.asarray(primal) - np.asarray(dual)) / np.maximum(np.abs(dual), 1.0)
+    return np.maximum(gap, GAP_FLOOR)
+
+
+def gamma_sweep(result: Result) -> go.Figure:
+    """Primal at the recovered weights and dual optimum against gamma, and the measured gap."""
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        row_heights=[0.55, 0.45],
+        subplot_titles=(
+            "Primal P(W_rec) and dual D(L*)",
+            "Measured relative duality gap |P - D| / max(|D|, 1)",
+        ),
+    )
+    g = float32(result.gammas)
+    fig.add_scatter(
+        x=g,
+        y=float32(result.sweep_primal),
+        name="primal P(W_rec)",
+        mode="lines",
+        line={"width": 4, "color": PALETTE[0]},
+        row=1,
+        col=1,
+    )
+    fig.add_scatter(
+        x=g,
+        y=float32(result.sweep_dual),
+        name="dual D(L*)",
+        mode="lines",
+        line={"dash": "dash", "color": PALETTE[1]},
+        row=1,
+        col=1,
+    )
+    fig.add_scatter(
+        x=g,
+        y=relative_gap(result.sweep_primal, result.sweep_dual),
+        name="relative gap",
+        mode="lines+markers",
+        marker={"size": 5},
+        line={"color": PALETTE[2]},
+        row=2,
+        col=1,
+    )
+    fig.update_yaxes(type="log", exponentformat="power", row=2, col=1)
+    for row in (1, 2):
+        fig.add_vrect(
+            x0=0, x1=result.sigma_min, fillcolor="green", opacity=0.08, line_width=0, row=row, col=1
+        )
+        fig.add_vline(x=result.gamma, line={"color": "black", "dash": "dot"}, row=row, col=1)
+    fig.add_annotation(
+        x=result.sigma_min,
+        y=1,
+        yref="paper",
+        xanchor="left",
+        showarrow=False,
+        text=" theorem's range: gamma <= sigma_min (shaded)",
+        font={"color": "green"},
+    )
+    fig.add_annotation(
+        x=result.gamma,
+        y=0.5,
+        yref="paper",
+        showarrow=False,
+        xanchor="left",
+        text=f" selected gamma = {result.gamma:.3g}",
+    )
+    fig.update_xaxes(title_text="gamma", row=2, col=1)
+    fig.update_xaxes(range=[0.0, float(g.max())])
+    fig.update_layout(height=560, legend={"orientation": "h", "y": 1.08}, margin={"t": 60, "b": 40})
+    return fig
+
+
+def singular_values(result: Result) -> go.Figure:
+    """Singular values of Ytil, of Ytil - L* and of the recovered network (map and output)."""
+    fig = go.Figure()
+    series = [
+        ("sigma(Ytil)", result.singular_targets),
+        ("sigma(Ytil - L*)", result.singular_residual),
+        ("sigma(X W_1^T ... W_H^T): output", result.singular_output),
+        ("sigma(W_H ... W_1): end-to-end map", result.singular_end_to_end),
+    ]
+    for index, (name, values) in enumerate(series):
+        fig.add_bar(
+            x=np.arange(1, len(values) + 1),
+            y=float32(values),
+            name=name,
+            marker_color=PALETTE[index],
+        )
+    fig.add_hline(
+        y=result.gamma, line={"dash": "dot"}, annotation_text=f"gamma = {result.gamma:.3g}"
+    )
+    fig.update_layout(
+        barmode="group",
+        xaxis_title="index j",
+        yaxis_title="singular value",
+        height=380,
+        legend={"orientation": "h", "y": 1.15},
+        margin={"t": 40, "b": 40},
+    )
+    return fig
+
+
+def gradient_descent(result: Result) -> go.Figure:
+    """Primal objective minus the dual optimum along gradient descent, per scale and seed."""
+    fig = go.Figure()
+    scales = sorted(set(result.gd_scales.tolist()))
+    floor = 1e-16 * max(abs(result.dual), 1.0)
+    for curve, scale, seed, diverged in zip(
+        result.gd_objective, result.gd_scales, result.gd_seeds, result.gd_diverged, strict=True
+    ):
+        excess = np.maximum(curve - result.dual, floor)
+        label = f"scale {scale:g}, seed {seed}" + (" (diverged)" if diverged else "")
+        fig.add_scatter(
+            y=float32(excess),
+            mode="lines",
+            name=label,
+            line={"color": PALETTE[scales.index(scale) % len(PALETTE)]},
+        )
+    fig.update_layout(
+        xaxis_title="iteration",
+        yaxis_title="P(W_k) - D*",
+        yaxis_type="log",
+        yaxis_exponentformat="power",
+        height=380,
+        margin={"t": 30, "b": 40},
+    )
+    return fig
+
+
+def douglas_rachford(result: Result) -> go.Figure:
+    """Douglas-Rachford: distance of the dual value to D* and the splitting residual."""
+    k = np.arange(1, len(result.dr_values) + 1)
+    floor = 1e-16 * max(abs(result.dual), 1.0)
+    fig = go.Figure()
+    fig.add_scatter(
+        x=k,
+        y=float32(np.maximum(np.abs(result.dr_values - result.dual), floor)),
+        name="|D(L_k) - D*|",
+        mode="lines+markers",
+        marker={"size": 4},
+    )
+    fig.add_scatter(
+        x=k, y=float32(np.maximum(result.dr_residuals, floor)), name="||x_k - y_k||_F", mode="lines"
+    )
+    fig.add_scatter(
+        x=k,
+        y=float32(np.maximum(result.dr_infeasibility, floor)),
+        name="(||x_k||_2 - gamma)_+",
+        mode="lines",
+        line={"dash": "dot"},
+    )
+    fig.update_layout(
+        xaxis_title="iteration",
+        yaxis_type="log",
+        yaxis_exponentformat="power",
+        height=380,
+        legend={"orientation": "h", "y": 1.15},
+        margin={"t": 40, "b": 40},
+    )
+    return fig
+
+
+def primal_slice(result: Result) -> go.Figure:
+    """The primal on the plane through the recovered optimum: 3-D surface beside a contour."""
+    a, b, Z = (
+        float32(result.slice_alphas),
+        float32(result.slice_betas),
+        float32(result.slice_values),
+    )
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        specs=[[{"type": "surface"}, {"type": "contour"}]],
+        subplot_titles=("P(W* + a D1 + b D2)", "contour"),
+    )
+    # Plotly draws z[row][col] at (x[col], y[row]): rows follow betas, so pass Z transposed.
+    fig.add_trace(go.Surface(x=a, y=b, z=Z.T, colorscale="Viridis", showscale=False), 1, 1)
+    fig.add_trace(go.Contour(x=a, y=b, z=Z.T, colorscale="Viridis", ncontours=30), 1, 2)
+    fig.add_scatter(
+        x=[0.0],
+        y=[0.0],
+        mode="markers",
+        marker={"symbol": "x", "size": 10, "color": "red"},
+        name="recovered optimum",
+        row=1,
+        col=2,
+    )
+    fig.update_layout(
+        height=460,
+        margin={"t": 40, "b": 20},
+        showlegend=False,
+        scene={"xaxis_title": "a", "yaxis_title": "b", "zaxis_title": "P"},
+    )
+    fig.update_xaxes(title_text="a (direction 1)", row=1, col=2)
+    fig.update_yaxes(title_text="b (direction 2)", row=1, col=2)
+    return fig

@@ -1,0 +1,262 @@
+"""Study 1: strong duality of deep linear networks (seed section 2.1; MATH.md section 1).
+
+For a data set and an architecture ``widths = [d0, d1 (x H-1), dH]``, `run` sweeps gamma, solves
+the dual (eq. 3-4) at every gamma, recovers the primal weights by the seed's truncated SVD and
+*measures* the duality gap ``P(W_rec) - D(L*)``; at the selected gamma it also keeps the singular
+values, the Douglas-Rachford history, gradient descent on the non-convex primal from several
+initial scales and seeds, and a 2-D slice of the primal around the recovered optimum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from landscape.engine import datasets
+from landscape.engine.device import limited_threads, resolve_device
+from landscape.engine.directions import cosine, random_directions
+from landscape.engine.validation import check_number
+from landscape.studies.linear_duality.linear_net import DeepLinearNet, primal_slice, train_primal
+from solvers import linear_dual
+
+METHODS = linear_dual.METHODS  # ways to solve the dual, for the page's selector
+
+DATASETS = ("synthetic", "linnerud")
+OPTIMIZERS = ("gd", "adam")
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every knob of the Linear duality page; defaults render in about a second on a CPU."""
+
+    dataset: str = "synthetic"
+    n: int = 40
+    d0: int = 8
+    dH: int = 4
+    rank: int = 4
+    noise: float = 0.3
+    depth: int = 3  # H, the number of weight matrices
+    hidden_width: int = 4
+    gamma_ratio: float = 0.5  # gamma / sigma_min(Ytil)
+    method: str = "closed_form"
+    sweep_points: int = 41
+    init_scales: tuple[float, ...] = (0.01, 0.3, 1.0)
+    restarts: int = 2
+    optimizer: str = "gd"
+    lr: float = 0.05
+    steps: int = 600
+    slice_resolution: int = 31
+    slice_radius: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field outside its allowed range."""
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.dataset == "synthetic":
+            check_number("n", self.n, 2, 5000)
+            check_number("d0", self.d0, 1, 500)
+            check_number("dH", self.dH, 1, 500)
+            check_number("rank", self.rank, 1, min(self.d0, self.dH, self.n))
+            check_number("noise", self.noise, 0.0, 100.0)
+        check_number("depth H", self.depth, 2, 10)
+        check_number("hidden_width", self.hidden_width, 1, 1000)
+        check_number("gamma_ratio (gamma / sigma_min)", self.gamma_ratio, 0.0, 100.0)
+        if self.method not in linear_dual.METHODS:
+            raise ValueError(f"method must be one of {linear_dual.METHODS}, got {self.method!r}")
+        check_number("sweep_points", self.sweep_points, 2, 401)
+        if not self.init_scales:
+            raise ValueError("init_scales must hold at least one scale in (0, 10]")
+        for scale in self.init_scales:
+            check_number("init_scales", scale, 1e-6, 10.0)
+        check_number("restarts", self.restarts, 1, 20)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        check_number("lr", self.lr, 1e-7, 10.0)
+        check_number("steps", self.steps, 1, 100_000)
+        check_number("slice_resolution", self.slice_resolution, 3, 101)
+        check_number("slice_radius", self.slice_radius, 1e-3, 100.0)
+        check_number("seed", self.seed, 0, 2**32 - 1)
+
+    def data(self) -> tuple[np.ndarray, np.ndarray]:
+        """``X`` (n, d0) and ``Y`` (n, dH) for this configuration, both divided by ``sqrt(n)``.
+
+        The scaling makes the squared loss a mean over samples, so singular values and step
+        sizes mean the same thing for every ``n``.
+        """
+        if self.dataset == "linnerud":
+            X, Y = datasets.linnerud()
+        else:
+            X, Y = datasets.low_rank_regression(
+                self.n, self.d0, self.dH, self.rank, self.noise, self.seed
+            )
+        scale = 1.0 / np.sqrt(X.shape[0])
+        return X * scale, Y * scale
+
+
+@dataclass
+class Result:
+    """Everything the page draws; NumPy arrays and floats only."""
+
+    widths: np.ndarray  # [d0, d1, ..., dH]
+    d_min: int
+    sigma_min: float  # smallest non-zero singular value of Ytil
+    sigma_max: float
+    gamma: float  # the selected gamma
+    # gamma sweep
+    gammas: np.ndarray  # (G,)
+    sweep_primal: np.ndarray  # P(W_rec(gamma)) (G,)
+    sweep_dual: np.ndarray  # D(L*(gamma)) (G,)
+    sweep_gap: np.ndarray  # P - D (G,), measured
+    sweep_seconds: float
+    # at the selected gamma
+    primal: float
+    dual: float
+    gap: float
+    singular_targets: np.ndarray  # sigma(Ytil)
+    singular_residual: np.ndarray  # sigma(Ytil - L*)
+    singular_end_to_end: np.ndarray  # sigma(W_H ... W_1)
+    singular_output: np.ndarray  # sigma(X W_1^T ... W_H^T)
+    dr_values: np.ndarray  # Douglas-Rachford dual value per iteration
+    dr_residuals: np.ndarray  # ||x - y||_F per iteration
+    dr_infeasibility: np.ndarray  # (||x||_2 - gamma)_+ of the unprojected iterate
+    # gradient descent on the primal
+    gd_scales: np.ndarray  # (R,)
+    gd_seeds: np.ndarray  # (R,)
+    gd_objective: np.ndarray  # (R, steps + 1), NaN after a divergence
+    gd_diverged: np.ndarray  # (R,) bool
+    # 2-D slice around the recovered optimum
+    slice_alphas: np.ndarray
+    slice_betas: np.ndarray
+    slice_values: np.ndarray  # (len(alphas), len(betas))
+    slice_direction_cosine: float
+
+
+def _smallest_nonzero(s: np.ndarray) -> float:
+    nonzero = s[s > 1e-10 * max(float(s.max(initial=0.0)), 1e-300)]
+    return float(nonzero.min()) if nonzero.size else 0.0
+
+
+def gamma_grid(sigma_min: float, sigma_max: float, gamma: float, points: int) -> np.ndarray:
+    """``points`` gammas from 0 to ``max(1.5 sigma_1, 1.2 gamma)``, plus sigma_min and gamma."""
+    top = max(1.5 * sigma_max, 1.2 * gamma, 1e-3)
+    return np.unique(np.concatenate([np.linspace(0.0, top, points), [sigma_min, gamma]]))
+
+
+def run(config: Config, progress: Progress | None = None) -> Result:
+    """Solve, recover and measure across the gamma sweep; train the primal; slice it."""
+    config.validate()
+    report = progress or (lambda fraction, stage: None)
+    device = resolve_device(config.device)
+    report(0.0, "Preparing the data")
+    X, Y = config.data()
+    widths = [X.shape[1], *([config.hidden_width] * (config.depth - 1)), Y.shape[1]]
+    d_min = linear_dual.default_d_min(X, Y, widths[1:-1])
+    Ytil = linear_dual.projected_targets(X, Y)
+    s = np.linalg.svd(Ytil, compute_uv=False)
+    sigma_min, sigma_max = _smallest_nonzero(s), float(s.max(initial=0.0))
+    gamma = config.gamma_ratio * (sigma_min if sigma_min > 0 else 1.0)
+
+    gammas = gamma_grid(sigma_min, sigma_max, gamma, config.sweep_points)
+    primal, dual = np.empty_like(gammas), np.empty_like(gammas)
+    sweep_seconds = 0.0
+    for index, g in enumerate(gammas):
+        report(
+            0.05 + 0.35 * index / len(gammas),
+            f"Solving the dual ({config.method}) at gamma = {g:.3g}",
+        )
+        solution = linear_dual.solve_dual(X, Y, g, d_min, method=config.method)
+        sweep_seconds += solution.seconds
+        weights = linear_dual.recover_weights(X, Y, solution.Lambda, widths)
+        primal[index] = linear_dual.primal_objective(weights, X, Y, g)
+        dual[index] = solution.value
+
+    report(0.4, "Douglas-Rachford at the selected gamma")
+    dr = linear_dual.solve_dual(X, Y, gamma, d_min, method="douglas_rachford")
+    solution = (
+        dr
+        if config.method == "douglas_rachford"
+        else linear_dual.solve_dual(X, Y, gamma, d_min, method=config.method)
+    )
+    weights = linear_dual.recover_weights(X, Y, solution.Lambda, widths)
+    primal_at = linear_dual.primal_objective(weights, X, Y, gamma)
+    end_to_end = weights[0]
+    for W in weights[1:]:
+        end_to_end = W @ end_to_end
+
+    runs = [
+        (scale, config.seed + r) for scale in config.init_scales for r in range(config.restarts)
+    ]
+    curves = []
+    for index, (scale, seed) in enumerate(runs):
+        report(
+            0.45 + 0.45 * index / len(runs),
+            f"Gradient descent on the primal: scale {scale:g}, seed {seed}",
+        )
+        net = DeepLinearNet(widths, init_scale=scale, seed=seed)
+        with limited_threads(1):  # matrices of a few dozen entries: threads only add overhead
+            curves.append(
+                train_primal(
+                    net,
+                    X,
+                    Y,
+                    gamma,
+                    config.steps,
+                    config.lr,
+                    optimizer=config.optimizer,
+                    device=device,
+                )
+            )
+
+    report(0.92, "Slicing the primal around the recovered optimum")
+    optimum = DeepLinearNet.from_weights(weights)
+    d1 = random_directions(optimum, seed=config.seed, normalization="filter")
+    d2 = random_directions(optimum, seed=config.seed + 1, normalization="filter")
+    as_list = [
+        [d[name].detach().cpu().numpy() for name, _ in optimum.named_parameters()] for d in (d1, d2)
+    ]
+    radii = np.linspace(-config.slice_radius, config.slice_radius, config.slice_resolution)
+    values = primal_slice(weights, (as_list[0], as_list[1]), X, Y, gamma, radii, radii)
+    report(1.0, "Done")
+
+    return Result(
+        widths=np.array(widths),
+        d_min=int(d_min),
+        sigma_min=sigma_min,
+        sigma_max=sigma_max,
+        gamma=float(gamma),
+        gammas=gammas,
+        sweep_primal=primal,
+        sweep_dual=dual,
+        sweep_gap=primal - dual,
+        sweep_seconds=float(sweep_seconds),
+        primal=float(primal_at),
+        dual=float(solution.value),
+        gap=float(primal_at - solution.value),
+        singular_targets=s,
+        singular_residual=np.linalg.svd(Ytil - solution.Lambda, compute_uv=False),
+        singular_end_to_end=np.linalg.svd(end_to_end, compute_uv=False),
+        singular_output=np.linalg.svd(linear_dual.network_output(weights, X), compute_uv=False),
+        dr_values=dr.history_value,
+        dr_residuals=dr.history_residual,
+        dr_infeasibility=dr.history_infeasibility,
+        gd_scales=np.array([scale for scale, _ in runs], dtype=np.float64),
+        gd_seeds=np.array([seed for _, seed in runs], dtype=np.int64),
+        gd_objective=np.stack([c.objective for c in curves]),
+        gd_diverged=np.array([c.diverged for c in curves]),
+        slice_alphas=radii,
+        slice_betas=radii.copy(),
+        slice_values=values,
+        slice_direction_cosine=cosine(d1, d2),
+    )
+
+
+PRESETS: dict[str, Config] = {
+    "default": Config(),
+    "linnerud": Config(dataset="linnerud", hidden_width=3),
+}

@@ -1,0 +1,195 @@
+"""The depth sweep of the Width study (seed section 3.1; MATH.md section 3): FC against ResNet.
+
+At every depth H, for both architectures:
+
+- ``lambda_min(K^(H))`` (ResNet's ``K^(H)`` carries the factor ``(c_res / H)^2``, which its step
+  size ``eta ~ lambda_min H^2 / n^2`` compensates);
+- the deviation ``||G^(H)(0) - K^(H)||_2 / lambda_min(K^(H))`` at initialisation against m (drawn
+  by `sample_last_gram_at_init`, averaged over ``samples`` draws), its log-log fit, and the width
+  where the fitted line reaches 1/4, the concentration the proofs need (then
+  ``lambda_min(G^(H)(0)) >= 3/4 lambda_min(K^(H))``): measured up to
+  ``concentration_max_width``, extrapolated beyond it;
+- the smallest width whose trained loss reaches ``target * L(0)`` within ``iterations`` steps at
+  the theorem's step (one multiplier per architecture: the O(.) constants differ).
+
+A width that no grid point meets (or no fit gives) is NaN. The seed's claim is that FC needs
+width exponential in H and ResNet polynomial; these are finite-size measurements of it, not a
+proof.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from landscape.engine.device import resolve_device
+from landscape.engine.validation import check_choice, check_number
+from landscape.studies.width.gram import ACTIVATIONS, ARCHITECTURES, gram_matrices, lambda_min
+from landscape.studies.width.wide_nets import (
+    WideNetSpec,
+    float64_device,
+    sample_last_gram_at_init,
+    train,
+)
+from landscape.studies.width.width import (
+    MAX_DEPTH,
+    MAX_WIDTH,
+    SINGULAR_RTOL,
+    DataFields,
+    sphere_data,
+    theorem_step,
+)
+from landscape.studies.width.width_sweep import check_width_range, loglog_slope, power_of_two_widths
+
+CONCENTRATION_THRESHOLD = 0.25  # ||G^(H)(0) - K^(H)||_2 <= lambda_min / 4
+MAX_CONCENTRATION_WIDTH = 2**20
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class Config(DataFields):
+    """Fully connected against ResNet at every depth in ``depths``; defaults take about half a
+    minute on a 2-core CPU."""
+
+    depths: tuple[int, ...] = (2, 4, 6, 8)
+    activation: str = "tanh"
+    c_res: float = 0.5
+    multiplier_fc: float = 100.0
+    multiplier_resnet: float = 3000.0
+    iterations: int = 200
+    target: float = 1e-2  # reach L(k) <= target L(0) within the iterations
+    min_width: int = 16
+    max_width: int = 256
+    concentration_max_width: int = 2**14
+    samples: int = 2
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field outside its allowed range."""
+        self.validate_data()
+        if not self.depths or len(set(self.depths)) != len(self.depths):
+            raise ValueError(
+                f"depths must be distinct integers in [2, {MAX_DEPTH}], got {self.depths}"
+            )
+        for depth in self.depths:
+            check_number("depths", depth, 2, MAX_DEPTH)
+        check_choice("activation", self.activation, ACTIVATIONS)
+        if not 0.0 < self.c_res < 1.0:
+            raise ValueError(f"c_res must be in (0, 1), got {self.c_res}")
+        check_number("multiplier_fc", self.multiplier_fc, 1e-6, 1e9)
+        check_number("multiplier_resnet", self.multiplier_resnet, 1e-6, 1e9)
+        check_number("iterations", self.iterations, 1, 20_000)
+        check_number("target", self.target, 1e-12, 0.999)
+        check_width_range(self.min_width, self.max_width, MAX_WIDTH)
+        check_width_range(
+            self.min_width,
+            self.concentration_max_width,
+            MAX_CONCENTRATION_WIDTH,
+            "concentration_max_width",
+        )
+        check_number("samples", self.samples, 1, 50)
+        check_number("seed", self.seed, 0, 2**32 - 1)
+
+
+@dataclass
+class Result:
+    """Per depth and architecture (rows: ``ARCHITECTURES`` order, fc then resnet)."""
+
+    depths: np.ndarray  # (D,)
+    lambda_min: np.ndarray  # (2, D) lambda_min(K^(H))
+    concentration_widths: np.ndarray  # (Wc,)
+    deviation: np.ndarray  # (2, D, Wc) mean ||G^(H)(0) - K^(H)||_2 / lambda_min
+    deviation_slope: np.ndarray  # (2, D) log-log slope of deviation against m
+    deviation_intercept: np.ndarray  # (2, D)
+    width_needed: np.ndarray  # (2, D) width where the fit reaches 1/4 (extrapolated), NaN if none
+    train_widths: np.ndarray  # (Wt,)
+    final_relative_loss: np.ndarray  # (2, D, Wt) L(T) / L(0); NaN: diverged or not run
+    width_to_target: np.ndarray  # (2, D) smallest width reaching target L(0), NaN if none
+    eta: np.ndarray  # (2, D) the step used
+    target: float
+
+
+def run(config: Config, progress: Progress | None = None) -> Result:
+    """Both architectures at every depth: lambda_min, concentration at init, width to target."""
+    config.validate()
+    report = progress or (lambda fraction, stage: None)
+    device = resolve_device(config.device)
+    X, y = sphere_data(config.dataset, config.n, config.input_dim, config.seed)
+    X_t = torch.as_tensor(X, device=float64_device(device))
+    depths = np.array(sorted(config.depths), dtype=np.int64)
+    concentration_widths = power_of_two_widths(config.min_width, config.concentration_max_width)
+    train_widths = power_of_two_widths(config.min_width, config.max_width)
+    shape = (len(ARCHITECTURES), len(depths))
+    lam = np.full(shape, np.nan)
+    eta = np.full(shape, np.nan)
+    deviation = np.full((*shape, len(concentration_widths)), np.nan)
+    relative = np.full((*shape, len(train_widths)), np.nan)
+    slope, intercept, needed = (np.full(shape, np.nan) for _ in range(3))
+    reached = np.full(shape, np.nan)
+    multipliers = {"fc": config.multiplier_fc, "resnet": config.multiplier_resnet}
+
+    for a, architecture in enumerate(ARCHITECTURES):
+        grams = gram_matrices(X, depths.tolist(), config.activation, architecture, config.c_res)
+        for d, (depth, K) in enumerate(zip(depths, grams, strict=True)):
+            stage = f"{architecture}, H = {depth}"
+            report((a * len(depths) + d) / (2 * len(depths)), f"{stage}: concentration")
+            lam[a, d] = lambda_min(K)
+            if lam[a, d] <= SINGULAR_RTOL * np.linalg.eigvalsh(K)[-1]:
+                continue  # K^(H) singular: no concentration threshold, no step size
+            for w, m in enumerate(concentration_widths):
+                spec = WideNetSpec(
+                    int(depth), int(m), config.activation, architecture, config.c_res
+                )
+                draws = [
+                    sample_last_gram_at_init(spec, X_t, config.seed + s).cpu().numpy()
+                    for s in range(config.samples)
+                ]
+                deviation[a, d, w] = np.mean([np.linalg.norm(G - K, 2) for G in draws]) / lam[a, d]
+            slope[a, d], intercept[a, d] = loglog_slope(
+                concentration_widths.astype(np.float64), deviation[a, d]
+            )
+            if slope[a, d] < 0:
+                needed[a, d] = np.exp(
+                    (np.log(CONCENTRATION_THRESHOLD) - intercept[a, d]) / slope[a, d]
+                )
+
+            eta[a, d] = theorem_step(
+                lam[a, d], config.n, int(depth), architecture, multipliers[architecture]
+            )
+            for w, m in enumerate(train_widths):
+                report(
+                    (a * len(depths) + d + 0.5) / (2 * len(depths)),
+                    f"{stage}: training width m = {m}",
+                )
+                spec = WideNetSpec(
+                    int(depth), int(m), config.activation, architecture, config.c_res
+                )
+                history = train(
+                    spec, X, y, eta[a, d], config.iterations, config.seed, device, track=False
+                )
+                if history.diverged:
+                    continue
+                relative[a, d, w] = history.loss[-1] / history.loss[0]
+                if relative[a, d, w] <= config.target:
+                    reached[a, d] = m
+                    break
+    report(1.0, "Done")
+    return Result(
+        depths=depths,
+        lambda_min=lam,
+        concentration_widths=concentration_widths,
+        deviation=deviation,
+        deviation_slope=slope,
+        deviation_intercept=intercept,
+        width_needed=needed,
+        train_widths=train_widths,
+        final_relative_loss=relative,
+        width_to_target=reached,
+        eta=eta,
+        target=float(config.target),
+    )

@@ -1,0 +1,322 @@
+"""Figures of the Width study: pure functions ``Result -> go.Figure`` (float32 arrays)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from landscape.studies.width import depth_sweep, width_sweep
+from landscape.studies.width.gram import ARCHITECTURES
+from landscape.studies.width.width import Result
+
+PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
+ARCHITECTURE_NAMES = {"fc": "fully connected", "resnet": "ResNet"}
+LOG_FLOOR = 1e-30  # values below are drawn here on log axes (float32 underflows near 1e-38)
+
+
+def _f32(a: np.ndarray) -> np.ndarray:
+    return np.maximum(np.asarray(a, dtype=np.float64), LOG_FLOOR).astype(np.float32)
+
+
+def gram_heatmap(result: Result) -> go.Figure:
+    """``K^(H)`` as a heat map, samples ordered by their target ``y``."""
+    order = np.argsort(result.targets, kind="stable")
+    fig = go.Figure(
+        go.Heatmap(
+            z=np.asarray(result.gram[np.ix_(order, order)], dtype=np.float32),
+            colorscale="Viridis",
+            colorbar={"title": "K_ij"},
+        )
+    )
+    fig.update_layout(
+        title="K^(H), samples sorted by target",
+        height=420,
+        margin={"l": 40, "r": 20, "t": 50, "b": 40},
+    )
+    fig.update_xaxes(title="sample j", showticklabels=False)
+    fig.update_yaxes(title="sample i", showticklabels=False, autorange="reversed")
+    return fig
+
+
+def gram_spectrum(result: Result) -> go.Figure:
+    """Eigenvalues of ``K^(H)`` in decreasing order on a log axis, ``lambda_min`` marked."""
+    values = np.sort(result.eigenvalues)[::-1]
+    fig = go.Figure(
+        go.Scatter(
+            x=np.arange(1, len(values) + 1),
+            y=_f32(values),
+            mode="lines+markers",
+            name="eigenvalues",
+            line={"color": PALETTE[0]},
+        )
+    )
+    fig.add_hline(
+        y=max(result.lambda_min, LOG_FLOOR),
+        line_dash="dot",
+        line_color=PALETTE[1],
+        annotation_text=f"lambda_min = {result.lambda_min:.3g}",
+    )
+    fig.update_layout(
+        title="Spectrum of K^(H)",
+        height=420,
+        showlegend=False,
+        margin={"l": 40, "r": 20, "t": 50, "b": 40},
+    )
+    fig.update_xaxes(title="index (largest first)")
+    fig.update_yaxes(title="eigenvalue", type="log")
+    return fig
+
+
+def convergence(result: Result) -> go.Figure:
+    """Training loss ``L(k)`` against the bound ``L(0) (1 - eta lambda_min / 2)^k`` (eq. 15)."""
+    fig = go.Figure()
+    steps = np.arange(len(result.loss))
+    fig.add_scatter(
+        x=steps,
+        y=_f32(result.loss),
+        name="loss L(k)",
+        mode="lines",
+        line={"width": 3, "color": PALETTE[0]},
+    )
+    fig.add_scatter(
+        x=steps,
+        y=_f32(result.bound),
+        name="bound L(0)(1 - eta lambda_min/2)^k",
+        mode="lines",
+        line={"dash": "dash", "color": PALETTE[1]},
+    )
+    title = "Loss against the theorem's bound"
+    if result.diverged:
+        title += " (diverged: stopped)"
+    fig.update_layout(
+        title=title,
+        height=420,
+        legend={"orientation": "h", "y": -0.2},
+        margin={"l": 40, "r": 20, "t": 50, "b": 40},
+    )
+    fig.update_xaxes(title="iteration k")
+    fig.update_yaxes(title="loss", type="log", exponentformat="power")
+    return fig
+
+
+def dynamics(result: Result) -> go.Figure:
+    """Weight movement, Gram drift and ``lambda_min`` of the Gram matrices along the run."""
+    fig = make_subplots(
+        rows=1,
+        cols=3,
+        horizontal_spacing=0.08,
+        subplot_titles=(
+            "max_h ||W(k) - W(0)||_F / sqrt(m)",
+            "||G^(H)(k) - G^(H)(0)||_2 / lambda_min",
+            "lambda_min along the run",
+        ),
+    )
+    steps = np.arange(len(result.loss))
+    fig.add_scatter(
+        x=steps,
+        y=_f32(result.weight_movement),
+        mode="lines",
+        name="movement",
+        line={"color": PALETTE[0]},
+        row=1,
+        col=1,
+    )
+    fig.add_scatter(
+        x=steps,
+        y=_f32(result.gram_drift),
+        mode="lines",
+        name="drift",
+        line={"color": PALETTE[2]},
+        row=1,
+        col=2,
+    )
+    fig.add_scatter(
+        x=steps,
+        y=_f32(result.lambda_min_last),
+        mode="lines",
+        name="lambda_min(G^(H)(k))",
+        line={"color": PALETTE[3]},
+        row=1,
+        col=3,
+    )
+    fig.add_scatter(
+        x=steps,
+        y=_f32(result.lambda_min_full),
+        mode="lines",
+        name="lambda_min(G(k)), all layers",
+        line={"color": PALETTE[4]},
+        row=1,
+        col=3,
+    )
+    for level, label in (
+        (result.lambda_min, "lambda_min(K^(H))"),
+        (result.lambda_min / 2, "lambda_min(K^(H)) / 2"),
+    ):
+        fig.add_scatter(
+            x=[0, max(len(steps) - 1, 1)],
+            y=_f32(np.array([level, level])),
+            mode="lines",
+            name=label,
+            line={"dash": "dot", "color": PALETTE[1]},
+            row=1,
+            col=3,
+        )
+    fig.update_yaxes(type="log", row=1, col=3, exponentformat="power")
+    fig.update_xaxes(title="iteration k")
+    fig.update_layout(
+        height=360,
+        legend={"orientation": "h", "y": -0.3},
+        margin={"l": 40, "r": 20, "t": 50, "b": 40},
+    )
+    return fig
+
+
+def width_scaling(sweep: width_sweep.Result) -> go.Figure:
+    """Weight movement, Gram drift and init deviation against m, log-log, with fitted slopes."""
+    fig = go.Figure()
+    m = sweep.widths.astype(np.float64)
+    series = (
+        ("weight movement", sweep.weight_movement, sweep.movement_slope, sweep.movement_intercept),
+        (
+            "Gram drift max_k ||G(k) - G(0)|| / lambda_min",
+            sweep.gram_drift,
+            sweep.drift_slope,
+            sweep.drift_intercept,
+        ),
+        (
+            "init deviation ||G(0) - K|| / lambda_min",
+            sweep.init_deviation,
+            sweep.deviation_slope,
+            sweep.deviation_intercept,
+        ),
+    )
+    for index, (name, values, slope, intercept) in enumerate(series):
+        color = PALETTE[index]
+        fig.add_scatter(
+            x=m,
+            y=_f32(values),
+            mode="markers",
+            marker={"size": 9, "color": color},
+            name=f"{name}: slope {slope:.2f}",
+        )
+        if np.isfinite(slope):
+            fig.add_scatter(
+                x=m,
+                y=_f32(np.exp(intercept) * m**slope),
+                mode="lines",
+                line={"color": color},
+                showlegend=False,
+            )
+    movement = sweep.weight_movement[np.isfinite(sweep.weight_movement)]
+    if movement.size:
+        reference = movement[0] * np.sqrt(m[np.isfinite(sweep.weight_movement)][0] / m)
+        fig.add_scatter(
+            x=m,
+            y=_f32(reference),
+            mode="lines",
+            name="theory: slope -1/2",
+            line={"dash": "dash", "color": "gray"},
+        )
+    fig.update_layout(
+        title="Against width m (log-log)",
+        height=440,
+        legend={"orientation": "h", "y": -0.25},
+        margin={"l": 40, "r": 20, "t": 50, "b": 40},
+    )
+    fig.update_xaxes(title="width m", type="log")
+    fig.update_yaxes(type="log", exponentformat="power")
+    return fig
+
+
+def width_curves(sweep: width_sweep.Result) -> go.Figure:
+    """One loss curve per width, and the bound (from the mean initial loss)."""
+    fig = go.Figure()
+    steps = np.arange(sweep.loss.shape[1])
+    for index, m in enumerate(sweep.widths):
+        keep = np.isfinite(sweep.loss[index])
+        label = f"m = {m}" + (" (diverged)" if sweep.diverged[index] else "")
+        fig.add_scatter(
+            x=steps[keep],
+            y=_f32(sweep.loss[index][keep]),
+            mode="lines",
+            name=label,
+            line={"color": PALETTE[index % len(PALETTE)]},
+        )
+    fig.add_scatter(
+        x=steps,
+        y=_f32(sweep.bound),
+        mode="lines",
+        name="bound",
+        line={"dash": "dash", "color": "black"},
+    )
+    fig.update_layout(
+        title="Convergence per width", height=440, margin={"l": 40, "r": 20, "t": 50, "b": 40}
+    )
+    fig.update_xaxes(title="iteration k")
+    fig.update_yaxes(title="loss", type="log", exponentformat="power")
+    return fig
+
+
+def depth_lambda(sweep: depth_sweep.Result) -> go.Figure:
+    """``lambda_min(K^(H))`` against depth H, fully connected against ResNet."""
+    fig = go.Figure()
+    for index, architecture in enumerate(ARCHITECTURES):
+        fig.add_scatter(
+            x=sweep.depths,
+            y=_f32(sweep.lambda_min[index]),
+            mode="lines+markers",
+            name=ARCHITECTURE_NAMES[architecture],
+            line={"color": PALETTE[index]},
+        )
+    fig.update_layout(
+        title="lambda_min(K^(H)) against depth",
+        height=400,
+        margin={"l": 40, "r": 20, "t": 50, "b": 40},
+    )
+    fig.update_xaxes(title="depth H")
+    fig.update_yaxes(title="lambda_min", type="log", exponentformat="power")
+    return fig
+
+
+def depth_widths(sweep: depth_sweep.Result) -> go.Figure:
+    """The width each architecture needs against depth: concentration (fitted) and training."""
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.12,
+        subplot_titles=(
+            "width for ||G^(H)(0) - K^(H)|| <= lambda_min / 4 (fit)",
+            f"smallest width reaching L <= {sweep.target:g} L(0)",
+        ),
+    )
+    for index, architecture in enumerate(ARCHITECTURES):
+        style = {"color": PALETTE[index]}
+        name = ARCHITECTURE_NAMES[architecture]
+        fig.add_scatter(
+            x=sweep.depths,
+            y=_f32(sweep.width_needed[index]),
+            mode="lines+markers",
+            name=name,
+            line=style,
+            row=1,
+            col=1,
+        )
+        fig.add_scatter(
+            x=sweep.depths,
+            y=_f32(sweep.width_to_target[index]),
+            mode="lines+markers",
+            name=name,
+            line=style,
+            showlegend=False,
+            row=1,
+            col=2,
+        )
+    fig.update_xaxes(title="depth H")
+    fig.update_yaxes(type="log", exponentformat="power")
+    fig.update_layout(
+        height=400,
+        legend={"orientation": "h", "y": -0.25},
+        margin={"l": 40, "r": 20, "t": 50, "b": 40},
+    )
+    return fig
