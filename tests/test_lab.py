@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
 
 from landscape.engine import uploads
 from landscape.engine.nets import mlp
@@ -96,35 +99,82 @@ def test_sub_sampled_slices_have_a_band() -> None:
     assert result.curvature_ratio.size == 0
 
 
-def test_uploaded_model_and_data_take_the_loop_path() -> None:
+def onnx_mlp(model: nn.Sequential) -> bytes:
+    """An MLP (Linear and ReLU layers) as ONNX bytes: Gemm nodes with transB=1, opset 17."""
+    nodes, initializers, current = [], [], "x"
+    for k, layer in enumerate(model):
+        out = "out" if k == len(model) - 1 else f"h{k}"
+        if isinstance(layer, nn.Linear):
+            names = [f"{k}.weight", f"{k}.bias"]
+            for name, tensor in zip(names, (layer.weight, layer.bias), strict=True):
+                initializers.append(numpy_helper.from_array(tensor.detach().numpy(), name))
+            nodes.append(helper.make_node("Gemm", [current, *names], [out], transB=1))
+        else:
+            nodes.append(helper.make_node("Relu", [current], [out]))
+        current = out
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", model[0].in_features])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        initializer=initializers,
+    )
+    opset = [helper.make_opsetid("", 17)]
+    return helper.make_model(graph, opset_imports=opset).SerializeToString()
+
+
+def test_uploaded_onnx_model_and_data_run_end_to_end_on_the_vmap_path() -> None:
     torch.manual_seed(0)
-    buffer = io.BytesIO()
-    torch.jit.save(torch.jit.script(mlp(3, 2, [6])), buffer)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((60, 3))
     y = (X[:, 0] > 0).astype(np.int64)
     data = io.BytesIO()
     np.savez(data, X=X, y=y)
-    config = small(
-        model="upload",
-        dataset="upload",
-        model_upload=uploads.store(buffer.getvalue()),
-        data_upload=uploads.store(data.getvalue()),
-        data_name="mine.npz",
-        resolution=5,
-    )
+    common = dict(dataset="upload", data_upload=uploads.store(data.getvalue()), resolution=5)
+    common["data_name"] = "mine.npz"
+    reference = mlp(3, 2, [6])
+    config = small(model="upload", model_upload=uploads.store(onnx_mlp(reference)), **common)
     result = lab.run(config)
-    assert not result.diverged and result.surface_method == "loop"
+    assert not result.diverged and result.surface_method.startswith("vmap")
+    assert "Linear" in result.surface_method  # the first Gemm is hoisted like a built-in layer
     assert result.n_samples == 60 and result.task == "classification"
+    assert result.n_parameters == sum(p.numel() for p in reference.parameters())
     assert np.all(np.isfinite(result.surface))
+    # with no training, the centre's loss is the reference network's loss on the data
+    untrained = lab.run(small(model="upload", model_upload=config.model_upload, epochs=0, **common))
+    with torch.no_grad():
+        expected = torch.nn.functional.cross_entropy(
+            reference(torch.as_tensor(X, dtype=torch.float32)), torch.as_tensor(y)
+        )
+    assert untrained.center_loss == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_uploaded_model_that_does_not_fit_the_data_is_a_value_error() -> None:
-    buffer = io.BytesIO()
-    torch.jit.save(torch.jit.script(mlp(5, 2, [6])), buffer)
-    config = small(model="upload", model_upload=uploads.store(buffer.getvalue()))
+    config = small(model="upload", model_upload=uploads.store(onnx_mlp(mlp(5, 2, [6]))))
     with pytest.raises(ValueError, match="cannot run the data"):
         lab.run(config)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit is deprecated
+def test_uploaded_torchscript_is_refused_and_runs_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "planted.bin"
+
+    class Planted(nn.Module):
+        def __init__(self, path: str) -> None:
+            super().__init__()
+            self.path = path
+            self.weight = nn.Parameter(torch.ones(3, 4))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            planted = torch.from_file(self.path, True, 16)
+            return x @ self.weight.T + 0 * planted.sum()
+
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(Planted(str(target))), buffer)
+    config = small(model="upload", model_upload=uploads.store(buffer.getvalue()))
+    with pytest.raises(ValueError, match="ONNX"):
+        lab.run(config)
+    assert not target.exists()
 
 
 def test_regression_that_overflows_reports_divergence() -> None:

@@ -30,7 +30,7 @@ def upload_fields(
         content = file.getvalue()
         try:
             if kind == "model":
-                uploads.load_torchscript(content)
+                uploads.load_model(content)
             else:
                 uploads.load_table(content, file.name)
         except ValueError as error:

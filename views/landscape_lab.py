@@ -23,7 +23,7 @@ st.markdown(
     "Train a small network, then look at its loss around the trained weights: "
     "Z(alpha, beta) = L(theta + alpha d1 + beta d2) on a 2-D plane of weight space, 1-D slices, "
     "the line from the initial weights, and the curvature of the full Hessian. Bring your own "
-    "TorchScript model and data, or use a built-in network on digits, iris or moons. Every "
+    "ONNX model and data, or use a built-in network on digits, iris or moons. Every "
     "surface is evaluated many grid points per pass (see benchmarks/surface.py)."
 )
 
@@ -98,7 +98,8 @@ with controls("Model, data and training", expanded=False):
         key=KEY + "model",
         bind="query-params",
         help="MultiBranchNet: f(x) = (1/I) sum_i f_i(x), seed eq. 16. MLP: three Linear layers. "
-        "upload: your TorchScript model (torch.jit.save; at most 20 MiB; never unpickled).",
+        "upload: your ONNX model (torch.onnx.export; at most 20 MiB, 5 million parameters; "
+        "read as data, never run as code).",
     )
     dataset = cols[0].radio(
         "Data",
@@ -178,11 +179,14 @@ with controls("Model, data and training", expanded=False):
     model_file = data_file = None
     if model == "upload":
         model_file = st.file_uploader(
-            "TorchScript model",
-            type=["pt", "pth", "ts", "zip"],
+            "ONNX model",
+            type=["onnx"],
             key=KEY + "model_file",
-            help="A file written by torch.jit.save(torch.jit.script(model)) or torch.jit.trace; "
-            "pickled checkpoints (torch.save) are refused.",
+            help='Export it with torch.onnx.export(model, example, "model.onnx"), one input '
+            "(samples first) and one output. Common layers only (Linear/Gemm, Conv, pooling, "
+            "batch norm, activations, reshapes); no loops or custom operators; weights inside "
+            "the file (no external data). TorchScript and torch.save files are refused: they "
+            "run code.",
         )
     if dataset == "upload":
         data_file = st.file_uploader(

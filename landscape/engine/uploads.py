@@ -1,25 +1,47 @@
-"""User uploads, size-limited and never unpickled: TorchScript models and tables (CSV or NPZ).
+"""User uploads, size-limited, never unpickled, never run as code: ONNX models and tables.
 
-A model is read by ``torch.jit.load`` from bytes (a TorchScript archive: code plus tensors, read
-by TorchScript's own loader, not Python's pickle). NPZ archives are read with
-``allow_pickle=False``; CSV must be all numbers. Uploads live in a small in-memory store keyed by
-their SHA-256, so that a study's frozen ``Config`` can name an upload by its digest.
+A model upload is ONNX (a protobuf: data, not code), checked against declared limits before any
+tensor is materialised and run by `landscape.engine.onnx_graph`'s bounded interpreter; TorchScript
+(code that runs at load and at call) is refused from uploads and read only from the user's own
+disk (`load_local_torchscript`). An NPZ member's declared shape, dtype and uncompressed size are
+checked before it is read, without pickle; CSV must be all numbers. Uploads live in a small
+in-memory store keyed by their SHA-256, so that a study's frozen ``Config`` can name an upload by
+its digest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import math
 import threading
+import time
 import zipfile
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 from torch import nn
 
+from landscape.engine.onnx_graph import (
+    ALLOWED_OPS,
+    FLOAT_TYPES,
+    INT_TYPES,
+    MIN_OPSET,
+    OnnxGraphModule,
+    convert,
+)
+
 MAX_MODEL_BYTES = 20 * 2**20
+MAX_PARAMETERS = 5_000_000  # values in all of an ONNX model's initializers and constants
+MAX_NODES = 2000  # nodes of an ONNX graph
+MAX_ELEMENTS = 2**27  # values of one tensor an uploaded model declares or computes (512 MiB f32)
+MAX_OUTPUTS = 4096  # numbers per sample the probe call of check_model may return
+MAX_PROBE_SECONDS = 10.0  # time of check_model's probe call on at most 8 samples
 MAX_DATA_BYTES = 20 * 2**20
+MAX_ARRAY_BYTES = 256 * 2**20  # one NPZ member, uncompressed (its .npy header included)
 MAX_ROWS = 50_000
 MAX_FEATURES = 4096
 MAX_CLASSES = 1000
@@ -61,14 +83,151 @@ def _check_size(label: str, data: bytes, limit: int) -> None:
         )
 
 
-def load_torchscript(data: bytes, max_bytes: int = MAX_MODEL_BYTES) -> torch.jit.ScriptModule:
-    """A TorchScript model from the bytes of ``torch.jit.save``, on the CPU, float parameters.
+def load_model(data: bytes, max_bytes: int = MAX_MODEL_BYTES) -> OnnxGraphModule:
+    """An uploaded ONNX model (``torch.onnx.export(model, example, "model.onnx")``) as an
+    ``nn.Module`` on the CPU, float32 parameters: the web upload path, which runs no uploaded code.
 
-    Raises ``ValueError`` when the file is too large, is not a TorchScript archive (for example a
-    pickled ``torch.save`` checkpoint, which is refused, never unpickled), cannot be loaded, or
-    has no floating-point parameters.
+    The protobuf is parsed with ``onnx`` and checked (`check_onnx`) before any tensor is
+    materialised; the graph then runs in `landscape.engine.onnx_graph`'s bounded interpreter. Raises
+    ``ValueError`` for a file that is too large, not ONNX (a TorchScript archive, a pickle), or
+    outside the limits.
     """
     _check_size("model file", data, max_bytes)
+    if zipfile.is_zipfile(io.BytesIO(data)) or data[:4] == b"PK\x03\x04":
+        raise ValueError(
+            "model file is an archive (TorchScript or torch.save), which uploads refuse: they run "
+            'code. Export ONNX instead: torch.onnx.export(model, example, "model.onnx")'
+        )
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(bytes(data))
+    except Exception:  # noqa: BLE001 - any parse failure is a bad upload
+        raise ValueError(
+            "model file is not an ONNX model: export one with torch.onnx.export(model, example, "
+            '"model.onnx")'
+        ) from None
+    check_onnx(model)
+    module = convert(model, MAX_ELEMENTS)
+    if not any(True for _ in module.parameters()):
+        raise ValueError("model must have at least one floating-point parameter")
+    return module
+
+
+def check_onnx(model: onnx.ModelProto) -> None:
+    """Refuse, before materialising a tensor, an ONNX model that is not a plain bounded graph.
+
+    Checked from the protobuf's declarations: a default-domain opset in [``MIN_OPSET``, the
+    installed ``onnx``'s]; no local functions, sparse tensors or sub-graphs; at most
+    ``MAX_NODES`` nodes, each an operator of ``ALLOWED_OPS``; initializers and constants of
+    float or integer type, stored in the file (external data names a path on our disk and is
+    refused) and whose declared sizes hold; at most ``MAX_PARAMETERS`` values in all; declared
+    tensor shapes of at most ``MAX_ELEMENTS`` values.
+    """
+    if not model.HasField("graph") or not model.graph.node:
+        raise ValueError("model file is not an ONNX model (no graph): export one with torch.onnx")
+    opsets = {o.domain: o.version for o in model.opset_import}
+    version = opsets.get("", opsets.get("ai.onnx"))
+    if version is None or not MIN_OPSET <= version <= onnx.defs.onnx_opset_version():
+        raise ValueError(
+            f"model's ONNX opset must be in [{MIN_OPSET}, {onnx.defs.onnx_opset_version()}], "
+            f"got {version}"
+        )
+    if model.functions:
+        raise ValueError("model defines its own functions, which are refused")
+    graph = model.graph
+    if graph.sparse_initializer:
+        raise ValueError("model has sparse initializers, which are refused")
+    if len(graph.node) > MAX_NODES:
+        raise ValueError(f"model must have at most {MAX_NODES} nodes, got {len(graph.node)}")
+    tensors = list(graph.initializer)
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            raise ValueError(f"model uses the custom operator domain {node.domain!r}, refused")
+        if node.op_type not in ALLOWED_OPS:
+            raise ValueError(
+                f"model uses the operator {node.op_type!r}, which is not allowed (allowed: "
+                f"{', '.join(sorted(ALLOWED_OPS))})"
+            )
+        for attribute in node.attribute:
+            if attribute.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+                raise ValueError(f"model's {node.op_type} node holds a sub-graph, refused")
+            if attribute.type in (
+                onnx.AttributeProto.SPARSE_TENSOR,
+                onnx.AttributeProto.SPARSE_TENSORS,
+                onnx.AttributeProto.TENSORS,
+            ):
+                raise ValueError(f"model's {node.op_type} node has tensor-list attributes")
+            if attribute.type == onnx.AttributeProto.TENSOR:
+                tensors.append(attribute.t)
+    values = 0
+    for tensor in tensors:
+        values += _declared_values(tensor)
+        if values > MAX_PARAMETERS:
+            raise ValueError(
+                f"model must hold at most {MAX_PARAMETERS:,} parameter values (MAX_PARAMETERS); "
+                f"its tensors declare more than that"
+            )
+    for info in (*graph.input, *graph.output, *graph.value_info):
+        dims = info.type.tensor_type.shape.dim if info.type.HasField("tensor_type") else []
+        known = [d.dim_value for d in dims if d.HasField("dim_value")]
+        if any(d < 0 for d in known) or math.prod(known) > MAX_ELEMENTS:
+            raise ValueError(
+                f"model declares the tensor {info.name!r} of shape {known}: more than the limit "
+                f"of {MAX_ELEMENTS:,} values per tensor (MAX_ELEMENTS)"
+            )
+
+
+def _declared_values(tensor: onnx.TensorProto) -> int:
+    """The number of values ``tensor`` declares, after checking that its bytes are in the file
+    and match its declared shape and type (nothing is materialised)."""
+    name = tensor.name or "a constant"
+    if tensor.data_location == onnx.TensorProto.EXTERNAL or tensor.external_data:
+        raise ValueError(
+            f"model's tensor {name!r} refers to external data (a file path), which is refused: "
+            "save the model as one self-contained .onnx file"
+        )
+    if tensor.HasField("segment"):
+        raise ValueError(f"model's tensor {name!r} is segmented, which is refused")
+    if any(d < 0 for d in tensor.dims):
+        raise ValueError(f"model's tensor {name!r} has a negative dimension {list(tensor.dims)}")
+    count = math.prod(tensor.dims)
+    if count > MAX_PARAMETERS:
+        raise ValueError(
+            f"model's tensor {name!r} declares {count:,} values, more than the limit of "
+            f"{MAX_PARAMETERS:,} parameter values (MAX_PARAMETERS)"
+        )
+    sizes = {**FLOAT_TYPES, **INT_TYPES}
+    if tensor.data_type not in sizes:
+        raise ValueError(
+            f"model's tensor {name!r} has type "
+            f"{onnx.TensorProto.DataType.Name(tensor.data_type)}; float or integer tensors only"
+        )
+    if tensor.HasField("raw_data"):
+        stored = len(tensor.raw_data) // sizes[tensor.data_type]
+    else:
+        stored = max(
+            len(tensor.float_data),
+            len(tensor.double_data),
+            len(tensor.int32_data),
+            len(tensor.int64_data),
+        )
+    if stored != count:
+        raise ValueError(
+            f"model's tensor {name!r} declares {count:,} values but the file holds {stored:,}"
+        )
+    return count
+
+
+def load_local_torchscript(path: str | Path) -> torch.jit.ScriptModule:
+    """A TorchScript model from a file on the user's own disk (for the command line).
+
+    NEVER for uploads: TorchScript is code (its ``__setstate__`` runs when it loads, its
+    ``forward`` when called, and may create files with ``torch.from_file``); the web upload path
+    is `load_model` (ONNX). Raises ``ValueError`` when the file is not a TorchScript archive (a
+    pickled ``torch.save`` checkpoint is refused, never unpickled) or cannot be loaded.
+    """
+    data = Path(path).read_bytes()
+    _check_size("model file", data, MAX_MODEL_BYTES)
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise ValueError("model file is not a TorchScript archive (save it with torch.jit.save)")
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -80,7 +239,7 @@ def load_torchscript(data: bytes, max_bytes: int = MAX_MODEL_BYTES) -> torch.jit
         )
     try:
         model = torch.jit.load(io.BytesIO(data), map_location="cpu")
-    except Exception as error:  # noqa: BLE001 - any loader failure is a bad upload
+    except Exception as error:  # noqa: BLE001 - any loader failure is a bad file
         raise ValueError(f"model file could not be loaded as TorchScript: {error}") from None
     parameters = list(model.parameters())
     if not parameters or not all(p.is_floating_point() for p in parameters):
@@ -92,17 +251,45 @@ def check_model(model: nn.Module, X: np.ndarray, y: np.ndarray, task: str) -> in
     """Forward the first rows of ``X`` through ``model``; returns the number of outputs.
 
     Classification needs outputs (n, k) with ``k > max(y)``; regression needs outputs shaped
-    like ``y`` (n,) or (n, k). Raises ``ValueError`` naming what does not fit.
+    like ``y`` (n,) or (n, k). An uploaded ONNX model's probe call stops past
+    ``MAX_PROBE_SECONDS`` (checked between nodes, each node's output bounded by
+    ``MAX_ELEMENTS``); any model may return at most ``MAX_OUTPUTS`` numbers per sample. Raises
+    ``ValueError`` naming what does not fit.
     """
     dtype = next(model.parameters()).dtype
     sample = torch.as_tensor(X[: min(8, len(X))], dtype=dtype)
+    started = time.monotonic()
+    if isinstance(model, OnnxGraphModule):
+        model.deadline = started + MAX_PROBE_SECONDS
     try:
         with torch.no_grad():
             out = model(sample)
+    except ValueError as error:
+        if "time limit" in str(error):
+            raise ValueError(f"{error} (MAX_PROBE_SECONDS = {MAX_PROBE_SECONDS:g})") from None
+        if "(MAX_" in str(error):  # a limit of the interpreter, already named
+            raise ValueError(str(error)) from None
+        raise ValueError(
+            f"model cannot run the data of shape {tuple(X.shape[1:])} per sample: {error}"
+        ) from None
     except Exception as error:  # noqa: BLE001 - a model that cannot run the data is a bad pair
         raise ValueError(
             f"model cannot run the data of shape {tuple(X.shape[1:])} per sample: {error}"
         ) from None
+    finally:
+        if isinstance(model, OnnxGraphModule):
+            model.deadline = None
+    seconds = time.monotonic() - started
+    if seconds > MAX_PROBE_SECONDS:
+        raise ValueError(
+            f"model took {seconds:.1f} s on {len(sample)} samples, more than the limit of "
+            f"{MAX_PROBE_SECONDS:g} s (MAX_PROBE_SECONDS)"
+        )
+    if isinstance(out, torch.Tensor) and out.numel() > MAX_OUTPUTS * len(sample):
+        raise ValueError(
+            f"model returns {out.numel() // len(sample):,} numbers per sample, more than the "
+            f"limit of {MAX_OUTPUTS:,} (MAX_OUTPUTS)"
+        )
     if not isinstance(out, torch.Tensor) or not out.is_floating_point():
         raise ValueError("model must return one floating-point tensor")
     if not torch.isfinite(out).all():
@@ -180,19 +367,57 @@ def _is_number(cell: str) -> bool:
 
 
 def _read_npz(data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    if not zipfile.is_zipfile(io.BytesIO(data)):
-        raise ValueError("data file is not a valid NPZ archive (numpy.savez)")
+    """Arrays ``X`` and ``y`` of an NPZ archive. Each member's uncompressed size (from the zip
+    directory) and its ``.npy`` header's dtype and shape are checked before its data is read:
+    a deflate bomb or a header that claims a huge array is refused without allocating it."""
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            if "X" not in archive.files or "y" not in archive.files:
-                raise ValueError(f"NPZ must hold arrays 'X' and 'y', found {archive.files}")
-            return np.asarray(archive["X"]), np.asarray(archive["y"])
-    except ValueError as error:
-        if "pickle" in str(error).lower():
-            raise ValueError("NPZ holds object arrays, which are refused (no pickle)") from None
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, EOFError):
+        raise ValueError("data file is not a valid NPZ archive (numpy.savez)") from None
+    with archive:
+        members = {info.filename: info for info in archive.infolist()}
+        if "X.npy" not in members or "y.npy" not in members:
+            found = sorted(name.removesuffix(".npy") for name in members)
+            raise ValueError(f"NPZ must hold arrays 'X' and 'y', found {found}")
+        return _read_member(archive, members["X.npy"]), _read_member(archive, members["y.npy"])
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    name = info.filename.removesuffix(".npy")
+    if info.file_size > MAX_ARRAY_BYTES:
+        raise ValueError(
+            f"NPZ array {name!r} unpacks to {info.file_size / 2**20:,.0f} MiB, more than the "
+            f"limit of {MAX_ARRAY_BYTES / 2**20:.0f} MiB (MAX_ARRAY_BYTES)"
+        )
+    fmt = np.lib.format
+    try:
+        with archive.open(info) as stream:
+            version = fmt.read_magic(stream)
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(stream)
+            elif version == (2, 0):
+                shape, fortran, dtype = fmt.read_array_header_2_0(stream)
+            else:
+                raise ValueError(f"NPZ array {name!r} has .npy version {version}, not 1.0 or 2.0")
+            if dtype.hasobject or dtype.kind not in "biuf":
+                raise ValueError(
+                    f"NPZ array {name!r} has dtype {dtype}: it must be numeric (object arrays are "
+                    "refused, no pickle)"
+                )
+            count = math.prod(shape)
+            if count * dtype.itemsize > MAX_ARRAY_BYTES or (shape and shape[0] > MAX_ROWS):
+                raise ValueError(
+                    f"NPZ array {name!r} declares shape {shape} of {dtype}: more than the limits "
+                    f"of {MAX_ROWS:,} rows and {MAX_ARRAY_BYTES / 2**20:.0f} MiB"
+                )
+            array = np.frombuffer(stream.read(count * dtype.itemsize), dtype=dtype)
+    except ValueError:
         raise
-    except (OSError, zipfile.BadZipFile, EOFError):
-        raise ValueError("data file is not a valid NPZ archive") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise ValueError(f"NPZ array {name!r} could not be read: {error}") from None
+    if array.size != count:
+        raise ValueError(f"NPZ array {name!r} is truncated: {array.size} of {count} values")
+    return array.reshape(shape, order="F" if fortran else "C")
 
 
 def _validate_table(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

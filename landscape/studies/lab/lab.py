@@ -1,6 +1,6 @@
 """The Landscape Lab: train a model, then draw its loss surface, slices and curvature.
 
-A built-in ``MultiBranchNet`` (seed eq. 16) or MLP, or an uploaded TorchScript model, is trained
+A built-in ``MultiBranchNet`` (seed eq. 16) or MLP, or an uploaded ONNX model, is trained
 full-batch with Adam on digits, iris, moons or an uploaded table. The plane of the surface is
 spanned by two random directions (filter-, layer- or un-normalised; Li et al. 2018), the top two
 principal directions of the training trajectory, or three trained models (Zhang et al. 2019).
@@ -73,7 +73,7 @@ class Config:
     hidden: int = 32  # MLP: two hidden layers of this width (three Linear layers)
     activation: str = "relu"
     dataset: str = "digits"
-    model_upload: str = ""  # SHA-256 of an uploaded model file (engine.uploads.store)
+    model_upload: str = ""  # SHA-256 of an uploaded ONNX file (engine.uploads.store)
     data_upload: str = ""  # SHA-256 of an uploaded CSV or NPZ file
     data_name: str = ""  # the uploaded data file's name (its suffix gives the format)
     epochs: int = 60
@@ -110,7 +110,7 @@ class Config:
             check_integer("curvature_resolution", self.curvature_resolution, 2, 15)
         check_integer("lanczos_iterations", self.lanczos_iterations, 2, 60)
         if self.model == "upload" and not _DIGEST.match(self.model_upload):
-            raise ValueError("model_upload must name an uploaded TorchScript file: upload one")
+            raise ValueError("model_upload must name an uploaded ONNX file: upload one")
         if self.dataset == "upload" and not (
             _DIGEST.match(self.data_upload) and self.data_name.lower().endswith((".csv", ".npz"))
         ):
@@ -411,7 +411,7 @@ def _model(
 ) -> nn.Module:
     torch.manual_seed(seed)
     if config.model == "upload":
-        model = uploads.load_torchscript(uploads.fetch(config.model_upload)).float()
+        model = uploads.load_model(uploads.fetch(config.model_upload)).float()
         uploads.check_model(model, X, y, task)
         return model
     if X.ndim != 2:
@@ -425,7 +425,7 @@ def _model(
 
 def _model_name(config: Config, shape: tuple[int, ...], outputs: int) -> str:
     if config.model == "upload":
-        return "uploaded TorchScript model"
+        return "uploaded ONNX model"
     if config.model == "multibranch":
         return (
             f"MultiBranchNet({shape[0]}, {outputs}, branches={config.branches}, "
