@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from landscape.engine.datasets import digits  # noqa: E402
 from landscape.engine.directions import random_directions  # noqa: E402
 from landscape.engine.nets import MultiBranchNet, mlp  # noqa: E402
+from landscape.engine.problem import Problem  # noqa: E402
 from landscape.engine.surface import path_taken, surface_2d  # noqa: E402
 
 MODELS = {
@@ -47,14 +48,14 @@ MODELS = {
 
 
 def setup(name: str, device: str) -> tuple:
-    """Model, data and two filter-normalised directions, all seeded."""
+    """The problem (model, cross-entropy, digits) and two filter-normalised directions, seeded."""
     torch.manual_seed(0)
     model = MODELS[name]().to(device)
     X, y = digits()
     X_t = torch.as_tensor(X, dtype=torch.float32, device=device)
     y_t = torch.as_tensor(y, device=device)
     d1, d2 = random_directions(model, 1), random_directions(model, 2)
-    return model, X_t, y_t, d1, d2
+    return Problem(model, F.cross_entropy, X_t, y_t), d1, d2
 
 
 def timed(device: str, call) -> tuple[float, np.ndarray]:
@@ -68,14 +69,14 @@ def timed(device: str, call) -> tuple[float, np.ndarray]:
 
 
 def compare(name: str, device: str, grid: int, repeats: int) -> None:
-    model, X, y, d1, d2 = setup(name, device)
+    problem, d1, d2 = setup(name, device)
     g = np.linspace(-1.0, 1.0, grid)
 
     def engine() -> np.ndarray:
-        return surface_2d(model, F.cross_entropy, X, y, d1, d2, g, g)
+        return surface_2d(problem, d1, d2, g, g)
 
     def loop() -> np.ndarray:
-        return surface_2d(model, F.cross_entropy, X, y, d1, d2, g, g, method="loop")
+        return surface_2d(problem, d1, d2, g, g, method="loop")
 
     engine()  # warm-up (allocator, kernels)
     best_engine = best_loop = float("inf")
@@ -86,7 +87,7 @@ def compare(name: str, device: str, grid: int, repeats: int) -> None:
     diff = float(np.abs(Z_engine - Z_loop).max())
     print(
         f"  {name} on {device}, {grid}x{grid} grid: loop {best_loop:.3f} s, "
-        f"surface_2d ({path_taken(model, X)} path) {best_engine:.3f} s, "
+        f"surface_2d ({path_taken(problem)} path) {best_engine:.3f} s, "
         f"ratio {best_loop / best_engine:.1f}x, "
         f"max |difference| {diff:.1e}",
         flush=True,
@@ -95,14 +96,14 @@ def compare(name: str, device: str, grid: int, repeats: int) -> None:
 
 def _peak_memory_worker(name: str, device: str, grid: int, queue: mp.Queue) -> None:
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
-    model, X, y, d1, d2 = setup(name, device)
+    problem, d1, d2 = setup(name, device)
     g = np.linspace(-1.0, 1.0, grid)
     before = _current_rss_bytes()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     start = time.perf_counter()
-    surface_2d(model, F.cross_entropy, X, y, d1, d2, g, g)
+    surface_2d(problem, d1, d2, g, g)
     elapsed = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     report = {"seconds": elapsed, "peak_rss": peak, "growth": peak - before}

@@ -21,6 +21,7 @@ from landscape.engine.curvature import (
 )
 from landscape.engine.directions import combine, flatten, parameters_of, random_directions
 from landscape.engine.nets import MultiBranchNet, mlp
+from landscape.engine.problem import Problem
 from landscape.engine.surface import surface_2d
 
 
@@ -53,7 +54,7 @@ def test_hvp_equals_the_full_hessian_times_v(activation: str) -> None:
     model, X, y = tiny(activation)
     H = full_hessian(model, X, y)
     v = random_directions(model, 3, normalization="none", one_dim="keep")
-    Hv = flatten(hvp(model, F.cross_entropy, X, y, v)).numpy()
+    Hv = flatten(hvp(Problem(model, F.cross_entropy, X, y), v)).numpy()
     np.testing.assert_allclose(Hv, H @ flatten(v).numpy(), rtol=1e-9, atol=1e-12)
 
 
@@ -62,12 +63,12 @@ def test_lanczos_extremes_match_the_eigenvalues_of_the_full_hessian() -> None:
     H = full_hessian(model, X, y)
     eigenvalues = np.linalg.eigvalsh(H)
     dimension = H.shape[0]
-    lo, hi = extreme_eigenvalues(model, F.cross_entropy, X, y, iterations=dimension)
+    lo, hi = extreme_eigenvalues(Problem(model, F.cross_entropy, X, y), iterations=dimension)
     assert hi == pytest.approx(eigenvalues[-1], rel=1e-8)
     assert lo == pytest.approx(eigenvalues[0], rel=1e-6, abs=1e-10)
     assert lo < 0 < hi  # a non-convex point: the Hessian is indefinite
     # Fewer iterations: Ritz values lie inside the spectrum and lambda_max is already close.
-    lo12, hi12 = extreme_eigenvalues(model, F.cross_entropy, X, y, iterations=12)
+    lo12, hi12 = extreme_eigenvalues(Problem(model, F.cross_entropy, X, y), iterations=12)
     assert eigenvalues[0] - 1e-12 <= lo12 and hi12 <= eigenvalues[-1] + 1e-12
     assert hi12 == pytest.approx(eigenvalues[-1], rel=1e-3)
 
@@ -85,7 +86,7 @@ def test_lanczos_on_a_known_spectrum() -> None:
 def test_hutchinson_trace_is_within_its_error_bar() -> None:
     model, X, y = tiny("tanh")
     exact = float(np.trace(full_hessian(model, X, y)))
-    estimate, error = hutchinson_trace(model, F.cross_entropy, X, y, samples=400, seed=2)
+    estimate, error = hutchinson_trace(Problem(model, F.cross_entropy, X, y), samples=400, seed=2)
     assert error > 0
     assert abs(estimate - exact) < 4 * error
 
@@ -96,11 +97,11 @@ def test_slice_hessian_exact_and_by_finite_differences() -> None:
     d2 = random_directions(model, 2, one_dim="keep")
     H = full_hessian(model, X, y)
     D = np.stack([flatten(d1).numpy(), flatten(d2).numpy()])
-    H2 = slice_hessian(model, F.cross_entropy, X, y, d1, d2)
+    H2 = slice_hessian(Problem(model, F.cross_entropy, X, y), d1, d2)
     np.testing.assert_allclose(H2, D @ H @ D.T, rtol=1e-9, atol=1e-12)
     h = 1e-3
     grid = np.array([-h, 0.0, h])
-    Z = surface_2d(model, F.cross_entropy, X, y, d1, d2, grid, grid)
+    Z = surface_2d(Problem(model, F.cross_entropy, X, y), d1, d2, grid, grid)
     fd = slice_hessian_fd(Z, grid, grid)
     assert fd.shape == (1, 1, 2, 2)
     np.testing.assert_allclose(fd[0, 0], H2, rtol=1e-4, atol=1e-6)
@@ -121,7 +122,9 @@ def test_curvature_map_matches_the_full_hessian_at_each_point() -> None:
     d1, d2 = random_directions(model, 1), random_directions(model, 2)
     grid = np.array([-0.5, 0.5])
     dimension = sum(p.numel() for p in model.parameters())
-    cmap = curvature_map(model, F.cross_entropy, X, y, d1, d2, grid, grid, iterations=dimension)
+    cmap = curvature_map(
+        Problem(model, F.cross_entropy, X, y), d1, d2, grid, grid, iterations=dimension
+    )
     center = parameters_of(model)
     for i, a in enumerate(grid):
         for j, b in enumerate(grid):
@@ -141,7 +144,7 @@ def test_torchscript_hvp_and_the_model_is_restored() -> None:
     v = random_directions(model, 4, normalization="none", one_dim="keep")
     point = combine(parameters_of(model), (0.3, v))
     expected = full_hessian(model, X, y, point) @ flatten(v).numpy()
-    got = flatten(hvp(scripted, F.cross_entropy, X, y, v, point)).numpy()
+    got = flatten(hvp(Problem(scripted, F.cross_entropy, X, y), v, point)).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
     after = parameters_of(scripted)
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -165,5 +168,5 @@ def test_multibranch_hvp_matches_a_finite_difference_of_gradients() -> None:
         ).numpy()
 
     fd = (gradient(combine(center, (h, v))) - gradient(combine(center, (-h, v)))) / (2 * h)
-    Hv = flatten(hvp(model, F.cross_entropy, X, y, v)).numpy()
+    Hv = flatten(hvp(Problem(model, F.cross_entropy, X, y), v)).numpy()
     np.testing.assert_allclose(Hv, fd, rtol=1e-5, atol=1e-7)

@@ -18,6 +18,7 @@ from landscape.engine.directions import (
     three_model_plane,
 )
 from landscape.engine.nets import MultiBranchNet
+from landscape.engine.problem import Problem
 from landscape.engine.surface import surface_2d
 
 
@@ -95,9 +96,8 @@ def test_three_model_plane_returns_each_models_loss_at_its_coordinates() -> None
         point = combine(plane.center, (a, plane.d1), (b, plane.d2))
         for name, p in model.named_parameters():
             torch.testing.assert_close(point[name], p.detach())
-        Z = surface_2d(
-            models[0], F.cross_entropy, X, y, plane.d1, plane.d2, [a], [b], center=plane.center
-        )
+        problem = Problem(models[0], F.cross_entropy, X, y)
+        Z = surface_2d(problem, plane.d1, plane.d2, [a], [b], center=plane.center)
         with torch.no_grad():
             expected = float(F.cross_entropy(model(X), y))
         assert Z[0, 0] == pytest.approx(expected, abs=1e-10)

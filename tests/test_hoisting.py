@@ -22,6 +22,7 @@ from torch.func import functional_call, vmap
 from landscape.engine.directions import parameters_of, random_directions
 from landscape.engine.hoisting import hoist_first_layers, substituted_calls
 from landscape.engine.nets import MultiBranchNet, mlp
+from landscape.engine.problem import Problem
 from landscape.engine.surface import path_taken, surface_2d
 
 POINTS = [(0.0, 0.0), (0.7, -0.3), (-1.2, 0.5)]
@@ -188,7 +189,7 @@ def test_models_the_split_cannot_serve_are_left_whole(name: str) -> None:
         assert hoist_first_layers(model, X, parameters_of(model), d1, d2) is None
     # ... and the engine's general path still gives the loop's surface.
     expected = reference_surface(model, F.cross_entropy, X, y, d1, d2, GRID_A, GRID_B)
-    Z = surface_2d(model, F.cross_entropy, X, y, d1, d2, GRID_A, GRID_B, method="vmap")
+    Z = surface_2d(Problem(model, F.cross_entropy, X, y), d1, d2, GRID_A, GRID_B, method="vmap")
     np.testing.assert_allclose(Z, expected, rtol=1e-10, atol=1e-10)
 
 
@@ -197,7 +198,7 @@ def test_surfaces_through_the_split_equal_the_loop(name: str) -> None:
     model, X, y = case(name)
     d1, d2 = random_directions(model, 3), random_directions(model, 4, one_dim="keep")
     expected = reference_surface(model, F.cross_entropy, X, y, d1, d2, GRID_A, GRID_B)
-    Z = surface_2d(model, F.cross_entropy, X, y, d1, d2, GRID_A, GRID_B, method="vmap")
+    Z = surface_2d(Problem(model, F.cross_entropy, X, y), d1, d2, GRID_A, GRID_B, method="vmap")
     np.testing.assert_allclose(Z, expected, rtol=1e-10, atol=1e-10)
 
 
@@ -210,7 +211,7 @@ def test_a_split_whose_hoisted_layer_does_not_move() -> None:
         e1 = {n: t if keep(n) else torch.zeros_like(t) for n, t in d1.items()}
         e2 = {n: t if keep(n) else torch.zeros_like(t) for n, t in d2.items()}
         expected = reference_surface(model, F.cross_entropy, X, y, e1, e2, GRID_A, GRID_B)
-        Z = surface_2d(model, F.cross_entropy, X, y, e1, e2, GRID_A, GRID_B, method="vmap")
+        Z = surface_2d(Problem(model, F.cross_entropy, X, y), e1, e2, GRID_A, GRID_B, method="vmap")
         np.testing.assert_allclose(Z, expected, rtol=1e-10, atol=1e-10)
 
 
@@ -278,7 +279,7 @@ def test_finding_the_layers_does_not_import_the_compiler() -> None:
 
 
 def test_the_path_taken_names_the_hoisted_layers() -> None:
-    X, _ = classification_data()
+    X, y = classification_data()
     cases = {
         "fast": MultiBranchNet(5, 3, 2, 4).double(),
         "vmap, nothing hoisted": MultiBranchNet(5, 3, 2, 4, depth=2).double(),
@@ -286,4 +287,4 @@ def test_the_path_taken_names_the_hoisted_layers() -> None:
         "vmap, hoisted: raw (Linear), squared (Linear)": TwoTowers().double(),
     }
     for expected, model in cases.items():
-        assert path_taken(model, X) == expected
+        assert path_taken(Problem(model, F.cross_entropy, X, y)) == expected

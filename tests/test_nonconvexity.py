@@ -116,12 +116,13 @@ def test_hessian_ratio_of_a_convex_quadratic_and_of_a_product() -> None:
     import torch
 
     from landscape.engine.curvature import extreme_eigenvalues
+    from landscape.engine.problem import Problem
 
     torch.manual_seed(0)
     X, y = torch.randn(30, 4, dtype=torch.float64), torch.randn(30, 1, dtype=torch.float64)
     linear = torch.nn.Linear(4, 1).double()
     squared = torch.nn.functional.mse_loss
-    low, high = extreme_eigenvalues(linear, squared, X, y, iterations=5)
+    low, high = extreme_eigenvalues(Problem(linear, squared, X, y), iterations=5)
     # H = (2/n) [X 1]^T [X 1]: positive definite, so the measure is 0
     A = torch.cat([X, torch.ones(30, 1, dtype=torch.float64)], 1)
     exact = torch.linalg.eigvalsh(2 * A.T @ A / 30)
@@ -136,6 +137,6 @@ def test_hessian_ratio_of_a_convex_quadratic_and_of_a_product() -> None:
         torch.nn.init.zeros_(layer.weight)
     ones = torch.ones(1, 1, dtype=torch.float64)
     # L = (w2 w1 - 1)^2: at 0 the Hessian is [[0, -2], [-2, 0]], eigenvalues -2 and 2
-    low, high = extreme_eigenvalues(product, squared, ones, ones, iterations=2)
+    low, high = extreme_eigenvalues(Problem(product, squared, ones, ones), iterations=2)
     assert (low, high) == pytest.approx((-2.0, 2.0))
     assert hessian_ratio(low, high) == pytest.approx(1.0)

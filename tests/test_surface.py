@@ -13,6 +13,7 @@ from torch import nn
 
 from landscape.engine.directions import parameters_of, random_directions
 from landscape.engine.nets import MultiBranchNet, mlp
+from landscape.engine.problem import Problem
 from landscape.engine.surface import (
     batched_loss,
     has_fast_path,
@@ -91,7 +92,7 @@ def test_surface_equals_the_per_point_loop(case: str) -> None:
     d1 = random_directions(model, 1)
     d2 = random_directions(model, 2, one_dim="keep")
     expected = reference_surface(model, F.cross_entropy, X, y, d1, d2, GRID_A, GRID_B)
-    Z = surface_2d(model, F.cross_entropy, X, y, d1, d2, GRID_A, GRID_B)
+    Z = surface_2d(Problem(model, F.cross_entropy, X, y), d1, d2, GRID_A, GRID_B)
     assert Z.shape == (len(GRID_A), len(GRID_B))
     np.testing.assert_allclose(Z, expected, rtol=0, atol=1e-5)
     np.testing.assert_allclose(Z, expected, rtol=1e-10, atol=1e-10)  # float64 reaches rounding
@@ -121,7 +122,7 @@ def test_every_method_agrees_in_float32(method: str) -> None:
         GRID_B,
     )
     model.float()
-    Z = surface_2d(model, F.cross_entropy, X, y, d1, d2, GRID_A, GRID_B, method=method)
+    Z = surface_2d(Problem(model, F.cross_entropy, X, y), d1, d2, GRID_A, GRID_B, method=method)
     np.testing.assert_allclose(Z, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -132,8 +133,12 @@ def test_chunking_does_not_change_the_result(case: str) -> None:
     y = y.repeat(16)
     d1, d2 = random_directions(model, 3), random_directions(model, 4)
     grid = np.linspace(-2, 2, 13)
-    small = surface_2d(model, F.cross_entropy, X, y, d1, d2, grid, grid, memory_budget=2**20)
-    large = surface_2d(model, F.cross_entropy, X, y, d1, d2, grid, grid, memory_budget=2**30)
+    small = surface_2d(
+        Problem(model, F.cross_entropy, X, y, memory_budget=2**20), d1, d2, grid, grid
+    )
+    large = surface_2d(
+        Problem(model, F.cross_entropy, X, y, memory_budget=2**30), d1, d2, grid, grid
+    )
     np.testing.assert_allclose(small, large, rtol=1e-12, atol=1e-12)
 
 
@@ -141,7 +146,7 @@ def test_chunking_does_not_change_the_result(case: str) -> None:
 def test_the_centre_is_the_models_loss(case: str) -> None:
     model, X, y = models_and_data()[case]
     d1, d2 = random_directions(model, 1), random_directions(model, 2)
-    Z = surface_2d(model, F.cross_entropy, X, y, d1, d2, [0.0], [0.0])
+    Z = surface_2d(Problem(model, F.cross_entropy, X, y), d1, d2, [0.0], [0.0])
     model.eval()
     with torch.no_grad():
         assert Z[0, 0] == pytest.approx(float(F.cross_entropy(model(X), y)), abs=1e-12)
@@ -153,7 +158,7 @@ def test_the_model_is_unchanged(method: str) -> None:
     model.train()
     before = copy.deepcopy(model.state_dict())
     d1, d2 = random_directions(model, 1), random_directions(model, 2)
-    surface_2d(model, F.cross_entropy, X, y, d1, d2, GRID_A, GRID_B, method=method)
+    surface_2d(Problem(model, F.cross_entropy, X, y), d1, d2, GRID_A, GRID_B, method=method)
     assert model.training and all(m.training for m in model.modules())
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -165,12 +170,14 @@ def test_other_losses_and_regression() -> None:
     d1, d2 = random_directions(model, 1), random_directions(model, 2)
     hinge = reference_surface(model, F.multi_margin_loss, X, y, d1, d2, SMALL, SMALL)
     np.testing.assert_allclose(
-        surface_2d(model, F.multi_margin_loss, X, y, d1, d2, SMALL, SMALL), hinge, atol=1e-10
+        surface_2d(Problem(model, F.multi_margin_loss, X, y), d1, d2, SMALL, SMALL),
+        hinge,
+        atol=1e-10,
     )
     targets = torch.randn(X.shape[0], 3, dtype=torch.float64)
     for loss in (F.mse_loss, nn.MSELoss(), nn.SmoothL1Loss()):
         expected = reference_surface(model, loss, X, targets, d1, d2, SMALL, SMALL)
-        Z = surface_2d(model, loss, X, targets, d1, d2, SMALL, SMALL)
+        Z = surface_2d(Problem(model, loss, X, targets), d1, d2, SMALL, SMALL)
         np.testing.assert_allclose(Z, expected, atol=1e-10)
 
 
@@ -190,10 +197,10 @@ def test_torchscript_models_use_the_loop() -> None:
     scripted = torch.jit.load(io.BytesIO(buffer.getvalue()))
     d1, d2 = random_directions(model, 1), random_directions(model, 2)
     expected = reference_surface(model, F.cross_entropy, X, y, d1, d2, SMALL, SMALL)
-    Z = surface_2d(scripted, F.cross_entropy, X, y, d1, d2, SMALL, SMALL)
+    Z = surface_2d(Problem(scripted, F.cross_entropy, X, y), d1, d2, SMALL, SMALL)
     np.testing.assert_allclose(Z, expected, atol=1e-12)
     with pytest.raises(ValueError, match="vmap"):
-        surface_2d(scripted, F.cross_entropy, X, y, d1, d2, SMALL, SMALL, method="vmap")
+        surface_2d(Problem(scripted, F.cross_entropy, X, y), d1, d2, SMALL, SMALL, method="vmap")
 
 
 def test_surface_1d_and_interpolation_end_at_the_checkpoints() -> None:
@@ -204,12 +211,12 @@ def test_surface_1d_and_interpolation_end_at_the_checkpoints() -> None:
             p.add_(torch.randn_like(p))
     start, end = parameters_of(model), parameters_of(other)
     ts = np.linspace(0, 1, 5)
-    z = interpolate(model, F.cross_entropy, X, y, start, end, ts)
+    z = interpolate(Problem(model, F.cross_entropy, X, y), start, end, ts)
     with torch.no_grad():
         assert z[0] == pytest.approx(float(F.cross_entropy(model(X), y)), abs=1e-12)
         assert z[-1] == pytest.approx(float(F.cross_entropy(other(X), y)), abs=1e-12)
     d = random_directions(model, 5)
-    line = surface_1d(model, F.cross_entropy, X, y, d, GRID_A)
+    line = surface_1d(Problem(model, F.cross_entropy, X, y), d, GRID_A)
     zero = {k: torch.zeros_like(v) for k, v in d.items()}
     expected = reference_surface(model, F.cross_entropy, X, y, d, zero, GRID_A, [0.0])[:, 0]
     np.testing.assert_allclose(line, expected, atol=1e-12)
@@ -220,15 +227,22 @@ def test_subsampled_band_is_unbiased() -> None:
     model, X, y = models_and_data()["multibranch_relu"]
     d1, d2 = random_directions(model, 1), random_directions(model, 2)
     grid = np.linspace(-1, 1, 3)
-    full = surface_2d(model, F.cross_entropy, X, y, d1, d2, grid, grid)
+    full = surface_2d(Problem(model, F.cross_entropy, X, y), d1, d2, grid, grid)
     repeats = 40
     mean, std = surface_2d_band(
-        model, F.cross_entropy, X, y, d1, d2, grid, grid, sample_size=12, repeats=repeats, seed=3
+        Problem(model, F.cross_entropy, X, y),
+        d1,
+        d2,
+        grid,
+        grid,
+        sample_size=12,
+        repeats=repeats,
+        seed=3,
     )
     assert np.all(std > 0)
     assert np.all(np.abs(mean - full) < 5 * std / np.sqrt(repeats))
     whole, spread = surface_2d_band(
-        model, F.cross_entropy, X, y, d1, d2, grid, grid, sample_size=X.shape[0], repeats=2
+        Problem(model, F.cross_entropy, X, y), d1, d2, grid, grid, sample_size=X.shape[0], repeats=2
     )
     np.testing.assert_allclose(whole, full, atol=1e-12)
     np.testing.assert_allclose(spread, 0.0, atol=1e-12)
@@ -239,10 +253,8 @@ def test_subsampled_band_is_unbiased() -> None:
     [
         ({"alphas": []}, "alphas"),
         ({"betas": [0.0, np.nan]}, "betas"),
-        ({"sample_size": 0}, "sample_size"),
         ({"method": "fast"}, "fast"),
         ({"method": "turbo"}, "method"),
-        ({"memory_budget": 10}, "memory_budget"),
     ],
 )
 def test_bad_arguments_raise(kwargs: dict, field: str) -> None:
@@ -250,23 +262,56 @@ def test_bad_arguments_raise(kwargs: dict, field: str) -> None:
     d = random_directions(model, 1)
     arguments = {"alphas": GRID_A, "betas": GRID_B, **kwargs}
     with pytest.raises(ValueError, match=field):
-        surface_2d(model, F.cross_entropy, X, y, d, d, **arguments)
+        surface_2d(Problem(model, F.cross_entropy, X, y), d, d, **arguments)
+
+
+def test_a_bad_problem_raises() -> None:
+    model, X, y = models_and_data()["mlp"]
+    with pytest.raises(ValueError, match="memory_budget"):
+        Problem(model, F.cross_entropy, X, y, memory_budget=10)
+    with pytest.raises(ValueError, match="same number"):
+        Problem(model, F.cross_entropy, X, y[:-1])
+    with pytest.raises(ValueError, match="at least one parameter"):
+        Problem(nn.ReLU(), F.cross_entropy, X, y)
+    problem = Problem(model, F.cross_entropy, X, y)
+    for size in (0, 2.5, X.shape[0] + 1):
+        with pytest.raises(ValueError, match="sample_size"):
+            problem.sample(size, seed=0)
+
+
+def test_the_problem_holds_the_data_on_the_models_device_and_dtype() -> None:
+    model = mlp(5, 3, [8]).float()
+    X, y = classification_data()
+    problem = Problem(model, F.cross_entropy, X.numpy(), y)
+    assert problem.X.dtype == torch.float32 and problem.y.dtype == y.dtype
+    assert (problem.device, problem.dtype, problem.n_samples) == (
+        torch.device("cpu"),
+        torch.float32,
+        37,
+    )
+    torch.testing.assert_close(problem.X, X.float())
+    part = problem.sample(10, seed=4)
+    keep = torch.randperm(37, generator=torch.Generator().manual_seed(4))[:10]
+    torch.testing.assert_close(part.X, problem.X[keep])
+    torch.testing.assert_close(part.y, y[keep])
 
 
 def test_directions_must_match_the_parameters() -> None:
     model, X, y = models_and_data()["mlp"]
     d = random_directions(model, 1)
     with pytest.raises(ValueError, match="d2"):
-        surface_2d(model, F.cross_entropy, X, y, d, {"0.weight": d["0.weight"]}, [0.0], [0.0])
+        surface_2d(
+            Problem(model, F.cross_entropy, X, y), d, {"0.weight": d["0.weight"]}, [0.0], [0.0]
+        )
 
 
 @pytest.mark.gpu
 def test_cuda_surface_equals_cpu() -> None:
     model, X, y = models_and_data()["multibranch_relu"]
     d1, d2 = random_directions(model, 1), random_directions(model, 2)
-    cpu = surface_2d(model, F.cross_entropy, X, y, d1, d2, GRID_A, GRID_B)
+    cpu = surface_2d(Problem(model, F.cross_entropy, X, y), d1, d2, GRID_A, GRID_B)
     gpu_model = copy.deepcopy(model).cuda()
-    gpu = surface_2d(gpu_model, F.cross_entropy, X, y, d1, d2, GRID_A, GRID_B)
+    gpu = surface_2d(Problem(gpu_model, F.cross_entropy, X, y), d1, d2, GRID_A, GRID_B)
     np.testing.assert_allclose(gpu, cpu, atol=1e-10)
 
 
@@ -275,7 +320,7 @@ def test_scattered_points_equal_the_loop(case: str) -> None:
     model, X, y = models_and_data()[case]
     d1, d2 = random_directions(model, 1), random_directions(model, 2)
     coords = np.array([[0.3, -0.2], [-1.0, 0.7], [0.0, 0.0]])
-    z = surface_points(model, F.cross_entropy, X, y, d1, d2, coords)
+    z = surface_points(Problem(model, F.cross_entropy, X, y), d1, d2, coords)
     expected = [
         reference_surface(model, F.cross_entropy, X, y, d1, d2, [a], [b])[0, 0] for a, b in coords
     ]
@@ -285,7 +330,7 @@ def test_scattered_points_equal_the_loop(case: str) -> None:
 def test_zero_directions_give_the_centre_everywhere() -> None:
     model, X, y = models_and_data()["mlp"]
     zero = {k: torch.zeros_like(v) for k, v in parameters_of(model).items()}
-    Z = surface_2d(model, F.cross_entropy, X, y, zero, zero, SMALL, SMALL)
+    Z = surface_2d(Problem(model, F.cross_entropy, X, y), zero, zero, SMALL, SMALL)
     with torch.no_grad():
         np.testing.assert_allclose(Z, float(F.cross_entropy(model(X), y)), atol=1e-12)
 
@@ -297,12 +342,12 @@ def test_fast_path_blocks_over_betas_and_samples(monkeypatch) -> None:
     model, X, y = models_and_data()["multibranch_relu"]
     d1, d2 = random_directions(model, 1), random_directions(model, 2, one_dim="keep")
     grid = np.linspace(-1, 1, 13)
-    expected = surface_2d(model, F.cross_entropy, X, y, d1, d2, grid, grid, method="vmap")
+    expected = surface_2d(Problem(model, F.cross_entropy, X, y), d1, d2, grid, grid, method="vmap")
     monkeypatch.setattr(engine, "CPU_BLOCK_BYTES", 5 * 8 * 24)  # 5 betas x 1 sample x 24 units
-    Z = surface_2d(model, F.cross_entropy, X, y, d1, d2, grid, grid, method="fast")
+    Z = surface_2d(Problem(model, F.cross_entropy, X, y), d1, d2, grid, grid, method="fast")
     np.testing.assert_allclose(Z, expected, rtol=1e-12, atol=1e-12)
     monkeypatch.setattr(engine, "CPU_BLOCK_BYTES", 13 * 5 * 8 * 24)  # 13 betas x 5 samples
-    Z = surface_2d(model, F.cross_entropy, X, y, d1, d2, grid, grid, method="fast")
+    Z = surface_2d(Problem(model, F.cross_entropy, X, y), d1, d2, grid, grid, method="fast")
     np.testing.assert_allclose(Z, expected, rtol=1e-12, atol=1e-12)
 
 
@@ -313,5 +358,5 @@ def test_fast_path_for_every_activation(activation: str) -> None:
     X, y = classification_data()
     d1, d2 = random_directions(model, 1), random_directions(model, 2, one_dim="keep")
     expected = reference_surface(model, F.cross_entropy, X, y, d1, d2, SMALL, SMALL)
-    Z = surface_2d(model, F.cross_entropy, X, y, d1, d2, SMALL, SMALL, method="fast")
+    Z = surface_2d(Problem(model, F.cross_entropy, X, y), d1, d2, SMALL, SMALL, method="fast")
     np.testing.assert_allclose(Z, expected, rtol=1e-10, atol=1e-10)

@@ -17,35 +17,29 @@ from torch import nn
 from torch.func import functional_call
 
 from landscape.engine.directions import Params, combine, flatten, parameters_of
-from landscape.engine.surface import LossFn, Progress, eval_mode
+from landscape.engine.problem import Problem
+from landscape.engine.surface import Progress, eval_mode
 
 Matvec = Callable[[torch.Tensor], torch.Tensor]
 
 
 @contextmanager
 def hessian_operator(
-    model: nn.Module,
-    loss_fn: LossFn,
-    X: torch.Tensor | np.ndarray,
-    y: torch.Tensor | np.ndarray,
-    point: Mapping[str, torch.Tensor] | None = None,
+    problem: Problem, point: Mapping[str, torch.Tensor] | None = None
 ) -> Iterator[tuple[Matvec, torch.Tensor]]:
-    """Yield ``(v -> H v, grad)`` at ``point`` (default: the model's parameters).
+    """Yield ``(v -> H v, grad)`` of ``L = problem.loss_fn(f(point; X), y)`` at ``point``
+    (default: the model's parameters).
 
     ``v`` and ``H v`` are flat float64 vectors of length P on the model's device; ``grad`` is
     the flat gradient. TorchScript models (which ``torch.func`` rejects) get ``point`` written
     into their parameters for the duration of the block and restored afterwards.
     """
+    model = problem.model
     reference = parameters_of(model)
     point = reference if point is None else point
-    first = next(iter(reference.values()))
-    X_t = torch.as_tensor(X).to(first.device)
-    X_t = X_t.to(first.dtype) if X_t.is_floating_point() else X_t
-    y_t = torch.as_tensor(y).to(first.device)
-    y_t = y_t.to(first.dtype) if y_t.is_floating_point() else y_t
     names = list(reference)
     with eval_mode(model), _leaves(model, point, names) as (leaves, forward):
-        loss = loss_fn(forward(X_t), y_t)
+        loss = problem.loss_fn(forward(problem.X), problem.y)
         # allow_unused/materialize_grads: with a piecewise-linear loss (a hinge) some gradients,
         # such as the output bias's, do not depend on the parameters; their products are zero.
         grads = torch.autograd.grad(
@@ -93,15 +87,12 @@ def _leaves(
 
 
 def hvp(
-    model: nn.Module,
-    loss_fn: LossFn,
-    X: torch.Tensor | np.ndarray,
-    y: torch.Tensor | np.ndarray,
+    problem: Problem,
     v: Mapping[str, torch.Tensor],
     point: Mapping[str, torch.Tensor] | None = None,
 ) -> Params:
     """The Hessian-vector product ``H v`` at ``point``, as a dict shaped like the parameters."""
-    with hessian_operator(model, loss_fn, X, y, point) as (matvec, _):
+    with hessian_operator(problem, point) as (matvec, _):
         product = matvec(flatten(v).to(torch.float64))
     out: Params = {}
     offset = 0
@@ -146,59 +137,49 @@ def lanczos(
 
 
 def extreme_eigenvalues(
-    model: nn.Module,
-    loss_fn: LossFn,
-    X: torch.Tensor | np.ndarray,
-    y: torch.Tensor | np.ndarray,
+    problem: Problem,
     point: Mapping[str, torch.Tensor] | None = None,
+    *,
     iterations: int = 20,
     seed: int = 0,
 ) -> tuple[float, float]:
     """``(lambda_min, lambda_max)`` of the Hessian at ``point`` by Lanczos (Ritz values)."""
-    dimension = sum(p.numel() for p in model.parameters())
-    device = next(model.parameters()).device
-    with hessian_operator(model, loss_fn, X, y, point) as (matvec, _):
-        ritz = lanczos(matvec, dimension, min(int(iterations), dimension), seed, device)
+    dimension = sum(p.numel() for p in problem.model.parameters())
+    with hessian_operator(problem, point) as (matvec, _):
+        ritz = lanczos(matvec, dimension, min(int(iterations), dimension), seed, problem.device)
     return float(ritz[0]), float(ritz[-1])
 
 
 def hutchinson_trace(
-    model: nn.Module,
-    loss_fn: LossFn,
-    X: torch.Tensor | np.ndarray,
-    y: torch.Tensor | np.ndarray,
+    problem: Problem,
     point: Mapping[str, torch.Tensor] | None = None,
+    *,
     samples: int = 100,
     seed: int = 0,
 ) -> tuple[float, float]:
     """Hutchinson's estimate of ``tr H = E[v^T H v]``, ``v`` Rademacher; returns (mean, std err)."""
     if int(samples) != samples or samples < 2:
         raise ValueError(f"samples must be an integer >= 2, got {samples}")
-    dimension = sum(p.numel() for p in model.parameters())
-    device = next(model.parameters()).device
+    dimension = sum(p.numel() for p in problem.model.parameters())
     generator = torch.Generator().manual_seed(int(seed))
     values = np.empty(int(samples))
-    with hessian_operator(model, loss_fn, X, y, point) as (matvec, _):
+    with hessian_operator(problem, point) as (matvec, _):
         for k in range(int(samples)):
             signs = torch.randint(0, 2, (dimension,), generator=generator) * 2 - 1
-            v = signs.to(device, torch.float64)
+            v = signs.to(problem.device, torch.float64)
             values[k] = float(v @ matvec(v))
     return float(values.mean()), float(values.std(ddof=1) / np.sqrt(samples))
 
 
 def slice_hessian(
-    model: nn.Module,
-    loss_fn: LossFn,
-    X: torch.Tensor | np.ndarray,
-    y: torch.Tensor | np.ndarray,
+    problem: Problem,
     d1: Mapping[str, torch.Tensor],
     d2: Mapping[str, torch.Tensor],
     point: Mapping[str, torch.Tensor] | None = None,
 ) -> np.ndarray:
     """The 2x2 Hessian of ``(a, b) -> L(point + a d1 + b d2)`` at (0, 0): ``[d_i^T H d_j]``."""
-    device = next(model.parameters()).device
-    D = torch.stack([flatten(d1), flatten(d2)]).to(device, torch.float64)
-    with hessian_operator(model, loss_fn, X, y, point) as (matvec, _):
+    D = torch.stack([flatten(d1), flatten(d2)]).to(problem.device, torch.float64)
+    with hessian_operator(problem, point) as (matvec, _):
         HD = torch.stack([matvec(D[0]), matvec(D[1])])
     H2 = (D @ HD.T).cpu().numpy()
     return (H2 + H2.T) / 2
@@ -239,29 +220,30 @@ class CurvatureMap:
 
 
 def curvature_map(
-    model: nn.Module,
-    loss_fn: LossFn,
-    X: torch.Tensor | np.ndarray,
-    y: torch.Tensor | np.ndarray,
+    problem: Problem,
     d1: Mapping[str, torch.Tensor],
     d2: Mapping[str, torch.Tensor],
     alphas: Sequence[float] | np.ndarray,
     betas: Sequence[float] | np.ndarray,
+    *,
     center: Mapping[str, torch.Tensor] | None = None,
     iterations: int = 20,
     seed: int = 0,
     progress: Progress | None = None,
 ) -> CurvatureMap:
-    """``lambda_min``, ``lambda_max`` (Lanczos) and their ratio at every grid point."""
+    """``lambda_min``, ``lambda_max`` (Lanczos) and their ratio at every grid point
+    ``center + alphas[i] d1 + betas[j] d2``, each (A, B)."""
     alphas, betas = np.asarray(alphas, float), np.asarray(betas, float)
-    center = parameters_of(model) if center is None else center
+    center = parameters_of(problem.model) if center is None else center
     lo = np.empty((len(alphas), len(betas)))
     hi = np.empty_like(lo)
     total = lo.size
     for i, a in enumerate(alphas):
         for j, b in enumerate(betas):
             point = combine(center, (a, d1), (b, d2))
-            lo[i, j], hi[i, j] = extreme_eigenvalues(model, loss_fn, X, y, point, iterations, seed)
+            lo[i, j], hi[i, j] = extreme_eigenvalues(
+                problem, point, iterations=iterations, seed=seed
+            )
             if progress is not None:
                 progress((i * len(betas) + j + 1) / total, "Curvature map")
     ratio = np.abs(lo) / np.maximum(np.abs(hi), np.finfo(float).tiny)

@@ -36,16 +36,11 @@ from torch.func import functional_call, vmap
 from landscape.engine.directions import Params, parameters_of
 from landscape.engine.hoisting import data_calls, hoist_first_layers, substituted_calls
 from landscape.engine.nets import MultiBranchNet
+from landscape.engine.problem import LossFn, MiB, Problem
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Progress = Callable[[float, str], None]
 
 METHODS = ("auto", "fast", "vmap", "loop")
-MiB = 2**20
-# Working memory per pass (not counting the data and the model): small on a CPU, where chunks
-# that stay in cache run fastest; large on a GPU, where big batches do.
-DEFAULT_BUDGET = {"cpu": 64 * MiB}
-DEFAULT_BUDGET_ACCELERATOR = 1024 * MiB
 CPU_BLOCK_BYTES = MiB // 2
 
 
@@ -72,10 +67,7 @@ def keep_freed_memory() -> bool:
 
 
 def surface_2d(
-    model: nn.Module,
-    loss_fn: LossFn,
-    X: torch.Tensor | np.ndarray,
-    y: torch.Tensor | np.ndarray,
+    problem: Problem,
     d1: Mapping[str, torch.Tensor],
     d2: Mapping[str, torch.Tensor],
     alphas: Sequence[float] | np.ndarray,
@@ -83,44 +75,37 @@ def surface_2d(
     *,
     center: Mapping[str, torch.Tensor] | None = None,
     method: str = "auto",
-    memory_budget: int | None = None,
-    sample_size: int | None = None,
-    seed: int = 0,
     progress: Progress | None = None,
 ) -> np.ndarray:
     """``Z[i, j] = loss_fn(f(theta + alphas[i] d1 + betas[j] d2; X), y)``, shape (A, B), float64.
 
-    ``theta`` is ``center`` (default: the model's parameters). ``X`` (n, ...) and ``y`` (n, ...)
-    move to the model's device; ``loss_fn`` must average over the samples. With ``sample_size``
-    the surface uses that many samples drawn without replacement (seeded by ``seed``).
-    ``memory_budget`` (bytes) bounds the working memory of one pass.
+    ``theta`` is ``center`` (default: the model's parameters); ``d1``, ``d2`` and ``center`` are
+    shaped like the model's parameters. ``problem.loss_fn`` must average over the samples; one
+    pass uses at most about ``problem.memory_budget`` bytes of working memory. For a surface on
+    a sub-sample, pass ``problem.sample(size, seed)``.
     """
     keep_freed_memory()
     a = _grid("alphas", alphas)
     b = _grid("betas", betas)
-    problem = _Problem.build(model, loss_fn, X, y, center, {"d1": d1, "d2": d2}, sample_size, seed)
-    budget = _budget(memory_budget, problem.device)
-    chosen = _choose_method(method, model)
-    with eval_mode(model), torch.no_grad():
+    plane = _Plane.build(problem, center, {"d1": d1, "d2": d2})
+    chosen = _choose_method(method, problem.model)
+    with eval_mode(problem.model), torch.no_grad():
         if chosen == "fast":
-            Z = _fast_multibranch(problem, a, b, budget, progress)
+            Z = _fast_multibranch(plane, a, b, problem.memory_budget, progress)
         else:
             coords = np.stack(np.meshgrid(a, b, indexing="ij"), axis=-1).reshape(-1, 2)
-            Z = _points(problem, coords, budget, chosen, progress).reshape(len(a), len(b))
+            Z = _points(plane, coords, problem.memory_budget, chosen, progress)
+            Z = Z.reshape(len(a), len(b))
     return Z
 
 
 def surface_points(
-    model: nn.Module,
-    loss_fn: LossFn,
-    X: torch.Tensor | np.ndarray,
-    y: torch.Tensor | np.ndarray,
+    problem: Problem,
     d1: Mapping[str, torch.Tensor],
     d2: Mapping[str, torch.Tensor],
     coords: Sequence[Sequence[float]] | np.ndarray,
     *,
     center: Mapping[str, torch.Tensor] | None = None,
-    memory_budget: int | None = None,
 ) -> np.ndarray:
     """``z[p] = loss_fn(f(theta + coords[p, 0] d1 + coords[p, 1] d2; X), y)`` for scattered
     points (a trajectory, marked models), shape (P,); by ``vmap`` (TorchScript: the loop)."""
@@ -128,18 +113,14 @@ def surface_points(
     if not np.all(np.isfinite(points)):
         raise ValueError("coords must be finite (P, 2) coordinates")
     keep_freed_memory()
-    problem = _Problem.build(model, loss_fn, X, y, center, {"d1": d1, "d2": d2}, None, 0)
-    budget = _budget(memory_budget, problem.device)
-    method = "loop" if isinstance(model, torch.jit.ScriptModule) else "vmap"
-    with eval_mode(model), torch.no_grad():
-        return _points(problem, points, budget, method, None)
+    plane = _Plane.build(problem, center, {"d1": d1, "d2": d2})
+    method = "loop" if isinstance(problem.model, torch.jit.ScriptModule) else "vmap"
+    with eval_mode(problem.model), torch.no_grad():
+        return _points(plane, points, problem.memory_budget, method, None)
 
 
 def surface_2d_band(
-    model: nn.Module,
-    loss_fn: LossFn,
-    X: torch.Tensor | np.ndarray,
-    y: torch.Tensor | np.ndarray,
+    problem: Problem,
     d1: Mapping[str, torch.Tensor],
     d2: Mapping[str, torch.Tensor],
     alphas: Sequence[float] | np.ndarray,
@@ -148,30 +129,28 @@ def surface_2d_band(
     sample_size: int,
     repeats: int = 5,
     seed: int = 0,
-    **options: object,
+    center: Mapping[str, torch.Tensor] | None = None,
+    method: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation (ddof=1) of ``repeats`` sub-sampled surfaces, each (A, B).
 
-    Surface ``r`` uses ``sample_size`` samples drawn with seed ``seed + r``; the band
-    ``mean +/- std`` shows how much a surface drawn on a sample moves with the sample.
+    Surface ``r`` uses ``sample_size`` samples drawn with seed ``seed + r``
+    (``problem.sample``); the band ``mean +/- std`` shows how much a surface drawn on a sample
+    moves with the sample.
     """
     if int(repeats) != repeats or repeats < 2:
         raise ValueError(f"repeats must be an integer >= 2, got {repeats}")
     surfaces = np.stack(
         [
             surface_2d(
-                model,
-                loss_fn,
-                X,
-                y,
+                problem.sample(sample_size, seed + r),
                 d1,
                 d2,
                 alphas,
                 betas,
-                sample_size=sample_size,
-                seed=seed + r,
-                **options,
-            )  # type: ignore[arg-type]
+                center=center,
+                method=method,
+            )
             for r in range(int(repeats))
         ]
     )
@@ -179,91 +158,59 @@ def surface_2d_band(
 
 
 def surface_1d(
-    model: nn.Module,
-    loss_fn: LossFn,
-    X: torch.Tensor | np.ndarray,
-    y: torch.Tensor | np.ndarray,
+    problem: Problem,
     d: Mapping[str, torch.Tensor],
     alphas: Sequence[float] | np.ndarray,
-    **options: object,
+    *,
+    center: Mapping[str, torch.Tensor] | None = None,
+    method: str = "auto",
+    progress: Progress | None = None,
 ) -> np.ndarray:
-    """``z[i] = loss_fn(f(theta + alphas[i] d; X), y)``, shape (A,); options as ``surface_2d``."""
+    """``z[i] = loss_fn(f(theta + alphas[i] d; X), y)``, shape (A,); as ``surface_2d``."""
     zero = {name: torch.zeros_like(t) for name, t in d.items()}
-    return surface_2d(model, loss_fn, X, y, d, zero, alphas, [0.0], **options)[:, 0]  # type: ignore[arg-type]
+    Z = surface_2d(problem, d, zero, alphas, [0.0], center=center, method=method, progress=progress)
+    return Z[:, 0]
 
 
 def interpolate(
-    model: nn.Module,
-    loss_fn: LossFn,
-    X: torch.Tensor | np.ndarray,
-    y: torch.Tensor | np.ndarray,
+    problem: Problem,
     start: Mapping[str, torch.Tensor],
     end: Mapping[str, torch.Tensor],
     ts: Sequence[float] | np.ndarray,
-    **options: object,
+    *,
+    method: str = "auto",
+    progress: Progress | None = None,
 ) -> np.ndarray:
-    """Loss on the segment between two checkpoints: ``z[i] = L((1 - t_i) start + t_i end)``."""
+    """Loss on the segment between two checkpoints: ``z[i] = L((1 - t_i) start + t_i end)``,
+    shape (len(ts),): ``surface_1d`` along ``end - start`` from ``start``."""
     d = {name: end[name] - start[name] for name in start}
-    return surface_1d(model, loss_fn, X, y, d, ts, center=start, **options)
+    return surface_1d(problem, d, ts, center=start, method=method, progress=progress)
 
 
 # --------------------------------------------------------------------------------------------
-# The problem, normalised: tensors on the model's device, names checked.
+# The plane: the problem with its centre and directions on the model's device, names checked.
 
 
-class _Problem:
-    """Model, loss, data and parameter points on one device, validated."""
+class _Plane:
+    """A `Problem` with the parameter points of a plane (centre, directions), validated."""
 
-    def __init__(
-        self,
-        model: nn.Module,
-        loss_fn: LossFn,
-        X: torch.Tensor,
-        y: torch.Tensor,
-        center: Params,
-        directions: dict[str, Params],
-    ) -> None:
-        self.model, self.loss_fn, self.X, self.y = model, loss_fn, X, y
+    def __init__(self, problem: Problem, center: Params, directions: dict[str, Params]) -> None:
+        self.model, self.loss_fn = problem.model, problem.loss_fn
+        self.X, self.y, self.device = problem.X, problem.y, problem.device
         self.center, self.directions = center, directions
-        self.device = X.device
 
     @classmethod
     def build(
         cls,
-        model: nn.Module,
-        loss_fn: LossFn,
-        X: torch.Tensor | np.ndarray,
-        y: torch.Tensor | np.ndarray,
+        problem: Problem,
         center: Mapping[str, torch.Tensor] | None,
         directions: Mapping[str, Mapping[str, torch.Tensor]],
-        sample_size: int | None,
-        seed: int,
-    ) -> _Problem:
-        reference = parameters_of(model)
-        if not reference:
-            raise ValueError("model must have at least one parameter")
-        first = next(iter(reference.values()))
-        device, dtype = first.device, first.dtype
-        X_t = torch.as_tensor(X).to(device)
-        X_t = X_t.to(dtype) if X_t.is_floating_point() else X_t
-        y_t = torch.as_tensor(y).to(device)
-        y_t = y_t.to(dtype) if y_t.is_floating_point() else y_t
-        if X_t.shape[0] != y_t.shape[0] or X_t.shape[0] == 0:
-            raise ValueError(
-                f"X and y must have the same number n >= 1 of rows, got {X_t.shape[0]} and "
-                f"{y_t.shape[0]}"
-            )
-        if sample_size is not None:
-            n = X_t.shape[0]
-            if int(sample_size) != sample_size or not 1 <= sample_size <= n:
-                raise ValueError(f"sample_size must be an integer in [1, {n}], got {sample_size}")
-            generator = torch.Generator().manual_seed(int(seed))
-            keep = torch.randperm(n, generator=generator)[: int(sample_size)].to(device)
-            X_t, y_t = X_t[keep], y_t[keep]
+    ) -> _Plane:
+        reference = parameters_of(problem.model)
         points = {"center": reference if center is None else center, **directions}
         checked = {name: _on_device(name, p, reference) for name, p in points.items()}
         center_t = checked.pop("center")
-        return cls(model, loss_fn, X_t, y_t, center_t, checked)
+        return cls(problem, center_t, checked)
 
 
 def _on_device(label: str, params: Mapping[str, torch.Tensor], reference: Params) -> Params:
@@ -293,14 +240,6 @@ def _grid(name: str, values: Sequence[float] | np.ndarray) -> np.ndarray:
     return array
 
 
-def _budget(memory_budget: int | None, device: torch.device) -> int:
-    if memory_budget is None:
-        return DEFAULT_BUDGET.get(device.type, DEFAULT_BUDGET_ACCELERATOR)
-    if int(memory_budget) != memory_budget or memory_budget < MiB:
-        raise ValueError(f"memory_budget must be an integer >= {MiB} bytes, got {memory_budget}")
-    return int(memory_budget)
-
-
 def _choose_method(method: str, model: nn.Module) -> str:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -320,17 +259,16 @@ def auto_method(model: nn.Module) -> str:
     return "loop" if isinstance(model, torch.jit.ScriptModule) else "vmap"
 
 
-def path_taken(
-    model: nn.Module, X: torch.Tensor, center: Mapping[str, torch.Tensor] | None = None
-) -> str:
+def path_taken(problem: Problem, center: Mapping[str, torch.Tensor] | None = None) -> str:
     """The path ``method="auto"`` takes, in words: ``"fast"``, ``"loop"``, or ``"vmap"`` with the
     layers it hoists out of the grid loop, e.g. ``"vmap, hoisted: 0 (Linear)"``."""
+    model = problem.model
     method = auto_method(model)
     if method != "vmap":
         return method
     center = parameters_of(model) if center is None else center
     with eval_mode(model), torch.no_grad():
-        calls = data_calls(model, X, center, max_bytes=_budget(None, X.device))
+        calls = data_calls(model, problem.X, center, max_bytes=problem.memory_budget)
     if not calls:
         return "vmap, nothing hoisted"
     names = (f"{c.layer} ({type(model.get_submodule(c.layer)).__name__})" for c, _ in calls)
@@ -410,25 +348,25 @@ def _is_mean_squared(loss_fn: LossFn) -> bool:
 
 
 def _points(
-    problem: _Problem, coords: np.ndarray, budget: int, method: str, progress: Progress | None
+    plane: _Plane, coords: np.ndarray, budget: int, method: str, progress: Progress | None
 ) -> np.ndarray:
     """Losses at ``center + coords[p, 0] d1 + coords[p, 1] d2``, shape (P,)."""
     if method == "loop":
-        return _loop_points(problem, coords, progress)
-    return _vmap_points(problem, coords, budget, progress)
+        return _loop_points(plane, coords, progress)
+    return _vmap_points(plane, coords, budget, progress)
 
 
-def _loop_points(problem: _Problem, coords: np.ndarray, progress: Progress | None) -> np.ndarray:
+def _loop_points(plane: _Plane, coords: np.ndarray, progress: Progress | None) -> np.ndarray:
     """The baseline: for each point, write the weights into the model and forward all data."""
-    model, d1, d2 = problem.model, problem.directions["d1"], problem.directions["d2"]
+    model, d1, d2 = plane.model, plane.directions["d1"], plane.directions["d2"]
     parameters = dict(model.named_parameters())
     saved = {name: p.detach().clone() for name, p in parameters.items()}
     out = np.empty(len(coords))
     try:
         for k, (a, b) in enumerate(coords):
             for name, p in parameters.items():
-                p.copy_(problem.center[name] + float(a) * d1[name] + float(b) * d2[name])
-            out[k] = float(problem.loss_fn(model(problem.X), problem.y))
+                p.copy_(plane.center[name] + float(a) * d1[name] + float(b) * d2[name])
+            out[k] = float(plane.loss_fn(model(plane.X), plane.y))
             if progress is not None and k % 64 == 0:
                 progress(k / len(coords), f"Grid point {k + 1} of {len(coords)}")
     finally:
@@ -438,19 +376,19 @@ def _loop_points(problem: _Problem, coords: np.ndarray, progress: Progress | Non
 
 
 def _vmap_points(
-    problem: _Problem, coords: np.ndarray, budget: int, progress: Progress | None
+    plane: _Plane, coords: np.ndarray, budget: int, progress: Progress | None
 ) -> np.ndarray:
     """Chunks of points under ``vmap``. The weight layers the model applies to its data are
     hoisted (`landscape.engine.hoisting`): at a chunk's points their outputs are one product
     ``Z0 + coords [Z1; Z2]``. The parameters at the chunk's points are likewise one product
     ``theta + coords [d1; d2]``; those that neither direction moves (biases, with Li et al.'s
     zeroed 1-D directions) stay unbatched: one copy, and no batched bias addition."""
-    model, center = problem.model, problem.center
-    d1, d2 = problem.directions["d1"], problem.directions["d2"]
+    model, center = plane.model, plane.center
+    d1, d2 = plane.directions["d1"], plane.directions["d2"]
     moving = [n for n in center if bool(d1[n].any()) or bool(d2[n].any())]
     if not moving:  # both directions are zero: the loss is the centre's everywhere
-        outputs = functional_call(model, center, (problem.X,))[None]
-        return np.full(len(coords), float(batched_loss(problem.loss_fn, outputs, problem.y)[0]))
+        outputs = functional_call(model, center, (plane.X,))[None]
+        return np.full(len(coords), float(batched_loss(plane.loss_fn, outputs, plane.y)[0]))
     fixed = {n: t for n, t in center.items() if n not in moving}
     shapes = [center[n].shape for n in moving]
 
@@ -458,16 +396,16 @@ def _vmap_points(
         return torch.cat([point[n].reshape(-1) for n in moving])
 
     theta, theta_directions = flat(center), torch.stack([flat(d1), flat(d2)])
-    hoisted = hoist_first_layers(model, problem.X, center, d1, d2, max_bytes=budget)
-    chunk = max(1, min(len(coords), budget // _bytes_per_point(problem)))
-    coords_t = torch.as_tensor(coords, device=problem.device, dtype=theta.dtype)
+    hoisted = hoist_first_layers(model, plane.X, center, d1, d2, max_bytes=budget)
+    chunk = max(1, min(len(coords), budget // _bytes_per_point(plane)))
+    coords_t = torch.as_tensor(coords, device=plane.device, dtype=theta.dtype)
     out = torch.empty(len(coords), dtype=torch.float64)
     no_calls = nullcontext(lambda outputs: None)
     with no_calls if hoisted is None else substituted_calls(model, hoisted) as use:
 
         def forward(params: Params, *hoisted_outputs: torch.Tensor) -> torch.Tensor:
             use(hoisted_outputs)
-            return functional_call(model, {**fixed, **params}, (problem.X,))
+            return functional_call(model, {**fixed, **params}, (plane.X,))
 
         batched_forward = vmap(forward)
         for start in range(0, len(coords), chunk):
@@ -480,14 +418,14 @@ def _vmap_points(
                 )
             }
             z = [] if hoisted is None else hoisted.outputs_at(points)
-            losses = batched_loss(problem.loss_fn, batched_forward(params, *z), problem.y)
+            losses = batched_loss(plane.loss_fn, batched_forward(params, *z), plane.y)
             out[start : start + chunk] = losses.to("cpu", torch.float64)
             if progress is not None:
                 progress((start + chunk) / len(coords), f"Grid points up to {start + chunk}")
     return out.numpy()
 
 
-def _bytes_per_point(problem: _Problem) -> int:
+def _bytes_per_point(plane: _Plane) -> int:
     """Memory one grid point costs in a vmap pass: its parameters plus every module's output.
 
     Measured by forward hooks on one pass over the data; temporaries (bias additions,
@@ -499,14 +437,14 @@ def _bytes_per_point(problem: _Problem) -> int:
         if isinstance(output, torch.Tensor):
             sizes.append(output.numel() * output.element_size())
 
-    model = problem.model
+    model = plane.model
     handles = [m.register_forward_hook(hook) for m in model.modules()]
     try:
-        functional_call(model, problem.center, (problem.X,))
+        functional_call(model, plane.center, (plane.X,))
     finally:
         for handle in handles:
             handle.remove()
-    params = sum(t.numel() * t.element_size() for t in problem.center.values())
+    params = sum(t.numel() * t.element_size() for t in plane.center.values())
     return max(1, 3 * sum(sizes) + 3 * params)
 
 
@@ -525,7 +463,7 @@ def _stacked(model: MultiBranchNet, params: Params) -> tuple[torch.Tensor, ...]:
 
 
 def _fast_multibranch(
-    problem: _Problem, alphas: np.ndarray, betas: np.ndarray, budget: int, progress: Progress | None
+    plane: _Plane, alphas: np.ndarray, betas: np.ndarray, budget: int, progress: Progress | None
 ) -> np.ndarray:
     """Rows of the grid for ``f(x) = (1/I) sum_i V_i s(W_i x + c_i) + e_i`` (one hidden layer).
 
@@ -534,20 +472,20 @@ def _fast_multibranch(
     at all ``b_j`` are ``s(Q + b_j P2) (W2 + a U2 + b_j V2)^T + bias(a, b_j)``, ``Q = P0 + a P1``:
     one outer-product update, the activation, and one batched product per block of samples.
     """
-    model = problem.model
+    model = plane.model
     assert isinstance(model, MultiBranchNet)
-    X = problem.X.reshape(problem.X.shape[0], -1)
+    X = plane.X.reshape(plane.X.shape[0], -1)
     n = X.shape[0]
-    W1, b1, W2, b2 = _stacked(model, problem.center)
-    U1, u1, U2, u2 = _stacked(model, problem.directions["d1"])
-    V1, v1, V2, v2 = _stacked(model, problem.directions["d2"])
+    W1, b1, W2, b2 = _stacked(model, plane.center)
+    U1, u1, U2, u2 = _stacked(model, plane.directions["d1"])
+    V1, v1, V2, v2 = _stacked(model, plane.directions["d2"])
     P0, P1, P2 = (torch.addmm(bias, X, W.T) for W, bias in ((W1, b1), (U1, u1), (V1, v1)))
     K, k_out = P0.shape[1], W2.shape[0]
-    b_all = torch.as_tensor(betas, device=problem.device, dtype=P0.dtype)
+    b_all = torch.as_tensor(betas, device=plane.device, dtype=P0.dtype)
     # One block of activations (betas x samples x units): a quarter of the budget, and on a CPU
     # at most CPU_BLOCK_BYTES per thread, so that it stays in cache between its three passes.
     block_bytes = budget // 4
-    if problem.device.type == "cpu":
+    if plane.device.type == "cpu":
         block_bytes = min(block_bytes, CPU_BLOCK_BYTES * torch.get_num_threads())
     block = max(1, block_bytes // (P0.element_size() * K))
     J = min(len(betas), block)  # betas per block
@@ -555,7 +493,7 @@ def _fast_multibranch(
     blocks = -(-n // m)
     # Samples padded to whole blocks (zero rows, dropped before the loss); buffers are reused
     # across blocks and rows, since fresh large tensors cost page faults on every allocation.
-    options = {"device": problem.device, "dtype": P0.dtype}
+    options = {"device": plane.device, "dtype": P0.dtype}
     pad = blocks * m - n
     P0, P1, P2 = (torch.cat([P, P.new_zeros(pad, K)]) for P in (P0, P1, P2))
     Q = torch.empty_like(P0)
@@ -589,7 +527,7 @@ def _fast_multibranch(
                 biases[:, :, None, None],
                 out=logits[j0 : j0 + width].view(width, k_out, blocks, m),
             )
-        losses = batched_loss(problem.loss_fn, logits[:, :, :n].transpose(1, 2), problem.y)
+        losses = batched_loss(plane.loss_fn, logits[:, :, :n].transpose(1, 2), plane.y)
         Z[i] = losses.cpu().numpy()
         if progress is not None:
             progress((i + 1) / len(alphas), f"Surface row {i + 1} of {len(alphas)}")

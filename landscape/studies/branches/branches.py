@@ -21,6 +21,7 @@ from landscape.engine import curvature, directions
 from landscape.engine.device import resolve_device
 from landscape.engine.nets import MultiBranchNet
 from landscape.engine.nonconvexity import hessian_ratio, max_convexity_defect, non_psd_fraction
+from landscape.engine.problem import Problem
 from landscape.engine.surface import surface_2d
 from landscape.engine.validation import check_choice, check_integer, check_integers, check_number
 from landscape.studies.branches import data as branch_data
@@ -266,7 +267,8 @@ def measure_slice(config: Config) -> dict[str, np.ndarray] | str:
         else:
             plane = directions.three_model_plane(models)
             centre, d1, d2, coordinates = plane.center, plane.d1, plane.d2, plane.coordinates
-        Z = surface_2d(model, loss_fn, X, y, d1, d2, grid, grid, center=centre)
+        problem = Problem(model, loss_fn, X, y)
+        Z = surface_2d(problem, d1, d2, grid, grid, center=centre)
         if not np.all(np.isfinite(Z)):
             return "the surface holds non-finite losses; lower the radius"
         with torch.no_grad():
@@ -275,13 +277,7 @@ def measure_slice(config: Config) -> dict[str, np.ndarray] | str:
             fields["model_losses"].append([float(loss_fn(m(X), y)) for m in models])
             fields["model_accuracy"].append([accuracy(m(X), y) for m in models])
         low, high = curvature.extreme_eigenvalues(
-            model,
-            loss_fn,
-            X,
-            y,
-            point=centre,
-            iterations=config.hessian_iterations,
-            seed=seed,
+            problem, centre, iterations=config.hessian_iterations, seed=seed
         )
         fields["surfaces"].append(Z)
         fields["model_coordinates"].append(coordinates)

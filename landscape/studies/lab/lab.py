@@ -40,6 +40,7 @@ from landscape.engine.directions import (
     three_model_plane,
 )
 from landscape.engine.nets import ACTIVATIONS, MultiBranchNet, mlp
+from landscape.engine.problem import Problem
 from landscape.engine.surface import (
     interpolate,
     path_taken,
@@ -239,11 +240,12 @@ def _run(config: Config, progress: Progress | None, threads_at_start: int) -> Re
     grid = np.linspace(-extent, extent, config.resolution)
 
     report(0.45, "Loss surface")
+    problem = Problem(model, loss_fn, X_t, y_t)
     started = time.perf_counter()
     with _threads(threads_at_start):
-        Z = surface_2d(model, loss_fn, X_t, y_t, d1, d2, grid, grid, center=center)
+        Z = surface_2d(problem, d1, d2, grid, grid, center=center)
     seconds = time.perf_counter() - started
-    method = path_taken(model, X_t, center=center)
+    method = path_taken(problem, center=center)
     if not np.all(np.isfinite(Z)):
         return _diverged(
             config,
@@ -257,43 +259,38 @@ def _run(config: Config, progress: Progress | None, threads_at_start: int) -> Re
     def on_plane(coords: np.ndarray) -> np.ndarray:
         if len(coords) == 0:
             return np.zeros(0)
-        return surface_points(model, loss_fn, X_t, y_t, d1, d2, coords, center=center)
+        return surface_points(problem, d1, d2, coords, center=center)
 
     trajectory_loss, model_losses = on_plane(pca_coords), on_plane(plane_points)
 
     report(0.7, "Slices and interpolation")
     ts = np.linspace(-extent, extent, max(SLICE_POINTS, config.resolution))
-    slices = [_slice(config, model, loss_fn, X_t, y_t, d, ts, center) for d in (d1, d2)]
+    slices = [_slice(config, problem, d, ts, center) for d in (d1, d2)]
     final = parameters_of(model)
     moved = any(not torch.equal(start[n], final[n]) for n in final)
     if moved:
-        interpolation = interpolate(model, loss_fn, X_t, y_t, start, final, INTERPOLATION_TS)
+        interpolation = interpolate(problem, start, final, INTERPOLATION_TS)
         interpolation_ts = INTERPOLATION_TS
     else:
         interpolation, interpolation_ts = np.zeros(0), np.zeros(0)
 
     report(0.8, "Curvature")
-    H2 = slice_hessian(model, loss_fn, X_t, y_t, d1, d2, center)
-    H2_fd = _slice_hessian_by_differences(model, loss_fn, X_t, y_t, d1, d2, center, extent)
-    trace, trace_error = hutchinson_trace(
-        model, loss_fn, X_t, y_t, center, samples=30, seed=config.seed
-    )
+    H2 = slice_hessian(problem, d1, d2, center)
+    H2_fd = _slice_hessian_by_differences(problem, d1, d2, center, extent)
+    trace, trace_error = hutchinson_trace(problem, center, samples=30, seed=config.seed)
     c = config.curvature_resolution
     coarse = np.linspace(-extent, extent, c) if c else np.zeros(0)
     if c:
         iterations = min(config.lanczos_iterations, sum(p.numel() for p in model.parameters()))
         cmap = curvature_map(
-            model,
-            loss_fn,
-            X_t,
-            y_t,
+            problem,
             d1,
             d2,
             coarse,
             coarse,
-            center,
-            iterations,
-            config.seed,
+            center=center,
+            iterations=iterations,
+            seed=config.seed,
             progress=lambda f, s: report(0.85 + 0.15 * f, s),
         )
         lo, hi, ratio = cmap.lambda_min, cmap.lambda_max, cmap.ratio
@@ -354,36 +351,17 @@ def _threads(count: int) -> Iterator[None]:
 
 
 def _slice_hessian_by_differences(
-    model: nn.Module,
-    loss_fn: Callable,
-    X: torch.Tensor,
-    y: torch.Tensor,
-    d1: Params,
-    d2: Params,
-    center: Params,
-    extent: float,
+    problem: Problem, d1: Params, d2: Params, center: Params, extent: float
 ) -> np.ndarray:
     """The slice's 2x2 Hessian at the centre by central differences with step 1% of the range,
-    in float64 (second differences of a float32 surface would be mostly rounding)."""
-    model64 = copy.deepcopy(model).double()
-    as64 = {
-        name: {k: v.double() for k, v in p.items()}
-        for name, p in (("center", center), ("d1", d1), ("d2", d2))
-    }
-    y64 = y.double() if y.is_floating_point() else y
+    in float64 (second differences of a float32 surface would be mostly rounding): the problem
+    on a float64 copy of the model takes float64 data, and the surface the points in float64."""
+    problem64 = Problem(
+        copy.deepcopy(problem.model).double(), problem.loss_fn, problem.X, problem.y
+    )
     h = 1e-2 * extent
     small = np.array([-h, 0.0, h])
-    Z = surface_2d(
-        model64,
-        loss_fn,
-        X.double(),
-        y64,
-        as64["d1"],
-        as64["d2"],
-        small,
-        small,
-        center=as64["center"],
-    )
+    Z = surface_2d(problem64, d1, d2, small, small, center=center)
     return slice_hessian_fd(Z, small, small)[0, 0]
 
 
@@ -469,22 +447,12 @@ def _train(
 
 
 def _slice(
-    config: Config,
-    model: nn.Module,
-    loss_fn: Callable,
-    X: torch.Tensor,
-    y: torch.Tensor,
-    d: Params,
-    ts: np.ndarray,
-    center: Params,
+    config: Config, problem: Problem, d: Params, ts: np.ndarray, center: Params
 ) -> tuple[np.ndarray, np.ndarray]:
     zero = {name: torch.zeros_like(t) for name, t in d.items()}
     if config.sample_size:
         mean, std = surface_2d_band(
-            model,
-            loss_fn,
-            X,
-            y,
+            problem,
             d,
             zero,
             ts,
@@ -495,7 +463,7 @@ def _slice(
             seed=config.seed,
         )
         return mean[:, 0], std[:, 0]
-    line = surface_2d(model, loss_fn, X, y, d, zero, ts, [0.0], center=center)[:, 0]
+    line = surface_2d(problem, d, zero, ts, [0.0], center=center)[:, 0]
     return line, np.zeros_like(line)
 
 
