@@ -160,6 +160,7 @@ def test_onnx_conv_net_surface_is_the_same_on_the_vmap_and_loop_paths() -> None:
     """Conv, BatchNormalization, MaxPool, Flatten and Gemm: the vmap path (Conv hoisted) gives the
     loop path's numbers."""
     from landscape.engine.directions import random_directions
+    from landscape.engine.problem import Problem
     from landscape.engine.surface import path_taken, surface_2d
 
     rng = np.random.default_rng(0)
@@ -188,11 +189,11 @@ def test_onnx_conv_net_surface_is_the_same_on_the_vmap_and_loop_paths() -> None:
     y = torch.as_tensor(np.arange(10) % 2)
     d1, d2 = random_directions(model, 1, "filter"), random_directions(model, 2, "filter")
     grid = np.linspace(-1, 1, 4)
-    args = (model, torch.nn.functional.cross_entropy, X, y, d1, d2, grid, grid)
-    fast = surface_2d(*args, method="vmap")
-    slow = surface_2d(*args, method="loop")
+    problem = Problem(model, torch.nn.functional.cross_entropy, X, y)
+    fast = surface_2d(problem, d1, d2, grid, grid, method="vmap")
+    slow = surface_2d(problem, d1, d2, grid, grid, method="loop")
     np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
-    assert "Conv2d" in path_taken(model, X)
+    assert "Conv2d" in path_taken(problem)
 
 
 def evil_torchscript(path: Path, where: str) -> bytes:
