@@ -1,0 +1,278 @@
+"""Exact convex program of a parallel three-layer ReLU network with path regularisation.
+
+After Ergen & Pilanci ("Global Optimality Beyond Two Layers", ICML 2021; "Path Regularization",
+ICLR 2022): a network of ``K`` parallel three-layer sub-networks,
+
+    f(X) = sum_k w3_k relu( relu(X W1_k^T) w2_k )           W1_k (m1, d), w2_k (m1,), w3_k scalar
+
+(``X`` (n, d), samples in rows; append a column of ones for a first-layer bias), trained on
+
+    ell(f(X), y) + beta R(theta),   R = sum_k |w3_k| sum_j |w2_kj| ||W1_kj||_2         (non-convex)
+
+``R`` is a path norm: the sum over the paths input-row -> hidden-1 unit j -> hidden-2 unit k ->
+output of the product of the weights along the path, with the first layer's rows taken in the
+l2 norm. It is invariant under the rescalings that leave ``f`` unchanged. (Ergen & Pilanci's
+l2 path norm takes the square root of a sum of squares inside each sub-network; that version
+depends on the inner width ``m1``, since splitting a neuron into ``m`` copies divides it by
+``sqrt(m)``. The group form above does not, which is what makes the program below exact for
+every width large enough.)
+
+Over the non-zero inner activation patterns ``D1_i = diag(1[X g_i > 0])`` (i = 1..P1) and the
+outer patterns ``D2_l`` (l = 1..P2, patterns of the second hidden layer's pre-activation),
+
+    min   ell( sum_{l, s} s D2_l h_{l,s}, y ) + beta sum_{l, s, i, t} ||v_{l,s,i,t}||_2   (convex)
+    with  h_{l,s} = sum_{i, t} t D1_i X v_{l,s,i,t}        (s, t in {+1, -1})
+    s.t.  (2 D1_i - I) X v_{l,s,i,t} >= 0,   (2 D2_l - I) h_{l,s} >= 0.
+
+Any network gives a feasible point of no larger objective (neurons of one sub-network sharing a
+pattern and a sign add up, sub-networks sharing an outer pattern and a sign add up, and the norm
+of a sum is at most the sum of the norms); any feasible point is a network with the same
+objective: each non-zero ``(l, s)`` is a sub-network with ``w3 = s``, first-layer rows
+``v_{l,s,i,t}`` and ``w2 = t``. So with every pattern the two optima are equal. ``patterns='all'``
+enumerates the inner patterns exactly (rank X <= 3) and takes every non-zero subset of the samples
+as an outer pattern (2^n - 1, a superset of those a network can realise: the cone constraints
+keep only realisable ones); an integer samples gates for the inner layer and random two-layer
+networks for the outer one, and the optimum is then an upper bound on the global one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from solvers.convex_relu import LOSSES, Loss, _check_problem, loss_value
+from solvers.patterns import DEFAULT_MAX_PATTERNS, enumerate_patterns, sample_patterns
+
+MAX_EXACT_SAMPLES = 8  # 2^n - 1 outer patterns: 255 at n = 8
+MAX_BLOCKS = 40_000  # 4 P1 P2 blocks of d variables: the largest program this module builds
+_BLOCK_RTOL = 1e-9  # blocks below this fraction of the largest carry no neuron
+
+
+@dataclass
+class ThreeLayerSolution:
+    """Optimum of the convex program and the parallel three-layer network recovered from it."""
+
+    objective: float  # convex objective at the solution
+    network_objective: float  # ell + beta * path norm of the recovered network
+    first_layers: list[np.ndarray]  # K arrays (m1_k, d): W1_k
+    second_layers: list[np.ndarray]  # K arrays (m1_k,): w2_k (entries +-1)
+    third_layer: np.ndarray  # (K,): w3_k (entries +-1)
+    n_inner_patterns: int  # P1
+    n_outer_patterns: int  # P2
+    exact: bool  # every pattern used: objective = global optimum of the network
+    max_violation: float  # largest violation of a cone constraint
+    loss: str
+    beta: float
+    status: str
+    seconds: float
+
+    @property
+    def subnetworks(self) -> int:
+        """Number of sub-networks ``K`` of the recovered network."""
+        return int(self.third_layer.shape[0])
+
+    @property
+    def neurons(self) -> int:
+        """Total number of first-hidden-layer neurons over all sub-networks."""
+        return int(sum(w.shape[0] for w in self.second_layers))
+
+
+def parallel_output(
+    first_layers: list[np.ndarray],
+    second_layers: list[np.ndarray],
+    third_layer: np.ndarray,
+    X: np.ndarray,
+) -> np.ndarray:
+    """``f = sum_k w3_k relu(relu(X W1_k^T) w2_k)``; ``X`` (n, d) -> (n,)."""
+    X = np.asarray(X, dtype=np.float64)
+    f = np.zeros(X.shape[0])
+    for W1, w2, w3 in zip(first_layers, second_layers, np.ravel(third_layer), strict=True):
+        hidden = np.maximum(X @ np.asarray(W1, dtype=np.float64).reshape(-1, X.shape[1]).T, 0.0)
+        f += w3 * np.maximum(hidden @ np.ravel(w2), 0.0)
+    return f
+
+
+def path_norm(
+    first_layers: list[np.ndarray], second_layers: list[np.ndarray], third_layer: np.ndarray
+) -> float:
+    """``R = sum_k |w3_k| sum_j |w2_kj| ||W1_kj||_2``."""
+    total = 0.0
+    for W1, w2, w3 in zip(first_layers, second_layers, np.ravel(third_layer), strict=True):
+        rows = np.linalg.norm(np.atleast_2d(np.asarray(W1, dtype=np.float64)), axis=1)
+        total += abs(float(w3)) * float(np.abs(np.ravel(w2)) @ rows)
+    return total
+
+
+def three_layer_objective(
+    first_layers: list[np.ndarray],
+    second_layers: list[np.ndarray],
+    third_layer: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    beta: float,
+    loss: Loss = "squared",
+) -> float:
+    """``ell(f(X), y) + beta R`` of a parallel three-layer network (see the module docstring)."""
+    X, y, beta = _check_problem(X, y, beta, loss)
+    if len(first_layers) != len(second_layers) or len(first_layers) != np.size(third_layer):
+        raise ValueError(
+            f"first_layers, second_layers and third_layer must have one entry per sub-network, "
+            f"got {len(first_layers)}, {len(second_layers)} and {np.size(third_layer)}"
+        )
+    f = parallel_output(first_layers, second_layers, third_layer, X)
+    return loss_value(f, y, loss) + beta * path_norm(first_layers, second_layers, third_layer)
+
+
+def outer_patterns(X: np.ndarray, patterns: str | int, seed: int = 0, width: int = 8) -> np.ndarray:
+    """Outer patterns (P2, n) bool: every non-empty subset (``'all'``) or sampled ones.
+
+    Sampled: ``1[relu(X G^T) c > 0]`` for ``patterns`` random two-layer networks (``G`` (width, d)
+    and ``c`` (width,) Gaussian), deduplicated, the empty pattern dropped.
+    """
+    n = X.shape[0]
+    if patterns == "all":
+        if n > MAX_EXACT_SAMPLES:
+            raise ValueError(
+                f"patterns='all' takes every subset of the n={n} samples as an outer pattern; "
+                f"n must be <= {MAX_EXACT_SAMPLES}: use fewer samples or sampled patterns"
+            )
+        codes = np.arange(1, 2**n)
+        return ((codes[:, None] >> np.arange(n)[None, :]) & 1).astype(bool)
+    rng = np.random.default_rng(seed + 1)
+    G = rng.standard_normal((int(patterns), width, X.shape[1]))
+    c = rng.standard_normal((int(patterns), width))
+    h = np.einsum("knw,kw->kn", np.maximum(np.einsum("nd,kwd->knw", X, G), 0.0), c)
+    found = np.unique(h > 0, axis=0)
+    return found[found.any(axis=1)]
+
+
+def _patterns(
+    X: np.ndarray, patterns: str | int, seed: int, max_patterns: int
+) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(patterns, str):
+        if patterns != "all":
+            raise ValueError(f"patterns must be 'all' or an integer >= 1, got {patterns!r}")
+        inner = enumerate_patterns(X, max_patterns)[0]
+    elif isinstance(patterns, (int, np.integer)) and not isinstance(patterns, bool) and patterns:
+        if patterns < 1:
+            raise ValueError(f"patterns must be 'all' or an integer >= 1, got {patterns}")
+        inner = sample_patterns(X, int(patterns), seed)[0]
+    else:
+        raise ValueError(f"patterns must be 'all' or an integer >= 1, got {patterns!r}")
+    return inner, outer_patterns(X, patterns, seed)
+
+
+def solve_three_layer(
+    X: np.ndarray,
+    y: np.ndarray,
+    beta: float,
+    loss: Loss = "squared",
+    patterns: str | int = "all",
+    seed: int = 0,
+    *,
+    max_patterns: int = DEFAULT_MAX_PATTERNS,
+    tol: float = 1e-9,
+) -> ThreeLayerSolution:
+    """Solve the convex program (cvxpy + Clarabel) and recover the parallel network.
+
+    ``X`` (n, d), ``y`` (n,), ``beta > 0``. ``patterns='all'``: exact inner patterns (rank X <= 3)
+    and every outer pattern (n <= 8): the optimum is the global optimum of the network.
+    An integer ``p``: ``p`` sampled gates and ``p`` sampled outer patterns (``seed``): an upper
+    bound. The program has ``4 P1 P2`` blocks of ``d`` variables; more than ``MAX_BLOCKS`` is
+    refused with a ValueError.
+    """
+    import cvxpy as cp
+
+    X, y, beta = _check_problem(X, y, beta, loss)
+    inner, outer = _patterns(X, patterns, seed, max_patterns)
+    P1, P2 = inner.shape[0], outer.shape[0]
+    n, d = X.shape
+    blocks = 4 * P1 * P2
+    if blocks > MAX_BLOCKS:
+        raise ValueError(
+            f"the program would have 4 P1 P2 = {blocks} blocks (P1={P1} inner, P2={P2} outer "
+            f"patterns), more than {MAX_BLOCKS}: use fewer samples or fewer sampled patterns"
+        )
+    start = time.perf_counter()
+    # Block b = ((l * 2 + s) * P1 + i) * 2 + t, l outer, s outer sign, i inner, t inner sign.
+    index = np.arange(blocks)
+    t_sign = np.where(index % 2 == 0, 1.0, -1.0)
+    i_of = (index // 2) % P1
+    group = index // (2 * P1)  # (l, s) = (group // 2, group % 2)
+    s_sign = np.where(group % 2 == 0, 1.0, -1.0)
+    gate_in = inner[i_of].T.astype(np.float64)  # (n, B)
+    V = cp.Variable((blocks, d))
+    XV = X @ V.T  # (n, B)
+    summation = np.zeros((blocks, 2 * P2))
+    summation[index, group] = t_sign
+    H = cp.multiply(gate_in, XV) @ summation  # (n, 2 P2): h_{l,s}
+    gate_out = np.repeat(outer.T.astype(np.float64), 2, axis=1)  # (n, 2 P2)
+    signs_out = np.tile([1.0, -1.0], P2)
+    f = cp.sum(cp.multiply(gate_out * signs_out[None, :], H), axis=1)
+    constraints = [
+        cp.multiply(2.0 * gate_in - 1.0, XV) >= 0,
+        cp.multiply(2.0 * gate_out - 1.0, H) >= 0,
+    ]
+    if loss == "squared":
+        fit = 0.5 * cp.sum_squares(f - y)
+    elif loss == "hinge":
+        fit = cp.sum(cp.pos(1 - cp.multiply(y, f)))
+    else:
+        fit = cp.sum(cp.logistic(-cp.multiply(y, f)))
+    problem = cp.Problem(cp.Minimize(fit + beta * cp.sum(cp.norm(V, 2, axis=1))), constraints)
+    settings = {"tol_gap_abs": tol, "tol_gap_rel": tol, "tol_feas": tol, "max_iter": 500}
+    problem.solve(solver=cp.CLARABEL, **settings)
+    if V.value is None:
+        raise RuntimeError(
+            f"cvxpy/Clarabel did not solve the three-layer program: {problem.status}"
+        )
+    values = np.asarray(V.value, dtype=np.float64)
+    seconds = time.perf_counter() - start
+
+    XVn = X @ values.T
+    Hn = (inner[i_of].T * XVn) @ summation
+    fn = np.sum(gate_out * signs_out[None, :] * Hn, axis=1)
+    norms = np.linalg.norm(values, axis=1)
+    objective = loss_value(fn, y, loss) + beta * float(norms.sum())
+    violation = max(
+        float(np.max(np.maximum(-(2.0 * gate_in - 1.0) * XVn, 0.0), initial=0.0)),
+        float(np.max(np.maximum(-(2.0 * gate_out - 1.0) * Hn, 0.0), initial=0.0)),
+    )
+    keep = norms > _BLOCK_RTOL * norms.max(initial=0.0)
+    first_layers, second_layers, third = [], [], []
+    for g in np.unique(group[keep]):
+        members = keep & (group == g)
+        first_layers.append(values[members])
+        second_layers.append(t_sign[members])
+        third.append(s_sign[g * 2 * P1])
+    third_layer = np.asarray(third, dtype=np.float64)
+    return ThreeLayerSolution(
+        objective=float(objective),
+        network_objective=three_layer_objective(
+            first_layers, second_layers, third_layer, X, y, beta, loss
+        ),
+        first_layers=first_layers,
+        second_layers=second_layers,
+        third_layer=third_layer,
+        n_inner_patterns=int(P1),
+        n_outer_patterns=int(P2),
+        exact=patterns == "all",
+        max_violation=violation,
+        loss=loss,
+        beta=beta,
+        status=str(problem.status),
+        seconds=seconds,
+    )
+
+
+__all__ = [
+    "LOSSES",
+    "ThreeLayerSolution",
+    "outer_patterns",
+    "parallel_output",
+    "path_norm",
+    "solve_three_layer",
+    "three_layer_objective",
+]

@@ -1,0 +1,142 @@
+"""The convex program of parallel three-layer ReLU networks with path regularisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from solvers.patterns import enumerate_patterns
+from solvers.three_layer_relu import (
+    outer_patterns,
+    parallel_output,
+    path_norm,
+    solve_three_layer,
+    three_layer_objective,
+)
+
+BETA = 0.1
+
+
+def planar(n: int, seed: int, loss: str = "squared") -> tuple[np.ndarray, np.ndarray]:
+    """2-D points with a bias column (rank 3) and targets (labels in {-1, +1} off squared)."""
+    rng = np.random.default_rng(seed)
+    points = rng.standard_normal((n, 2))
+    target = np.sin(2.0 * points[:, 0]) + 0.3 * points[:, 1]
+    y = target if loss == "squared" else np.where(target > 0, 1.0, -1.0)
+    return np.c_[points, np.ones(n)], y
+
+
+@pytest.fixture(scope="module")
+def exact() -> tuple[np.ndarray, np.ndarray, object]:
+    X, y = planar(5, 0)
+    return X, y, solve_three_layer(X, y, BETA, patterns="all")
+
+
+def reference_optimum(X: np.ndarray, y: np.ndarray, beta: float) -> float:
+    """The same program written block by block: one cvxpy variable per (sub-network, neuron)."""
+    import warnings
+
+    import cvxpy as cp
+
+    warnings.filterwarnings("ignore", message=".*too many subexpressions", category=UserWarning)
+    inner = enumerate_patterns(X)[0].astype(float)
+    outer = outer_patterns(X, "all").astype(float)
+    f, penalty, constraints = 0, 0, []
+    for D2 in outer:
+        for s in (1.0, -1.0):
+            h = 0
+            for D1 in inner:
+                for t in (1.0, -1.0):
+                    v = cp.Variable(X.shape[1])
+                    constraints.append(cp.multiply(2 * D1 - 1, X @ v) >= 0)
+                    h = h + t * cp.multiply(D1, X @ v)
+                    penalty = penalty + cp.norm(v, 2)
+            constraints.append(cp.multiply(2 * D2 - 1, h) >= 0)
+            f = f + s * cp.multiply(D2, h)
+    problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(f - y) + beta * penalty), constraints)
+    problem.solve(solver=cp.SCS, eps_abs=1e-10, eps_rel=1e-10, max_iters=200_000)
+    return float(problem.value)
+
+
+def test_block_by_block_formulation_agrees(exact) -> None:
+    X, y, solution = exact
+    reference = reference_optimum(X, y, BETA)
+    assert solution.objective == pytest.approx(reference, rel=1e-6)
+
+
+def test_recovered_network_attains_the_optimum(exact) -> None:
+    X, y, solution = exact
+    assert solution.status == "optimal"
+    assert solution.max_violation < 1e-8
+    assert solution.network_objective == pytest.approx(solution.objective, rel=1e-7)
+
+
+def train(X: np.ndarray, y: np.ndarray, beta: float, seed: int, K: int = 6, m: int = 6) -> float:
+    """Adam on the path-regularised objective of a (K sub-networks, m neurons) network."""
+    g = torch.Generator().manual_seed(seed)
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    W1 = (0.7 * torch.randn(K, m, X.shape[1], generator=g, dtype=torch.float64)).requires_grad_()
+    w2 = (0.5 * torch.randn(K, m, generator=g, dtype=torch.float64)).requires_grad_()
+    w3 = (0.5 * torch.randn(K, generator=g, dtype=torch.float64)).requires_grad_()
+    optimiser = torch.optim.Adam([W1, w2, w3], lr=0.01)
+    for _ in range(1500):
+        optimiser.zero_grad()
+        hidden = torch.relu(torch.einsum("nd,kmd->knm", Xt, W1))
+        f = (torch.relu((hidden * w2[:, None, :]).sum(-1)) * w3[:, None]).sum(0)
+        path = (w3.abs()[:, None] * w2.abs() * W1.norm(dim=-1)).sum()
+        (0.5 * ((f - yt) ** 2).sum() + beta * path).backward()
+        optimiser.step()
+    return three_layer_objective(
+        list(W1.detach().numpy()), list(w2.detach().numpy()), w3.detach().numpy(), X, y, beta
+    )
+
+
+def test_no_trained_network_beats_the_optimum(exact) -> None:
+    X, y, solution = exact
+    torch.set_num_threads(1)
+    trained = [train(X, y, BETA, seed) for seed in range(8)]
+    assert min(trained) >= solution.objective * (1 - 1e-7)
+    # and training gets close: the optimum is not a loose bound
+    assert min(trained) <= solution.objective * 1.05
+
+
+def test_sampled_patterns_give_an_upper_bound(exact) -> None:
+    X, y, solution = exact
+    sampled = solve_three_layer(X, y, BETA, patterns=5, seed=1)
+    assert not sampled.exact
+    assert sampled.objective >= solution.objective * (1 - 1e-7)
+    assert sampled.network_objective == pytest.approx(sampled.objective, rel=1e-6)
+
+
+def test_hinge_loss_recovery() -> None:
+    X, y = planar(5, 3, "hinge")
+    solution = solve_three_layer(X, y, BETA, loss="hinge")
+    assert solution.network_objective == pytest.approx(solution.objective, rel=1e-6)
+
+
+def test_path_norm_and_output_by_hand() -> None:
+    W1 = [np.array([[3.0, 4.0], [1.0, 0.0]])]
+    w2 = [np.array([2.0, -1.0])]
+    w3 = np.array([-0.5])
+    assert path_norm(W1, w2, w3) == pytest.approx(0.5 * (2 * 5 + 1 * 1))
+    X = np.array([[1.0, 1.0], [-1.0, 0.0]])
+    # row 1: relu([7, 1]) . [2, -1] = 13 -> -6.5; row 2: relu([-3, -1]) = 0 -> 0
+    np.testing.assert_allclose(parallel_output(W1, w2, w3, X), [-6.5, 0.0])
+
+
+def test_outer_patterns_are_every_subset() -> None:
+    X, _ = planar(4, 0)
+    patterns = outer_patterns(X, "all")
+    assert patterns.shape == (15, 4)
+    assert len({tuple(p) for p in patterns}) == 15
+
+
+def test_bad_input_is_refused() -> None:
+    X, y = planar(9, 0)
+    with pytest.raises(ValueError, match="n must be <= 8"):
+        solve_three_layer(X, y, BETA)
+    with pytest.raises(ValueError, match="beta"):
+        solve_three_layer(X[:4], y[:4], -1.0)
+    with pytest.raises(ValueError, match="patterns"):
+        solve_three_layer(X[:4], y[:4], BETA, patterns="some")
