@@ -510,10 +510,16 @@ def test_other_suffixes_and_garbage() -> None:
         uploads.load_table(b"1,2\n" * 10, "data.csv", max_bytes=8)
 
 
-def test_store_and_fetch() -> None:
+def test_store_and_fetch(monkeypatch) -> None:
+    from landscape.engine.serving import ByteLRU
+
+    monkeypatch.setattr(uploads, "_store", ByteLRU(1000, sizer=len, name="Uploads"))
     digest = uploads.store(b"hello")
     assert uploads.fetch(digest) == b"hello"
     for k in range(20):
-        uploads.store(f"filler {k}".encode())
+        uploads.store(f"filler {k}".encode() * 10)  # about 90 bytes each: the store is 1000
+        assert uploads.store_stats().nbytes <= 1000
     with pytest.raises(ValueError, match="upload the file again"):
         uploads.fetch(digest)
+    with pytest.raises(ValueError, match="CONVEXIFY_UPLOAD_CACHE_MB"):
+        uploads.store(b"x" * 1001)

@@ -5,24 +5,29 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
-from collections import OrderedDict
 from types import ModuleType
 from typing import Any
 
 import streamlit as st
 
-from landscape.engine import presets, results
+from landscape.engine import presets, results, serving, uploads
 from ui.export import result_downloads
 
 log = logging.getLogger(__name__)
 
 
-MAX_CACHED_RESULTS = 32
+RESULT_CACHE_VARIABLE = "CONVEXIFY_RESULT_CACHE_MB"
+RESULT_CACHE_DEFAULT_MB = 128
+MAX_RUNS_VARIABLE = "CONVEXIFY_MAX_RUNS"
+POLL_SECONDS = 0.25  # how often a waiting page redraws its status (and notices a rerun or exit)
+SECRETS_SECTION = "convexify"  # [convexify] in .streamlit/secrets.toml: max_runs, result_cache_mb
 
 
-class ResultCache:
-    """A bounded, thread-safe LRU cache of study results keyed on ``(module, frozen Config)``.
+class ResultCache(serving.ByteLRU[tuple[str, Any], Any]):
+    """A bounded, thread-safe LRU cache of study results keyed on ``(module, frozen Config)``,
+    bounded in bytes (each result's size estimated from its arrays, `serving.estimate_nbytes`).
 
     Shared by all sessions, like ``st.cache_data``, but it calls ``run`` with a live progress
     callback: Streamlit cannot replay element updates made inside an ``st.cache_data`` function
@@ -30,33 +35,77 @@ class ResultCache:
     Results are NumPy arrays and floats that pages only read.
     """
 
-    def __init__(self, max_entries: int = MAX_CACHED_RESULTS) -> None:
-        self._entries: OrderedDict[tuple[str, Any], Any] = OrderedDict()
-        self._lock = threading.Lock()
-        self._max_entries = max_entries
-
-    def get(self, key: tuple[str, Any]) -> Any | None:
-        with self._lock:
-            if key not in self._entries:
-                return None
-            self._entries.move_to_end(key)
-            return self._entries[key]
-
-    def put(self, key: tuple[str, Any], result: Any) -> None:
-        with self._lock:
-            self._entries[key] = result
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(max_bytes, name="Results")
 
 
-@st.cache_resource
-def _result_cache() -> ResultCache:
-    return ResultCache()
+def _secret(name: str) -> Any | None:
+    """``st.secrets["convexify"][name]`` when a secrets file sets it, else None."""
+    try:
+        section = st.secrets.get(SECRETS_SECTION)
+    except Exception:  # noqa: BLE001 - no secrets file (StreamlitSecretNotFoundError) or unreadable
+        return None
+    if section is None or not hasattr(section, "get"):
+        return None
+    return section.get(name)
+
+
+def max_runs() -> int:
+    """Heavy runs at once: ``CONVEXIFY_MAX_RUNS``, else ``[convexify] max_runs`` in the
+    Streamlit secrets, else the CPU cores this process may use."""
+    text = os.environ.get(MAX_RUNS_VARIABLE, "").strip()
+    source = MAX_RUNS_VARIABLE
+    if not text:
+        secret = _secret("max_runs")
+        if secret is None:
+            return serving.available_cores()
+        text, source = str(secret), f"[{SECRETS_SECTION}] max_runs"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{source} must be an integer >= 1, got {text!r}")
+    return value
+
+
+def result_cache_bytes() -> int:
+    """The result cache's ceiling: ``CONVEXIFY_RESULT_CACHE_MB``, else ``[convexify]
+    result_cache_mb`` in the Streamlit secrets, else 128 MiB."""
+    if not os.environ.get(RESULT_CACHE_VARIABLE, "").strip():
+        secret = _secret("result_cache_mb")
+        if secret is not None:
+            try:
+                value = float(secret)
+            except (TypeError, ValueError):
+                value = -1.0
+            if not value >= 0:
+                raise ValueError(
+                    f"[{SECRETS_SECTION}] result_cache_mb must be a number of MiB >= 0, "
+                    f"got {secret!r}"
+                )
+            return int(value * 2**20)
+    return serving.mebibytes_from_env(RESULT_CACHE_VARIABLE, RESULT_CACHE_DEFAULT_MB)
+
+
+_shared_lock = threading.Lock()
+_shared: dict[str, Any] = {}
+
+
+def result_cache() -> ResultCache:
+    """The process's result cache (one for every session)."""
+    with _shared_lock:
+        if "cache" not in _shared:
+            _shared["cache"] = ResultCache(result_cache_bytes())
+        return _shared["cache"]
+
+
+def run_queue() -> serving.RunQueue:
+    """The process's admission queue: at most `max_runs` heavy runs at once, single flight."""
+    with _shared_lock:
+        if "queue" not in _shared:
+            _shared["queue"] = serving.RunQueue(max_runs())
+        return _shared["queue"]
 
 
 def build_config(config_cls: type, **fields: Any) -> Any | None:
@@ -70,6 +119,69 @@ def build_config(config_cls: type, **fields: Any) -> Any | None:
     return config
 
 
+def _waiting_text(ticket: serving.Ticket, queue: serving.RunQueue) -> tuple[float, str]:
+    """The progress bar's fraction and text for a request waiting in ``queue``."""
+    estimate = ticket.estimate_seconds()
+    about = f", about {estimate:.0f} s" if estimate is not None else ""
+    position = ticket.position()
+    if ticket.state == serving.QUEUED and position > 0:
+        stats = queue.stats()
+        return 0.0, (
+            f"In the queue: position {position} of {stats.queued} "
+            f"({stats.running} of {stats.slots} runs at once on this server){about}"
+        )
+    fraction, stage = ticket.progress
+    shared = ticket.waiters - 1
+    if shared > 0:
+        stage += f" (shared with {shared} other session{'s' if shared > 1 else ''})"
+    return fraction, stage + about
+
+
+def _await(study: ModuleType, config: Any, key: tuple[str, Any]) -> Any:
+    """The answer for ``key`` through the admission queue, drawing the queue position or the
+    run's progress while it waits; raises what the run raised.
+
+    Every `POLL_SECONDS` the bar is redrawn: each redraw is a point where Streamlit stops the
+    script when the session reruns or leaves, and the ``finally`` then releases the ticket, so
+    work nobody waits for any more is dropped from the queue.
+    """
+    cache = result_cache()
+    queue = run_queue()
+
+    def compute(progress: serving.Progress) -> Any:
+        done = cache.get(key)  # computed while this request was queued
+        if done is not None:
+            return done
+        answer = study.run(config, progress=progress)
+        cache.put(key, answer)
+        return answer
+
+    bar = st.progress(0.0, text="Starting")
+    try:
+        for _attempt in range(3):
+            ticket = queue.submit(key, compute, kind=key[0])
+            try:
+                while not ticket.wait(POLL_SECONDS):
+                    fraction, text = _waiting_text(ticket, queue)
+                    bar.progress(fraction, text=text)
+                try:
+                    return ticket.result()
+                except serving.Cancelled:
+                    # dropped for want of waiters just as this request joined it: ask again
+                    continue
+                except Exception:
+                    raise
+                except BaseException as error:  # noqa: BLE001 - raised in the run's thread
+                    # (SystemExit, KeyboardInterrupt from a study): a failure of that run, never
+                    # a Streamlit stop, which can only come from this thread's own st calls
+                    raise RuntimeError(f"{type(error).__name__}: {error}") from error
+            finally:
+                ticket.release()
+        raise RuntimeError("the run was cancelled three times; try again")
+    finally:
+        bar.empty()
+
+
 def _compute(study: ModuleType, config: Any) -> Any | None:
     module_name = study.__name__
     stored = presets.lookup(module_name, config)
@@ -79,26 +191,17 @@ def _compute(study: ModuleType, config: Any) -> Any | None:
             "move any control to compute afresh."
         )
         return stored
-    cache = _result_cache()
-    cached = cache.get((module_name, config))
+    key = (module_name, config)
+    cached = result_cache().get(key)
     if cached is not None:
         return cached
-    bar = st.progress(0.0, text="Starting")
-
-    def progress(fraction: float, stage: str) -> None:
-        bar.progress(min(max(float(fraction), 0.0), 1.0), text=stage)
-
     try:
-        result = study.run(config, progress=progress)
-        cache.put((module_name, config), result)
-        return result
+        return _await(study, config, key)
     except ValueError as error:
         st.error(f"Invalid setting: {error}")
     except Exception as error:  # noqa: BLE001 - the user must never see a traceback
         log.exception("study %s failed", module_name)
         st.error(f"The computation failed ({type(error).__name__}: {error}). Try other settings.")
-    finally:
-        bar.empty()
     return None
 
 
@@ -141,4 +244,13 @@ def run_study(study: ModuleType, config: Any, name: str = "") -> Any | None:
 
 def clear_cache() -> None:
     """Forget every cached study result (tests call this between runs)."""
-    _result_cache().clear()
+    result_cache().clear()
+
+
+def serving_stats() -> tuple[serving.QueueStats, list[serving.CacheStats]]:
+    """The admission queue's state and each cache's bytes and ceiling, for the about box."""
+    return run_queue().stats(), [
+        result_cache().stats(),
+        presets.cache_stats(),
+        uploads.store_stats(),
+    ]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from landscape.engine.device import available_devices, resolve_device
+from ui.runner import serving_stats
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ def shared_sidebar() -> Settings:
             help="Larger type, secondary controls folded away, and previous/next buttons that "
             "walk through the studies in order, like slides.",
         )
+        about_box()
     return Settings(device=device, seed=int(seed))
 
 
@@ -56,3 +58,29 @@ def current_settings() -> Settings:
     if isinstance(settings, Settings):
         return settings
     return Settings(device=str(resolve_device("auto")), seed=0)
+
+
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / 2**20:.1f}"
+
+
+def about_box() -> None:
+    """The sidebar's "About this server": heavy runs at once and queued, and each cache's bytes
+    against its ceiling (settings: README, "Serving a class")."""
+    queue, caches = serving_stats()
+    with st.expander("About this server"):
+        st.caption(
+            f"Heavy runs at once: **{queue.running} of {queue.slots}** "
+            f"(CONVEXIFY_MAX_RUNS); queued now: **{queue.queued}** "
+            f"(longest so far {queue.longest_queue}); "
+            f"answers shared between sessions: {queue.joined}."
+        )
+        lines = [
+            f"- {cache.name}: **{_mib(cache.nbytes)} of {_mib(cache.max_bytes)} MiB** "
+            f"({cache.entries} held, {cache.evictions} evicted)"
+            for cache in caches
+        ]
+        st.caption(
+            "Memory ceilings (CONVEXIFY_RESULT_CACHE_MB, CONVEXIFY_PRESET_CACHE_MB, "
+            "CONVEXIFY_UPLOAD_CACHE_MB):\n" + "\n".join(lines)
+        )

@@ -18,10 +18,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from landscape.engine import results
+from landscape.engine import results, serving
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "assets" / "presets"
 INDEX = "index.json"
+CACHE_VARIABLE = "CONVEXIFY_PRESET_CACHE_MB"
+CACHE_DEFAULT_MB = 64
 
 
 def presets_of(module_name: str) -> dict[str, Any]:
@@ -95,8 +97,16 @@ def lookup(module_name: str, config: Any, directory: Path = PRESET_DIR) -> Any |
     return _load(directory, module_name, entry["file"])
 
 
-@lru_cache(maxsize=32)
+@serving.byte_lru_cache(
+    serving.mebibytes_from_env(CACHE_VARIABLE, CACHE_DEFAULT_MB), name="Presets"
+)
 def _load(directory: Path, module_name: str, file: str) -> Any:
-    """A stored result, read once per process (pages rerun on every widget move)."""
+    """A stored result, read once per process (pages rerun on every widget move) and kept in a
+    cache of at most ``CONVEXIFY_PRESET_CACHE_MB`` MiB (default 64), least recently used out."""
     module = importlib.import_module(module_name)
     return results.result_from_npz_bytes(module.Result, (directory / file).read_bytes())
+
+
+def cache_stats() -> serving.CacheStats:
+    """Bytes and entries of the loaded presets' cache, and its ceiling."""
+    return _load.cache.stats()

@@ -14,10 +14,8 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import threading
 import time
 import zipfile
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ import onnx
 import torch
 from torch import nn
 
+from landscape.engine import serving
 from landscape.engine.onnx_graph import (
     ALLOWED_OPS,
     FLOAT_TYPES,
@@ -46,27 +45,37 @@ MAX_ROWS = 50_000
 MAX_FEATURES = 4096
 MAX_CLASSES = 1000
 LABEL_COLUMNS = ("y", "target", "label", "class")
-_STORE_ENTRIES = 8
+STORE_VARIABLE = "CONVEXIFY_UPLOAD_CACHE_MB"
+STORE_DEFAULT_MB = 64
 
-_store: OrderedDict[str, bytes] = OrderedDict()
-_lock = threading.Lock()
+_store: serving.ByteLRU[str, bytes] = serving.ByteLRU(
+    serving.mebibytes_from_env(STORE_VARIABLE, STORE_DEFAULT_MB), sizer=len, name="Uploads"
+)
 
 
 def store(data: bytes) -> str:
-    """Keep ``data`` in the upload store; returns its SHA-256 (hex), the key for `fetch`."""
+    """Keep ``data`` in the upload store; returns its SHA-256 (hex), the key for `fetch`.
+
+    The store holds at most ``CONVEXIFY_UPLOAD_CACHE_MB`` MiB (default 64) of uploads, the
+    least recently used going first; ``ValueError`` when ``data`` alone is larger than that.
+    """
     digest = hashlib.sha256(data).hexdigest()
-    with _lock:
-        _store[digest] = bytes(data)
-        _store.move_to_end(digest)
-        while len(_store) > _STORE_ENTRIES:
-            _store.popitem(last=False)
+    if not _store.put(digest, bytes(data)):
+        raise ValueError(
+            f"upload of {len(data) / 2**20:.1f} MiB is larger than the upload store "
+            f"({_store.max_bytes / 2**20:.1f} MiB, {STORE_VARIABLE})"
+        )
     return digest
+
+
+def store_stats() -> serving.CacheStats:
+    """Bytes and entries held by the upload store, and its ceiling."""
+    return _store.stats()
 
 
 def fetch(digest: str) -> bytes:
     """The upload stored under ``digest``; ``ValueError`` when it is gone (upload it again)."""
-    with _lock:
-        data = _store.get(digest)
+    data = _store.get(digest)
     if data is None:
         raise ValueError(f"upload {digest[:12]}... is no longer in memory: upload the file again")
     return data

@@ -1,0 +1,585 @@
+"""Serving many sessions from one process: memory bounded in bytes, single flight, admission.
+
+Three pieces, free of Streamlit so that tests drive them with plain threads:
+
+- `estimate_nbytes` and `ByteLRU`: a least-recently-used cache whose ceiling is a number of
+  bytes, not of entries. A value's size is estimated from the arrays, bytes and strings it holds
+  (a study ``Result`` is NumPy arrays and floats), so one cache can hold many small results or a
+  few large ones and never more than its ceiling. `byte_lru_cache` decorates a function with it.
+- `RunQueue`: at most ``slots`` computations at once (admission control), the others wait in
+  first-come order; a request for a key already queued or running joins that computation (single
+  flight) instead of starting a second. Each request holds a `Ticket`; a ticket released before
+  its answer (the session left, or moved on) stops counting as a waiter, and a computation nobody
+  waits for any more is dropped from the queue, or, when running, stopped at its next progress
+  report. The queue knows each position and estimates the wait from the durations it has seen.
+
+Sizes: a NumPy array counts ``arr.nbytes`` plus its header (``sys.getsizeof`` of an empty
+array); containers and dataclasses count their items recursively, each object once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import math
+import os
+import sys
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+Progress = Callable[[float, str], None]
+
+_ARRAY_HEADER = sys.getsizeof(np.empty(0))
+
+
+def estimate_nbytes(value: Any) -> int:
+    """Bytes that ``value`` keeps alive: arrays' buffers and headers, bytes, strings, numbers,
+    and the items of lists, tuples, sets, dicts and dataclasses, each object counted once.
+
+    A NumPy view counts its header plus the object owning its buffer (once, however many views
+    share it: a view keeps the whole buffer alive); torch tensors count
+    ``numel * element_size``. Objects of other types count ``sys.getsizeof`` (their attributes
+    are not followed).
+    """
+    seen: set[int] = set()
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, np.ndarray):
+            total += _ARRAY_HEADER + (item.nbytes if item.base is None else 0)
+            if item.base is not None:
+                stack.append(item.base)  # the buffer a view keeps alive, counted once
+            if item.dtype == object:
+                stack.extend(item.ravel().tolist())
+        elif isinstance(item, bytes | bytearray | memoryview | str | int | float | complex):
+            total += sys.getsizeof(item)
+        elif isinstance(item, dict):
+            total += sys.getsizeof(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset | deque):
+            total += sys.getsizeof(item)
+            stack.extend(item)
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            total += sys.getsizeof(item)
+            stack.extend(getattr(item, field.name) for field in dataclasses.fields(item))
+        elif hasattr(item, "element_size") and hasattr(item, "numel"):  # a torch tensor
+            total += sys.getsizeof(item) + int(item.numel()) * int(item.element_size())
+        else:
+            total += sys.getsizeof(item)
+    return total
+
+
+def mebibytes_from_env(variable: str, default: float) -> int:
+    """A byte ceiling read from the environment variable ``variable`` in MiB (``default`` MiB
+    when unset); ``ValueError`` naming the variable when it is not a number >= 0."""
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return int(default * 2**20)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{variable} must be a number of MiB >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{variable} must be a number of MiB >= 0, got {text!r}")
+    return int(value * 2**20)
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheStats:
+    """A snapshot of a `ByteLRU`: entries held, bytes held and the ceiling, and its counters."""
+
+    name: str
+    entries: int
+    nbytes: int
+    max_bytes: int
+    hits: int
+    misses: int
+    evictions: int
+    refused: int  # values larger than the whole ceiling, never stored
+
+
+class ByteLRU(Generic[K, V]):
+    """A thread-safe least-recently-used cache holding at most ``max_bytes`` bytes of values.
+
+    ``put`` stores a value of size ``s = sizer(value)`` and evicts the least recently used
+    entries until the total is at most ``max_bytes``; a value with ``s > max_bytes`` is refused
+    (not stored) so the total never exceeds the ceiling, even for a moment.
+    """
+
+    def __init__(
+        self, max_bytes: int, sizer: Callable[[Any], int] = estimate_nbytes, name: str = ""
+    ) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        self.name = name
+        self._max_bytes = int(max_bytes)
+        self._sizer = sizer
+        self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self._nbytes = 0
+        self._lock = threading.Lock()
+        self._hits = self._misses = self._evictions = self._refused = 0
+
+    @property
+    def max_bytes(self) -> int:
+        return self._max_bytes
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held now (the sum of the stored values' sizes)."""
+        return self._nbytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._entries
+
+    def get(self, key: K, default: Any = None) -> Any:
+        """The value stored under ``key`` (now the most recently used), else ``default``."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                self._misses += 1
+                return default
+            self._entries.move_to_end(key)
+            self._hits += 1
+            return entry[0]
+
+    def put(self, key: K, value: V) -> bool:
+        """Store ``value`` under ``key``; returns False when it alone exceeds the ceiling."""
+        size = int(self._sizer(value))
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._nbytes -= old[1]
+            if size > self._max_bytes:
+                self._refused += 1
+                return False
+            self._entries[key] = (value, size)
+            self._nbytes += size
+            self._shrink()
+            return True
+
+    def resize(self, max_bytes: int) -> None:
+        """Change the ceiling, evicting the least recently used entries above it."""
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        with self._lock:
+            self._max_bytes = int(max_bytes)
+            self._shrink()
+
+    def _shrink(self) -> None:
+        while self._nbytes > self._max_bytes:
+            _, (_, size) = self._entries.popitem(last=False)
+            self._nbytes -= size
+            self._evictions += 1
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._nbytes = 0
+
+    def stats(self) -> CacheStats:
+        with self._lock:
+            return CacheStats(
+                self.name,
+                len(self._entries),
+                self._nbytes,
+                self._max_bytes,
+                self._hits,
+                self._misses,
+                self._evictions,
+                self._refused,
+            )
+
+
+def byte_lru_cache(
+    max_bytes: int, sizer: Callable[[Any], int] = estimate_nbytes, name: str = ""
+) -> Callable[[Callable[..., V]], Any]:
+    """Like ``functools.lru_cache``, bounded in bytes: memoise a function of hashable arguments
+    in a `ByteLRU`. The wrapper has ``cache`` (the `ByteLRU`) and ``cache_clear()``."""
+
+    def decorate(function: Callable[..., V]) -> Any:
+        cache: ByteLRU[Hashable, V] = ByteLRU(max_bytes, sizer, name or function.__name__)
+        missing = object()
+
+        @functools.wraps(function)
+        def wrapper(*args: Hashable) -> V:
+            value = cache.get(args, missing)
+            if value is missing:
+                value = function(*args)
+                cache.put(args, value)
+            return value
+
+        wrapper.cache = cache  # type: ignore[attr-defined]
+        wrapper.cache_clear = cache.clear  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+class Cancelled(Exception):
+    """Raised inside a computation (at a progress report) once nobody waits for its answer."""
+
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+
+
+class _Job:
+    """One computation and everyone waiting for it."""
+
+    def __init__(self, number: int, key: Hashable, kind: str, function: Callable[[Progress], Any]):
+        self.number = number
+        self.key = key
+        self.kind = kind
+        self.function = function
+        self.state = QUEUED
+        self.waiters = 0
+        self.orphaned_at: float | None = None
+        self.fraction = 0.0
+        self.stage = "Queued"
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.started = 0.0
+        self.finished = threading.Event()
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueStats:
+    """A snapshot of a `RunQueue`."""
+
+    slots: int
+    running: int
+    queued: int  # queued computations somebody still waits for
+    longest_queue: int  # the most queued at once since the queue was made (or reset)
+    started: int
+    completed: int
+    failed: int
+    cancelled: int
+    joined: int  # requests answered by a computation already queued or running (single flight)
+
+
+class Ticket:
+    """One request's claim on a computation of a `RunQueue`; ``release`` it when done or gone."""
+
+    def __init__(self, queue: RunQueue, job: _Job) -> None:
+        self._queue = queue
+        self._job = job
+        self._released = False
+
+    @property
+    def state(self) -> str:
+        """``queued``, ``running``, ``done``, ``failed`` or ``cancelled``."""
+        return self._job.state
+
+    @property
+    def progress(self) -> tuple[float, str]:
+        """The computation's last progress report (fraction in [0, 1], stage)."""
+        return self._job.fraction, self._job.stage
+
+    @property
+    def waiters(self) -> int:
+        """How many requests (this one included, while held) wait for this computation."""
+        return self._job.waiters
+
+    def position(self) -> int:
+        """1-based place among the queued computations somebody waits for; 0 once started."""
+        return self._queue._position(self._job)
+
+    def estimate_seconds(self) -> float | None:
+        """Expected seconds until the answer, from the durations seen so far (None: no data)."""
+        return self._queue._estimate(self._job)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block up to ``timeout`` seconds; True once the computation has ended (any way)."""
+        return self._job.finished.wait(timeout)
+
+    def result(self) -> Any:
+        """The answer; re-raises the computation's exception (`Cancelled` if it was dropped)."""
+        if not self._job.finished.is_set():
+            raise RuntimeError("the computation has not ended: wait() first")
+        if self._job.state == DONE:
+            return self._job.result
+        assert self._job.error is not None
+        raise self._job.error
+
+    def release(self) -> None:
+        """Stop waiting (idempotent). A computation left with no waiter is dropped when queued,
+        and stopped at its next progress report when running, after the queue's grace time."""
+        if not self._released:
+            self._released = True
+            self._queue._release(self._job)
+
+    def __enter__(self) -> Ticket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class RunQueue:
+    """Admission control and single flight for heavy computations.
+
+    ``submit(key, function)`` returns a `Ticket`. When a computation under ``key`` is queued or
+    running, the ticket joins it (one computation, every waiter gets its answer or its
+    exception); otherwise a new computation joins the end of the queue. ``slots`` worker threads
+    take the queue in order, so at most ``slots`` computations run at once. ``function`` is
+    called as ``function(progress)`` with ``progress(fraction, stage)``; that call raises
+    `Cancelled` when every ticket has been released for longer than ``grace`` seconds (a
+    session rerunning with the same request within ``grace`` keeps its computation).
+    """
+
+    def __init__(self, slots: int, grace: float = 2.0, history: int = 20) -> None:
+        if slots < 1:
+            raise ValueError(f"slots must be >= 1, got {slots}")
+        self._slots = int(slots)
+        self.grace = float(grace)
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._queue: deque[_Job] = deque()
+        self._inflight: dict[Hashable, _Job] = {}
+        self._running: set[_Job] = set()
+        self._durations: dict[str, deque[float]] = {}
+        self._history = history
+        self._numbers = itertools.count()
+        self._workers: list[threading.Thread] = []
+        self._longest = 0
+        self._counts = dict.fromkeys(("started", "completed", "failed", "cancelled", "joined"), 0)
+        self._closed = False
+        self._grow_workers()
+
+    @property
+    def slots(self) -> int:
+        return self._slots
+
+    def set_slots(self, slots: int) -> None:
+        """Allow ``slots`` computations at once from now on (running ones are not stopped)."""
+        if slots < 1:
+            raise ValueError(f"slots must be >= 1, got {slots}")
+        with self._lock:
+            self._slots = int(slots)
+            self._wake.notify_all()
+        self._grow_workers()
+
+    def _grow_workers(self) -> None:
+        while len(self._workers) < self._slots:
+            worker = threading.Thread(
+                target=self._work, name=f"convexify-run-{len(self._workers)}", daemon=True
+            )
+            self._workers.append(worker)
+            worker.start()
+
+    def close(self) -> None:
+        """Stop the workers once the running computations end; queued ones are cancelled."""
+        with self._lock:
+            self._closed = True
+            while self._queue:
+                self._end(self._queue.popleft(), CANCELLED, Cancelled("the queue was closed"))
+            self._wake.notify_all()
+
+    def submit(self, key: Hashable, function: Callable[[Progress], Any], kind: str = "") -> Ticket:
+        """A ticket for the computation under ``key``: the one in flight, or a new one queued."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the queue is closed")
+            job = self._inflight.get(key)
+            if job is not None:
+                self._counts["joined"] += 1
+            else:
+                job = _Job(next(self._numbers), key, kind, function)
+                self._inflight[key] = job
+                self._queue.append(job)
+                self._longest = max(self._longest, self._queued_count())
+                self._wake.notify_all()
+            job.waiters += 1
+            job.orphaned_at = None
+            return Ticket(self, job)
+
+    def run(self, key: Hashable, function: Callable[[Progress], Any], kind: str = "") -> Any:
+        """Submit and wait: the answer, or the computation's exception."""
+        with self.submit(key, function, kind) as ticket:
+            ticket.wait()
+            return ticket.result()
+
+    def stats(self) -> QueueStats:
+        with self._lock:
+            return QueueStats(
+                self._slots,
+                len(self._running),
+                self._queued_count(),
+                self._longest,
+                **self._counts,
+            )
+
+    def reset_longest(self) -> None:
+        with self._lock:
+            self._longest = self._queued_count()
+
+    def mean_seconds(self, kind: str) -> float | None:
+        """The mean duration of the last computations of ``kind`` (None before the first)."""
+        with self._lock:
+            seen = self._durations.get(kind)
+            return sum(seen) / len(seen) if seen else None
+
+    # -- internals (under the lock unless said otherwise) -----------------------------------
+
+    def _queued_count(self) -> int:
+        return sum(1 for job in self._queue if job.waiters > 0)
+
+    def _position(self, job: _Job) -> int:
+        with self._lock:
+            if job.state != QUEUED:
+                return 0
+            place = 0
+            for other in self._queue:
+                if other.waiters > 0 or other is job:
+                    place += 1
+                if other is job:
+                    return place
+            return 0
+
+    def _mean(self, kind: str) -> float | None:
+        seen = self._durations.get(kind)
+        return sum(seen) / len(seen) if seen else None
+
+    def _estimate(self, job: _Job) -> float | None:
+        """Seconds to the answer: the slots drain the work ahead (running jobs' remaining time
+        and the queued jobs before ``job``) in parallel, then ``job`` itself runs.
+
+        ``wait = (sum of remaining work ahead) / slots + own duration``, each duration the mean
+        of its kind's recent computations (unknown kinds take the mean of all known ones).
+        """
+        with self._lock:
+            if job.state not in (QUEUED, RUNNING):
+                return 0.0
+            known = [d for seen in self._durations.values() for d in seen]
+            fallback = sum(known) / len(known) if known else None
+
+            def duration(other: _Job) -> float | None:
+                mean = self._mean(other.kind)
+                return mean if mean is not None else fallback
+
+            now = time.monotonic()
+            if job.state == RUNNING:
+                own = duration(job)
+                return None if own is None else max(own - (now - job.started), 0.0)
+            ahead = 0.0
+            for other in self._running:
+                d = duration(other)
+                if d is None:
+                    return None
+                ahead += max(d - (now - other.started), 0.0)
+            for other in self._queue:
+                if other is job:
+                    break
+                if other.waiters > 0:
+                    d = duration(other)
+                    if d is None:
+                        return None
+                    ahead += d
+            own = duration(job)
+            return None if own is None else ahead / self._slots + own
+
+    def _release(self, job: _Job) -> None:
+        with self._lock:
+            job.waiters -= 1
+            if job.waiters == 0 and not job.finished.is_set():
+                job.orphaned_at = time.monotonic()
+
+    def _abandoned(self, job: _Job) -> bool:
+        return (
+            job.waiters == 0
+            and job.orphaned_at is not None
+            and time.monotonic() - job.orphaned_at >= self.grace
+        )
+
+    def _end(self, job: _Job, state: str, error: BaseException | None = None) -> None:
+        job.state = state
+        job.error = error
+        job.function = _spent
+        if self._inflight.get(job.key) is job:
+            del self._inflight[job.key]
+        self._running.discard(job)
+        self._counts[{DONE: "completed", FAILED: "failed", CANCELLED: "cancelled"}[state]] += 1
+        job.finished.set()
+
+    def _next_job(self) -> _Job | None:
+        """The first queued job not abandoned (abandoned ones on the way are cancelled).
+
+        A job released by every waiter less than ``grace`` seconds ago still runs: its session
+        may be rerunning and about to ask again; it is stopped at a progress report otherwise.
+        """
+        while self._queue:
+            job = self._queue.popleft()
+            if self._abandoned(job):
+                self._end(job, CANCELLED, Cancelled("nobody waits for this computation"))
+                continue
+            return job
+        return None
+
+    def _work(self) -> None:
+        index = int(threading.current_thread().name.rsplit("-", 1)[-1])
+        while True:
+            with self._lock:
+                while True:
+                    if self._closed and not self._queue:
+                        return
+                    if index < self._slots and len(self._running) < self._slots:
+                        job = self._next_job()
+                        if job is not None:
+                            break
+                    self._wake.wait()
+                job.state = RUNNING
+                job.stage = "Starting"
+                job.started = time.monotonic()
+                self._running.add(job)
+                self._counts["started"] += 1
+                function = job.function
+
+            def progress(fraction: float, stage: str, job: _Job = job) -> None:
+                job.fraction = min(max(float(fraction), 0.0), 1.0)
+                job.stage = str(stage)
+                if self._abandoned(job):
+                    raise Cancelled("nobody waits for this computation")
+
+            try:
+                result = function(progress)
+            except BaseException as error:  # noqa: BLE001 - handed to every waiter, never lost
+                with self._lock:
+                    state = CANCELLED if isinstance(error, Cancelled) else FAILED
+                    self._end(job, state, error)
+                    self._wake.notify_all()
+                continue
+            with self._lock:
+                seen = self._durations.setdefault(job.kind, deque(maxlen=self._history))
+                seen.append(time.monotonic() - job.started)
+                job.result = result
+                self._end(job, DONE)
+                self._wake.notify_all()
+
+
+def _spent(progress: Progress) -> Any:  # pragma: no cover - never called
+    raise RuntimeError("a computation runs once")
+
+
+def available_cores() -> int:
+    """CPU cores this process may use (its affinity mask where the platform has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)

@@ -1,0 +1,146 @@
+"""The runner across sessions (AppTest, each session in its own thread): two sessions asking for
+the same configuration at once share one computation; an answer already computed does not wait
+behind a computation that fills every slot; the settings read from the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+import time
+import types
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ui import runner
+
+FAKE = "convexify_fake_study"
+WAIT = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    value: float = 1.0
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        if self.value < 0:
+            raise ValueError(f"value must be >= 0, got {self.value}")
+
+
+@dataclasses.dataclass
+class Result:
+    values: np.ndarray
+
+
+def page() -> None:
+    import sys
+
+    import streamlit as st
+
+    from ui.runner import run_study
+
+    study = sys.modules["convexify_fake_study"]
+    value = float(st.query_params.get("value", "1.0"))
+    result = run_study(study, study.Config(value=value))
+    if result is not None:
+        st.markdown(f"answer {float(result.values.sum()):g}")
+
+
+@pytest.fixture
+def fake_study(monkeypatch):
+    module = types.ModuleType(FAKE)
+    module.Config = Config
+    module.Result = Result
+    module.calls = []
+    module.gates = {}
+
+    def run(config: Config, progress=None) -> Result:
+        module.calls.append(config.value)
+        gate = module.gates.get(config.value)
+        if gate is not None:
+            assert gate.wait(WAIT)
+        if progress is not None:
+            progress(1.0, "done")
+        return Result(np.full(4, config.value))
+
+    module.run = run
+    monkeypatch.setitem(sys.modules, FAKE, module)
+    runner.clear_cache()
+    yield module
+    for gate in module.gates.values():
+        gate.set()
+    runner.clear_cache()
+
+
+def eventually(condition) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def session(value: float, answers: dict, name: str) -> threading.Thread:
+    def target() -> None:
+        at = AppTest.from_function(page, default_timeout=WAIT)
+        at.query_params["value"] = str(value)
+        at.run()
+        answers[name] = ([m.value for m in at.markdown], list(at.exception), list(at.error))
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread
+
+
+def test_two_sessions_same_configuration_one_computation(fake_study) -> None:
+    gate = fake_study.gates[2.5] = threading.Event()
+    answers: dict = {}
+    joined = runner.run_queue().stats().joined
+    first = session(2.5, answers, "first")
+    eventually(lambda: fake_study.calls)
+    second = session(2.5, answers, "second")
+    # the second session joins the computation in flight rather than starting its own
+    eventually(lambda: runner.run_queue().stats().joined > joined)
+    gate.set()
+    first.join(WAIT)
+    second.join(WAIT)
+    assert fake_study.calls == [2.5]
+    for name in ("first", "second"):
+        markdown, exceptions, errors = answers[name]
+        assert not exceptions and not errors, (exceptions, errors)
+        assert "answer 10" in markdown, markdown
+
+
+def test_a_computed_answer_never_waits_behind_a_computation(fake_study) -> None:
+    answers: dict = {}
+    session(4.0, answers, "warm").join(WAIT)  # computed once, now in the result cache
+    assert fake_study.calls == [4.0]
+    queue = runner.run_queue()
+    gates = []
+    for k in range(queue.slots):  # fill every slot with a run that waits for us
+        gate = fake_study.gates[100.0 + k] = threading.Event()
+        gates.append(gate)
+        session(100.0 + k, answers, f"busy{k}")
+    eventually(lambda: len(fake_study.calls) == 1 + queue.slots)
+    assert queue.stats().running == queue.slots
+    cached = session(4.0, answers, "cached")
+    cached.join(WAIT)  # answers while every slot is still held
+    assert not cached.is_alive()
+    assert "answer 16" in answers["cached"][0]
+    assert queue.stats().running == queue.slots
+    for gate in gates:
+        gate.set()
+
+
+def test_settings_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv(runner.MAX_RUNS_VARIABLE, "3")
+    assert runner.max_runs() == 3
+    monkeypatch.setenv(runner.MAX_RUNS_VARIABLE, "0")
+    with pytest.raises(ValueError, match="CONVEXIFY_MAX_RUNS"):
+        runner.max_runs()
+    monkeypatch.delenv(runner.MAX_RUNS_VARIABLE)
+    assert runner.max_runs() >= 1
+    monkeypatch.setenv(runner.RESULT_CACHE_VARIABLE, "2")
+    assert runner.result_cache_bytes() == 2 * 2**20

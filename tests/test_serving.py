@@ -1,0 +1,341 @@
+"""Serving machinery: byte-bounded caches, single flight and the admission queue, driven by
+plain threads (no Streamlit)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from landscape.engine import serving
+from landscape.engine.serving import ByteLRU, Cancelled, RunQueue, byte_lru_cache
+
+WAIT = 30.0  # seconds: generous bounds for a loaded machine; no test asserts on speed
+
+
+def eventually(condition, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.005)
+
+
+# -- sizes -------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class FakeResult:
+    surface: np.ndarray
+    losses: np.ndarray
+    gap: float
+    name: str
+
+
+def test_size_of_a_result_is_its_arrays_plus_small_overheads() -> None:
+    result = FakeResult(np.zeros((100, 100)), np.zeros(1000, np.float32), 0.5, "abc")
+    size = serving.estimate_nbytes(result)
+    arrays = 100 * 100 * 8 + 1000 * 4
+    assert arrays < size < arrays + 2000
+    # an array reached twice is counted once; a view adds only its header
+    shared = FakeResult(result.surface, result.surface[:10], 0.5, "abc")
+    assert serving.estimate_nbytes(shared) < 100 * 100 * 8 + 2000
+    assert serving.estimate_nbytes([b"x" * 5000, "y" * 3000]) >= 8000
+    assert serving.estimate_nbytes({"a": np.ones(10)}) >= 80 + sys.getsizeof(np.empty(0))
+
+
+# -- byte-bounded LRU --------------------------------------------------------------------------
+
+
+def test_byte_ceiling_evicts_least_recently_used() -> None:
+    cache: ByteLRU[str, int] = ByteLRU(100, sizer=lambda value: value)
+    assert cache.put("a", 40) and cache.put("b", 40)
+    assert cache.get("a") == 40  # a is now the most recently used
+    assert cache.put("c", 40)  # 120 > 100: b goes
+    assert "b" not in cache and "a" in cache and "c" in cache
+    assert cache.nbytes == 80
+    assert not cache.put("huge", 101)  # alone above the ceiling: refused, nothing evicted
+    assert cache.nbytes == 80 and "huge" not in cache
+    stats = cache.stats()
+    assert (stats.evictions, stats.refused, stats.entries) == (1, 1, 2)
+    cache.put("a", 90)  # replacing a value counts its new size only
+    assert cache.nbytes == 90 and list(cache._entries) == ["a"]
+    cache.resize(50)
+    assert len(cache) == 0 and cache.nbytes == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ceiling=st.integers(0, 300),
+    operations=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 200), st.booleans())),
+)
+def test_byte_ceiling_is_never_exceeded(ceiling: int, operations) -> None:
+    cache: ByteLRU[int, int] = ByteLRU(ceiling, sizer=lambda value: value)
+    model: list[tuple[int, int]] = []  # (key, size), least recently used first
+    for key, size, is_get in operations:
+        if is_get:
+            found = cache.get(key)
+            held = dict(model)
+            assert found == held.get(key)
+            if key in held:
+                model.remove((key, held[key]))
+                model.append((key, held[key]))
+            continue
+        model = [(k, s) for k, s in model if k != key]
+        stored = cache.put(key, size)
+        assert stored == (size <= ceiling)
+        if stored:
+            model.append((key, size))
+            while sum(s for _, s in model) > ceiling:
+                model.pop(0)
+        assert cache.nbytes <= ceiling
+        assert cache.nbytes == sum(s for _, s in model)
+        assert list(cache._entries) == [k for k, _ in model]
+
+
+def test_byte_ceiling_holds_under_threads() -> None:
+    cache: ByteLRU[int, np.ndarray] = ByteLRU(50_000)
+    worst = []
+
+    def writer(offset: int) -> None:
+        for i in range(300):
+            cache.put(offset + i % 40, np.zeros(100 + (i * 37) % 900))
+            worst.append(cache.nbytes)
+
+    threads = [threading.Thread(target=writer, args=(k * 1000,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert max(worst) <= 50_000
+    assert cache.stats().evictions > 0
+
+
+def test_byte_lru_cache_memoises_within_its_ceiling() -> None:
+    calls = []
+
+    @byte_lru_cache(3 * 8000 + 1000)
+    def load(n: int) -> np.ndarray:
+        calls.append(n)
+        return np.zeros(1000)  # about 8 kB each: three fit
+
+    for n in (1, 2, 1, 3, 1, 4, 2):
+        load(n)
+    assert calls == [1, 2, 3, 4, 2]  # 1 stayed (recently used), 2 was evicted by 4
+    assert load.cache.nbytes <= load.cache.max_bytes
+    load.cache_clear()
+    load(1)
+    assert calls[-1] == 1
+
+
+def test_ceiling_from_environment(monkeypatch) -> None:
+    monkeypatch.setenv("CONVEXIFY_TEST_MB", "1.5")
+    assert serving.mebibytes_from_env("CONVEXIFY_TEST_MB", 7) == int(1.5 * 2**20)
+    monkeypatch.delenv("CONVEXIFY_TEST_MB")
+    assert serving.mebibytes_from_env("CONVEXIFY_TEST_MB", 7) == 7 * 2**20
+    for bad in ("-1", "lots", "nan"):
+        monkeypatch.setenv("CONVEXIFY_TEST_MB", bad)
+        with pytest.raises(ValueError, match="CONVEXIFY_TEST_MB"):
+            serving.mebibytes_from_env("CONVEXIFY_TEST_MB", 7)
+
+
+# -- single flight -----------------------------------------------------------------------------
+
+
+def test_single_flight_two_sessions_one_computation() -> None:
+    queue = RunQueue(slots=2)
+    runs = []
+    release = threading.Event()
+
+    def compute(progress) -> dict:
+        runs.append(1)
+        release.wait(WAIT)
+        return {"answer": 42}
+
+    answers: list[object] = []
+
+    def session() -> None:
+        answers.append(queue.run(("study", "config"), compute))
+
+    sessions = [threading.Thread(target=session) for _ in range(2)]
+    for thread in sessions:
+        thread.start()
+    eventually(lambda: queue.stats().joined == 1)
+    release.set()
+    for thread in sessions:
+        thread.join(WAIT)
+    assert len(runs) == 1
+    assert len(answers) == 2 and answers[0] is answers[1] and answers[0] == {"answer": 42}
+    # the key is free again: a later request computes afresh (caching is the cache's job)
+    assert queue.run(("study", "config"), compute) == {"answer": 42}
+    assert len(runs) == 2
+
+
+def test_single_flight_hands_the_error_to_every_waiter_and_keeps_serving() -> None:
+    queue = RunQueue(slots=1)
+    release = threading.Event()
+
+    def fail(progress):
+        release.wait(WAIT)
+        raise ValueError("gamma must be in [0, 5], got 9")
+
+    first = queue.submit("k", fail)
+    second = queue.submit("k", fail)
+    release.set()
+    for ticket in (first, second):
+        assert ticket.wait(WAIT)
+        with pytest.raises(ValueError, match="gamma"):
+            ticket.result()
+        ticket.release()
+    assert queue.stats().failed == 1
+    assert queue.run("other", lambda progress: 7) == 7  # the worker survived
+
+
+# -- admission and order -----------------------------------------------------------------------
+
+
+def test_at_most_slots_computations_at_once() -> None:
+    queue = RunQueue(slots=2)
+    active = []
+    peak = []
+    lock = threading.Lock()
+
+    def compute(progress) -> int:
+        with lock:
+            active.append(1)
+            peak.append(len(active))
+        time.sleep(0.05)
+        with lock:
+            active.pop()
+        return 1
+
+    tickets = [queue.submit(k, compute) for k in range(6)]
+    for ticket in tickets:
+        assert ticket.wait(WAIT)
+        assert ticket.result() == 1
+    assert max(peak) == 2
+    assert queue.stats().longest_queue >= 4
+
+
+def test_queue_runs_in_order_and_reports_positions() -> None:
+    queue = RunQueue(slots=1)
+    order = []
+    gate = threading.Event()
+
+    def job(name: str):
+        def compute(progress):
+            if name == "a":
+                gate.wait(WAIT)
+            order.append(name)
+            return name
+
+        return compute
+
+    a = queue.submit("a", job("a"))
+    eventually(lambda: a.state == serving.RUNNING)
+    tickets = {name: queue.submit(name, job(name)) for name in "bcd"}
+    assert a.position() == 0
+    assert [tickets[name].position() for name in "bcd"] == [1, 2, 3]
+    assert queue.stats().queued == 3 and queue.stats().running == 1
+    gate.set()
+    for ticket in tickets.values():
+        assert ticket.wait(WAIT)
+    assert order == ["a", "b", "c", "d"]
+
+
+def test_a_released_ticket_drops_its_queued_work() -> None:
+    queue = RunQueue(slots=1, grace=0.0)
+    gate = threading.Event()
+    ran = []
+
+    def compute(name: str):
+        def run(progress):
+            if name == "a":
+                gate.wait(WAIT)
+            ran.append(name)
+            return name
+
+        return run
+
+    a = queue.submit("a", compute("a"))
+    eventually(lambda: a.state == serving.RUNNING)
+    b = queue.submit("b", compute("b"))
+    c = queue.submit("c", compute("c"))
+    assert c.position() == 2
+    b.release()  # the session left: its queued work is dropped
+    assert c.position() == 1  # and no longer counts ahead of the others
+    assert queue.stats().queued == 1
+    gate.set()
+    assert c.wait(WAIT) and c.result() == "c"
+    assert ran == ["a", "c"]
+    assert b.state == serving.CANCELLED
+    assert queue.stats().cancelled == 1
+
+
+def test_a_rerun_within_grace_rejoins_its_queued_work() -> None:
+    queue = RunQueue(slots=1, grace=60.0)
+    gate = threading.Event()
+    a = queue.submit("a", lambda progress: gate.wait(WAIT))
+    eventually(lambda: a.state == serving.RUNNING)
+    calls = []
+    b = queue.submit("b", lambda progress: calls.append(1) or "b")
+    b.release()
+    again = queue.submit("b", lambda progress: calls.append(2) or "b2")
+    assert again.position() == 1
+    gate.set()
+    assert again.wait(WAIT) and again.result() == "b"
+    assert calls == [1]
+
+
+def test_a_running_computation_nobody_waits_for_stops_at_its_next_report() -> None:
+    queue = RunQueue(slots=1, grace=0.0)
+    reports = []
+
+    def long_run(progress):
+        for step in range(100_000):
+            reports.append(step)
+            progress(step / 100_000, f"step {step}")
+            time.sleep(0.001)
+        return "finished"
+
+    ticket = queue.submit("long", long_run)
+    eventually(lambda: len(reports) > 3)
+    assert ticket.progress[1].startswith("step")
+    ticket.release()
+    eventually(lambda: ticket.state == serving.CANCELLED)
+    assert len(reports) < 100_000
+    with pytest.raises(Cancelled):
+        ticket.result()
+    # the slot is free for the next request
+    assert queue.run("next", lambda progress: "ok") == "ok"
+
+
+def test_estimate_grows_with_the_position() -> None:
+    queue = RunQueue(slots=1)
+    for k in range(3):
+        queue.run(("warm", k), lambda progress: time.sleep(0.02), kind="study")
+    mean = queue.mean_seconds("study")
+    assert mean is not None and mean >= 0.02
+    gate = threading.Event()
+    a = queue.submit("a", lambda progress: gate.wait(WAIT), kind="study")
+    eventually(lambda: a.state == serving.RUNNING)
+    b = queue.submit("b", lambda progress: None, kind="study")
+    c = queue.submit("c", lambda progress: None, kind="study")
+    eb, ec = b.estimate_seconds(), c.estimate_seconds()
+    assert eb is not None and ec is not None
+    assert ec == pytest.approx(eb + mean, rel=0.2)  # one more computation ahead of c
+    gate.set()
+    for ticket in (a, b, c):
+        ticket.wait(WAIT)
+    assert c.estimate_seconds() == 0.0
+
+
+def test_bad_slots_are_refused() -> None:
+    with pytest.raises(ValueError, match="slots"):
+        RunQueue(slots=0)
