@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
+from landscape.engine import gram
 from landscape.engine.datasets import unit_sphere
-from landscape.studies.width import gram
-from landscape.studies.width.gram import (
+from landscape.engine.gram import (
     c_sigma,
     gaussian_mean,
     gram_matrix,

@@ -10,7 +10,7 @@ import torch
 from scipy.special import erf
 
 from landscape.engine.datasets import unit_sphere
-from landscape.studies.width.gram import c_sigma, gram_matrix, lambda_min
+from landscape.engine.gram import c_sigma, gram_matrix, lambda_min
 from landscape.studies.width.wide_nets import (
     WideNetSpec,
     forward,

@@ -10,8 +10,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from landscape.engine.gram import gram_matrix, lambda_min
 from landscape.studies.width import depth_sweep, figures, width, width_sweep
-from landscape.studies.width.gram import gram_matrix, lambda_min
 from landscape.studies.width.wide_nets import WideNetSpec, init_weights, layer_grams
 from ui.runner import clear_cache
 

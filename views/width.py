@@ -4,7 +4,7 @@ import streamlit as st
 
 from landscape.studies.width import depth_sweep, figures, width_sweep
 from landscape.studies.width import width as study
-from landscape.studies.width.gram import ACTIVATIONS, ARCHITECTURES
+from landscape.studies.width.width import ACTIVATIONS, ARCHITECTURES
 from ui.export import show_figure
 from ui.lecture import controls
 from ui.runner import build_config, run_study

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from landscape.engine.device import resolve_device
+from landscape.engine.gram import ACTIVATIONS, ARCHITECTURES, gram_matrices, lambda_min
 from landscape.engine.validation import check_choice, check_number
-from landscape.studies.width.gram import ACTIVATIONS, ARCHITECTURES, gram_matrices, lambda_min
 from landscape.studies.width.wide_nets import (
     WideNetSpec,
     float64_device,

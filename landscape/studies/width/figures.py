@@ -6,8 +6,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from landscape.engine.gram import ARCHITECTURES
 from landscape.studies.width import depth_sweep, width_sweep
-from landscape.studies.width.gram import ARCHITECTURES
 from landscape.studies.width.width import Result
 
 PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from landscape.studies.width.gram import ACTIVATIONS, ARCHITECTURES, MAX_DEPTH, c_sigma
+from landscape.engine.gram import ACTIVATIONS, ARCHITECTURES, MAX_DEPTH, c_sigma
 
 MAX_WIDTH = 10**7
 Tensor = torch.Tensor

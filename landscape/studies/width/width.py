@@ -23,8 +23,8 @@ import numpy as np
 
 from landscape.engine import datasets
 from landscape.engine.device import resolve_device
+from landscape.engine.gram import ACTIVATIONS, ARCHITECTURES, gram_matrix, lambda_min
 from landscape.engine.validation import check_choice, check_number
-from landscape.studies.width.gram import ACTIVATIONS, ARCHITECTURES, gram_matrix, lambda_min
 from landscape.studies.width.wide_nets import WideNetSpec, train
 
 DATASETS: tuple[str, ...] = ("sphere", "digits")

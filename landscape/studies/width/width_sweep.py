@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from landscape.engine.device import resolve_device
+from landscape.engine.gram import gram_matrix, lambda_min
 from landscape.engine.validation import check_number
-from landscape.studies.width.gram import gram_matrix, lambda_min
 from landscape.studies.width.wide_nets import WideNetSpec, train
 from landscape.studies.width.width import (
     MAX_WIDTH,
