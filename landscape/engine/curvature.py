@@ -1,158 +1,395 @@
-"""Curvature of the loss: Hessian-vector products, Lanczos, Hutchinson, the 2x2 slice Hessian.
+"""Curvature of the loss: eigenvalues with honest evidence, spectra, traces, the 2x2 slice Hessian.
 
-``H = d^2 L / d theta^2`` is never formed: ``H v`` is one double backward pass (Pearlmutter's
-trick, ``H v = d/d theta <grad L(theta), v>``). Vectors are flat over all parameters, in the
-order of ``model.named_parameters()``. The model is evaluated in eval mode and left unchanged.
+The operators (``kind``: the Hessian ``H``, the generalised Gauss-Newton ``G``, the empirical
+Fisher ``F``; `landscape.engine.operators`) are never formed: ``H v`` is one double backward pass
+(Pearlmutter's trick, ``H v = d/d theta <grad L(theta), v>``). Vectors are flat over all
+parameters, in the order of ``model.named_parameters()``. The model is evaluated in eval mode and
+left unchanged. ``batch_size`` sums the products over mini-batches of the data.
+
+What a Lanczos run proves (`curvature_evidence`): a unit vector ``v`` with ``v^T H v < 0``
+(beyond rounding) proves that the point is not convex, whatever else Lanczos missed; a run that
+finds none proves nothing, and comes with Kuczynski and Wozniakowski's probabilistic bound on
+what it may have missed. Only the exact eigenvalues (a model small enough for the dense Hessian)
+can say "convex here".
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from landscape.engine.directions import Params, combine, flatten, parameters_of
+from landscape.engine.lanczos import (
+    Lanczos,
+    Matvec,
+    kuczynski_wozniakowski,
+    lanczos,
+    lanczos_run,
+    lower_bound_on_lambda_min,
+)
+from landscape.engine.operators import KINDS, Operator, curvature_operator
 from landscape.engine.problem import Problem
-from landscape.engine.surface import Progress, eval_mode
+from landscape.engine.spectrum import SpectralDensity, spectral_density
+from landscape.engine.surface import Progress
+from landscape.engine.trace import TraceEstimate, hutch_plus_plus, hutchinson
 
-Matvec = Callable[[torch.Tensor], torch.Tensor]
+__all__ = [
+    "KINDS",
+    "STATES",
+    "CurvatureMap",
+    "Evidence",
+    "Lanczos",
+    "Operator",
+    "SpectralDensity",
+    "TraceEstimate",
+    "curvature_evidence",
+    "curvature_map",
+    "curvature_operator",
+    "density",
+    "extreme_eigenvalues",
+    "hessian_operator",
+    "hutchinson_trace",
+    "hvp",
+    "kuczynski_wozniakowski",
+    "lanczos",
+    "slice_hessian",
+    "slice_hessian_fd",
+    "top_eigenpairs",
+    "trace",
+]
+
+Point = Mapping[str, torch.Tensor] | None
+
+# The Lab's and the map's defaults: up to 100 Lanczos steps, stopped once both extreme Ritz
+# pairs have residual <= 1e-4 max |theta| (enough to find lambda_min = -6e-4 against
+# lambda_max = 0.49 on the issue's tanh MLP; 10 fixed steps reported +8e-5 there).
+DEFAULT_BUDGET = 100
+DEFAULT_TOLERANCE = 1e-4
+DEFAULT_DELTA = 0.01
+# A Rayleigh quotient computed in float64 is wrong by at most ~1e-13 max|lambda| for the
+# networks here; claims need rho < -ROUNDING * max|theta|, a margin far above that.
+ROUNDING = 1e-9
+STATES = ("negative", "none_found", "convex")
+STATE_CODES = {"negative": -1, "none_found": 0, "convex": 1}
 
 
 @contextmanager
 def hessian_operator(
-    problem: Problem, point: Mapping[str, torch.Tensor] | None = None
+    problem: Problem,
+    point: Point = None,
 ) -> Iterator[tuple[Matvec, torch.Tensor]]:
-    """Yield ``(v -> H v, grad)`` of ``L = problem.loss_fn(f(point; X), y)`` at ``point``
-    (default: the model's parameters).
+    """Yield ``(v -> H v, grad)`` at ``point`` (default: the model's parameters).
 
     ``v`` and ``H v`` are flat float64 vectors of length P on the model's device; ``grad`` is
-    the flat gradient. TorchScript models (which ``torch.func`` rejects) get ``point`` written
-    into their parameters for the duration of the block and restored afterwards.
+    the flat gradient. See `curvature_operator` for the GGN, the Fisher and batches.
     """
-    model = problem.model
-    reference = parameters_of(model)
-    point = reference if point is None else point
-    names = list(reference)
-    with eval_mode(model), _leaves(model, point, names) as (leaves, forward):
-        loss = problem.loss_fn(forward(problem.X), problem.y)
-        # allow_unused/materialize_grads: with a piecewise-linear loss (a hinge) some gradients,
-        # such as the output bias's, do not depend on the parameters; their products are zero.
-        grads = torch.autograd.grad(
-            loss, leaves, create_graph=True, allow_unused=True, materialize_grads=True
-        )
-        flat_grad = torch.cat([g.reshape(-1) for g in grads])
-
-        def matvec(v: torch.Tensor) -> torch.Tensor:
-            products = torch.autograd.grad(
-                flat_grad,
-                leaves,
-                grad_outputs=v.to(flat_grad.dtype),
-                retain_graph=True,
-                allow_unused=True,
-                materialize_grads=True,
-            )
-            return torch.cat([p.reshape(-1) for p in products]).to(torch.float64)
-
-        yield matvec, flat_grad.detach().to(torch.float64)
+    with curvature_operator(problem, point) as op:
+        yield op.matvec, op.gradient
 
 
-@contextmanager
-def _leaves(
-    model: nn.Module, point: Mapping[str, torch.Tensor], names: list[str]
-) -> Iterator[tuple[list[torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]]:
-    if not isinstance(model, torch.jit.ScriptModule):
-        leaves = [point[n].detach().clone().requires_grad_(True) for n in names]
-        params = dict(zip(names, leaves, strict=True))
-        yield leaves, lambda X: functional_call(model, params, (X,))
-        return
-    parameters = dict(model.named_parameters())
-    saved = {n: p.detach().clone() for n, p in parameters.items()}
-    flags = {n: p.requires_grad for n, p in parameters.items()}
-    try:
-        with torch.no_grad():
-            for n in names:
-                parameters[n].copy_(point[n])
-                parameters[n].requires_grad_(True)
-        yield [parameters[n] for n in names], model
-    finally:
-        with torch.no_grad():
-            for n, p in parameters.items():
-                p.copy_(saved[n])
-                p.requires_grad_(flags[n])
+def _unflatten(vector: torch.Tensor, like: Mapping[str, torch.Tensor]) -> Params:
+    out: Params = {}
+    offset = 0
+    for name, t in like.items():
+        out[name] = vector[offset : offset + t.numel()].reshape(t.shape).to(t.device, t.dtype)
+        offset += t.numel()
+    return out
 
 
 def hvp(
     problem: Problem,
     v: Mapping[str, torch.Tensor],
-    point: Mapping[str, torch.Tensor] | None = None,
+    point: Point = None,
+    *,
+    kind: str = "hessian",
+    batch_size: int | None = None,
 ) -> Params:
-    """The Hessian-vector product ``H v`` at ``point``, as a dict shaped like the parameters."""
-    with hessian_operator(problem, point) as (matvec, _):
-        product = matvec(flatten(v).to(torch.float64))
-    out: Params = {}
-    offset = 0
-    for name, t in v.items():
-        out[name] = product[offset : offset + t.numel()].reshape(t.shape).to(t.dtype)
-        offset += t.numel()
-    return out
+    """The product ``A v`` (``kind``: Hessian, GGN or Fisher) at ``point``, shaped like ``v``."""
+    with curvature_operator(problem, point, kind=kind, batch_size=batch_size) as op:
+        product = op.matvec(flatten(v).to(torch.float64))
+    return _unflatten(product, v)
 
 
-def lanczos(
-    matvec: Matvec, dimension: int, iterations: int, seed: int, device: torch.device | str
-) -> np.ndarray:
-    """Ritz values of a symmetric operator after ``iterations`` Lanczos steps, ascending.
-
-    Full re-orthogonalisation against the whole Krylov basis (float64), so the extreme Ritz
-    values approach ``lambda_min`` and ``lambda_max`` from inside; with ``iterations ==
-    dimension`` they are the exact eigenvalues up to rounding.
-    """
-    if int(iterations) != iterations or not 1 <= iterations <= dimension:
-        raise ValueError(f"iterations must be an integer in [1, {dimension}], got {iterations}")
-    generator = torch.Generator().manual_seed(int(seed))
-    q = torch.randn(dimension, generator=generator, dtype=torch.float64).to(device)
-    q /= q.norm()
-    basis = [q]
-    diagonal: list[float] = []
-    off_diagonal: list[float] = []
-    for _ in range(int(iterations)):
-        w = matvec(q)
-        alpha = float(q @ w)
-        diagonal.append(alpha)
-        Q = torch.stack(basis)
-        for _ in range(2):  # classical Gram-Schmidt, twice, against every basis vector
-            w = w - Q.T @ (Q @ w)
-        beta = float(w.norm())
-        if len(diagonal) == iterations or beta <= 1e-10 * max(1.0, abs(alpha)):
-            break
-        off_diagonal.append(beta)
-        q = w / beta
-        basis.append(q)
-    T = np.diag(diagonal) + np.diag(off_diagonal, 1) + np.diag(off_diagonal, -1)
-    return np.linalg.eigvalsh(T)
+def _dimension(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
 def extreme_eigenvalues(
     problem: Problem,
-    point: Mapping[str, torch.Tensor] | None = None,
+    point: Point = None,
     *,
     iterations: int = 20,
     seed: int = 0,
+    kind: str = "hessian",
+    batch_size: int | None = None,
 ) -> tuple[float, float]:
-    """``(lambda_min, lambda_max)`` of the Hessian at ``point`` by Lanczos (Ritz values)."""
-    dimension = sum(p.numel() for p in problem.model.parameters())
-    with hessian_operator(problem, point) as (matvec, _):
-        ritz = lanczos(matvec, dimension, min(int(iterations), dimension), seed, problem.device)
+    """``(theta_min, theta_max)``: the extreme Ritz values after ``iterations`` Lanczos steps.
+
+    They lie inside ``[lambda_min, lambda_max]``: a positive ``theta_min`` does not prove
+    convexity (use `curvature_evidence`).
+    """
+    dimension = _dimension(problem.model)
+    with curvature_operator(problem, point, kind=kind, batch_size=batch_size) as op:
+        ritz = lanczos(op.matvec, dimension, min(int(iterations), dimension), seed, op.device)
     return float(ritz[0]), float(ritz[-1])
+
+
+@dataclass
+class Evidence:
+    """What is known about the curvature at one point (``state`` one of `STATES`).
+
+    * ``"negative"``: ``vector`` (P,) float64, unit, has ``rayleigh = v^T A v < -tolerance``
+      (computed in float64): the operator is not PSD here. With ``exact`` it is the eigenvector
+      of the exact ``lambda_min``.
+    * ``"none_found"``: Lanczos found no such vector in ``iterations`` steps; with probability
+      ``>= 1 - delta`` over its random start ``lambda_min >= bound`` (Kuczynski-Wozniakowski with
+      relative error ``epsilon``; ``bound = -inf`` when the steps promise nothing).
+    * ``"convex"`` (only with ``exact``): the exact ``lambda_min >= -tolerance``.
+
+    ``lambda_min``, ``lambda_max``: extreme Ritz values (exact eigenvalues with ``exact``);
+    ``residual_min``, ``residual_max``: ``||A y - rho y||`` of the extreme Ritz vectors in float64,
+    so an eigenvalue lies within each of ``rayleigh`` / ``rayleigh_max``; ``products`` spent.
+    """
+
+    state: str
+    exact: bool
+    lambda_min: float
+    lambda_max: float
+    rayleigh: float
+    rayleigh_max: float
+    residual_min: float
+    residual_max: float
+    iterations: int
+    products: int
+    bound: float
+    epsilon: float
+    delta: float
+    tolerance: float
+    vector: torch.Tensor | None
+
+    @property
+    def code(self) -> int:
+        """-1 negative curvature found, 0 none found, 1 convex here (exact)."""
+        return STATE_CODES[self.state]
+
+
+def curvature_evidence(
+    problem: Problem,
+    point: Point = None,
+    *,
+    max_iterations: int = DEFAULT_BUDGET,
+    tolerance: float = DEFAULT_TOLERANCE,
+    seed: int = 0,
+    exact_limit: int = 0,
+    delta: float = DEFAULT_DELTA,
+    kind: str = "hessian",
+    batch_size: int | None = None,
+) -> Evidence:
+    """Negative curvature found, none found, or (P <= ``exact_limit``) convex here or not.
+
+    Exact route (P <= ``exact_limit``): the dense operator in float64 from P products, its
+    eigenvalues by LAPACK; ``tolerance = 100 P eps max |lambda|`` covers the rounding of both.
+    Lanczos route: `lanczos_run` in the model's precision until both extreme Ritz pairs have
+    residual ``<= tolerance * max|theta|`` or ``max_iterations`` steps; then both extreme Ritz
+    vectors are applied once more in float64 (a float64 copy of the model), giving their
+    Rayleigh quotients and true residuals; "negative" needs ``rho < -ROUNDING max|theta|``.
+    """
+    if not 0 < delta < 1:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+    if int(exact_limit) != exact_limit or exact_limit < 0:
+        raise ValueError(f"exact_limit must be an integer >= 0, got {exact_limit}")
+    dimension = _dimension(problem.model)
+    if dimension <= exact_limit:
+        return _exact_evidence(problem, point, kind, batch_size, delta)
+    budget = min(int(max_iterations), dimension)
+    with curvature_operator(problem, point, kind=kind, batch_size=batch_size) as op:
+        run = lanczos_run(op.matvec, dimension, budget, seed, op.device, tolerance=tolerance)
+        products = op.products
+    ends = [run.ritz_vector(0), run.ritz_vector(run.iterations - 1)]
+    with curvature_operator(
+        problem, point, kind=kind, batch_size=batch_size, dtype=torch.float64
+    ) as op:
+        images = [op.matvec(v) for v in ends]
+        products += op.products
+    rho = [float(v @ Av) for v, Av in zip(ends, images, strict=True)]
+    residual = [float((Av - r * v).norm()) for v, Av, r in zip(ends, images, rho, strict=True)]
+    theta_min, theta_max = float(run.ritz_values[0]), float(run.ritz_values[-1])
+    margin = ROUNDING * max(abs(theta_min), abs(theta_max), abs(rho[0]), abs(rho[1]))
+    bound, epsilon = lower_bound_on_lambda_min(
+        theta_min, theta_max, dimension, max(run.iterations, 2), delta
+    )
+    if run.exhausted and run.iterations == dimension:
+        bound, epsilon = theta_min - residual[0], 0.0
+    negative = rho[0] < -margin
+    return Evidence(
+        state="negative" if negative else "none_found",
+        exact=False,
+        lambda_min=theta_min,
+        lambda_max=theta_max,
+        rayleigh=rho[0],
+        rayleigh_max=rho[1],
+        residual_min=residual[0],
+        residual_max=residual[1],
+        iterations=run.iterations,
+        products=products,
+        bound=bound,
+        epsilon=epsilon,
+        delta=delta,
+        tolerance=margin,
+        vector=ends[0] if negative else None,
+    )
+
+
+def _exact_evidence(
+    problem: Problem,
+    point: Point,
+    kind: str,
+    batch_size: int | None,
+    delta: float,
+) -> Evidence:
+    with curvature_operator(
+        problem, point, kind=kind, batch_size=batch_size, dtype=torch.float64
+    ) as op:
+        A = op.matrix()
+        products = op.products
+    eigenvalues, vectors = torch.linalg.eigh(A.cpu())
+    low, high = float(eigenvalues[0]), float(eigenvalues[-1])
+    dimension = A.shape[0]
+    margin = 100 * dimension * float(np.finfo(np.float64).eps) * max(abs(low), abs(high))
+    negative = low < -margin
+    return Evidence(
+        state="negative" if negative else "convex",
+        exact=True,
+        lambda_min=low,
+        lambda_max=high,
+        rayleigh=low,
+        rayleigh_max=high,
+        residual_min=0.0,
+        residual_max=0.0,
+        iterations=0,
+        products=products,
+        bound=low,
+        epsilon=0.0,
+        delta=delta,
+        tolerance=margin,
+        vector=vectors[:, 0].to(A.device) if negative else None,
+    )
+
+
+@dataclass
+class Eigenpairs:
+    """The ``k`` largest Ritz pairs: ``values`` (k,) descending, ``vectors`` unit directions shaped
+    like the parameters, ``residuals`` (k,) ``||A v - theta v||`` (an eigenvalue lies within each),
+    ``iterations`` and ``products`` spent."""
+
+    values: np.ndarray
+    vectors: list[Params]
+    residuals: np.ndarray
+    iterations: int
+    products: int
+
+
+def top_eigenpairs(
+    problem: Problem,
+    point: Point = None,
+    *,
+    k: int = 2,
+    max_iterations: int = DEFAULT_BUDGET,
+    tolerance: float = DEFAULT_TOLERANCE,
+    seed: int = 0,
+    kind: str = "hessian",
+    batch_size: int | None = None,
+) -> Eigenpairs:
+    """The ``k`` algebraically largest eigenpairs (the sharpest directions) by Lanczos, stopped
+    when their residuals are ``<= tolerance * max|theta|`` or after ``max_iterations`` steps."""
+    dimension = _dimension(problem.model)
+    if int(k) != k or not 1 <= k <= dimension:
+        raise ValueError(f"k must be an integer in [1, {dimension}], got {k}")
+    like = parameters_of(problem.model)
+    budget = min(max(int(max_iterations), int(k)), dimension)
+    with curvature_operator(problem, point, kind=kind, batch_size=batch_size) as op:
+        run = lanczos_run(
+            op.matvec,
+            dimension,
+            budget,
+            seed,
+            op.device,
+            tolerance=tolerance,
+            wanted="largest",
+            k=int(k),
+        )
+        vectors = [run.ritz_vector(run.iterations - 1 - j) for j in range(int(k))]
+        images = [op.matvec(v) for v in vectors]
+        products = op.products
+    values = np.array([float(v @ Av) for v, Av in zip(vectors, images, strict=True)])
+    residuals = np.array(
+        [float((Av - t * v).norm()) for v, Av, t in zip(vectors, images, values, strict=True)]
+    )
+    return Eigenpairs(
+        values=values,
+        vectors=[_unflatten(v, like) for v in vectors],
+        residuals=residuals,
+        iterations=run.iterations,
+        products=products,
+    )
+
+
+def density(
+    problem: Problem,
+    point: Point = None,
+    *,
+    iterations: int = 30,
+    probes: int = 8,
+    seed: int = 0,
+    sigma: float | None = None,
+    kind: str = "hessian",
+    batch_size: int | None = None,
+) -> SpectralDensity:
+    """The eigenvalue density of the operator at ``point`` by stochastic Lanczos quadrature
+    (`landscape.engine.spectrum.spectral_density`)."""
+    dimension = _dimension(problem.model)
+    with curvature_operator(problem, point, kind=kind, batch_size=batch_size) as op:
+        return spectral_density(
+            op.matvec,
+            dimension,
+            min(int(iterations), dimension),
+            probes,
+            seed,
+            op.device,
+            sigma,
+        )
+
+
+TRACE_METHODS = ("hutchinson", "hutch++")
+
+
+def trace(
+    problem: Problem,
+    point: Point = None,
+    *,
+    method: str = "hutch++",
+    products: int = 30,
+    seed: int = 0,
+    kind: str = "hessian",
+    batch_size: int | None = None,
+) -> TraceEstimate:
+    """``tr A`` by Hutchinson or Hutch++ with ``products`` operator products
+    (`landscape.engine.trace`)."""
+    if method not in TRACE_METHODS:
+        raise ValueError(f"method must be one of {TRACE_METHODS}, got {method!r}")
+    estimator = hutchinson if method == "hutchinson" else hutch_plus_plus
+    with curvature_operator(problem, point, kind=kind, batch_size=batch_size) as op:
+        return estimator(op.matvec, _dimension(problem.model), products, seed, op.device)
 
 
 def hutchinson_trace(
     problem: Problem,
-    point: Mapping[str, torch.Tensor] | None = None,
+    point: Point = None,
     *,
     samples: int = 100,
     seed: int = 0,
@@ -160,22 +397,15 @@ def hutchinson_trace(
     """Hutchinson's estimate of ``tr H = E[v^T H v]``, ``v`` Rademacher; returns (mean, std err)."""
     if int(samples) != samples or samples < 2:
         raise ValueError(f"samples must be an integer >= 2, got {samples}")
-    dimension = sum(p.numel() for p in problem.model.parameters())
-    generator = torch.Generator().manual_seed(int(seed))
-    values = np.empty(int(samples))
-    with hessian_operator(problem, point) as (matvec, _):
-        for k in range(int(samples)):
-            signs = torch.randint(0, 2, (dimension,), generator=generator) * 2 - 1
-            v = signs.to(problem.device, torch.float64)
-            values[k] = float(v @ matvec(v))
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(samples))
+    result = trace(problem, point, method="hutchinson", products=samples, seed=seed)
+    return result.estimate, result.error
 
 
 def slice_hessian(
     problem: Problem,
     d1: Mapping[str, torch.Tensor],
     d2: Mapping[str, torch.Tensor],
-    point: Mapping[str, torch.Tensor] | None = None,
+    point: Point = None,
 ) -> np.ndarray:
     """The 2x2 Hessian of ``(a, b) -> L(point + a d1 + b d2)`` at (0, 0): ``[d_i^T H d_j]``."""
     D = torch.stack([flatten(d1), flatten(d2)]).to(problem.device, torch.float64)
@@ -206,10 +436,13 @@ def slice_hessian_fd(Z: np.ndarray, alphas: np.ndarray, betas: np.ndarray) -> np
 
 @dataclass
 class CurvatureMap:
-    """Extreme Hessian eigenvalues on a grid of the plane ``center + a d1 + b d2``.
+    """The curvature evidence on a grid of the plane ``center + a d1 + b d2``.
 
-    All arrays (A, B). ``ratio = |lambda_min / lambda_max|``: near 0 where the loss is locally
-    convex (Li et al. section 6), large where negative curvature dominates.
+    All arrays (A, B). ``state``: -1 negative curvature found (``rayleigh`` < 0 is the proof),
+    0 none found (``bound``: lambda_min >= bound with probability ``1 - delta``), 1 convex here
+    (exact eigenvalues only). ``lambda_min``, ``lambda_max``: extreme Ritz values (exact
+    eigenvalues where the exact route ran); ``ratio = |lambda_min / lambda_max|`` (Li et al.
+    section 6); ``iterations``: Lanczos steps taken (0 on the exact route).
     """
 
     alphas: np.ndarray
@@ -217,6 +450,11 @@ class CurvatureMap:
     lambda_min: np.ndarray
     lambda_max: np.ndarray
     ratio: np.ndarray
+    state: np.ndarray
+    rayleigh: np.ndarray
+    bound: np.ndarray
+    residual: np.ndarray
+    iterations: np.ndarray
 
 
 def curvature_map(
@@ -226,25 +464,57 @@ def curvature_map(
     alphas: Sequence[float] | np.ndarray,
     betas: Sequence[float] | np.ndarray,
     *,
-    center: Mapping[str, torch.Tensor] | None = None,
-    iterations: int = 20,
+    center: Point = None,
+    iterations: int = DEFAULT_BUDGET,
     seed: int = 0,
     progress: Progress | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    exact_limit: int = 0,
+    delta: float = DEFAULT_DELTA,
+    kind: str = "hessian",
+    batch_size: int | None = None,
 ) -> CurvatureMap:
-    """``lambda_min``, ``lambda_max`` (Lanczos) and their ratio at every grid point
-    ``center + alphas[i] d1 + betas[j] d2``, each (A, B)."""
+    """`curvature_evidence` at every grid point (``iterations`` is the Lanczos budget)."""
     alphas, betas = np.asarray(alphas, float), np.asarray(betas, float)
     center = parameters_of(problem.model) if center is None else center
-    lo = np.empty((len(alphas), len(betas)))
-    hi = np.empty_like(lo)
-    total = lo.size
+    shape = (len(alphas), len(betas))
+    fields = {
+        name: np.empty(shape)
+        for name in ("lambda_min", "lambda_max", "state", "rayleigh", "bound", "residual")
+    }
+    steps = np.zeros(shape, dtype=np.int64)
+    total = fields["state"].size
     for i, a in enumerate(alphas):
         for j, b in enumerate(betas):
             point = combine(center, (a, d1), (b, d2))
-            lo[i, j], hi[i, j] = extreme_eigenvalues(
-                problem, point, iterations=iterations, seed=seed
+            e = curvature_evidence(
+                problem,
+                point,
+                max_iterations=iterations,
+                tolerance=tolerance,
+                seed=seed,
+                exact_limit=exact_limit,
+                delta=delta,
+                kind=kind,
+                batch_size=batch_size,
             )
+            fields["lambda_min"][i, j], fields["lambda_max"][i, j] = e.lambda_min, e.lambda_max
+            fields["state"][i, j], fields["rayleigh"][i, j] = e.code, e.rayleigh
+            fields["bound"][i, j], fields["residual"][i, j] = e.bound, e.residual_min
+            steps[i, j] = e.iterations
             if progress is not None:
                 progress((i * len(betas) + j + 1) / total, "Curvature map")
+    lo, hi = fields["lambda_min"], fields["lambda_max"]
     ratio = np.abs(lo) / np.maximum(np.abs(hi), np.finfo(float).tiny)
-    return CurvatureMap(alphas, betas, lo, hi, ratio)
+    return CurvatureMap(
+        alphas=alphas,
+        betas=betas,
+        lambda_min=lo,
+        lambda_max=hi,
+        ratio=ratio,
+        state=fields["state"].astype(np.int64),
+        rayleigh=fields["rayleigh"],
+        bound=fields["bound"],
+        residual=fields["residual"],
+        iterations=steps,
+    )
