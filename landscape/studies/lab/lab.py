@@ -9,12 +9,14 @@ principal directions of the training trajectory, or three trained models (Zhang 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,7 +42,7 @@ from landscape.engine.directions import (
     three_model_plane,
 )
 from landscape.engine.nets import ACTIVATIONS, MultiBranchNet, mlp
-from landscape.engine.problem import Problem
+from landscape.engine.problem import LossFn, Problem
 from landscape.engine.surface import (
     interpolate,
     path_taken,
@@ -122,9 +124,16 @@ class Config:
             raise ValueError("directions='three_models' needs a built-in model (three seeds)")
 
 
+# The Result is flat (one NumPy array or scalar per field: one NPZ array, one JSON entry, and run
+# files of every release load by field name), and its fields come in five groups, one per step of
+# `run`. Each group is a dataclass of its own; `Result` inherits their fields, in the order
+# surface, plane, slices, curvature, training. A run that diverged has the training group only
+# (`_diverged` fills the others with empty arrays and NaN).
+
+
 @dataclass
-class Result:
-    """Surface, slices, interpolation and curvature of one trained model (NumPy only)."""
+class Surface:
+    """The loss surface on the plane ``theta + a d1 + b d2`` (group of `Result`)."""
 
     alphas: np.ndarray  # (R,)
     betas: np.ndarray  # (R,)
@@ -132,12 +141,24 @@ class Result:
     surface_method: str  # the engine path: fast, loop, or vmap and the layers it hoists
     surface_seconds: float
     center_loss: float
+
+
+@dataclass
+class Plane:
+    """The plane's directions and the points marked on it (group of `Result`)."""
+
     direction_cosine: float
     trajectory: np.ndarray  # (T, 2) checkpoints projected on the PCA plane; (0, 2) otherwise
     trajectory_loss: np.ndarray  # (T,) the loss at those projected points
     explained_variance: np.ndarray  # (2,) PCA ratios; zeros otherwise
     model_points: np.ndarray  # (3, 2) the three models in their plane; (0, 2) otherwise
     model_losses: np.ndarray  # (3,) their losses; (0,) otherwise
+
+
+@dataclass
+class Slices:
+    """1-D slices through the centre and the interpolation from the initial model (group)."""
+
     slice_ts: np.ndarray  # (S,)
     slice_d1: np.ndarray  # (S,) L(theta + t d1)
     slice_d2: np.ndarray  # (S,) L(theta + t d2)
@@ -145,6 +166,12 @@ class Result:
     slice_d2_std: np.ndarray  # (S,)
     interpolation_ts: np.ndarray  # (M,)
     interpolation: np.ndarray  # (M,) L((1 - t) theta_init + t theta_trained)
+
+
+@dataclass
+class Curvature:
+    """Hessian eigenvalues on a coarse grid, the slice Hessian and the trace (group)."""
+
     curvature_alphas: np.ndarray  # (C,)
     curvature_betas: np.ndarray  # (C,)
     lambda_min: np.ndarray  # (C, C)
@@ -156,14 +183,44 @@ class Result:
     slice_fd_eigenvalues: np.ndarray  # (2,) of slice_hessian_fd, ascending
     hessian_trace: float  # Hutchinson at the centre
     hessian_trace_error: float
+
+
+@dataclass
+class Training:
+    """The trained model and its data (group of `Result`)."""
+
     loss_history: np.ndarray  # (E,) training loss per epoch
     train_accuracy: float  # nan for regression
     n_parameters: int
     n_samples: int
     task: str
     model_name: str
+
+
+@dataclass
+class Result(Training, Curvature, Slices, Plane, Surface):
+    """Surface, slices, interpolation and curvature of one trained model (NumPy only).
+
+    The fields are those of `Surface`, `Plane`, `Slices`, `Curvature` and `Training`, in that
+    order, then ``diverged`` and ``message``.
+    """
+
     diverged: bool
     message: str
+
+    @classmethod
+    def of(
+        cls,
+        surface: Surface,
+        plane: Plane,
+        slices: Slices,
+        curvature: Curvature,
+        training: Training,
+    ) -> Result:
+        """The result of a run that went through: the union of its groups' fields."""
+        groups = (surface, plane, slices, curvature, training)
+        values = {name: v for group in groups for name, v in _values(group).items()}
+        return cls(**values, diverged=False, message="")
 
 
 PRESETS: dict[str, Config] = {
@@ -182,106 +239,212 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     config.validate()
     threads = torch.get_num_threads()
     with limited_threads(1):
-        return _run(config, progress, threads)
+        return _run(config, progress or _silent, threads)
 
 
-def _run(config: Config, progress: Progress | None, threads_at_start: int) -> Result:
-    report = progress or (lambda fraction, stage: None)
+def _silent(fraction: float, stage: str) -> None:
+    """A `Progress` that reports nothing."""
+
+
+class _Diverged(Exception):
+    """Training met a non-finite loss; `_run` turns it into a `Result` with ``diverged=True``."""
+
+    def __init__(self, message: str, model: nn.Module, history: np.ndarray) -> None:
+        super().__init__(message)
+        self.message, self.model, self.history = message, model, history
+
+
+@dataclass
+class _Data:
+    """The data as arrays (``X`` (n, ...), ``y`` (n,) labels or (n, k) targets) and tensors."""
+
+    X: np.ndarray
+    y: np.ndarray
+    task: str  # "classification" or "regression"
+    X_t: torch.Tensor  # float32 on the device
+    y_t: torch.Tensor  # labels, or float32 targets
+    loss_fn: LossFn  # cross-entropy or mean squared error
+    outputs: int  # the model's output width: classes, or targets per sample
+
+
+@dataclass
+class _Trained:
+    """The trained models (three for the three-model plane) and the first one's history."""
+
+    models: list[nn.Module]
+    history: np.ndarray  # (E,) loss per epoch of models[0]
+    trajectory: list[Params]  # checkpoints of models[0], initial to final
+    start: Params  # models[0] before training
+
+
+@dataclass
+class _Frame:
+    """The plane ``center + a d1 + b d2`` and the grid over ``[-extent, extent]^2``."""
+
+    center: Params
+    d1: Params
+    d2: Params
+    extent: float
+    grid: np.ndarray  # (R,)
+    trajectory: np.ndarray  # (T, 2) PCA coordinates of the checkpoints; (0, 2) otherwise
+    explained_variance: np.ndarray  # (2,)
+    model_points: np.ndarray  # (3, 2) the three models' coordinates; (0, 2) otherwise
+
+
+def _run(config: Config, report: Progress, threads_at_start: int) -> Result:
+    data = _prepare(config)
+    try:
+        trained = _train_models(config, data, report)
+    except _Diverged as error:
+        return _diverged(config, data, error.message, error.model, error.history)
+    model = trained.models[0]
+    report(0.4, "Directions")
+    frame = _frame(config, trained)
+    problem = Problem(model, data.loss_fn, data.X_t, data.y_t)
+    report(0.45, "Loss surface")
+    surface = _surface(problem, frame, threads_at_start)
+    if not np.all(np.isfinite(surface.surface)):
+        message = "the surface holds non-finite losses: lower the range"
+        return _diverged(config, data, message, model, trained.history)
+    plane = _plane(problem, frame)
+    report(0.7, "Slices and interpolation")
+    slices = _slices(config, problem, frame, trained.start)
+    report(0.8, "Curvature")
+    curvature = _curvature(config, problem, frame, report)
+    report(1.0, "Done")
+    training = Training(
+        loss_history=trained.history,
+        train_accuracy=_accuracy(model, data.X_t, data.y_t, data.task),
+        n_parameters=_size(model),
+        n_samples=len(data.y),
+        task=data.task,
+        model_name=_model_name(config, data.X.shape[1:], data.outputs),
+    )
+    return Result.of(surface, plane, slices, curvature, training)
+
+
+def _prepare(config: Config) -> _Data:
+    """The configured data set on the configured device, with its task and loss."""
     device = resolve_device(config.device)
     X, y, task = _data(config)
     X_t = torch.as_tensor(X, dtype=torch.float32, device=device)
     y_t = torch.as_tensor(y, device=device)
     y_t = y_t.float() if task == "regression" else y_t
-    loss_fn = F.cross_entropy if task == "classification" else F.mse_loss
+    loss_fn: LossFn = F.cross_entropy if task == "classification" else F.mse_loss
     outputs = int(y.max()) + 1 if task == "classification" else int(np.prod(y.shape[1:]) or 1)
+    return _Data(X, y, task, X_t, y_t, loss_fn, outputs)
 
+
+def _train_models(config: Config, data: _Data, report: Progress) -> _Trained:
+    """One model (three for the three-model plane, seeds ``seed + k``), trained; raises
+    `_Diverged` when a loss is not finite."""
     models: list[nn.Module] = []
-    history = np.zeros(0)
-    trajectory: list[Params] = []
+    history, trajectory, start = np.zeros(0), [], {}
     for k in range(3 if config.directions == "three_models" else 1):
-        model = _model(config, X, y, task, outputs, seed=config.seed + k).to(device)
+        model = _model(config, data.X, data.y, data.task, data.outputs, seed=config.seed + k)
+        model = model.to(data.X_t.device)
         initial = parameters_of(model)
         report(0.35 * k / 3, f"Training model {k + 1}")
-        losses, checkpoints = _train(model, loss_fn, X_t, y_t, config, report, k)
+        losses, checkpoints = _train(model, data.loss_fn, data.X_t, data.y_t, config, report, k)
         if k == 0:
             history, trajectory, start = losses, checkpoints, initial
         if not np.all(np.isfinite(losses)):
-            return _diverged(
-                config,
-                task,
-                model,
-                len(y),
-                losses,
-                "training diverged (NaN/inf): lower the learning rate",
-            )
+            raise _Diverged("training diverged (NaN/inf): lower the learning rate", model, losses)
         models.append(model)
-    model = models[0]
+    return _Trained(models, history, trajectory, start)
 
-    report(0.4, "Directions")
-    plane_points = np.zeros((0, 2))
-    pca_coords = np.zeros((0, 2))
-    explained = np.zeros(2)
+
+def _frame(config: Config, trained: _Trained) -> _Frame:
+    """The plane of the configured kind, and its extent: ``span`` times 1 (random directions),
+    1.2 times the farthest checkpoint (PCA) or 1.3 times the farthest model (three models)."""
+    model = trained.models[0]
+    no_points = np.zeros((0, 2))
     if config.directions == "random":
-        center = parameters_of(model)
         d1 = random_directions(model, 2 * config.seed, config.normalization, config.one_dim)
         d2 = random_directions(model, 2 * config.seed + 1, config.normalization, config.one_dim)
-        radius = 1.0
+        center, radius = parameters_of(model), 1.0
+        pca_coords, explained, plane_points = no_points, np.zeros(2), no_points
     elif config.directions == "pca":
-        pca = pca_directions(trajectory)
-        center, d1, d2 = trajectory[-1], pca.d1, pca.d2
-        pca_coords, explained = pca.coordinates, pca.explained_variance_ratio
+        pca = pca_directions(trained.trajectory)
+        center, d1, d2 = trained.trajectory[-1], pca.d1, pca.d2
+        pca_coords, explained, plane_points = (
+            pca.coordinates,
+            pca.explained_variance_ratio,
+            no_points,
+        )
         radius = 1.2 * float(np.abs(pca_coords).max())
     else:
-        plane = three_model_plane(models)
+        plane = three_model_plane(trained.models)
         center, d1, d2 = plane.center, plane.d1, plane.d2
-        plane_points = plane.coordinates
+        pca_coords, explained, plane_points = no_points, np.zeros(2), plane.coordinates
         radius = 1.3 * float(np.abs(plane_points).max())
     extent = config.span * max(radius, 1e-6)
     grid = np.linspace(-extent, extent, config.resolution)
+    return _Frame(center, d1, d2, extent, grid, pca_coords, explained, plane_points)
 
-    report(0.45, "Loss surface")
-    problem = Problem(model, loss_fn, X_t, y_t)
+
+def _surface(problem: Problem, frame: _Frame, threads: int) -> Surface:
+    """The surface on the frame's grid, timed, computed with ``threads`` threads."""
     started = time.perf_counter()
-    with _threads(threads_at_start):
-        Z = surface_2d(problem, d1, d2, grid, grid, center=center)
+    with _threads(threads):
+        Z = surface_2d(problem, frame.d1, frame.d2, frame.grid, frame.grid, center=frame.center)
     seconds = time.perf_counter() - started
-    method = path_taken(problem, center=center)
-    if not np.all(np.isfinite(Z)):
-        return _diverged(
-            config,
-            task,
-            model,
-            len(y),
-            history,
-            "the surface holds non-finite losses: lower the range",
-        )
+    return Surface(
+        alphas=frame.grid,
+        betas=frame.grid,
+        surface=Z,
+        surface_method=path_taken(problem, center=frame.center),
+        surface_seconds=seconds,
+        center_loss=float(_on_plane(problem, frame, np.zeros((1, 2)))[0]),
+    )
 
-    def on_plane(coords: np.ndarray) -> np.ndarray:
-        if len(coords) == 0:
-            return np.zeros(0)
-        return surface_points(problem, d1, d2, coords, center=center)
 
-    trajectory_loss, model_losses = on_plane(pca_coords), on_plane(plane_points)
+def _on_plane(problem: Problem, frame: _Frame, coords: np.ndarray) -> np.ndarray:
+    """Losses at the plane coordinates ``coords`` (P, 2), shape (P,)."""
+    if len(coords) == 0:
+        return np.zeros(0)
+    return surface_points(problem, frame.d1, frame.d2, coords, center=frame.center)
 
-    report(0.7, "Slices and interpolation")
+
+def _plane(problem: Problem, frame: _Frame) -> Plane:
+    """The directions' cosine, and the checkpoints or models on the plane with their losses."""
+    return Plane(
+        direction_cosine=cosine(frame.d1, frame.d2),
+        trajectory=frame.trajectory,
+        trajectory_loss=_on_plane(problem, frame, frame.trajectory),
+        explained_variance=frame.explained_variance,
+        model_points=frame.model_points,
+        model_losses=_on_plane(problem, frame, frame.model_points),
+    )
+
+
+def _slices(config: Config, problem: Problem, frame: _Frame, start: Params) -> Slices:
+    """Slices along d1 and d2 on at least `SLICE_POINTS` points, and the interpolation from
+    the initial parameters ``start`` to the trained ones (none when training did not move)."""
+    extent = frame.extent
     ts = np.linspace(-extent, extent, max(SLICE_POINTS, config.resolution))
-    slices = [_slice(config, problem, d, ts, center) for d in (d1, d2)]
-    final = parameters_of(model)
-    moved = any(not torch.equal(start[n], final[n]) for n in final)
-    if moved:
+    (line1, std1), (line2, std2) = (
+        _slice(config, problem, d, ts, frame.center) for d in (frame.d1, frame.d2)
+    )
+    final = parameters_of(problem.model)
+    if any(not torch.equal(start[n], final[n]) for n in final):
         interpolation = interpolate(problem, start, final, INTERPOLATION_TS)
         interpolation_ts = INTERPOLATION_TS
     else:
         interpolation, interpolation_ts = np.zeros(0), np.zeros(0)
+    return Slices(ts, line1, line2, std1, std2, interpolation_ts, interpolation)
 
-    report(0.8, "Curvature")
+
+def _curvature(config: Config, problem: Problem, frame: _Frame, report: Progress) -> Curvature:
+    """The slice Hessian (exact and by differences), Hutchinson's trace with 30 probes, and the
+    Lanczos extremes on a ``curvature_resolution``-square grid (none when it is 0)."""
+    center, d1, d2 = frame.center, frame.d1, frame.d2
     H2 = slice_hessian(problem, d1, d2, center)
-    H2_fd = _slice_hessian_by_differences(problem, d1, d2, center, extent)
+    H2_fd = _slice_hessian_by_differences(problem, d1, d2, center, frame.extent)
     trace, trace_error = hutchinson_trace(problem, center, samples=30, seed=config.seed)
     c = config.curvature_resolution
-    coarse = np.linspace(-extent, extent, c) if c else np.zeros(0)
+    coarse = np.linspace(-frame.extent, frame.extent, c) if c else np.zeros(0)
     if c:
-        iterations = min(config.lanczos_iterations, sum(p.numel() for p in model.parameters()))
         cmap = curvature_map(
             problem,
             d1,
@@ -289,34 +452,14 @@ def _run(config: Config, progress: Progress | None, threads_at_start: int) -> Re
             coarse,
             coarse,
             center=center,
-            iterations=iterations,
+            iterations=min(config.lanczos_iterations, _size(problem.model)),
             seed=config.seed,
             progress=lambda f, s: report(0.85 + 0.15 * f, s),
         )
         lo, hi, ratio = cmap.lambda_min, cmap.lambda_max, cmap.ratio
     else:
         lo = hi = ratio = np.zeros((0, 0))
-    report(1.0, "Done")
-    return Result(
-        alphas=grid,
-        betas=grid,
-        surface=Z,
-        surface_method=method,
-        surface_seconds=seconds,
-        center_loss=float(on_plane(np.zeros((1, 2)))[0]),
-        direction_cosine=cosine(d1, d2),
-        trajectory=pca_coords,
-        trajectory_loss=trajectory_loss,
-        explained_variance=explained,
-        model_points=plane_points,
-        model_losses=model_losses,
-        slice_ts=ts,
-        slice_d1=slices[0][0],
-        slice_d2=slices[1][0],
-        slice_d1_std=slices[0][1],
-        slice_d2_std=slices[1][1],
-        interpolation_ts=interpolation_ts,
-        interpolation=interpolation,
+    return Curvature(
         curvature_alphas=coarse,
         curvature_betas=coarse,
         lambda_min=lo,
@@ -328,15 +471,12 @@ def _run(config: Config, progress: Progress | None, threads_at_start: int) -> Re
         slice_fd_eigenvalues=np.linalg.eigvalsh(H2_fd),
         hessian_trace=trace,
         hessian_trace_error=trace_error,
-        loss_history=history,
-        train_accuracy=_accuracy(model, X_t, y_t, task),
-        n_parameters=sum(p.numel() for p in model.parameters()),
-        n_samples=len(y),
-        task=task,
-        model_name=_model_name(config, X.shape[1:], outputs),
-        diverged=False,
-        message="",
     )
+
+
+def _size(model: nn.Module) -> int:
+    """The number of parameters."""
+    return sum(p.numel() for p in model.parameters())
 
 
 @contextmanager
@@ -475,49 +615,38 @@ def _accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str) -> 
 
 
 def _diverged(
-    config: Config, task: str, model: nn.Module, n: int, history: np.ndarray, message: str
+    config: Config, data: _Data, message: str, model: nn.Module, history: np.ndarray
 ) -> Result:
-    empty, square = np.zeros(0), np.zeros((0, 0))
-    return Result(
-        alphas=empty,
-        betas=empty,
-        surface=square,
-        surface_method="",
-        surface_seconds=0.0,
-        center_loss=float("nan"),
-        direction_cosine=float("nan"),
-        trajectory=np.zeros((0, 2)),
-        trajectory_loss=empty,
-        explained_variance=np.zeros(2),
-        model_points=np.zeros((0, 2)),
-        model_losses=empty,
-        slice_ts=empty,
-        slice_d1=empty,
-        slice_d2=empty,
-        slice_d1_std=empty,
-        slice_d2_std=empty,
-        interpolation_ts=empty,
-        interpolation=empty,
-        curvature_alphas=empty,
-        curvature_betas=empty,
-        lambda_min=square,
-        lambda_max=square,
-        curvature_ratio=square,
-        slice_hessian=np.full((2, 2), np.nan),
-        slice_hessian_fd=np.full((2, 2), np.nan),
-        slice_eigenvalues=np.full(2, np.nan),
-        slice_fd_eigenvalues=np.full(2, np.nan),
-        hessian_trace=float("nan"),
-        hessian_trace_error=float("nan"),
+    """The result of a run that met a non-finite loss: its training group (``history``, the
+    loss per epoch up to the failure) and ``message``; every other group empty (`_EMPTY`)."""
+    training = Training(
         loss_history=np.where(np.isfinite(history), history, np.nan),
         train_accuracy=float("nan"),
-        n_parameters=sum(p.numel() for p in model.parameters()),
-        n_samples=n,
-        task=task,
+        n_parameters=_size(model),
+        n_samples=len(data.y),
+        task=data.task,
         model_name=config.model,
-        diverged=True,
-        message=message,
     )
+    empty = {
+        f.name: _EMPTY[str(f.type)]()
+        for group in (Surface, Plane, Slices, Curvature)
+        for f in dataclasses.fields(group)
+    }
+    return Result(**empty, **_values(training), diverged=True, message=message)
+
+
+# The value of a field in a group that was not computed, by the field's type.
+_EMPTY: dict[str, Callable[[], Any]] = {
+    "np.ndarray": lambda: np.zeros(0),
+    "float": lambda: float("nan"),
+    "int": int,
+    "str": str,
+}
+
+
+def _values(group: Surface | Plane | Slices | Curvature | Training) -> dict[str, Any]:
+    """The group's fields by name (not copied)."""
+    return {f.name: getattr(group, f.name) for f in dataclasses.fields(group)}
 
 
 def surface_npz(result: Result) -> bytes:
