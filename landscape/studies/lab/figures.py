@@ -43,94 +43,12 @@ def surface_and_contour(
     """
     shown = float32(_shown(Z, log_scale)).T  # plotly indexes z[y][x]
     title = f"log10 {z_title}" if log_scale else z_title
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        specs=[[{"type": "scene"}, {"type": "xy"}]],
-        column_widths=[0.55, 0.45],
-        subplot_titles=("surface", "contours"),
-    )
-    fig.add_trace(
-        go.Surface(
-            x=float32(alphas),
-            y=float32(betas),
-            z=shown,
-            colorscale=COLORSCALE,
-            coloraxis="coloraxis",
-            contours={"z": {"show": True, "usecolormap": True, "project": {"z": True}}},
-            hovertemplate="alpha %{x:.3g}<br>beta %{y:.3g}<br>%{z:.4g}<extra></extra>",
-        ),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        go.Contour(
-            x=float32(alphas),
-            y=float32(betas),
-            z=shown,
-            coloraxis="coloraxis",
-            ncontours=30,
-            hovertemplate="alpha %{x:.3g}<br>beta %{y:.3g}<br>%{z:.4g}<extra></extra>",
-        ),
-        row=1,
-        col=2,
-    )
+    fig = _surface_beside_contours(float32(alphas), float32(betas), shown)
     if path is not None and len(path):
-        fig.add_trace(
-            go.Scatter(
-                x=float32(path[:, 0]),
-                y=float32(path[:, 1]),
-                mode="lines+markers",
-                line={"color": "white", "width": 2},
-                marker={"size": 4, "color": "white"},
-                name="training trajectory (projected)",
-            ),
-            row=1,
-            col=2,
-        )
-        if path_loss is not None and len(path_loss) == len(path):
-            fig.add_trace(
-                go.Scatter3d(
-                    x=float32(path[:, 0]),
-                    y=float32(path[:, 1]),
-                    z=float32(_shown(path_loss, log_scale)),
-                    mode="lines+markers",
-                    line={"color": "red", "width": 5},
-                    marker={"size": 2, "color": "red"},
-                    name="trajectory on the surface",
-                ),
-                row=1,
-                col=1,
-            )
+        _add_path(fig, path, path_loss, log_scale)
     if points is not None and len(points):
         labels = list(point_labels) or [f"model {k}" for k in range(len(points))]
-        fig.add_trace(
-            go.Scatter(
-                x=float32(points[:, 0]),
-                y=float32(points[:, 1]),
-                mode="markers+text",
-                text=labels,
-                textposition="top center",
-                marker={"symbol": "x", "size": 11, "color": "white"},
-                textfont={"color": "white"},
-                name="trained models",
-            ),
-            row=1,
-            col=2,
-        )
-        if point_loss is not None and len(point_loss) == len(points):
-            fig.add_trace(
-                go.Scatter3d(
-                    x=float32(points[:, 0]),
-                    y=float32(points[:, 1]),
-                    z=float32(_shown(point_loss, log_scale)),
-                    mode="markers",
-                    marker={"size": 5, "color": "red", "symbol": "x"},
-                    name="models on the surface",
-                ),
-                row=1,
-                col=1,
-            )
+        _add_points(fig, points, point_loss, labels, log_scale)
     fig.update_layout(
         coloraxis={"colorscale": COLORSCALE, "colorbar": {"title": title}},
         scene={"xaxis_title": "alpha", "yaxis_title": "beta", "zaxis_title": title},
@@ -141,6 +59,107 @@ def surface_and_contour(
     fig.update_xaxes(title_text="alpha", row=1, col=2)
     fig.update_yaxes(title_text="beta", row=1, col=2)
     return fig
+
+
+_HOVER = "alpha %{x:.3g}<br>beta %{y:.3g}<br>%{z:.4g}<extra></extra>"
+
+
+def _surface_beside_contours(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> go.Figure:
+    """Two panels sharing one colour axis: the 3-D surface ``z[j][i]`` (left), its contours."""
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        specs=[[{"type": "scene"}, {"type": "xy"}]],
+        column_widths=[0.55, 0.45],
+        subplot_titles=("surface", "contours"),
+    )
+    contours = {"z": {"show": True, "usecolormap": True, "project": {"z": True}}}
+    surface = go.Surface(
+        x=x,
+        y=y,
+        z=z,
+        colorscale=COLORSCALE,
+        coloraxis="coloraxis",
+        contours=contours,
+        hovertemplate=_HOVER,
+    )
+    fig.add_trace(surface, row=1, col=1)
+    contour = go.Contour(x=x, y=y, z=z, coloraxis="coloraxis", ncontours=30, hovertemplate=_HOVER)
+    fig.add_trace(contour, row=1, col=2)
+    return fig
+
+
+def _add_path(
+    fig: go.Figure, path: np.ndarray, path_loss: np.ndarray | None, log_scale: bool
+) -> None:
+    """The trajectory (T, 2) on the contour map, and at heights ``path_loss`` on the surface."""
+    x, y = float32(path[:, 0]), float32(path[:, 1])
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=y,
+            mode="lines+markers",
+            line={"color": "white", "width": 2},
+            marker={"size": 4, "color": "white"},
+            name="training trajectory (projected)",
+        ),
+        row=1,
+        col=2,
+    )
+    if path_loss is None or len(path_loss) != len(path):
+        return
+    fig.add_trace(
+        go.Scatter3d(
+            x=x,
+            y=y,
+            z=float32(_shown(path_loss, log_scale)),
+            mode="lines+markers",
+            line={"color": "red", "width": 5},
+            marker={"size": 2, "color": "red"},
+            name="trajectory on the surface",
+        ),
+        row=1,
+        col=1,
+    )
+
+
+def _add_points(
+    fig: go.Figure,
+    points: np.ndarray,
+    point_loss: np.ndarray | None,
+    labels: list[str],
+    log_scale: bool,
+) -> None:
+    """Labelled models (k, 2) on the contour map, and at heights ``point_loss`` on the surface."""
+    x, y = float32(points[:, 0]), float32(points[:, 1])
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=y,
+            mode="markers+text",
+            text=labels,
+            textposition="top center",
+            marker={"symbol": "x", "size": 11, "color": "white"},
+            textfont={"color": "white"},
+            name="trained models",
+        ),
+        row=1,
+        col=2,
+    )
+    if point_loss is None or len(point_loss) != len(points):
+        return
+    fig.add_trace(
+        go.Scatter3d(
+            x=x,
+            y=y,
+            z=float32(_shown(point_loss, log_scale)),
+            mode="markers",
+            marker={"size": 5, "color": "red", "symbol": "x"},
+            name="models on the surface",
+        ),
+        row=1,
+        col=1,
+    )
 
 
 def heatmap(
