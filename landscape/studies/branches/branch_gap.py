@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from landscape.engine import datasets
+from landscape.engine import cluster, datasets
 from landscape.engine.device import resolve_device
 from landscape.engine.nets import MultiBranchNet
 from landscape.engine.validation import check_integer, check_number
@@ -220,7 +220,8 @@ def train_restarts(
 def run(config: Config, progress: Callable[[float, str], None] | None = None) -> Result:
     """Estimate ``P_I`` for every I by the best of ``config.restarts`` runs; compare with ``D``.
 
-    Each I is cached on its own, so a new list of I only trains the values not seen before.
+    Each I is cached on its own, so a new list of I only trains the values not seen before;
+    inside ``engine.cluster.compute_on(address)`` the values of I run as Ray tasks.
     """
     config.validate()
     report = progress or (lambda fraction, stage: None)
@@ -229,13 +230,15 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
     dual, lower, m_hat, m_hat_objective, n_patterns = convex_optimum(
         config.dataset, config.n, config.noise, config.beta, config.seed
     )
-    rows = []
-    for index, i in enumerate(config.branch_counts):
-        report(
-            0.1 + 0.9 * index / len(config.branch_counts),
-            f"Training {config.restarts} restarts with I = {i} branches",
-        )
-        rows.append(primal_restarts(replace(config, branch_counts=(i,))))
+    counts = len(config.branch_counts)
+    rows = cluster.parallel_map(  # one task per I on a Ray cluster (engine.cluster.compute_on)
+        primal_restarts,
+        [replace(config, branch_counts=(i,)) for i in config.branch_counts],
+        progress=lambda k, one: report(
+            0.1 + 0.9 * k / counts,
+            f"Training {config.restarts} restarts with I = {one.branch_counts[0]} branches",
+        ),
+    )
     restarts = np.stack(rows)
     primal = restarts.min(axis=1)
     gap = primal - dual

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from landscape.engine import curvature, directions
+from landscape.engine import cluster, curvature, directions
 from landscape.engine.device import resolve_device
 from landscape.engine.nets import MultiBranchNet
 from landscape.engine.nonconvexity import hessian_ratio, max_convexity_defect, non_psd_fraction
@@ -185,20 +185,32 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
     """Train, slice and measure every (depth, I) of the grid over ``config.seeds`` seeds.
 
     Slices already computed in this process come from a cache and cost nothing, so moving back
-    to a seen I is instant.
+    to a seen I is instant. Inside ``engine.cluster.compute_on(address)`` every (depth, I) runs
+    as a Ray task.
     """
     config.validate()
     report = progress or (lambda fraction, stage: None)
     start = time.perf_counter()
-    slices = []
     total = len(config.depths) * len(config.branch_counts)
-    for depth in config.depths:
-        for branches in config.branch_counts:
-            report(len(slices) / total, f"Training and slicing: depth {depth}, I = {branches}")
-            one = measure_slice(replace(config, branch_counts=(branches,), depths=(depth,)))
-            if isinstance(one, str):
-                return _diverged(config, f"depth {depth}, I = {branches}: {one}", start)
-            slices.append(one)
+    cells = [
+        replace(config, branch_counts=(branches,), depths=(depth,))
+        for depth in config.depths
+        for branches in config.branch_counts
+    ]
+    measured = cluster.parallel_map(  # one task per (depth, I) on a Ray cluster
+        measure_slice,
+        cells,
+        progress=lambda k, cell: report(
+            k / total,
+            f"Training and slicing: depth {cell.depths[0]}, I = {cell.branch_counts[0]}",
+        ),
+    )
+    slices = []
+    for cell, one in zip(cells, measured, strict=True):
+        if isinstance(one, str):
+            (depth,), (branches,) = cell.depths, cell.branch_counts
+            return _diverged(config, f"depth {depth}, I = {branches}: {one}", start)
+        slices.append(one)
     report(1.0, "Done")
     R, K = len(config.depths), len(config.branch_counts)
     arrays = {

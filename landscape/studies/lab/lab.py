@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.engine import datasets, uploads
+from landscape.engine import datasets, surface_files, uploads
 from landscape.engine.curvature import (
     curvature_map,
     hutchinson_trace,
@@ -662,3 +662,59 @@ def surface_csv(result: Result) -> str:
     rows = np.column_stack([A.ravel(), B.ravel(), result.surface.ravel()])
     lines = ["alpha,beta,loss", *(",".join(f"{v:.10g}" for v in row) for row in rows)]
     return "\n".join(lines) + "\n"
+
+
+def result_from_surface_file(data: bytes) -> Result:
+    """A surface file (`landscape.engine.surface_files`: written by ``convexify surface`` or the
+    Lab's own "Surface (NPZ)" download) as a ``Result`` the Lab's figures draw: the surface,
+    and the slices and curvature map when the file holds them; training, trajectory and
+    interpolation stay empty. Raises ``ValueError`` for a file that does not validate."""
+    opened = surface_files.load_surface(data)
+    meta = opened.metadata
+    i = int(np.argmin(np.abs(opened.alphas)))
+    j = int(np.argmin(np.abs(opened.betas)))
+    empty, square = np.zeros(0), np.zeros((0, 0))
+    ratio = opened.curvature_ratio
+    has_curvature = ratio.size > 0
+    task = {"cross_entropy": "classification", "mse": "regression"}.get(meta.get("loss"), "")
+    path = str(meta.get("engine_path", "")) + (f", {meta['backend']}" if "backend" in meta else "")
+    return Result(
+        alphas=opened.alphas,
+        betas=opened.betas,
+        surface=opened.loss,
+        surface_method=path or "computed elsewhere",
+        surface_seconds=float(meta.get("surface_seconds", float("nan"))),
+        center_loss=float(opened.loss[i, j]),
+        direction_cosine=float("nan"),
+        trajectory=np.zeros((0, 2)),
+        trajectory_loss=empty,
+        explained_variance=np.zeros(2),
+        model_points=np.zeros((0, 2)),
+        model_losses=empty,
+        slice_ts=opened.slice_ts,
+        slice_d1=opened.slice_d1,
+        slice_d2=opened.slice_d2,
+        slice_d1_std=np.zeros_like(opened.slice_d1),
+        slice_d2_std=np.zeros_like(opened.slice_d2),
+        interpolation_ts=empty,
+        interpolation=empty,
+        curvature_alphas=opened.curvature_alphas,
+        curvature_betas=opened.curvature_betas,
+        lambda_min=opened.lambda_min if has_curvature else square,
+        lambda_max=opened.lambda_max if has_curvature else square,
+        curvature_ratio=ratio if has_curvature else square,
+        slice_hessian=np.full((2, 2), np.nan),
+        slice_hessian_fd=np.full((2, 2), np.nan),
+        slice_eigenvalues=np.full(2, np.nan),
+        slice_fd_eigenvalues=np.full(2, np.nan),
+        hessian_trace=float("nan"),
+        hessian_trace_error=float("nan"),
+        loss_history=empty,
+        train_accuracy=float("nan"),
+        n_parameters=int(meta.get("n_parameters", 0)),
+        n_samples=int(meta.get("n_samples", 0)),
+        task=task,
+        model_name=str(meta.get("model_file", "a computed surface")),
+        diverged=False,
+        message="",
+    )

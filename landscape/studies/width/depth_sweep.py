@@ -21,10 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from landscape.engine import cluster
 from landscape.engine.device import resolve_device
 from landscape.engine.gram import ACTIVATIONS, ARCHITECTURES, gram_matrices, lambda_min
 from landscape.engine.validation import check_choice, check_number
@@ -114,13 +116,81 @@ class Result:
     target: float
 
 
+@dataclass(frozen=True)
+class DepthCell:
+    """One (architecture, depth) of the sweep, with its kernel ``K`` (n, n) and the data."""
+
+    config: Config
+    architecture: str
+    depth: int
+    K: np.ndarray
+    X: np.ndarray
+    y: np.ndarray
+    device: torch.device
+
+
+def depth_cell(cell: DepthCell) -> dict[str, Any]:
+    """``lambda_min``, the concentration deviation per width (Wc,) and its fit, the step, and
+    ``L(T) / L(0)`` per training width (Wt,) up to the first that reaches the target (a Ray task
+    inside ``engine.cluster.compute_on``)."""
+    config, architecture, depth, K = cell.config, cell.architecture, cell.depth, cell.K
+    concentration_widths = power_of_two_widths(config.min_width, config.concentration_max_width)
+    train_widths = power_of_two_widths(config.min_width, config.max_width)
+    out: dict[str, Any] = {
+        "lambda_min": lambda_min(K),
+        "eta": np.nan,
+        "slope": np.nan,
+        "intercept": np.nan,
+        "needed": np.nan,
+        "reached": np.nan,
+        "deviation": np.full(len(concentration_widths), np.nan),
+        "relative": np.full(len(train_widths), np.nan),
+    }
+    lam = out["lambda_min"]
+    if lam <= SINGULAR_RTOL * np.linalg.eigvalsh(K)[-1]:
+        return out  # K^(H) singular: no concentration threshold, no step size
+    X_t = torch.as_tensor(cell.X, device=float64_device(cell.device))
+    for w, m in enumerate(concentration_widths):
+        spec = WideNetSpec(depth, int(m), config.activation, architecture, config.c_res)
+        draws = [
+            sample_last_gram_at_init(spec, X_t, config.seed + s).cpu().numpy()
+            for s in range(config.samples)
+        ]
+        out["deviation"][w] = np.mean([np.linalg.norm(G - K, 2) for G in draws]) / lam
+    out["slope"], out["intercept"] = loglog_slope(
+        concentration_widths.astype(np.float64), out["deviation"]
+    )
+    if out["slope"] < 0:
+        out["needed"] = np.exp((np.log(CONCENTRATION_THRESHOLD) - out["intercept"]) / out["slope"])
+    multipliers = {"fc": config.multiplier_fc, "resnet": config.multiplier_resnet}
+    out["eta"] = theorem_step(lam, config.n, depth, architecture, multipliers[architecture])
+    for w, m in enumerate(train_widths):
+        spec = WideNetSpec(depth, int(m), config.activation, architecture, config.c_res)
+        history = train(
+            spec,
+            cell.X,
+            cell.y,
+            out["eta"],
+            config.iterations,
+            config.seed,
+            cell.device,
+            track=False,
+        )
+        if history.diverged:
+            continue
+        out["relative"][w] = history.loss[-1] / history.loss[0]
+        if out["relative"][w] <= config.target:
+            out["reached"] = m
+            break
+    return out
+
+
 def run(config: Config, progress: Progress | None = None) -> Result:
     """Both architectures at every depth: lambda_min, concentration at init, width to target."""
     config.validate()
     report = progress or (lambda fraction, stage: None)
     device = resolve_device(config.device)
     X, y = sphere_data(config.dataset, config.n, config.input_dim, config.seed)
-    X_t = torch.as_tensor(X, device=float64_device(device))
     depths = np.array(sorted(config.depths), dtype=np.int64)
     concentration_widths = power_of_two_widths(config.min_width, config.concentration_max_width)
     train_widths = power_of_two_widths(config.min_width, config.max_width)
@@ -131,53 +201,26 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     relative = np.full((*shape, len(train_widths)), np.nan)
     slope, intercept, needed = (np.full(shape, np.nan) for _ in range(3))
     reached = np.full(shape, np.nan)
-    multipliers = {"fc": config.multiplier_fc, "resnet": config.multiplier_resnet}
-
-    for a, architecture in enumerate(ARCHITECTURES):
+    cells = []
+    for architecture in ARCHITECTURES:
         grams = gram_matrices(X, depths.tolist(), config.activation, architecture, config.c_res)
-        for d, (depth, K) in enumerate(zip(depths, grams, strict=True)):
-            stage = f"{architecture}, H = {depth}"
-            report((a * len(depths) + d) / (2 * len(depths)), f"{stage}: concentration")
-            lam[a, d] = lambda_min(K)
-            if lam[a, d] <= SINGULAR_RTOL * np.linalg.eigvalsh(K)[-1]:
-                continue  # K^(H) singular: no concentration threshold, no step size
-            for w, m in enumerate(concentration_widths):
-                spec = WideNetSpec(
-                    int(depth), int(m), config.activation, architecture, config.c_res
-                )
-                draws = [
-                    sample_last_gram_at_init(spec, X_t, config.seed + s).cpu().numpy()
-                    for s in range(config.samples)
-                ]
-                deviation[a, d, w] = np.mean([np.linalg.norm(G - K, 2) for G in draws]) / lam[a, d]
-            slope[a, d], intercept[a, d] = loglog_slope(
-                concentration_widths.astype(np.float64), deviation[a, d]
-            )
-            if slope[a, d] < 0:
-                needed[a, d] = np.exp(
-                    (np.log(CONCENTRATION_THRESHOLD) - intercept[a, d]) / slope[a, d]
-                )
-
-            eta[a, d] = theorem_step(
-                lam[a, d], config.n, int(depth), architecture, multipliers[architecture]
-            )
-            for w, m in enumerate(train_widths):
-                report(
-                    (a * len(depths) + d + 0.5) / (2 * len(depths)),
-                    f"{stage}: training width m = {m}",
-                )
-                spec = WideNetSpec(
-                    int(depth), int(m), config.activation, architecture, config.c_res
-                )
-                history = train(
-                    spec, X, y, eta[a, d], config.iterations, config.seed, device, track=False
-                )
-                if history.diverged:
-                    continue
-                relative[a, d, w] = history.loss[-1] / history.loss[0]
-                if relative[a, d, w] <= config.target:
-                    reached[a, d] = m
-                    break
+        cells += [
+            DepthCell(config, architecture, int(depth), K, X, y, device)
+            for depth, K in zip(depths, grams, strict=True)
+        ]
+    done = cluster.parallel_map(  # one Ray task per (architecture, depth) inside compute_on
+        depth_cell,
+        cells,
+        progress=lambda k, cell: report(
+            k / len(cells), f"{cell.architecture}, H = {cell.depth}: concentration and training"
+        ),
+    )
+    for k, out in enumerate(done):
+        a, d = divmod(k, len(depths))
+        lam[a, d], eta[a, d] = out["lambda_min"], out["eta"]
+        slope[a, d], intercept[a, d] = out["slope"], out["intercept"]
+        needed[a, d], reached[a, d] = out["needed"], out["reached"]
+        deviation[a, d], relative[a, d] = out["deviation"], out["relative"]
     report(1.0, "Done")
     return Result(
         depths=depths,

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from landscape.engine import cluster
 from landscape.engine.device import resolve_device
 from landscape.engine.gram import gram_matrix, lambda_min
 from landscape.engine.validation import check_number
-from landscape.studies.width.wide_nets import WideNetSpec, train
+from landscape.studies.width.wide_nets import TrainingHistory, WideNetSpec, train
 from landscape.studies.width.width import (
     MAX_WIDTH,
     SINGULAR_RTOL,
@@ -98,8 +99,15 @@ class Result:
     message: str
 
 
+def train_width(run: tuple) -> TrainingHistory:
+    """One width of the sweep: ``train(spec, X, y, eta, iterations, seed, device)`` (a Ray task
+    inside ``engine.cluster.compute_on``)."""
+    return train(*run)
+
+
 def run(config: Config, progress: Progress | None = None) -> Result:
-    """Train at every width and fit the three quantities against m."""
+    """Train at every width and fit the three quantities against m (the widths run as Ray
+    tasks inside ``engine.cluster.compute_on(address)``)."""
     config.validate()
     report = progress or (lambda fraction, stage: None)
     device = resolve_device(config.device)
@@ -114,23 +122,37 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     singular = lam <= SINGULAR_RTOL * np.linalg.eigvalsh(K)[-1]
     # cost of a run grows like m^2: report progress in that currency
     costs = np.cumsum(widths.astype(np.float64) ** 2) / np.sum(widths.astype(np.float64) ** 2)
-    for index, m in enumerate(widths if not singular else []):
-        before = costs[index - 1] if index else 0.0
-        spec = WideNetSpec(
-            config.depth, int(m), config.activation, config.architecture, config.c_res
-        )
-        history = train(
-            spec,
+    runs = [
+        (
+            WideNetSpec(config.depth, int(m), config.activation, config.architecture, config.c_res),
             X,
             y,
             eta,
             config.iterations,
             config.seed,
             device,
-            progress=lambda f, b=before, i=index, m=m: report(
-                b + f * (costs[i] - b), f"Width m = {m}"
-            ),
         )
+        for m in (widths if not singular else [])
+    ]
+    if cluster.compute_location() is not None:  # one Ray task per width
+        histories = cluster.parallel_map(
+            train_width,
+            runs,
+            progress=lambda k, run: report(costs[k], f"Width m = {run[0].width} done"),
+        )
+    else:
+        histories = []
+        for index, run in enumerate(runs):
+            before = costs[index - 1] if index else 0.0
+            histories.append(
+                train(
+                    *run,
+                    progress=lambda f, b=before, i=index, m=run[0].width: report(
+                        b + f * (costs[i] - b), f"Width m = {m}"
+                    ),
+                )
+            )
+    for index, history in enumerate(histories):
         loss[index, : len(history.loss)] = history.loss
         diverged[index] = history.diverged
         if not history.diverged:

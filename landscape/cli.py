@@ -1,0 +1,414 @@
+"""The ``convexify`` command: loss surfaces of real models, and the studies' sweeps, headless.
+
+``convexify surface`` computes a 2-D loss surface (optionally 1-D slices and a curvature map) of
+a model file on a data file and writes a surface file (`landscape.engine.surface_files`) that
+the Lab opens ("Open a computed surface"). ``convexify sweep STUDY`` runs one of the studies'
+sweeps and writes the JSON run file its page loads. Both run in this process, or on a Ray
+cluster with ``--ray`` (`landscape.engine.cluster`).
+
+This module sits above the studies (it dispatches to them), beside ``landscape/__main__.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+
+from landscape.engine import cluster, results, uploads
+from landscape.engine.curvature import curvature_map
+from landscape.engine.data_files import DEFAULT_DATA_BUDGET, ArrayData, NpzStream, open_data
+from landscape.engine.device import configure_threads, resolve_device
+from landscape.engine.directions import parameters_of, pca_directions, random_directions
+from landscape.engine.model_files import load_model_file
+from landscape.engine.surface import auto_method
+from landscape.engine.surface_files import SurfaceFile, save_surface
+from landscape.studies.branches import branch_gap, branches
+from landscape.studies.width import depth_sweep, width_sweep
+
+MiB = 2**20
+SWEEPS: dict[str, ModuleType] = {
+    "width-sweep": width_sweep,
+    "depth-sweep": depth_sweep,
+    "branch-grid": branches,
+    "gap-vs-I": branch_gap,
+}
+SURFACE_HELP = """\
+Model files (read from your own disk):
+  .onnx  ONNX (torch.onnx.export), data not code: the format the web upload accepts too.
+  TorchScript (torch.jit.save): code that runs when loaded; trusted here because it is your file.
+  .pt2   torch.export.save: its loader unpickles the weights; trusted here because it is your file.
+  A plain pickled checkpoint (torch.save of a model or state dict) is refused.
+Data: an .npz archive with X (n, ...) and y: integer labels (n,) for cross_entropy, targets for
+mse (n,) or (n, k). Data larger than --data-budget is streamed from disk in batches; the loss is
+accumulated over the batches (the same numbers to float rounding).
+Ray: --ray auto joins this machine's cluster (ray start --head) or starts a local one; --ray
+ADDRESS joins a cluster (e.g. ray://head:10001). The grid's rows are split into shards, each a
+Ray task; with --checkpoint DIR finished shards are kept on disk and a rerun computes only the
+missing ones."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``convexify`` console script; returns the exit status."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "surface" and extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.params = extra
+    configure_threads(args.threads)
+    try:
+        if args.command == "surface":
+            surface_command(args, list(sys.argv[1:] if argv is None else argv))
+        else:
+            sweep_command(args)
+    except ValueError as error:
+        print(f"convexify: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("convexify: interrupted (--checkpoint keeps finished shards)", file=sys.stderr)
+        return 130
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="convexify",
+        description="Loss surfaces and sweeps of Convexify, headless.",
+        allow_abbrev=False,
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: every core)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    s = commands.add_parser(
+        "surface",
+        allow_abbrev=False,
+        help="compute a loss surface of a model file on a data file",
+        description="Compute Z(a, b) = L(theta + a d1 + b d2) on a grid and write a surface "
+        "file (.npz) that the Lab opens.",
+        epilog=SURFACE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument("--model", required=True, help="ONNX, TorchScript or .pt2 file (see below)")
+    s.add_argument("--data", required=True, help=".npz with arrays X and y")
+    s.add_argument("--loss", required=True, choices=tuple(cluster.LOSSES))
+    s.add_argument(
+        "--directions",
+        default="filter",
+        choices=("filter", "layer", "pca"),
+        help="filter/layer: random directions normalised per filter or per layer (Li et al.); "
+        "pca: top two principal directions of --trajectory",
+    )
+    s.add_argument(
+        "--trajectory",
+        nargs="+",
+        default=[],
+        help="for --directions pca: earlier checkpoints (model files, oldest first); --model is "
+        "the last point and the centre",
+    )
+    s.add_argument("--one-dim", default="zero", choices=("zero", "keep"), help="biases: zero/keep")
+    s.add_argument("--seed", type=int, default=0, help="directions' seed (d1: 2s, d2: 2s + 1)")
+    s.add_argument("--range", type=float, default=1.0, help="the grid covers [-range, range]^2")
+    s.add_argument("--resolution", type=int, default=51, help="grid points per axis")
+    s.add_argument("--out", required=True, help="surface file to write (.npz)")
+    s.add_argument("--slices", type=int, default=0, help="points of 1-D slices (0: none)")
+    s.add_argument(
+        "--curvature",
+        type=int,
+        default=0,
+        help="points per axis of a Lanczos curvature map, in-process (0: none)",
+    )
+    s.add_argument("--lanczos", type=int, default=10, help="Lanczos iterations per point")
+    s.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    s.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    s.add_argument("--ray", default=None, metavar="auto|local|ADDRESS", help="run on Ray")
+    s.add_argument("--checkpoint", default=None, metavar="DIR", help="keep finished shards")
+    s.add_argument("--shard-rows", type=int, default=None, help="grid rows per shard")
+    s.add_argument(
+        "--data-budget",
+        type=float,
+        default=DEFAULT_DATA_BUDGET / MiB,
+        help="MiB of samples held at once; larger data is streamed in batches",
+    )
+    s.add_argument(
+        "--memory-budget", type=float, default=None, help="MiB of working memory per pass"
+    )
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    w = commands.add_parser(
+        "sweep",
+        allow_abbrev=False,
+        help="run a study's sweep and write its JSON run file",
+        description="Run a sweep of a study; --NAME VALUE sets a field of the study's Config "
+        "(e.g. --min-width 8; tuples comma-separated: --branch-counts 1,2,4). The run file "
+        "loads on the study's page.",
+    )
+    w.add_argument("study", choices=tuple(SWEEPS))
+    w.add_argument("--out", default=None, help="run file to write (default: STUDY.json)")
+    w.add_argument("--ray", default=None, metavar="auto|local|ADDRESS", help="run on Ray")
+    w.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+# --------------------------------------------------------------------------------------------
+# surface
+
+
+def _progress_bar(total: int, disabled: bool, unit: str = "points") -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, disable=disabled, smoothing=0.1, dynamic_ncols=True)
+
+
+def _points_reporter(bar: Any) -> Callable[[int], None]:
+    def update(points: int) -> None:
+        if points > bar.n:
+            bar.update(points - bar.n)
+
+    return update
+
+
+def surface_command(args: argparse.Namespace, argv: list[str]) -> Path:
+    """Compute the surface the arguments describe and write it; returns the written path."""
+    started = time.perf_counter()
+    if not 2 <= args.resolution <= 1001:
+        raise ValueError(f"resolution must be in [2, 1001], got {args.resolution}")
+    if not (math.isfinite(args.range) and args.range > 0):
+        raise ValueError(f"range must be a positive number, got {args.range}")
+    if args.curvature < 0 or args.slices < 0:
+        raise ValueError("slices and curvature must be >= 0")
+    device = resolve_device(args.device)
+    dtype = getattr(torch, args.dtype)
+    model_file = load_model_file(args.model)
+    model = model_file.model.to(dtype)
+    data_budget = int(args.data_budget * MiB)
+    data = open_data(args.data, data_budget)
+    task = "classification" if args.loss == "cross_entropy" else "regression"
+    X_probe, y_probe = next(iter(data.batches(min(data.n, 4096))))
+    y_check = y_probe[:, None] if task == "regression" and y_probe.ndim == 1 else y_probe
+    if task == "classification" and (y_probe.dtype.kind not in "iu" or y_probe.ndim != 1):
+        raise ValueError(
+            f"cross_entropy needs integer labels y (n,), got {y_probe.dtype} {y_probe.shape}"
+        )
+    uploads.check_model(model, X_probe, y_check, task)
+    model = model.to(device)
+
+    center = parameters_of(model)
+    extent = args.range
+    pca_info: dict[str, Any] = {}
+    if args.directions == "pca":
+        if len(args.trajectory) < 2:
+            raise ValueError("--directions pca needs --trajectory with at least 2 earlier files")
+        points = [
+            parameters_of(load_model_file(p).model.to(device, dtype)) for p in args.trajectory
+        ]
+        pca = pca_directions([*points, center])
+        d1, d2 = pca.d1, pca.d2
+        extent = args.range * 1.2 * float(np.abs(pca.coordinates).max())
+        pca_info = {
+            "explained_variance_ratio": pca.explained_variance_ratio.tolist(),
+            "trajectory_files": [str(p) for p in args.trajectory],
+        }
+    else:
+        d1 = random_directions(model, 2 * args.seed, args.directions, args.one_dim)
+        d2 = random_directions(model, 2 * args.seed + 1, args.directions, args.one_dim)
+    grid = np.linspace(-extent, extent, args.resolution)
+    memory_budget = int(args.memory_budget * MiB) if args.memory_budget else None
+    threads = torch.get_num_threads() if args.ray is None else 1
+    job = cluster.SurfaceJob(
+        model=model,
+        loss=args.loss,
+        data=data,
+        center=center,
+        d1=d1,
+        d2=d2,
+        alphas=grid,
+        betas=grid,
+        memory_budget=memory_budget,
+        data_budget=data_budget,
+        threads=threads,
+        model_digest=model_file.digest,
+        model_file=(model_file.format, model_file.data),
+    )
+    gpus = 1.0 if device.type == "cuda" and args.ray is not None else 0.0
+    bar = _progress_bar(job.shape[0] * job.shape[1], args.no_progress)
+    with bar:
+        run = cluster.run_surface(
+            job,
+            ray_address=args.ray,
+            shard_rows=args.shard_rows,
+            checkpoint=args.checkpoint,
+            points_done=_points_reporter(bar),
+            gpus_per_shard=gpus,
+        )
+    surface_seconds = run.seconds
+    extra: dict[str, Any] = {}
+    if args.slices:
+        ts = np.linspace(-extent, extent, max(args.slices, 2))
+        zero = {name: torch.zeros_like(t) for name, t in d1.items()}
+        lines = []
+        for direction in (d1, d2):
+            line_job = dataclasses.replace(job, d1=direction, d2=zero, alphas=ts, betas=np.zeros(1))
+            line_job._fingerprint = ""
+            lines.append(cluster.run_surface(line_job, ray_address=args.ray).surface[:, 0])
+        extra.update(slice_ts=ts, slice_d1=lines[0], slice_d2=lines[1])
+    if args.curvature:
+        if not isinstance(data, ArrayData):
+            raise ValueError("--curvature needs the data in memory: raise --data-budget")
+        coarse = np.linspace(-extent, extent, args.curvature)
+        X_t = torch.as_tensor(data.X, device=device, dtype=dtype)
+        y_t = torch.as_tensor(data.y, device=device)
+        y_t = y_t.long() if task == "classification" else y_t.to(dtype)
+        if task == "regression" and y_t.dim() == 1:
+            y_t = y_t[:, None]
+        cmap = curvature_map(
+            model,
+            cluster.LOSSES[args.loss],
+            X_t,
+            y_t,
+            d1,
+            d2,
+            coarse,
+            coarse,
+            center,
+            args.lanczos,
+            args.seed,
+        )
+        extra.update(
+            curvature_alphas=coarse,
+            curvature_betas=coarse,
+            lambda_min=cmap.lambda_min,
+            lambda_max=cmap.lambda_max,
+            curvature_ratio=cmap.ratio,
+        )
+    points = job.shape[0] * job.shape[1]
+    meta = {
+        "command": "convexify " + shlex.join(argv),
+        "model_file": Path(args.model).name,
+        "model_format": model_file.format,
+        "model_sha256": model_file.digest,
+        "model_class": type(model).__name__,
+        "n_parameters": int(sum(t.numel() for t in center.values())),
+        "data_file": Path(args.data).name,
+        "data_sha256": data.digest,
+        "n_samples": data.n,
+        "data_streamed": isinstance(data, NpzStream),
+        "loss": args.loss,
+        "directions": args.directions,
+        "one_dim": args.one_dim,
+        "seed": args.seed,
+        "direction_seeds": [2 * args.seed, 2 * args.seed + 1] if not pca_info else [],
+        **pca_info,
+        "range": args.range,
+        "extent": extent,
+        "resolution": args.resolution,
+        "device": str(device),
+        "dtype": args.dtype,
+        "engine_path": auto_method(model),
+        "backend": run.backend,
+        "shards": len(run.shards),
+        "shards_computed": len(run.computed),
+        "checkpoint": args.checkpoint or "",
+        "surface_seconds": surface_seconds,
+        "points_per_second": points / surface_seconds if run.computed else None,
+        "total_seconds": time.perf_counter() - started,
+        "versions": versions(),
+    }
+    save_surface(
+        args.out,
+        SurfaceFile(alphas=grid, betas=grid, loss=run.surface, metadata=meta, **extra),
+    )
+    print(
+        f"wrote {args.out}: {args.resolution}x{args.resolution} surface in "
+        f"{surface_seconds:.1f} s ({run.backend}, {len(run.computed)} of {len(run.shards)} "
+        "shards computed)"
+    )
+    return Path(args.out)
+
+
+def versions() -> dict[str, str]:
+    """`results.package_versions` plus the optional packages the command line uses."""
+    out = results.package_versions()
+    for name in ("ray", "onnx", "tqdm"):
+        try:
+            out[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# sweep
+
+
+def parse_params(config_cls: type, params: Sequence[str]) -> dict[str, Any]:
+    """``["--min-width", "8", "--branch-counts", "1,2,4"]`` -> typed ``Config`` fields, each
+    converted like the field's default (tuples: comma-separated)."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    out: dict[str, Any] = {}
+    items = list(params)
+    if items and items[0] == "--":
+        items = items[1:]
+    if len(items) % 2:
+        raise ValueError(f"parameters must come as --name value pairs, got {items}")
+    for flag, text in zip(items[::2], items[1::2], strict=True):
+        name = flag.lstrip("-").replace("-", "_")
+        if not flag.startswith("--") or name not in fields:
+            raise ValueError(f"unknown parameter {flag}; allowed: {sorted(fields)}")
+        default = fields[name].default
+        out[name] = _convert(name, text, default)
+    return out
+
+
+def _convert(name: str, text: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return text.lower() in ("true", "1")
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+        if isinstance(default, tuple):
+            kind = type(default[0]) if default else float
+            return tuple(kind(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"{name} must be like {default!r}, got {text!r}") from None
+    return text
+
+
+def sweep_command(args: argparse.Namespace) -> Path:
+    """Run the sweep, write its run file; returns the written path."""
+    module = SWEEPS[args.study]
+    config = module.Config(**parse_params(module.Config, args.params))
+    config.validate()
+    bar = _progress_bar(1000, args.no_progress, unit="‰")
+
+    def progress(fraction: float, stage: str) -> None:
+        target = int(1000 * min(max(fraction, 0.0), 1.0))
+        if target > bar.n:
+            bar.update(target - bar.n)
+        bar.set_description(stage[:40])
+
+    with bar, cluster.compute_on(args.ray):
+        result = module.run(config, progress=progress)
+    out = Path(args.out or f"{args.study}.json")
+    out.write_text(results.run_file(module.__name__, config, result))
+    message = getattr(result, "message", "")
+    print(f"wrote {out}" + (f" ({message})" if message else ""))
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
