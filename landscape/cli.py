@@ -32,6 +32,7 @@ from landscape.engine.data_files import DEFAULT_DATA_BUDGET, ArrayData, NpzStrea
 from landscape.engine.device import configure_threads, resolve_device
 from landscape.engine.directions import parameters_of, pca_directions, random_directions
 from landscape.engine.model_files import load_model_file
+from landscape.engine.problem import Problem
 from landscape.engine.surface import auto_method
 from landscape.engine.surface_files import SurfaceFile, save_surface
 from landscape.studies.branches import branch_gap, branches
@@ -87,12 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Loss surfaces and sweeps of Convexify, headless.",
         allow_abbrev=False,
     )
-    parser.add_argument(
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    common.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: every core)"
     )
     commands = parser.add_subparsers(dest="command", required=True)
     s = commands.add_parser(
         "surface",
+        parents=[common],
         allow_abbrev=False,
         help="compute a loss surface of a model file on a data file",
         description="Compute Z(a, b) = L(theta + a d1 + b d2) on a grid and write a surface "
@@ -147,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     w = commands.add_parser(
         "sweep",
+        parents=[common],
         allow_abbrev=False,
         help="run a study's sweep and write its JSON run file",
         description="Run a sweep of a study; --NAME VALUE sets a field of the study's Config "
@@ -271,18 +275,16 @@ def surface_command(args: argparse.Namespace, argv: list[str]) -> Path:
         y_t = y_t.long() if task == "classification" else y_t.to(dtype)
         if task == "regression" and y_t.dim() == 1:
             y_t = y_t[:, None]
+        problem = Problem(model, cluster.LOSSES[args.loss], X_t, y_t, memory_budget=memory_budget)
         cmap = curvature_map(
-            model,
-            cluster.LOSSES[args.loss],
-            X_t,
-            y_t,
+            problem,
             d1,
             d2,
             coarse,
             coarse,
-            center,
-            args.lanczos,
-            args.seed,
+            center=center,
+            iterations=args.lanczos,
+            seed=args.seed,
         )
         extra.update(
             curvature_alphas=coarse,

@@ -21,14 +21,15 @@ from landscape.engine import cluster, data_files, model_files, results, surface_
 from landscape.engine.data_files import ArrayData, NpzStream
 from landscape.engine.directions import parameters_of, random_directions
 from landscape.engine.nets import MultiBranchNet, mlp
-from landscape.engine.surface import surface_2d
+from landscape.engine.problem import Problem
+from landscape.engine.surface import surface_2d, surface_points
 from landscape.studies.branches import branch_gap
 from landscape.studies.lab import lab
 
 GRID = np.linspace(-1.0, 1.0, 7)
 
 
-def problem(dtype=torch.float64, n=53, kind="mlp", seed=0):
+def small_problem(dtype=torch.float64, n=53, kind="mlp", seed=0):
     """A small classification problem: model, X (n, 5), y (n,), d1, d2."""
     torch.manual_seed(seed)
     model = (mlp(5, 3, [6], "tanh") if kind == "mlp" else MultiBranchNet(5, 3, 4, 3, 1)).to(dtype)
@@ -56,16 +57,8 @@ def job_for(model, X, y, d1, d2, **options):
 
 def reference(model, X, y, d1, d2):
     dtype = next(model.parameters()).dtype
-    return surface_2d(
-        model,
-        F.cross_entropy,
-        torch.as_tensor(X, dtype=dtype),
-        torch.as_tensor(y),
-        d1,
-        d2,
-        GRID,
-        GRID,
-    )
+    problem = Problem(model, F.cross_entropy, torch.as_tensor(X, dtype=dtype), torch.as_tensor(y))
+    return surface_2d(problem, d1, d2, GRID, GRID)
 
 
 # --------------------------------------------------------------------------------------------
@@ -74,13 +67,39 @@ def reference(model, X, y, d1, d2):
 
 @pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12), (torch.float32, 2e-6)])
 def test_batched_data_equals_one_batch(dtype, rtol) -> None:
-    model, X, y, d1, d2 = problem(dtype)
+    model, X, y, d1, d2 = small_problem(dtype)
     one = cluster.compute_rows(job_for(model, X, y, d1, d2), 0, len(GRID))
     np.testing.assert_array_equal(one, reference(model, X, y, d1, d2))  # one batch: exact
     row = ArrayData(X, y).row_bytes()
     batched = job_for(model, X, y, d1, d2, data_budget=7 * row)  # 8 batches, the last of 4
     assert data_files.batch_rows(batched.data, batched.data_budget) == 7
     np.testing.assert_allclose(cluster.compute_rows(batched, 0, len(GRID)), one, rtol=rtol)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "multibranch"])
+def test_problem_batch_rows_accumulate_the_one_batch_surface(kind) -> None:
+    model, X, y, d1, d2 = small_problem(torch.float64, kind=kind)
+    whole = Problem(model, F.cross_entropy, X, torch.as_tensor(y))
+    batched = Problem(model, F.cross_entropy, X, torch.as_tensor(y), batch_rows=10)
+    assert batched.batch_rows == 10 and [round(w * 53) for _, w in batched.batches()] == [
+        10,
+        10,
+        10,
+        10,
+        10,
+        3,
+    ]
+    fractions = []
+    Z = surface_2d(batched, d1, d2, GRID, GRID, progress=lambda f, s: fractions.append(f))
+    np.testing.assert_allclose(Z, surface_2d(whole, d1, d2, GRID, GRID), rtol=1e-12)
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    coords = np.array([[0.1, -0.3], [0.5, 0.5]])
+    np.testing.assert_allclose(
+        surface_points(batched, d1, d2, coords), surface_points(whole, d1, d2, coords), rtol=1e-12
+    )
+    assert Problem(model, F.cross_entropy, X, torch.as_tensor(y), batch_rows=99).batch_rows is None
+    with pytest.raises(ValueError, match="batch_rows"):
+        Problem(model, F.cross_entropy, X, torch.as_tensor(y), batch_rows=0)
 
 
 def test_batched_mse_with_scalar_targets() -> None:
@@ -92,14 +111,13 @@ def test_batched_mse_with_scalar_targets() -> None:
     job = cluster.SurfaceJob(
         model, "mse", ArrayData(X, y), parameters_of(model), d1, d2, GRID, GRID, data_budget=9 * 32
     )
-    expected = surface_2d(
-        model, F.mse_loss, torch.as_tensor(X), torch.as_tensor(y)[:, None], d1, d2, GRID, GRID
-    )
+    problem = Problem(model, F.mse_loss, torch.as_tensor(X), torch.as_tensor(y)[:, None])
+    expected = surface_2d(problem, d1, d2, GRID, GRID)
     np.testing.assert_allclose(cluster.compute_rows(job, 0, len(GRID)), expected, rtol=1e-12)
 
 
 def test_npz_stream_reads_the_file_in_batches(tmp_path) -> None:
-    model, X, y, d1, d2 = problem()
+    model, X, y, d1, d2 = small_problem()
     path = tmp_path / "data.npz"
     np.savez_compressed(path, X=X, y=y)
     row = ArrayData(X, y).row_bytes()
@@ -138,14 +156,14 @@ def test_data_file_with_an_object_array_is_refused(tmp_path) -> None:
 
 
 def test_shards_assemble_the_in_process_surface() -> None:
-    model, X, y, d1, d2 = problem(torch.float32, kind="multibranch")
+    model, X, y, d1, d2 = small_problem(torch.float32, kind="multibranch")
     whole = cluster.run_surface(job_for(model, X, y, d1, d2))
     assert whole.shards == [(0, 7)]
     np.testing.assert_array_equal(whole.surface, reference(model, X, y, d1, d2))
     sharded = cluster.run_surface(job_for(model, X, y, d1, d2), shard_rows=2)
     assert sharded.shards == [(0, 2), (2, 4), (4, 6), (6, 7)]
     np.testing.assert_array_equal(sharded.surface, whole.surface)  # rows are independent
-    model, X, y, d1, d2 = problem(torch.float32, kind="mlp")
+    model, X, y, d1, d2 = small_problem(torch.float32, kind="mlp")
     np.testing.assert_allclose(
         cluster.run_surface(job_for(model, X, y, d1, d2), shard_rows=3).surface,
         reference(model, X, y, d1, d2),
@@ -154,7 +172,7 @@ def test_shards_assemble_the_in_process_surface() -> None:
 
 
 def test_checkpoint_resumes_with_only_the_missing_shards(tmp_path) -> None:
-    model, X, y, d1, d2 = problem()
+    model, X, y, d1, d2 = small_problem()
     job = job_for(model, X, y, d1, d2)
     seen = []
 
@@ -182,7 +200,7 @@ def test_checkpoint_resumes_with_only_the_missing_shards(tmp_path) -> None:
 
 
 def test_job_validation_names_the_field() -> None:
-    model, X, y, d1, d2 = problem()
+    model, X, y, d1, d2 = small_problem()
     with pytest.raises(ValueError, match="loss must be one of"):
         cluster.SurfaceJob(model, "hinge", ArrayData(X, y), d1, d1, d2, GRID, GRID)
     with pytest.raises(ValueError, match="threads"):
@@ -321,10 +339,42 @@ def saved_models(tmp_path: Path, model: nn.Module) -> dict[str, Path]:
     return paths
 
 
-@pytest.mark.parametrize("kind", ["torchscript", "pt2"])
+def onnx_mlp(model: nn.Sequential) -> bytes:
+    """``model`` (Linear and Tanh layers) as ONNX: Gemm nodes with transB=1, batch dimension
+    symbolic."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, initializers, current = [], [], "x"
+    for k, layer in enumerate(model):
+        out = "out" if k == len(model) - 1 else f"h{k}"
+        if isinstance(layer, nn.Linear):
+            for name in ("weight", "bias"):
+                array = getattr(layer, name).detach().float().numpy()
+                initializers.append(numpy_helper.from_array(array, f"{k}.{name}"))
+            nodes.append(
+                helper.make_node("Gemm", [current, f"{k}.weight", f"{k}.bias"], [out], transB=1)
+            )
+        else:
+            nodes.append(helper.make_node("Tanh", [current], [out]))
+        current = out
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", model[0].in_features])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        initializer=initializers,
+    )
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return onnx_model.SerializeToString()
+
+
+@pytest.mark.parametrize("kind", ["onnx", "torchscript", "pt2"])
 def test_local_model_formats_give_the_same_surface(tmp_path, kind) -> None:
-    model, X, y, _, _ = problem(torch.float32)
-    path = saved_models(tmp_path, model)[kind]
+    model, X, y, _, _ = small_problem(torch.float32)
+    paths = saved_models(tmp_path, model)
+    paths["onnx"] = tmp_path / "model.onnx"
+    paths["onnx"].write_bytes(onnx_mlp(model))
+    path = paths[kind]
     loaded = model_files.load_model_file(path)
     assert loaded.format == kind and len(loaded.digest) == 64
     names = [n for n, _ in loaded.model.named_parameters()]
@@ -343,7 +393,7 @@ def test_local_model_formats_give_the_same_surface(tmp_path, kind) -> None:
 
 
 def test_cli_surface_end_to_end(tmp_path, capsys) -> None:
-    model, X, y, _, _ = problem(torch.float32, n=60)
+    model, X, y, _, _ = small_problem(torch.float32, n=60)
     paths = saved_models(tmp_path, model)
     np.savez(tmp_path / "data.npz", X=X.astype(np.float32), y=y)
     out = tmp_path / "surface.npz"
@@ -366,10 +416,8 @@ def test_cli_surface_end_to_end(tmp_path, capsys) -> None:
     d1 = random_directions(loaded, 4, "filter")
     d2 = random_directions(loaded, 5, "filter")
     grid = np.linspace(-0.5, 0.5, 9)
-    expected = surface_2d(
-        loaded, F.cross_entropy, torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y),
-        d1, d2, grid, grid,
-    )  # fmt: skip
+    problem = Problem(loaded, F.cross_entropy, torch.as_tensor(X, dtype=torch.float32), y)
+    expected = surface_2d(problem, d1, d2, grid, grid)
     np.testing.assert_allclose(stored.loss, expected, rtol=1e-6)
     np.testing.assert_allclose(stored.slice_d1[2], stored.loss[4, 4], rtol=1e-6)  # t = 0
     assert stored.lambda_min.shape == (2, 2)

@@ -43,6 +43,7 @@ from torch import nn
 
 from landscape.engine.data_files import DEFAULT_DATA_BUDGET, ArrayData, NpzStream, batch_rows
 from landscape.engine.directions import Params
+from landscape.engine.problem import Problem
 from landscape.engine.surface import surface_2d
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
@@ -215,8 +216,9 @@ def compute_rows(
 ) -> np.ndarray:
     """``Z[start:stop]`` of the job's surface, shape (stop - start, B), float64.
 
-    The data are taken in batches of at most ``job.data_budget`` bytes; the loss at a grid point
-    is ``sum_k (n_k / n) L_k`` over the batches (exactly ``L_1`` for a single batch).
+    The data are taken in batches of at most ``job.data_budget`` bytes (``Problem.batch_rows``
+    in memory, chunks read from disk when streamed); the loss at a grid point is
+    ``sum_k (n_k / n) L_k`` over the batches (exactly ``L_1`` for a single batch).
     ``points_done(p)`` reports the points finished so far in this shard (for progress bars).
     """
     A, B = job.shape
@@ -224,39 +226,44 @@ def compute_rows(
         raise ValueError(f"shard rows must satisfy 0 <= start < stop <= {A}, got {start}, {stop}")
     rows = batch_rows(job.data, job.data_budget)
     n = job.data.n
-    batches = math.ceil(n / rows)
-    points = (stop - start) * B
     alphas = job.alphas[start:stop]
-    loss_fn = LOSSES[job.loss]
+    points = (stop - start) * B
+    # In memory: one Problem that batches itself. Streamed: each chunk read from disk is a batch.
+    chunks = [(job.data.X, job.data.y)] if isinstance(job.data, ArrayData) else None
+    count = 1 if chunks is not None else math.ceil(n / rows)
     Z = np.zeros((stop - start, B))
     previous = torch.get_num_threads()
     torch.set_num_threads(job.threads)
     try:
-        for k, (X_batch, y_batch) in enumerate(job.data.batches(rows)):
-            X_t, y_t = _tensors(job, X_batch, y_batch)
+        for k, (X_chunk, y_chunk) in enumerate(chunks or job.data.batches(rows)):
+            X_t, y_t = _tensors(job, X_chunk, y_chunk)
+            problem = Problem(
+                job.model,
+                LOSSES[job.loss],
+                X_t,
+                y_t,
+                memory_budget=job.memory_budget,
+                batch_rows=rows,
+            )
 
             def progress(fraction: float, _stage: str, k: int = k) -> None:
                 if points_done is not None:
-                    points_done(int(points * (k + min(max(fraction, 0.0), 1.0)) / batches))
+                    points_done(int(points * (k + min(max(fraction, 0.0), 1.0)) / count))
 
-            Z_batch = surface_2d(
-                job.model,
-                loss_fn,
-                X_t,
-                y_t,
+            Z_chunk = surface_2d(
+                problem,
                 job.d1,
                 job.d2,
                 alphas,
                 job.betas,
                 center=job.center,
                 method=job.method,
-                memory_budget=job.memory_budget,
                 progress=progress,
             )
-            if batches == 1:
-                Z = Z_batch
+            if count == 1:
+                Z = Z_chunk
             else:
-                Z += Z_batch * (len(X_batch) / n)
+                Z += Z_chunk * (len(X_chunk) / n)
     finally:
         torch.set_num_threads(previous)
     if points_done is not None:

@@ -7,7 +7,7 @@ instead of repeating ``model, loss_fn, X, y`` and their options.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -31,8 +31,15 @@ class Problem:
     in bytes (at least 1 MiB); ``None`` takes 64 MiB on a CPU and 1 GiB on an accelerator.
     The model itself is not copied: callers that evaluate it leave it as it was.
 
+    ``batch_rows`` evaluates the data in batches of at most that many consecutive rows
+    (`batches`): a loss that averages over samples is ``L = sum_k (n_k / n) L_k`` over batches
+    of ``n_k`` rows, so the surface functions accumulate ``(n_k / n) L_k`` in float64 and give
+    the one-batch result to float rounding, with the activations of one batch in memory at a
+    time. ``None`` (or ``>= n``): one batch.
+
     Attributes: ``model``, ``loss_fn``, ``X``, ``y`` (tensors, converted), ``device``,
-    ``dtype`` (of the parameters), ``memory_budget`` (bytes, resolved).
+    ``dtype`` (of the parameters), ``memory_budget`` (bytes, resolved), ``batch_rows`` (None
+    when unbatched).
     """
 
     def __init__(
@@ -43,6 +50,7 @@ class Problem:
         y: torch.Tensor | np.ndarray,
         *,
         memory_budget: int | None = None,
+        batch_rows: int | None = None,
     ) -> None:
         first = next(iter(model.parameters()), None)
         if first is None:
@@ -58,6 +66,10 @@ class Problem:
                 f"{self.y.shape[0]}"
             )
         self.memory_budget = _budget(memory_budget, self.device)
+        if batch_rows is not None and (int(batch_rows) != batch_rows or batch_rows < 1):
+            raise ValueError(f"batch_rows must be an integer >= 1 or None, got {batch_rows}")
+        n = self.n_samples
+        self.batch_rows = None if batch_rows is None or batch_rows >= n else int(batch_rows)
 
     @property
     def n_samples(self) -> int:
@@ -72,14 +84,38 @@ class Problem:
         generator = torch.Generator().manual_seed(int(seed))
         keep = torch.randperm(n, generator=generator)[: int(sample_size)].to(self.device)
         return Problem(
-            self.model, self.loss_fn, self.X[keep], self.y[keep], memory_budget=self.memory_budget
+            self.model,
+            self.loss_fn,
+            self.X[keep],
+            self.y[keep],
+            memory_budget=self.memory_budget,
+            batch_rows=self.batch_rows,
         )
+
+    def batches(self) -> Iterator[tuple[Problem, float]]:
+        """``(part, n_k / n)`` for consecutive batches of at most ``batch_rows`` rows (views of
+        ``X`` and ``y``, unbatched problems); the problem itself with weight 1.0 when
+        unbatched."""
+        if self.batch_rows is None:
+            yield self, 1.0
+            return
+        n = self.n_samples
+        for start in range(0, n, self.batch_rows):
+            stop = min(start + self.batch_rows, n)
+            part = Problem(
+                self.model,
+                self.loss_fn,
+                self.X[start:stop],
+                self.y[start:stop],
+                memory_budget=self.memory_budget,
+            )
+            yield part, (stop - start) / n
 
     def __repr__(self) -> str:
         return (
             f"Problem({type(self.model).__name__}, X {tuple(self.X.shape)}, "
             f"y {tuple(self.y.shape)}, {self.device}, {self.dtype}, "
-            f"memory_budget={self.memory_budget})"
+            f"memory_budget={self.memory_budget}, batch_rows={self.batch_rows})"
         )
 
 

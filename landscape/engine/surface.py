@@ -87,6 +87,14 @@ def surface_2d(
     keep_freed_memory()
     a = _grid("alphas", alphas)
     b = _grid("betas", betas)
+    if problem.batch_rows is not None:
+        return over_batches(
+            problem,
+            lambda part, report: surface_2d(
+                part, d1, d2, a, b, center=center, method=method, progress=report
+            ),
+            progress,
+        )
     plane = _Plane.build(problem, center, {"d1": d1, "d2": d2})
     chosen = _choose_method(method, problem.model)
     with eval_mode(problem.model), torch.no_grad():
@@ -113,10 +121,36 @@ def surface_points(
     if not np.all(np.isfinite(points)):
         raise ValueError("coords must be finite (P, 2) coordinates")
     keep_freed_memory()
+    if problem.batch_rows is not None:
+        return over_batches(
+            problem, lambda part, _: surface_points(part, d1, d2, points, center=center), None
+        )
     plane = _Plane.build(problem, center, {"d1": d1, "d2": d2})
     method = "loop" if isinstance(problem.model, torch.jit.ScriptModule) else "vmap"
     with eval_mode(problem.model), torch.no_grad():
         return _points(plane, points, problem.memory_budget, method, None)
+
+
+def over_batches(
+    problem: Problem,
+    evaluate: Callable[[Problem, Progress | None], np.ndarray],
+    progress: Progress | None,
+) -> np.ndarray:
+    """``sum_k (n_k / n) evaluate(part_k)`` over ``problem.batches()``, in float64: a loss that
+    averages over samples, evaluated batch by batch (one batch: ``evaluate(problem)`` exactly)."""
+    parts = list(problem.batches())
+    total: np.ndarray | None = None
+    for k, (part, weight) in enumerate(parts):
+        report = None
+        if progress is not None:
+
+            def report(fraction: float, stage: str, k: int = k) -> None:
+                progress((k + fraction) / len(parts), f"Batch {k + 1} of {len(parts)}: {stage}")
+
+        value = np.asarray(evaluate(part, report), dtype=np.float64)
+        total = value * weight if total is None else total + value * weight
+    assert total is not None
+    return total
 
 
 def surface_2d_band(

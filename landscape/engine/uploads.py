@@ -42,6 +42,14 @@ MAX_PROBE_SECONDS = 10.0  # time of check_model's probe call on at most 8 sample
 MAX_DATA_BYTES = 20 * 2**20
 MAX_ARRAY_BYTES = 256 * 2**20  # one NPZ member, uncompressed (its .npy header included)
 MAX_ROWS = 50_000
+# The command line reads the user's own model files (landscape.engine.model_files): the same
+# checks of the protobuf, with limits for models of hundreds of MB.
+CLI_LIMITS = {
+    "max_bytes": 2 * 2**30,
+    "max_parameters": 500_000_000,
+    "max_nodes": 100_000,
+    "max_elements": 2**31,
+}
 MAX_FEATURES = 4096
 MAX_CLASSES = 1000
 LABEL_COLUMNS = ("y", "target", "label", "class")
@@ -92,14 +100,21 @@ def _check_size(label: str, data: bytes, limit: int) -> None:
         )
 
 
-def load_model(data: bytes, max_bytes: int = MAX_MODEL_BYTES) -> OnnxGraphModule:
+def load_model(
+    data: bytes,
+    max_bytes: int = MAX_MODEL_BYTES,
+    *,
+    max_parameters: int = MAX_PARAMETERS,
+    max_nodes: int = MAX_NODES,
+    max_elements: int = MAX_ELEMENTS,
+) -> OnnxGraphModule:
     """An uploaded ONNX model (``torch.onnx.export(model, example, "model.onnx")``) as an
     ``nn.Module`` on the CPU, float32 parameters: the web upload path, which runs no uploaded code.
 
     The protobuf is parsed with ``onnx`` and checked (`check_onnx`) before any tensor is
     materialised; the graph then runs in `landscape.engine.onnx_graph`'s bounded interpreter. Raises
     ``ValueError`` for a file that is too large, not ONNX (a TorchScript archive, a pickle), or
-    outside the limits.
+    outside the limits (the web's by default; the command line passes `CLI_LIMITS`).
     """
     _check_size("model file", data, max_bytes)
     if zipfile.is_zipfile(io.BytesIO(data)) or data[:4] == b"PK\x03\x04":
@@ -115,14 +130,20 @@ def load_model(data: bytes, max_bytes: int = MAX_MODEL_BYTES) -> OnnxGraphModule
             "model file is not an ONNX model: export one with torch.onnx.export(model, example, "
             '"model.onnx")'
         ) from None
-    check_onnx(model)
-    module = convert(model, MAX_ELEMENTS)
+    check_onnx(model, max_parameters=max_parameters, max_nodes=max_nodes, max_elements=max_elements)
+    module = convert(model, max_elements)
     if not any(True for _ in module.parameters()):
         raise ValueError("model must have at least one floating-point parameter")
     return module
 
 
-def check_onnx(model: onnx.ModelProto) -> None:
+def check_onnx(
+    model: onnx.ModelProto,
+    *,
+    max_parameters: int = MAX_PARAMETERS,
+    max_nodes: int = MAX_NODES,
+    max_elements: int = MAX_ELEMENTS,
+) -> None:
     """Refuse, before materialising a tensor, an ONNX model that is not a plain bounded graph.
 
     Checked from the protobuf's declarations: a default-domain opset in [``MIN_OPSET``, the
@@ -146,8 +167,8 @@ def check_onnx(model: onnx.ModelProto) -> None:
     graph = model.graph
     if graph.sparse_initializer:
         raise ValueError("model has sparse initializers, which are refused")
-    if len(graph.node) > MAX_NODES:
-        raise ValueError(f"model must have at most {MAX_NODES} nodes, got {len(graph.node)}")
+    if len(graph.node) > max_nodes:
+        raise ValueError(f"model must have at most {max_nodes} nodes, got {len(graph.node)}")
     tensors = list(graph.initializer)
     for node in graph.node:
         if node.domain not in ("", "ai.onnx"):
@@ -170,23 +191,23 @@ def check_onnx(model: onnx.ModelProto) -> None:
                 tensors.append(attribute.t)
     values = 0
     for tensor in tensors:
-        values += _declared_values(tensor)
-        if values > MAX_PARAMETERS:
+        values += _declared_values(tensor, max_parameters)
+        if values > max_parameters:
             raise ValueError(
-                f"model must hold at most {MAX_PARAMETERS:,} parameter values (MAX_PARAMETERS); "
+                f"model must hold at most {max_parameters:,} parameter values (MAX_PARAMETERS); "
                 f"its tensors declare more than that"
             )
     for info in (*graph.input, *graph.output, *graph.value_info):
         dims = info.type.tensor_type.shape.dim if info.type.HasField("tensor_type") else []
         known = [d.dim_value for d in dims if d.HasField("dim_value")]
-        if any(d < 0 for d in known) or math.prod(known) > MAX_ELEMENTS:
+        if any(d < 0 for d in known) or math.prod(known) > max_elements:
             raise ValueError(
                 f"model declares the tensor {info.name!r} of shape {known}: more than the limit "
-                f"of {MAX_ELEMENTS:,} values per tensor (MAX_ELEMENTS)"
+                f"of {max_elements:,} values per tensor (MAX_ELEMENTS)"
             )
 
 
-def _declared_values(tensor: onnx.TensorProto) -> int:
+def _declared_values(tensor: onnx.TensorProto, max_parameters: int = MAX_PARAMETERS) -> int:
     """The number of values ``tensor`` declares, after checking that its bytes are in the file
     and match its declared shape and type (nothing is materialised)."""
     name = tensor.name or "a constant"
@@ -200,10 +221,10 @@ def _declared_values(tensor: onnx.TensorProto) -> int:
     if any(d < 0 for d in tensor.dims):
         raise ValueError(f"model's tensor {name!r} has a negative dimension {list(tensor.dims)}")
     count = math.prod(tensor.dims)
-    if count > MAX_PARAMETERS:
+    if count > max_parameters:
         raise ValueError(
             f"model's tensor {name!r} declares {count:,} values, more than the limit of "
-            f"{MAX_PARAMETERS:,} parameter values (MAX_PARAMETERS)"
+            f"{max_parameters:,} parameter values (MAX_PARAMETERS)"
         )
     sizes = {**FLOAT_TYPES, **INT_TYPES}
     if tensor.data_type not in sizes:
