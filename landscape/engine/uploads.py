@@ -104,9 +104,9 @@ def load_model(
     data: bytes,
     max_bytes: int = MAX_MODEL_BYTES,
     *,
-    max_parameters: int = MAX_PARAMETERS,
-    max_nodes: int = MAX_NODES,
-    max_elements: int = MAX_ELEMENTS,
+    max_parameters: int | None = None,
+    max_nodes: int | None = None,
+    max_elements: int | None = None,
 ) -> OnnxGraphModule:
     """An uploaded ONNX model (``torch.onnx.export(model, example, "model.onnx")``) as an
     ``nn.Module`` on the CPU, float32 parameters: the web upload path, which runs no uploaded code.
@@ -130,6 +130,7 @@ def load_model(
             "model file is not an ONNX model: export one with torch.onnx.export(model, example, "
             '"model.onnx")'
         ) from None
+    max_elements = MAX_ELEMENTS if max_elements is None else max_elements
     check_onnx(model, max_parameters=max_parameters, max_nodes=max_nodes, max_elements=max_elements)
     module = convert(model, max_elements)
     if not any(True for _ in module.parameters()):
@@ -140,9 +141,9 @@ def load_model(
 def check_onnx(
     model: onnx.ModelProto,
     *,
-    max_parameters: int = MAX_PARAMETERS,
-    max_nodes: int = MAX_NODES,
-    max_elements: int = MAX_ELEMENTS,
+    max_parameters: int | None = None,
+    max_nodes: int | None = None,
+    max_elements: int | None = None,
 ) -> None:
     """Refuse, before materialising a tensor, an ONNX model that is not a plain bounded graph.
 
@@ -153,6 +154,10 @@ def check_onnx(
     refused) and whose declared sizes hold; at most ``MAX_PARAMETERS`` values in all; declared
     tensor shapes of at most ``MAX_ELEMENTS`` values.
     """
+    # None: the web limits, read at call time (module constants)
+    max_parameters = MAX_PARAMETERS if max_parameters is None else max_parameters
+    max_nodes = MAX_NODES if max_nodes is None else max_nodes
+    max_elements = MAX_ELEMENTS if max_elements is None else max_elements
     if not model.HasField("graph") or not model.graph.node:
         raise ValueError("model file is not an ONNX model (no graph): export one with torch.onnx")
     opsets = {o.domain: o.version for o in model.opset_import}
@@ -207,7 +212,7 @@ def check_onnx(
             )
 
 
-def _declared_values(tensor: onnx.TensorProto, max_parameters: int = MAX_PARAMETERS) -> int:
+def _declared_values(tensor: onnx.TensorProto, max_parameters: int) -> int:
     """The number of values ``tensor`` declares, after checking that its bytes are in the file
     and match its declared shape and type (nothing is materialised)."""
     name = tensor.name or "a constant"
