@@ -3,6 +3,7 @@ plain threads (no Streamlit)."""
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import sys
 import threading
@@ -334,6 +335,21 @@ def test_estimate_grows_with_the_position() -> None:
     for ticket in (a, b, c):
         ticket.wait(WAIT)
     assert c.estimate_seconds() == 0.0
+
+
+WHERE: contextvars.ContextVar[str] = contextvars.ContextVar("where", default="here")
+
+
+def test_a_computation_sees_the_context_of_its_request() -> None:
+    """``cluster.compute_on`` is a context variable: set around a request, it must hold in the
+    worker thread that runs the computation."""
+    queue = RunQueue(slots=1)
+    token = WHERE.set("ray://cluster:10001")
+    try:
+        assert queue.run("where", lambda progress: WHERE.get()) == "ray://cluster:10001"
+    finally:
+        WHERE.reset(token)
+    assert queue.run("where again", lambda progress: WHERE.get()) == "here"
 
 
 def test_bad_slots_are_refused() -> None:

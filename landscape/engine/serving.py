@@ -19,6 +19,7 @@ array); containers and dataclasses count their items recursively, each object on
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import functools
 import itertools
@@ -248,6 +249,7 @@ class _Job:
         self.key = key
         self.kind = kind
         self.function = function
+        self.context = contextvars.copy_context()  # the submitter's (e.g. cluster.compute_on)
         self.state = QUEUED
         self.waiters = 0
         self.orphaned_at: float | None = None
@@ -341,7 +343,9 @@ class RunQueue:
     take the queue in order, so at most ``slots`` computations run at once. ``function`` is
     called as ``function(progress)`` with ``progress(fraction, stage)``; that call raises
     `Cancelled` when every ticket has been released for longer than ``grace`` seconds (a
-    session rerunning with the same request within ``grace`` keeps its computation).
+    session rerunning with the same request within ``grace`` keeps its computation). It runs in
+    a copy of the submitting thread's context variables (so ``cluster.compute_on`` set around
+    the request holds inside the computation).
     """
 
     def __init__(self, slots: int, grace: float = 2.0, history: int = 20) -> None:
@@ -512,6 +516,7 @@ class RunQueue:
         job.state = state
         job.error = error
         job.function = _spent
+        job.context = contextvars.Context()
         if self._inflight.get(job.key) is job:
             del self._inflight[job.key]
         self._running.discard(job)
@@ -550,6 +555,7 @@ class RunQueue:
                 self._running.add(job)
                 self._counts["started"] += 1
                 function = job.function
+                context = job.context
 
             def progress(fraction: float, stage: str, job: _Job = job) -> None:
                 job.fraction = min(max(float(fraction), 0.0), 1.0)
@@ -558,7 +564,7 @@ class RunQueue:
                     raise Cancelled("nobody waits for this computation")
 
             try:
-                result = function(progress)
+                result = context.run(function, progress)
             except BaseException as error:  # noqa: BLE001 - handed to every waiter, never lost
                 with self._lock:
                     state = CANCELLED if isinstance(error, Cancelled) else FAILED

@@ -1,0 +1,468 @@
+"""Benchmark: a class on one server. N browser sessions follow a lecture script on one app.
+
+Starts ``streamlit run app.py`` (as the browser tests do) and one headless Chromium; each student
+is a Playwright browser context. A lap of the lecture: every student opens the shared link (the
+first study, with the lap's seed), then for each study moves its headline slider through the
+lecture's values (keyboard arrows, as a student would) and opens the next study from the
+sidebar. The teacher paces the class: a step starts when every student has finished the last
+one, and each student starts it after a random 0-2 s. Laps repeat until ``--minutes`` have
+passed (the soak stops at the first step after that; 0 runs one lap); lap k uses seed k, so
+every lap after the first asks for new answers (the caches fill and must hold their ceilings).
+
+    python benchmarks/classroom.py [--sessions 8] [--minutes 10] [--sweep 2,4,8,12]
+
+Prints, per kind of move, p50 and p95 seconds from the move (last key press) to the changed
+chart: ``preset`` when the page says it shows a precomputed preset, ``computed`` otherwise (a
+fresh run, or one shared with another session, or cached); and for opening a study, to its
+first chart. Also the longest queue of heavy runs the server saw, the answers it shared between
+sessions, and the server's resident memory (RSS of the streamlit process) over time, with its
+change over the last half of the run. ``--sweep`` runs one short run per N on a fresh server
+each and prints the largest N whose p95 stays under 3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+MOVE_TIMEOUT_S = 300.0
+
+# The lecture: (page url path, widget key of its headline slider, arrow presses per move).
+# Each study's moves end where they started, so the last one asks for the lap's start again.
+LECTURE: list[tuple[str, str, list[int]]] = [
+    ("linear_duality", "lin_gamma", [10, 10, -20]),
+    ("shallow_relu", "shallow_relu_beta", [1, 1, -2]),
+    ("width", "width_m", [16, -16]),
+    ("branches", "branches_shown", [1, -1]),
+    ("landscape_lab", "landscape_lab_resolution", [5, -5]),
+]
+
+CHARTS_JS = "Array.from(document.querySelectorAll('.js-plotly-plot'))"
+REMEMBER_JS = f"""() => {{
+    const els = {CHARTS_JS};
+    window.__refs = els.map(el => el.data);
+    window.__sigs = els.map(el => JSON.stringify(el.data || null));
+}}"""
+CHANGED_JS = f"""() => {{
+    const els = {CHARTS_JS};
+    if (!window.__refs) return false;
+    return els.some((el, i) => el.data && (i >= window.__refs.length || (
+        el.data !== window.__refs[i] && JSON.stringify(el.data) !== window.__sigs[i])));
+}}"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process and its children (the streamlit server), in MiB."""
+    total = 0.0
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return total
+
+
+class Server:
+    """``streamlit run app.py`` on a free port, its memory sampled every ``every`` seconds."""
+
+    def __init__(self, env: dict[str, str], every: float = 5.0) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(self.port),
+            "--server.fileWatcherType",
+            "none",
+            "--browser.gatherUsageStats",
+            "false",
+        ]
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(
+            command, env={**os.environ, **env}, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            self.stop()
+            raise RuntimeError("streamlit did not start")
+        self.started = time.monotonic()
+        self.memory: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._every = every
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.memory.append((time.monotonic() - self.started, rss_mib(self.process.pid)))
+            self._stop.wait(self._every)
+
+    def stop(self) -> str:
+        if hasattr(self, "_stop"):
+            self._stop.set()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.seek(0)
+        text = self.log.read()
+        self.log.close()
+        return text
+
+
+@dataclass
+class Record:
+    moves: dict[str, list[float]] = field(default_factory=lambda: {"preset": [], "computed": []})
+    opens: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    errors_on_page: int = 0
+
+
+async def wait_for_run(page) -> None:
+    await page.wait_for_selector('[data-testid="stApp"][data-test-connection-state="CONNECTED"]')
+    await page.wait_for_selector('[data-test-script-state="notRunning"]', state="attached")
+
+
+async def error_count(page) -> int:
+    selector = '[data-testid="stException"], [data-testid="stAlertContentError"]'
+    return len(await page.query_selector_all(selector))
+
+
+async def open_study(page, url: str, record: Record) -> None:
+    await page.evaluate("() => { window.__refs = []; window.__sigs = []; }")
+    started = time.perf_counter()
+    try:
+        await page.goto(url)
+        await page.wait_for_selector(".js-plotly-plot", timeout=MOVE_TIMEOUT_S * 1000)
+    except Exception as error:  # noqa: BLE001 - a timeout is a result, recorded
+        record.failures.append(f"open {url}: {type(error).__name__}")
+        return
+    record.opens.append(time.perf_counter() - started)
+    await wait_for_run(page)
+
+
+async def next_study(page, base: str, path: str, record: Record) -> None:
+    """Open the next study from the sidebar's navigation (no page reload), as a student does."""
+    link = page.locator(f'[data-testid="stSidebarNav"] a[href$="/{path}"]')
+    await page.evaluate(REMEMBER_JS)
+    started = time.perf_counter()
+    if await link.count():
+        await link.first.click()
+        await page.wait_for_url(f"**/{path}**")
+    else:
+        await page.goto(f"{base}/{path}")
+    try:
+        await page.wait_for_function(CHANGED_JS, polling=100, timeout=MOVE_TIMEOUT_S * 1000)
+    except Exception as error:  # noqa: BLE001 - a timeout is a result, recorded
+        record.failures.append(f"open {page.url}: {type(error).__name__}")
+        return
+    record.opens.append(time.perf_counter() - started)
+    await wait_for_run(page)
+
+
+async def move(page, key: str, presses: int, record: Record) -> None:
+    slider = page.locator(f'.st-key-{key} :is([role="slider"], input[type="range"])').first
+    await wait_for_run(page)
+    await page.evaluate(REMEMBER_JS)
+    await slider.focus()
+    arrow = "ArrowRight" if presses > 0 else "ArrowLeft"
+    for _ in range(abs(presses)):
+        await page.keyboard.press(arrow)
+    started = time.perf_counter()
+    try:
+        await page.wait_for_function(CHANGED_JS, polling=100, timeout=MOVE_TIMEOUT_S * 1000)
+    except Exception as error:  # noqa: BLE001 - a timeout is a result, recorded
+        record.failures.append(f"{page.url} {key} {presses:+d}: {type(error).__name__}")
+        return
+    seconds = time.perf_counter() - started
+    await wait_for_run(page)
+    kind = "preset" if await page.get_by_text("Precomputed preset").count() else "computed"
+    record.moves[kind].append(seconds)
+    record.errors_on_page += await error_count(page)
+
+
+class Teacher:
+    """A barrier per lecture step: the class moves on when every student is done."""
+
+    def __init__(self, students: int, deadline: float) -> None:
+        self.students = students
+        self.deadline = deadline
+        self.arrived = 0
+        self.generation = 0
+        self.over = False  # decided once per step, for every student alike
+        self.condition = asyncio.Condition()
+
+    def _release(self) -> None:
+        self.arrived = 0
+        self.generation += 1
+        self.over = time.monotonic() > self.deadline
+        self.condition.notify_all()
+
+    async def step(self) -> bool:
+        """Wait for the class; True once the soak's time is over."""
+        async with self.condition:
+            generation = self.generation
+            self.arrived += 1
+            if self.arrived >= self.students:
+                self._release()
+            else:
+                await self.condition.wait_for(lambda: self.generation != generation)
+            return self.over
+
+    async def leave(self) -> None:
+        """A student who stops (done, or failed) no longer holds the class back."""
+        async with self.condition:
+            self.students -= 1
+            if self.students > 0 and self.arrived >= self.students:
+                self._release()
+
+
+async def student(browser, base: str, teacher: Teacher, laps: list[int]) -> Record:
+    record = Record()
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    page.set_default_timeout(MOVE_TIMEOUT_S * 1000)
+    rng = random.Random()
+    lap = 0
+    try:
+        while not await teacher.step() or lap == 0:
+            await asyncio.sleep(rng.uniform(0, 2))
+            first = LECTURE[0][0]
+            await open_study(page, f"{base}/{first}?seed={lap}", record)
+            for index, (path, key, presses) in enumerate(LECTURE):
+                if index > 0:
+                    if await teacher.step() and lap > 0:
+                        return record
+                    await asyncio.sleep(rng.uniform(0, 2))
+                    await next_study(page, base, path, record)
+                for count in presses:
+                    if await teacher.step() and lap > 0:
+                        return record
+                    await asyncio.sleep(rng.uniform(0, 2))
+                    await move(page, key, count, record)
+            lap += 1
+            laps.append(lap)
+    finally:
+        await teacher.leave()
+        await context.close()
+    return record
+
+
+async def about_box(browser, base: str) -> str:
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    await page.goto(base)
+    await wait_for_run(page)
+    await page.get_by_text("About this server").first.click()
+    await page.wait_for_timeout(500)
+    text = await page.locator('[data-testid="stSidebar"]').inner_text()
+    await context.close()
+    return text
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = q / 100 * (len(ordered) - 1)
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+async def class_run(sessions: int, minutes: float, env: dict[str, str], webgl: bool) -> dict:
+    from playwright.async_api import async_playwright
+
+    server = Server(env)
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM,
+                headless=True,
+                args=CHROMIUM_ARGS + ([] if webgl else ["--disable-3d-apis"]),
+            )
+            teacher = Teacher(sessions, time.monotonic() + minutes * 60)
+            laps: list[int] = []
+            started = time.monotonic()
+            records = await asyncio.gather(
+                *(student(browser, server.url, teacher, laps) for _ in range(sessions)),
+                return_exceptions=True,
+            )
+            elapsed = time.monotonic() - started
+            about = await about_box(browser, server.url)
+            await browser.close()
+    finally:
+        log = server.stop()
+    merged = Record()
+    crashed = []
+    for record in records:
+        if isinstance(record, BaseException):
+            crashed.append(f"{type(record).__name__}: {record}")
+            continue
+        for kind, values in record.moves.items():
+            merged.moves[kind].extend(values)
+        merged.opens.extend(record.opens)
+        merged.failures.extend(record.failures)
+        merged.errors_on_page += record.errors_on_page
+    longest = re.search(r"longest so far (\d+)", about)
+    shared = re.search(r"answers shared between sessions: (\d+)", about)
+    return {
+        "sessions": sessions,
+        "elapsed": elapsed,
+        "laps": max(laps) if laps else 0,
+        "record": merged,
+        "crashed": crashed,
+        "longest_queue": int(longest.group(1)) if longest else None,
+        "shared": int(shared.group(1)) if shared else None,
+        "memory": server.memory,
+        "tracebacks": log.count("Traceback"),
+        "log": log,
+    }
+
+
+def report(result: dict) -> float:
+    record: Record = result["record"]
+    print(
+        f"\n== N = {result['sessions']} sessions, {result['elapsed'] / 60:.1f} min, "
+        f"{result['laps']} lap(s) of the lecture"
+    )
+    print(f"{'':26}{'count':>7}{'p50 s':>9}{'p95 s':>9}{'max s':>9}")
+    rows = [
+        ("move -> chart, preset", record.moves["preset"]),
+        ("move -> chart, computed", record.moves["computed"]),
+        ("move -> chart, all", record.moves["preset"] + record.moves["computed"]),
+        ("open study -> chart", record.opens),
+    ]
+    for label, values in rows:
+        print(
+            f"{label:26}{len(values):7d}{percentile(values, 50):9.2f}"
+            f"{percentile(values, 95):9.2f}{max(values, default=float('nan')):9.2f}"
+        )
+    print(
+        f"longest queue of heavy runs: {result['longest_queue']}; answers shared between "
+        f"sessions (single flight): {result['shared']}"
+    )
+    print(
+        f"moves that timed out ({MOVE_TIMEOUT_S:.0f} s): {len(record.failures)}; error elements "
+        f"seen: {record.errors_on_page}; tracebacks in the server log: {result['tracebacks']}; "
+        f"sessions crashed: {len(result['crashed'])}"
+    )
+    for line in result["crashed"][:3]:
+        print("  crashed:", line[:300])
+    if result["tracebacks"]:
+        first = result["log"].index("Traceback")
+        print("  first traceback in the server log:\n" + result["log"][first : first + 3000])
+    memory = result["memory"]
+    if memory:
+        step = max(1, len(memory) // 20)
+        print("server RSS (MiB) over time:")
+        print("  " + "  ".join(f"{t:.0f}s:{m:.0f}" for t, m in memory[::step]))
+        half = [m for t, m in memory if t >= memory[-1][0] / 2]
+        print(
+            f"  last half: min {min(half):.0f}, max {max(half):.0f}, "
+            f"first {half[0]:.0f} -> last {half[-1]:.0f} MiB "
+            f"(change {half[-1] - half[0]:+.0f} MiB, {100 * (half[-1] - half[0]) / half[0]:+.1f}%)"
+        )
+    for line in record.failures[:5]:
+        print("  timed out:", line)
+    moves = record.moves["preset"] + record.moves["computed"]
+    if record.failures:
+        moves = moves + [MOVE_TIMEOUT_S] * len(record.failures)
+    return percentile(moves, 95)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=8, help="browser sessions (students)")
+    parser.add_argument("--minutes", type=float, default=10.0, help="soak length; 0: one lap")
+    parser.add_argument(
+        "--sweep", default="", help="comma-separated N: one short run each, fresh server each"
+    )
+    parser.add_argument(
+        "--sweep-minutes", type=float, default=0.0, help="length of each sweep run; 0: one lap"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="CONVEXIFY_TORCH_THREADS of the server"
+    )
+    parser.add_argument(
+        "--webgl",
+        action="store_true",
+        help="let the benchmark's Chromium draw WebGL (3-D) charts in software; by default it "
+        "does not (--disable-3d-apis): students draw them on their own machines, and software "
+        "WebGL for N pages would load this machine, not the server",
+    )
+    args = parser.parse_args()
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+    env = {"CONVEXIFY_TORCH_THREADS": str(args.threads)}
+    print(
+        f"classroom benchmark on {os.cpu_count()} CPU(s), load average "
+        f"{os.getloadavg()[0]:.1f} at start; server env {env} plus the caller's"
+    )
+    if args.sweep:
+        best = 0
+        for n in [int(x) for x in args.sweep.split(",") if x]:
+            p95 = report(asyncio.run(class_run(n, args.sweep_minutes, env, args.webgl)))
+            if p95 < 3.0:
+                best = max(best, n)
+        print(f"\nlargest N with p95 (all moves) under 3 s: {best or 'none of those tried'}")
+    else:
+        report(asyncio.run(class_run(args.sessions, args.minutes, env, args.webgl)))
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
