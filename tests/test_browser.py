@@ -249,3 +249,39 @@ def test_lecture_mode_walks_through_the_studies(server, page) -> None:
     wait_for_run(page)
     assert page.get_by_text("Slide 2 of").count() == 1
     assert not error_texts(page), error_texts(page)
+
+
+def test_lab_opens_a_computed_surface(server, page, tmp_path) -> None:
+    """A surface computed headless by ``convexify surface`` opens in the Lab's figures."""
+    import numpy as np
+    import torch
+
+    from landscape import cli
+    from landscape.engine.nets import mlp
+
+    torch.manual_seed(0)
+    model = mlp(4, 3, [6], "tanh").eval()
+    batch = torch.export.Dim("batch")
+    program = torch.export.export(model, (torch.zeros(4, 4),), dynamic_shapes=({0: batch},))
+    torch.export.save(program, tmp_path / "model.pt2")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", X=rng.standard_normal((50, 4)), y=rng.integers(0, 3, 50))
+    surface = tmp_path / "surface.npz"
+    argv = ["surface", "--model", str(tmp_path / "model.pt2"), "--data"]
+    argv += [str(tmp_path / "data.npz"), "--loss", "cross_entropy", "--resolution", "11"]
+    argv += ["--slices", "9", "--out", str(surface), "--no-progress", "--threads", "1"]
+    assert cli.main(argv) == 0
+
+    page.goto(f"{server}/landscape_lab")
+    wait_for_run(page)
+    box = page.get_by_test_id("stExpander").filter(has_text="Open a computed surface")
+    box.get_by_text("Open a computed surface").click()
+    box.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(surface))
+    page.get_by_text("Showing the computed surface surface.npz").wait_for()
+    wait_for_run(page)
+    assert not error_texts(page), error_texts(page)
+    assert page.get_by_text("model.pt2").count() >= 1
+    charts = json.loads(chart_data(page))
+    assert len(charts) >= 2  # the surface with its contours, and the slices
+    types = {trace.get("type") for chart in charts for trace in chart}
+    assert "surface" in types and "contour" in types, types

@@ -427,8 +427,12 @@ def test_cli_surface_end_to_end(tmp_path, capsys) -> None:
     assert again.metadata["shards_computed"] == 0
     np.testing.assert_array_equal(again.loss, stored.loss)
     # the Lab opens it
-    result = lab.result_from_surface_file(out.read_bytes())
+    result, meta = lab.open_surface_file(out.read_bytes())
     np.testing.assert_array_equal(result.surface, stored.loss)
+    np.testing.assert_array_equal(result.slice_d2, stored.slice_d2)
+    np.testing.assert_array_equal(result.curvature_ratio, stored.curvature_ratio)
+    assert meta["model_sha256"] == stored.metadata["model_sha256"]
+    assert result.center_loss == stored.loss[4, 4] and result.n_samples == 60
 
 
 def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys) -> None:
@@ -469,3 +473,24 @@ def test_ray_address_from_the_environment(monkeypatch) -> None:
     monkeypatch.delenv(cluster.RAY_ADDRESS_VARIABLE)
     assert cluster.default_address() == ""
     assert os.environ.get(cluster.RAY_ADDRESS_VARIABLE) is None
+
+
+def test_compute_on_is_offered_with_ray_and_hidden_without(monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from ui.runner import clear_cache
+
+    app = str(Path(__file__).resolve().parents[1] / "app.py")
+    clear_cache()
+    monkeypatch.setenv(cluster.RAY_ADDRESS_VARIABLE, "ray://head:10001")
+    at = AppTest.from_file(app, default_timeout=120)
+    at.run()
+    labels = [r.label for r in at.radio]
+    assert "Compute on" in labels
+    at.radio(key="compute_on").set_value("Ray cluster").run()
+    assert at.session_state["settings"].compute_on == "ray://head:10001"
+    monkeypatch.setattr(cluster, "ray_available", lambda: False)
+    hidden = AppTest.from_file(app, default_timeout=120)
+    hidden.run()
+    assert "Compute on" not in [r.label for r in hidden.radio]
+    assert hidden.session_state["settings"].compute_on == ""

@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from landscape.engine import presets, results, serving, uploads
+from landscape.engine import cluster, presets, results, serving, uploads
 from ui.export import result_downloads
 
 log = logging.getLogger(__name__)
@@ -147,12 +147,16 @@ def _await(study: ModuleType, config: Any, key: tuple[str, Any]) -> Any:
     """
     cache = result_cache()
     queue = run_queue()
+    # the sidebar's "Compute on" (a Ray address, or "" for this machine): the run happens in a
+    # worker thread, so the setting is read here and set there
+    address = getattr(st.session_state.get("settings"), "compute_on", "") or None
 
     def compute(progress: serving.Progress) -> Any:
         done = cache.get(key)  # computed while this request was queued
         if done is not None:
             return done
-        answer = study.run(config, progress=progress)
+        with cluster.compute_on(address):
+            answer = study.run(config, progress=progress)
         cache.put(key, answer)
         return answer
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from landscape.engine import cluster
 from landscape.engine.device import available_devices, resolve_device
 from ui.runner import serving_stats
 
@@ -16,6 +17,7 @@ class Settings:
 
     device: str  # a concrete device name ("cpu", "cuda", "mps"), never "auto"
     seed: int
+    compute_on: str = ""  # "" (this machine) or the Ray address sweeps run at
 
 
 def shared_sidebar() -> Settings:
@@ -48,8 +50,38 @@ def shared_sidebar() -> Settings:
             help="Larger type, secondary controls folded away, and previous/next buttons that "
             "walk through the studies in order, like slides.",
         )
+        compute_on = compute_on_setting()
         about_box()
-    return Settings(device=device, seed=int(seed))
+    return Settings(device=device, seed=int(seed), compute_on=compute_on)
+
+
+RAY_CHOICES = ("this machine", "Ray cluster")
+
+
+def compute_on_setting() -> str:
+    """The "Compute on" control: ``""`` for this machine, else the Ray address the server's
+    operator set (``CONVEXIFY_RAY_ADDRESS``, default ``auto``: the cluster of ``ray start
+    --head`` on this machine, or a local one). Hidden when Ray is not installed.
+
+    The address is the operator's, never typed in the browser: results come back from the
+    cluster unpickled, so the server must only talk to a cluster it trusts.
+    """
+    if not cluster.ray_available():
+        return ""
+    address = cluster.default_address() or "auto"
+    choice = st.radio(
+        "Compute on",
+        RAY_CHOICES,
+        horizontal=True,
+        key="compute_on",
+        help="Where sweeps run (Width: width and depth sweeps; Branches: the (depth, I) grid "
+        f"and the gap-vs-I restarts): here, or as Ray tasks on the cluster at {address} "
+        "(set by the server's CONVEXIFY_RAY_ADDRESS). The numbers are the same.",
+    )
+    if choice == RAY_CHOICES[1]:
+        st.caption(f"Sweeps run on Ray at **{address}**")
+        return address
+    return ""
 
 
 def current_settings() -> Settings:

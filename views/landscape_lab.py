@@ -27,6 +27,23 @@ st.markdown(
     "surface is evaluated many grid points per pass (see benchmarks/surface.py)."
 )
 
+with st.expander("Open a computed surface"):
+    surface_upload = st.file_uploader(
+        "Surface file (.npz)",
+        type=["npz"],
+        key=KEY + "surface_file",
+        help="A surface computed headless by `convexify surface ... --out surface.npz` (any "
+        "model size, on a Ray cluster if you like), or this page's own Surface (NPZ) download: "
+        "drawn here with the Lab's figures instead of the controls' model. Checked before it "
+        "is drawn (at most 20 MiB, numbers only, never unpickled).",
+    )
+opened = None
+if surface_upload is not None:
+    try:
+        opened, opened_meta = study.open_surface_file(surface_upload.getvalue())
+    except ValueError as error:
+        st.error(f"{surface_upload.name}: {error}")
+
 top = st.columns(4)
 span = top[0].slider(
     "Range",
@@ -256,9 +273,54 @@ if upload_fields is not None:
         device=settings.device,
         **upload_fields,
     )
-result = run_study(study, config) if config is not None else None
+result = run_study(study, config) if config is not None and opened is None else None
 
-if result is not None and result.diverged:
+if opened is not None:
+    st.info(
+        f"Showing the computed surface {surface_upload.name}; remove the file (Open a computed "
+        "surface) to use the controls again."
+    )
+    cols = st.columns(4)
+    cols[0].metric("Loss at the centre", f"{opened.center_loss:.4g}")
+    if opened.n_parameters:
+        cols[1].metric("Parameters", f"{opened.n_parameters:,}")
+    if opened.n_samples:
+        cols[2].metric("Samples", f"{opened.n_samples:,}")
+    if opened_meta.get("surface_seconds") is not None:
+        cols[3].metric(
+            "Surface",
+            f"{opened.surface_seconds:.1f} s",
+            help=f"engine path: {opened.surface_method}",
+        )
+    described = [
+        f"{len(opened.alphas)} x {len(opened.betas)} grid",
+        f"model {opened.model_name} ({opened_meta.get('model_format', 'unknown format')}, "
+        f"SHA-256 {str(opened_meta.get('model_sha256', '?'))[:12]})",
+    ]
+    if "data_sha256" in opened_meta:
+        described.append(
+            f"data {opened_meta.get('data_file', '')} (SHA-256 {opened_meta['data_sha256'][:12]})"
+        )
+    if "directions" in opened_meta:
+        described.append(
+            f"{opened_meta['directions']} directions, seed {opened_meta.get('seed', '?')}"
+        )
+    st.caption("; ".join(described) + ".")
+    if "command" in opened_meta:
+        st.code(opened_meta["command"], language="bash")
+    show_figure(figures.lab_surface(opened, log_scale), "lab_surface")
+    left, right = st.columns(2)
+    with left:
+        if opened.slice_ts.size:
+            show_figure(figures.lab_slices(opened), "lab_slices")
+        else:
+            st.info("No 1-D slices in this file (convexify surface --slices N adds them).")
+    with right:
+        if opened.curvature_ratio.size:
+            show_figure(figures.lab_curvature(opened), "lab_curvature")
+        else:
+            st.info("No curvature map in this file (convexify surface --curvature N adds one).")
+elif result is not None and result.diverged:
     st.warning(result.message)
     show_figure(figures.lab_training(result), "lab_training")
 elif result is not None:

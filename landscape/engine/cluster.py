@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import importlib.util
 import io
 import json
 import math
@@ -59,12 +60,8 @@ R = TypeVar("R")
 
 
 def ray_available() -> bool:
-    """True when the optional package ``ray`` can be imported."""
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """True when the optional package ``ray`` is installed (found, not imported: cheap)."""
+    return importlib.util.find_spec("ray") is not None
 
 
 def connect(address: str | None = "auto") -> Any:
@@ -370,6 +367,7 @@ class SurfaceRun:
     computed: list[tuple[int, int]]  # shards computed by this call (the rest: from checkpoint)
     seconds: float
     backend: str  # "in-process" or "ray (N CPUs)"
+    shard_seconds: dict[tuple[int, int], float] = field(default_factory=dict)  # compute time
 
 
 def run_surface(
@@ -413,8 +411,11 @@ def run_surface(
     report = points_done or (lambda p: None)
     report(finished)
 
-    def arrived(start: int, stop: int, rows: np.ndarray) -> None:
+    shard_seconds: dict[tuple[int, int], float] = {}
+
+    def arrived(start: int, stop: int, rows: np.ndarray, seconds: float) -> None:
         nonlocal finished
+        shard_seconds[(start, stop)] = seconds
         Z[start:stop] = rows
         if store is not None:
             store.write(start, stop, rows)
@@ -424,21 +425,24 @@ def run_surface(
     if ray_module is None:
         for start, stop in missing:
             base = finished
+            began = time.perf_counter()
             rows = compute_rows(job, start, stop, lambda p, b=base: report(b + p))
-            arrived(start, stop, rows)
+            arrived(start, stop, rows, time.perf_counter() - began)
         backend = "in-process"
     else:
         _run_on_ray(ray_module, job, missing, arrived, max_retries, gpus_per_shard)
         backend = f"ray ({cluster_workers(ray_module)} CPUs)"
-    return SurfaceRun(Z, shards, missing, time.perf_counter() - started, backend)
+    seconds = time.perf_counter() - started
+    return SurfaceRun(Z, shards, missing, seconds, backend, shard_seconds)
 
 
 _WORKER_JOBS: dict[str, SurfaceJob] = {}
 
 
-def _shard_task(job_box: list[Any], start: int, stop: int) -> tuple[int, int, np.ndarray]:
-    """A Ray task: one shard. The job (in a list, so that Ray passes the reference unresolved)
-    is fetched from the object store once per worker and kept for the job's next shards."""
+def _shard_task(job_box: list[Any], start: int, stop: int) -> tuple[int, int, np.ndarray, float]:
+    """A Ray task: one shard, and the seconds its computation took. The job (in a list, so that
+    Ray passes the reference unresolved) is fetched from the object store once per worker and
+    kept for the job's next shards."""
     import ray
 
     reference = job_box[0]
@@ -448,14 +452,16 @@ def _shard_task(job_box: list[Any], start: int, stop: int) -> tuple[int, int, np
         job = ray.get(reference)
         _WORKER_JOBS.clear()
         _WORKER_JOBS[key] = job
-    return start, stop, compute_rows(job, start, stop)
+    began = time.perf_counter()
+    rows = compute_rows(job, start, stop)
+    return start, stop, rows, time.perf_counter() - began
 
 
 def _run_on_ray(
     ray_module: Any,
     job: SurfaceJob,
     shards: Sequence[tuple[int, int]],
-    arrived: Callable[[int, int, np.ndarray], None],
+    arrived: Callable[[int, int, np.ndarray, float], None],
     max_retries: int,
     gpus_per_shard: float,
 ) -> None:
@@ -471,8 +477,7 @@ def _run_on_ray(
             ready, _ = ray_module.wait(list(pending), num_returns=1)
             for reference in ready:
                 pending.pop(reference)
-                start, stop, rows = ray_module.get(reference)
-                arrived(start, stop, rows)
+                arrived(*ray_module.get(reference))
     finally:
         for reference in pending:
             ray_module.cancel(reference)

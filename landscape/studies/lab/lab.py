@@ -664,11 +664,15 @@ def surface_csv(result: Result) -> str:
     return "\n".join(lines) + "\n"
 
 
-def result_from_surface_file(data: bytes) -> Result:
+def open_surface_file(data: bytes) -> tuple[Result, dict]:
     """A surface file (`landscape.engine.surface_files`: written by ``convexify surface`` or the
-    Lab's own "Surface (NPZ)" download) as a ``Result`` the Lab's figures draw: the surface,
-    and the slices and curvature map when the file holds them; training, trajectory and
-    interpolation stay empty. Raises ``ValueError`` for a file that does not validate."""
+    Lab's own "Surface (NPZ)" download) as a ``Result`` the Lab's figures draw, and the file's
+    metadata (model and data digests, directions, seed, command; empty for a Lab download).
+
+    The Result holds the surface, and the slices and curvature map when the file has them;
+    training, trajectory, interpolation and the slice Hessian stay empty (NaN). Raises
+    ``ValueError`` for a file that does not validate (size, members, shapes, finiteness).
+    """
     opened = surface_files.load_surface(data)
     meta = opened.metadata
     i = int(np.argmin(np.abs(opened.alphas)))
@@ -678,7 +682,7 @@ def result_from_surface_file(data: bytes) -> Result:
     has_curvature = ratio.size > 0
     task = {"cross_entropy": "classification", "mse": "regression"}.get(meta.get("loss"), "")
     path = str(meta.get("engine_path", "")) + (f", {meta['backend']}" if "backend" in meta else "")
-    return Result(
+    result = Result(
         alphas=opened.alphas,
         betas=opened.betas,
         surface=opened.loss,
@@ -718,3 +722,4 @@ def result_from_surface_file(data: bytes) -> Result:
         diverged=False,
         message="",
     )
+    return result, meta
