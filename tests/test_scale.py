@@ -494,3 +494,23 @@ def test_compute_on_is_offered_with_ray_and_hidden_without(monkeypatch) -> None:
     hidden.run()
     assert "Compute on" not in [r.label for r in hidden.radio]
     assert hidden.session_state["settings"].compute_on == ""
+
+
+def test_small_resnet_shapes_and_hoisted_stem() -> None:
+    from landscape.engine.nets import SmallResNet
+    from landscape.engine.surface import path_taken
+
+    torch.manual_seed(0)
+    model = SmallResNet()
+    X = torch.rand(6, 784)
+    assert model(X).shape == (6, 10)
+    assert sum(p.numel() for p in model.parameters()) == 4026
+    problem = Problem(model, F.cross_entropy, X, torch.arange(6))
+    assert path_taken(problem) == "vmap, hoisted: stem (Conv2d)"
+    d1, d2 = random_directions(model, 0), random_directions(model, 1)
+    grid = np.array([-0.5, 0.5])
+    Z = surface_2d(problem, d1, d2, grid, grid)
+    looped = surface_2d(problem, d1, d2, grid, grid, method="loop")
+    np.testing.assert_allclose(Z, looped, rtol=1e-5)
+    with pytest.raises(ValueError, match="channels"):
+        SmallResNet(channels=0)
