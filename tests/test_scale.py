@@ -514,3 +514,21 @@ def test_small_resnet_shapes_and_hoisted_stem() -> None:
     np.testing.assert_allclose(Z, looped, rtol=1e-5)
     with pytest.raises(ValueError, match="channels"):
         SmallResNet(channels=0)
+
+
+def test_cli_streams_data_over_its_budget(tmp_path) -> None:
+    """Data over ``--data-budget`` is read from disk in batches: the same surface to rounding."""
+    model, X, y, _, _ = small_problem(torch.float32, n=300)
+    path = saved_models(tmp_path, model)["pt2"]
+    np.savez_compressed(tmp_path / "data.npz", X=X.astype(np.float32), y=y)
+    common = ["surface", "--model", str(path), "--data", str(tmp_path / "data.npz")]
+    common += ["--loss", "cross_entropy", "--resolution", "5", "--no-progress", "--threads", "1"]
+    assert cli.main([*common, "--out", str(tmp_path / "whole.npz")]) == 0
+    budget = str(40 * 28 / 2**20)  # 40 rows of 5 float32 + one int64 label per batch
+    streamed_argv = ["--out", str(tmp_path / "streamed.npz"), "--data-budget", budget]
+    assert cli.main([*common, *streamed_argv]) == 0
+    whole = surface_files.load_surface((tmp_path / "whole.npz").read_bytes())
+    streamed = surface_files.load_surface((tmp_path / "streamed.npz").read_bytes())
+    assert not whole.metadata["data_streamed"] and streamed.metadata["data_streamed"]
+    assert streamed.metadata["data_sha256"] == whole.metadata["data_sha256"]
+    np.testing.assert_allclose(streamed.loss, whole.loss, rtol=2e-6)
