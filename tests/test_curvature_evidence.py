@@ -99,9 +99,13 @@ def test_no_false_claim_over_a_sweep_of_models_points_and_budgets() -> None:
         eigenvalues = np.linalg.eigvalsh(H)
         scale = np.abs(eigenvalues).max()
         P = H.shape[0]
-        for budget in (3, 6, 20):
+        for budget, stop in ((3, False), (6, False), (20, False), (20, True)):
             e = cv.curvature_evidence(
-                Problem(model, loss_fn, X, y), point, max_iterations=budget, seed=seed + budget
+                Problem(model, loss_fn, X, y),
+                point,
+                max_iterations=budget,
+                seed=seed + budget,
+                stop_at_proof=stop,
             )
             where = f"{name} seed {seed} {label} budget {budget}"
             claims[e.state] += 1
@@ -128,7 +132,8 @@ def test_no_false_claim_over_a_sweep_of_models_points_and_budgets() -> None:
             v = exact.vector.numpy()
             assert v @ H @ v == pytest.approx(eigenvalues[0], rel=1e-6, abs=1e-12 * scale)
     # The sweep exercises all three states.
-    assert checked == len(CASES) * 3 * 3 * 4
+    print(f"claims over the sweep: {claims} of {checked} runs")
+    assert checked == len(CASES) * 3 * 3 * 5
     assert min(claims.values()) > 0, claims
 
 
@@ -285,6 +290,9 @@ def test_batches_give_the_one_batch_operator(kind: str) -> None:
         ) as op:
             torch.testing.assert_close(op.matvec(v), expected, rtol=1e-10, atol=1e-13)
             torch.testing.assert_close(op.gradient, gradient, rtol=1e-10, atol=1e-13)
+    rows = Problem(model, loss_fn, X, y, batch_rows=4)  # the Problem's own batching
+    with curvature_operator(rows, kind=kind) as op:
+        torch.testing.assert_close(op.matvec(v), expected, rtol=1e-10, atol=1e-13)
     one = cv.density(Problem(model, loss_fn, X, y), kind=kind, iterations=8, probes=3)
     batched = cv.density(
         Problem(model, loss_fn, X, y), kind=kind, iterations=8, probes=3, batch_size=6
@@ -336,6 +344,11 @@ def test_slq_moments_and_negative_mass_agree_with_the_exact_spectrum() -> None:
             assert abs(mean - np.mean(w**k)) < 4 * error, (case, k)
         exact_fraction = np.mean(w < -full.threshold)
         assert abs(full.negative_mass - exact_fraction) < 4 * full.negative_mass_error + 1e-12
+        # With m < P the negative mass counts eigenvalues below the resolution spread / m^2.
+        with curvature_operator(Problem(model, loss_fn, X, y)) as op:
+            mid = spectral_density(op.matvec, P, iterations=P // 2, probes=40, seed=seed)
+        exact_fraction = np.mean(w < -mid.threshold)
+        assert abs(mid.negative_mass - exact_fraction) < 4 * mid.negative_mass_error + 1e-12
         # the density integrates to one over its grid
         step = full.grid[1] - full.grid[0]
         assert float(full.density.sum() * step) == pytest.approx(1.0, abs=1e-3)

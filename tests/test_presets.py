@@ -41,7 +41,7 @@ def test_preset_is_current(entry) -> None:
         elif isinstance(b, np.ndarray):
             np.testing.assert_array_equal(a, b, err_msg=field.name)
         elif isinstance(b, float):
-            assert a == pytest.approx(b, rel=1e-6, abs=1e-9), field.name
+            assert a == pytest.approx(b, rel=1e-6, abs=1e-9, nan_ok=True), field.name
         else:
             assert a == b, field.name
 

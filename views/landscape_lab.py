@@ -1,5 +1,6 @@
 """Landscape Lab: train a model, then draw its loss surface, slices and curvature (MATH.md s. 5)."""
 
+import numpy as np
 import streamlit as st
 
 from landscape.studies.lab import figures
@@ -15,7 +16,9 @@ DIRECTION_LABELS = {
     "random": "random (Li et al.)",
     "pca": "PCA of the training trajectory",
     "three_models": "three trained models (Zhang et al.)",
+    "sharpest": "two sharpest directions (top Hessian eigenvectors)",
 }
+STATE_BOXES = {-1: st.warning, 0: st.info, 1: st.success}
 
 settings = current_settings()
 st.title("Landscape Lab")
@@ -227,13 +230,16 @@ with controls("Curvature and sub-sampling", expanded=False):
         "eigenvalues (0 switches the map off; the cost grows with its square).",
     )
     lanczos_iterations = cols[1].slider(
-        "Lanczos iterations",
+        "Lanczos budget",
         2,
-        40,
-        10,
+        study.MAX_LANCZOS,
+        60,
         key=KEY + "lanczos",
         bind="query-params",
-        help="Hessian-vector products per grid point; more give sharper extreme eigenvalues.",
+        help="At most this many Hessian-vector products per grid point: Lanczos stops earlier "
+        f"once both extreme Ritz residuals ||Hv - theta v|| are below {study.MAP_TOLERANCE:g} "
+        "max|theta|. Too few steps can miss negative curvature; a point is then marked "
+        "'none found', never 'convex'.",
     )
     sample_size = cols[2].number_input(
         "Sub-sample size (0 = all)",
@@ -335,7 +341,8 @@ elif result is not None:
     cols[4].metric(
         "Hessian trace (Hutchinson)",
         f"{result.hessian_trace:.3g}",
-        help=f"+/- {result.hessian_trace_error:.2g} (standard error, 30 probes)",
+        help=f"+/- {result.hessian_trace_error:.2g} (standard error, {study.TRACE_PRODUCTS} "
+        "probes); the curvature section compares Hutch++ and, for small models, the exact trace.",
     )
     st.markdown(
         "**What you are seeing.** Left, the training loss over the plane as a surface; right, "
@@ -423,6 +430,52 @@ elif result is not None:
             "centre. With ReLU the two columns can differ: the finite differences (step 1% of "
             "the range) also see the kinks of ReLU that the Hessian ignores."
         )
+    st.markdown("**What the curvature proves at the centre**")
+    if np.isfinite(result.centre_lambda_max):
+        STATE_BOXES[result.centre_state](figures.centre_state_text(result))
+        left, right = st.columns([3, 2])
+        with left:
+            show_figure(figures.lab_density(result), "lab_density")
+        with right:
+            show_figure(figures.lab_training_density(result), "lab_training_density")
+        exact_trace = (
+            f"{result.exact_trace:.4g}" if np.isfinite(result.exact_trace) else "(model too large)"
+        )
+        st.dataframe(
+            {
+                "trace estimator": ["Hutchinson", "Hutch++", "exact (dense Hessian)"],
+                "estimate": [
+                    f"{result.hessian_trace:.4g}",
+                    f"{result.hutchpp_trace:.4g}",
+                    exact_trace,
+                ],
+                "standard error": [
+                    f"{result.hessian_trace_error:.2g}",
+                    f"{result.hutchpp_trace_error:.2g}",
+                    "0",
+                ],
+                "Hessian-vector products": [
+                    str(study.TRACE_PRODUCTS),
+                    str(study.TRACE_PRODUCTS),
+                    f"{result.n_parameters:,}" if np.isfinite(result.exact_trace) else "",
+                ],
+            },
+            hide_index=True,
+        )
+        st.caption(
+            "The density is stochastic Lanczos quadrature: "
+            f"{study.DENSITY_PROBES} random probes of {study.DENSITY_ITERATIONS} Lanczos steps, "
+            "each node broadened by a Gaussian; the negative mass is the share of the spectrum "
+            "below -t, +/- its standard error over probes, where t = spread / steps^2 is the "
+            "quadrature's resolution (closer to zero it cannot tell an eigenvalue from zero; "
+            "along training: "
+            f"{study.TRAINING_PROBES} probes of {study.TRAINING_ITERATIONS} steps). Hutch++ "
+            "spends a third of its products on the top of the spectrum, which it takes exactly "
+            "(benchmarks/curvature.py measures the products each estimator needs for a given "
+            "error)."
+        )
+    else:
+        st.info("This result was saved before the curvature evidence existed: run it again.")
     show_figure(figures.lab_training(result), "lab_training")
 
 with st.expander("The theorem"):
@@ -447,10 +500,26 @@ with st.expander("The theorem"):
         r"\qquad \rho = 0 \iff \nabla^2 L \succeq 0 \text{ (locally convex)}"
     )
     st.markdown(
+        "What a computation can prove. A unit vector $v$ with $v^\\top H v < 0$ proves that the "
+        "point is not convex (the smallest eigenvalue is at most $v^\\top H v$); the Lab checks "
+        "the Ritz vector's Rayleigh quotient in float64. Lanczos' Ritz values lie inside the "
+        "spectrum, so a run that finds no such vector proves nothing; with $m$ steps from a "
+        "random start, Kuczynski and Wozniakowski (1992) bound what it can have missed:"
+    )
+    st.latex(
+        r"\Pr\left[\frac{\theta_{\min} - \lambda_{\min}}{\lambda_{\max} - \lambda_{\min}}"
+        r" \ge \varepsilon\right] \le 1.648\,\sqrt{P}\; e^{-\sqrt{\varepsilon}\,(2m - 1)}"
+    )
+    st.markdown(
+        "Only the exact eigenvalues (models of at most "
+        f"{study.EXACT_LIMIT:,} parameters, dense Hessian) can say *convex here*. Each Ritz "
+        "value $\\theta$ with residual $r = \\|Hv - \\theta v\\|$ has an eigenvalue in "
+        "$[\\theta - r, \\theta + r]$; Lanczos stops once the extreme residuals are small."
+    )
+    st.markdown(
         "Assumptions and limits: a 2-D slice can look convex while the full Hessian has "
         "negative eigenvalues (compare the slice's 2x2 Hessian with the map); ReLU networks are "
-        "only piecewise twice differentiable, so Hessians are taken where they exist; Lanczos' "
-        "Ritz values lie inside the spectrum, so few iterations under-estimate |lambda_min| and "
-        "lambda_max. The seed's theorem (duality gap <= 2 Delta_worst / I for I branches) is "
-        "measured on the Branches page."
+        "only piecewise twice differentiable, so Hessians are taken where they exist. The "
+        "seed's theorem (duality gap <= 2 Delta_worst / I for I branches) is measured on the "
+        "Branches page."
     )

@@ -74,6 +74,9 @@ DEFAULT_DELTA = 0.01
 # A Rayleigh quotient computed in float64 is wrong by at most ~1e-13 max|lambda| for the
 # networks here; claims need rho < -ROUNDING * max|theta|, a margin far above that.
 ROUNDING = 1e-9
+# A Ritz value below -PROOF_TRIGGER max|theta| in float32 is well beyond float32 rounding of the
+# products (~1e-6 relative): worth checking in float64.
+PROOF_TRIGGER = 1e-5
 STATES = ("negative", "none_found", "convex")
 STATE_CODES = {"negative": -1, "none_found": 0, "convex": 1}
 
@@ -189,6 +192,7 @@ def curvature_evidence(
     delta: float = DEFAULT_DELTA,
     kind: str = "hessian",
     batch_size: int | None = None,
+    stop_at_proof: bool = False,
 ) -> Evidence:
     """Negative curvature found, none found, or (P <= ``exact_limit``) convex here or not.
 
@@ -198,6 +202,9 @@ def curvature_evidence(
     residual ``<= tolerance * max|theta|`` or ``max_iterations`` steps; then both extreme Ritz
     vectors are applied once more in float64 (a float64 copy of the model), giving their
     Rayleigh quotients and true residuals; "negative" needs ``rho < -ROUNDING max|theta|``.
+    ``stop_at_proof`` ends the run as soon as ``theta_min < -PROOF_TRIGGER max|theta|`` (the
+    float64 check still decides): cheaper on a map, but ``lambda_min`` is then only an upper
+    bound on the exact one (Ritz values lie inside the spectrum).
     """
     if not 0 < delta < 1:
         raise ValueError(f"delta must be in (0, 1), got {delta}")
@@ -208,7 +215,15 @@ def curvature_evidence(
         return _exact_evidence(problem, point, kind, batch_size, delta)
     budget = min(int(max_iterations), dimension)
     with curvature_operator(problem, point, kind=kind, batch_size=batch_size) as op:
-        run = lanczos_run(op.matvec, dimension, budget, seed, op.device, tolerance=tolerance)
+        run = lanczos_run(
+            op.matvec,
+            dimension,
+            budget,
+            seed,
+            op.device,
+            tolerance=tolerance,
+            stop_when_negative=PROOF_TRIGGER if stop_at_proof else None,
+        )
         products = op.products
     ends = [run.ritz_vector(0), run.ritz_vector(run.iterations - 1)]
     with curvature_operator(
@@ -473,6 +488,7 @@ def curvature_map(
     delta: float = DEFAULT_DELTA,
     kind: str = "hessian",
     batch_size: int | None = None,
+    stop_at_proof: bool = False,
 ) -> CurvatureMap:
     """`curvature_evidence` at every grid point (``iterations`` is the Lanczos budget)."""
     alphas, betas = np.asarray(alphas, float), np.asarray(betas, float)
@@ -497,6 +513,7 @@ def curvature_map(
                 delta=delta,
                 kind=kind,
                 batch_size=batch_size,
+                stop_at_proof=stop_at_proof,
             )
             fields["lambda_min"][i, j], fields["lambda_max"][i, j] = e.lambda_min, e.lambda_max
             fields["state"][i, j], fields["rayleigh"][i, j] = e.code, e.rayleigh

@@ -70,6 +70,7 @@ def lanczos_run(
     k: int = 1,
     min_iterations: int = 2,
     start: torch.Tensor | None = None,
+    stop_when_negative: float | None = None,
 ) -> Lanczos:
     """Lanczos with full re-orthogonalisation, stopped by the Ritz residuals or the budget.
 
@@ -77,6 +78,8 @@ def lanczos_run(
     ``tolerance``, as soon as every wanted Ritz pair has residual ``<= tolerance * max_j
     |theta_j|``: ``wanted="extremes"`` the smallest and the largest, ``"largest"`` the ``k``
     largest, ``"none"`` never (run the budget). ``start`` (P,) replaces the random start.
+    ``stop_when_negative`` (relative, e.g. 1e-5) also stops once ``theta_min < -stop_when_negative
+    * max|theta|``: enough to hand a candidate proof of negative curvature to the caller.
     """
     if int(max_iterations) != max_iterations or not 1 <= max_iterations <= dimension:
         raise ValueError(f"iterations must be an integer in [1, {dimension}], got {max_iterations}")
@@ -118,7 +121,8 @@ def lanczos_run(
         converged = (
             tolerance is not None and enough and bool(np.all(wanted_residuals <= tolerance * scale))
         )
-        if exhausted or converged or m == max_iterations:
+        found = stop_when_negative is not None and theta[0] < -stop_when_negative * scale
+        if exhausted or converged or found or m == max_iterations:
             break
         betas.append(beta)
         basis[m] = w / beta

@@ -12,10 +12,11 @@ parameters in the order of ``model.named_parameters()``):
   of sample i's loss (``loss_fn`` applied to that sample alone), always PSD.
 
 ``loss_fn(outputs, targets)`` must be the mean over the n samples of a per-sample loss (as every
-loss of the project is). Data in batches: with ``batch_size`` the products are sums over
-mini-batches, batch ``b`` weighted by its share ``n_b / n`` of the samples, so the operator is the
-one of the whole data set (equal to the one-batch operator up to float rounding) while only one
-batch's graph is held at a time. The model is evaluated in eval mode and left unchanged.
+loss of the project is). Data in batches (``batch_size``, or the `Problem`'s ``batch_rows``):
+the products are sums over mini-batches, batch ``b`` weighted by its share ``n_b / n`` of the
+samples, so the operator is the one of the whole data set (equal to the one-batch operator up to
+float rounding) while only one batch's graph is held at a time. The model is evaluated in eval
+mode and left unchanged.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def curvature_operator(
 ) -> Iterator[Operator]:
     """Yield the `Operator` of ``kind`` (see the module docstring) at ``point``.
 
-    ``point`` defaults to the model's parameters. ``dtype`` (e.g. ``torch.float64``) evaluates a
+    ``point`` defaults to the model's parameters; ``batch_size`` to the problem's
+    ``batch_rows`` (None: one batch). ``dtype`` (e.g. ``torch.float64``) evaluates a
     copy of the model and the data in that precision; by default the problem's own. With one
     batch the graph is built once and every product is one backward pass through it; with
     ``batch_size`` each product rebuilds each batch's graph (twice the work, a batch's memory).
@@ -109,7 +111,8 @@ def curvature_operator(
     n = problem.n_samples
     names = list(reference)
     dimension = sum(t.numel() for t in reference.values())
-    size = n if batch_size is None else min(int(batch_size), n)
+    rows = problem.batch_rows if batch_size is None else int(batch_size)
+    size = n if rows is None else min(rows, n)
     bounds = [(start, min(start + size, n)) for start in range(0, n, size)]
     with eval_mode(model), _leaves(model, point, names) as (leaves, forward):
         if len(bounds) == 1:

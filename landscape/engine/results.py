@@ -45,9 +45,19 @@ def result_to_arrays(result: Any) -> dict[str, np.ndarray]:
 
 
 def result_from_arrays(result_cls: type, arrays: dict[str, Any]) -> Any:
-    """Rebuild a ``Result`` from `result_to_arrays` output: 0-d arrays become Python scalars."""
+    """Rebuild a ``Result`` from `result_to_arrays` output: 0-d arrays become Python scalars.
+
+    A field missing from ``arrays`` takes its default when it has one (fields added to a
+    ``Result`` after a run file was saved); otherwise it is a ``ValueError``.
+    """
     values = {}
     for f in dataclasses.fields(result_cls):
+        if f.name not in arrays and f.default_factory is not dataclasses.MISSING:
+            values[f.name] = f.default_factory()  # a field added after the file was saved
+            continue
+        if f.name not in arrays and f.default is not dataclasses.MISSING:
+            values[f.name] = f.default
+            continue
         if f.name not in arrays:
             raise ValueError(f"the saved result lacks the field {f.name!r}")
         array = np.asarray(arrays[f.name])

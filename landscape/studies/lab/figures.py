@@ -279,20 +279,152 @@ def lab_interpolation(result: Result) -> go.Figure:
     return fig
 
 
+STATE_NAMES = {-1: "negative curvature found", 0: "none found", 1: "convex here (exact)"}
+STATE_MARKERS = {-1: ("x", "#d62728"), 0: ("circle-open", "#7f7f7f"), 1: ("circle", "#2ca02c")}
+
+
+def centre_state_text(result: Result) -> str:
+    """The centre's curvature evidence in one sentence (numbers from the Result only)."""
+    if result.centre_state == -1 and result.centre_exact:
+        return (
+            f"Not convex here: the exact lambda_min is {result.centre_lambda_min:.3g} "
+            f"(lambda_max {result.centre_lambda_max:.3g}; dense Hessian of "
+            f"{result.n_parameters:,} parameters)."
+        )
+    if result.centre_state == 1:
+        return (
+            f"Convex here: the exact lambda_min is {result.centre_lambda_min:.3g} >= 0 up to "
+            f"rounding (lambda_max {result.centre_lambda_max:.3g})."
+        )
+    if result.centre_state == -1:
+        return (
+            f"Negative curvature found: a Ritz vector v has v^T H v = "
+            f"{result.centre_rayleigh:.3g} < 0 (float64), after {result.centre_iterations} "
+            f"Lanczos steps; an eigenvalue lies within {result.centre_residual:.2g} of it."
+        )
+    bound = (
+        f"with probability >= 99% lambda_min >= {result.centre_bound:.3g}"
+        if np.isfinite(result.centre_bound)
+        else "too few steps for a probabilistic bound"
+    )
+    return (
+        f"None found: after {result.centre_iterations} Lanczos steps the smallest Ritz value is "
+        f"{result.centre_lambda_min:.3g}, which does not prove convexity; {bound} "
+        "(Kuczynski-Wozniakowski)."
+    )
+
+
 def lab_curvature(result: Result) -> go.Figure:
-    """The map of ``|lambda_min / lambda_max|`` of the full Hessian on the coarse grid."""
+    """The map of ``|lambda_min / lambda_max|`` with each point's evidence as a marker."""
     top = float(max(1.0, np.nanmax(result.curvature_ratio))) if result.curvature_ratio.size else 1
-    return heatmap(
+    hover = {"lambda_min": result.lambda_min, "lambda_max": result.lambda_max}
+    fig = heatmap(
         result.curvature_alphas,
         result.curvature_betas,
         result.curvature_ratio,
-        title="Curvature: |lambda_min / lambda_max| of the Hessian (0 = locally convex)",
+        title="Curvature: |lambda_min / lambda_max| of the Hessian, and what is proven",
         colorbar_title="|min/max|",
         colorscale="Blues",
         zmin=0.0,
         zmax=top,
-        hover={"lambda_min": result.lambda_min, "lambda_max": result.lambda_max},
+        hover=hover,
     )
+    if result.curvature_state.shape != result.curvature_ratio.shape:
+        return fig  # a run file saved before the evidence existed
+    A, B = np.meshgrid(result.curvature_alphas, result.curvature_betas, indexing="ij")
+    for code, name in STATE_NAMES.items():
+        mask = result.curvature_state == code
+        if not mask.any():
+            continue
+        symbol, color = STATE_MARKERS[code]
+        custom = np.stack(
+            [
+                result.curvature_rayleigh[mask],
+                result.curvature_bound[mask],
+                result.curvature_iterations[mask],
+            ],
+            axis=-1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=float32(A[mask]),
+                y=float32(B[mask]),
+                mode="markers",
+                marker={"symbol": symbol, "color": color, "size": 11, "line": {"width": 2}},
+                name=name,
+                customdata=float32(custom),
+                hovertemplate=(
+                    f"{name}<br>v^T H v %{{customdata[0]:.3g}}<br>"
+                    "bound (p >= 0.99) %{customdata[1]:.3g}<br>steps %{customdata[2]:.0f}"
+                    "<extra></extra>"
+                ),
+            )
+        )
+    fig.update_layout(legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def lab_density(result: Result) -> go.Figure:
+    """The Hessian's eigenvalue density at the centre (SLQ, Gaussian broadening), with the exact
+    eigenvalues' histogram when the model was small enough for the dense Hessian."""
+    fig = go.Figure()
+    if len(result.exact_eigenvalues):
+        fig.add_trace(
+            go.Histogram(
+                x=float32(result.exact_eigenvalues),
+                histnorm="probability density",
+                nbinsx=80,
+                name="exact eigenvalues",
+                marker={"color": "#bbbbbb"},
+                opacity=0.7,
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=float32(result.density_grid),
+            y=float32(result.density),
+            mode="lines",
+            name="SLQ density",
+            line={"color": LINE_COLORS[0]},
+        )
+    )
+    fig.add_vline(x=0.0, line={"dash": "dot", "color": "#d62728"})
+    fig.update_layout(
+        title=(
+            "Hessian eigenvalue density at the centre: share below "
+            f"-{result.negative_threshold:.2g}: {result.negative_mass:.3g} "
+            f"+/- {result.negative_mass_error:.2g}"
+        ),
+        xaxis_title="eigenvalue",
+        yaxis_title="density",
+        height=380,
+        legend={"orientation": "h", "y": -0.25},
+    )
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def lab_training_density(result: Result) -> go.Figure:
+    """The negative mass of the Hessian's spectrum (SLQ) at checkpoints along training."""
+    fig = go.Figure(
+        go.Scatter(
+            x=float32(result.training_epochs),
+            y=float32(result.training_negative_mass),
+            customdata=float32(result.training_negative_threshold),
+            hovertemplate="epoch %{x}<br>share below -%{customdata:.2g}: %{y:.3g}<extra></extra>",
+            error_y={"type": "data", "array": float32(result.training_negative_mass_error)},
+            mode="lines+markers",
+            name="negative mass",
+            line={"color": LINE_COLORS[1]},
+        )
+    )
+    fig.update_layout(
+        title="Share of the Hessian's spectrum below zero along training (SLQ, +/- std error)",
+        xaxis_title="epoch",
+        yaxis_title="negative mass",
+        height=380,
+    )
+    return fig
 
 
 def lab_training(result: Result) -> go.Figure:

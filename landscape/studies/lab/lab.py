@@ -3,7 +3,14 @@
 A built-in ``MultiBranchNet`` (seed eq. 16) or MLP, or an uploaded ONNX model, is trained
 full-batch with Adam on digits, iris, moons or an uploaded table. The plane of the surface is
 spanned by two random directions (filter-, layer- or un-normalised; Li et al. 2018), the top two
-principal directions of the training trajectory, or three trained models (Zhang et al. 2019).
+principal directions of the training trajectory, three trained models (Zhang et al. 2019), or
+the two sharpest directions (the Hessian's top two eigenvectors at the trained weights).
+
+Curvature comes with its evidence (`landscape.engine.curvature.curvature_evidence`): negative
+curvature found (a vector proves it), none found (with a probabilistic bound), or, for a model
+of at most ``EXACT_LIMIT`` parameters, convex here or not from the exact eigenvalues. The
+Hessian's eigenvalue density (stochastic Lanczos quadrature) is drawn at the centre and its
+negative mass along training.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,8 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.engine import datasets, surface_files, uploads
+from landscape.engine import curvature, datasets, surface_files, uploads
 from landscape.engine.curvature import (
+    CurvatureMap,
     curvature_map,
     hutchinson_trace,
     slice_hessian,
@@ -54,12 +62,22 @@ from landscape.engine.validation import check_choice, check_integer, check_numbe
 
 MODELS = ("multibranch", "mlp", "upload")
 DATASETS = ("digits", "iris", "moons", "upload")
-DIRECTIONS = ("random", "pca", "three_models")
+DIRECTIONS = ("random", "pca", "three_models", "sharpest")
 SLICE_POINTS = 61
 INTERPOLATION_TS = np.linspace(-0.5, 1.5, 41)
 BAND_REPEATS = 5
 MOONS_SAMPLES = 400
 MAX_CHECKPOINTS = 60
+EXACT_LIMIT = 2000  # dense Hessian at the centre up to this many parameters
+CENTRE_BUDGET = curvature.DEFAULT_BUDGET  # Lanczos steps at most for the centre's evidence
+# The map stops each point once both extreme Ritz residuals are <= 1e-3 max|theta| (lambda_min
+# to about 1% on the default preset in ~20 steps; 1e-4 there needs the whole budget, 7x the
+# time); the centre uses curvature.DEFAULT_TOLERANCE = 1e-4.
+MAP_TOLERANCE = 1e-3
+MAX_LANCZOS = 200
+TRACE_PRODUCTS = 30  # for Hutchinson and for Hutch++
+DENSITY_PROBES, DENSITY_ITERATIONS = 6, 30  # SLQ at the centre
+TRAINING_POINTS, TRAINING_PROBES, TRAINING_ITERATIONS = 5, 3, 15  # SLQ along training
 
 Progress = Callable[[float, str], None]
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -88,7 +106,7 @@ class Config:
     resolution: int = 31
     sample_size: int = 0  # 0: all samples; else 1-D slices show mean +/- std over sub-samples
     curvature_resolution: int = 5  # 0 switches the curvature map off
-    lanczos_iterations: int = 10
+    lanczos_iterations: int = 60  # the Lanczos budget per map point (stops early on residuals)
     seed: int = 0
     device: str = "auto"
 
@@ -111,7 +129,7 @@ class Config:
         check_integer("sample_size", self.sample_size, 0, uploads.MAX_ROWS)
         if self.curvature_resolution != 0:
             check_integer("curvature_resolution", self.curvature_resolution, 2, 15)
-        check_integer("lanczos_iterations", self.lanczos_iterations, 2, 60)
+        check_integer("lanczos_iterations", self.lanczos_iterations, 2, MAX_LANCZOS)
         if self.model == "upload" and not _DIGEST.match(self.model_upload):
             raise ValueError("model_upload must name an uploaded ONNX file: upload one")
         if self.dataset == "upload" and not (
@@ -197,16 +215,56 @@ class Training:
     model_name: str
 
 
-@dataclass
-class Result(Training, Curvature, Slices, Plane, Surface):
-    """Surface, slices, interpolation and curvature of one trained model (NumPy only).
+def _empty(*shape: int) -> np.ndarray:
+    return np.zeros(shape)
 
-    The fields are those of `Surface`, `Plane`, `Slices`, `Curvature` and `Training`, in that
-    order, then ``diverged`` and ``message``.
+
+@dataclass
+class Evidence:
+    """What the curvature proves, the spectrum and the traces (group of `Result`).
+
+    Added after run files were first saved: every field has a default (empty arrays, NaN), so
+    older run files load. States: -1 negative curvature found, 0 none found, 1 convex here.
     """
 
-    diverged: bool
-    message: str
+    curvature_state: np.ndarray = field(default_factory=lambda: _empty(0, 0))  # (C, C)
+    curvature_rayleigh: np.ndarray = field(default_factory=lambda: _empty(0, 0))  # (C, C)
+    curvature_bound: np.ndarray = field(default_factory=lambda: _empty(0, 0))  # (C, C), p 0.99
+    curvature_iterations: np.ndarray = field(default_factory=lambda: _empty(0, 0))  # (C, C)
+    centre_state: int = 0
+    centre_exact: bool = False  # from the dense Hessian's eigenvalues
+    centre_lambda_min: float = float("nan")  # smallest Ritz value, or exact eigenvalue
+    centre_lambda_max: float = float("nan")
+    centre_rayleigh: float = float("nan")  # v^T H v of the smallest Ritz vector, in float64
+    centre_residual: float = float("nan")  # ||H v - rho v||: an eigenvalue lies that close
+    centre_bound: float = float("nan")  # lambda_min >= bound with probability >= 0.99
+    centre_iterations: int = 0
+    sharpest: np.ndarray = field(default_factory=lambda: _empty(0))  # (2,) top eigenvalues
+    exact_eigenvalues: np.ndarray = field(default_factory=lambda: _empty(0))  # (P,) if small
+    density_grid: np.ndarray = field(default_factory=lambda: _empty(0))  # (G,)
+    density: np.ndarray = field(default_factory=lambda: _empty(0))  # (G,) SLQ at the centre
+    negative_mass: float = float("nan")  # SLQ share of the spectrum below 0
+    negative_mass_error: float = float("nan")  # its standard error over probes
+    negative_threshold: float = float("nan")  # the mass counts eigenvalues below -threshold
+    training_epochs: np.ndarray = field(default_factory=lambda: _empty(0))  # (T,)
+    training_negative_mass: np.ndarray = field(default_factory=lambda: _empty(0))  # (T,)
+    training_negative_mass_error: np.ndarray = field(default_factory=lambda: _empty(0))  # (T,)
+    training_negative_threshold: np.ndarray = field(default_factory=lambda: _empty(0))  # (T,)
+    hutchpp_trace: float = float("nan")  # Hutch++ with as many products as Hutchinson
+    hutchpp_trace_error: float = float("nan")
+    exact_trace: float = float("nan")  # of the dense Hessian, when P <= EXACT_LIMIT
+
+
+@dataclass
+class Result(Evidence, Training, Curvature, Slices, Plane, Surface):
+    """Surface, slices, interpolation and curvature of one trained model (NumPy only).
+
+    The fields are those of `Surface`, `Plane`, `Slices`, `Curvature`, `Training` and
+    `Evidence`, in that order, then ``diverged`` and ``message``.
+    """
+
+    diverged: bool = False
+    message: str = ""
 
     @classmethod
     def of(
@@ -216,9 +274,10 @@ class Result(Training, Curvature, Slices, Plane, Surface):
         slices: Slices,
         curvature: Curvature,
         training: Training,
+        evidence: Evidence,
     ) -> Result:
         """The result of a run that went through: the union of its groups' fields."""
-        groups = (surface, plane, slices, curvature, training)
+        groups = (surface, plane, slices, curvature, training, evidence)
         values = {name: v for group in groups for name, v in _values(group).items()}
         return cls(**values, diverged=False, message="")
 
@@ -299,8 +358,8 @@ def _run(config: Config, report: Progress, threads_at_start: int) -> Result:
         return _diverged(config, data, error.message, error.model, error.history)
     model = trained.models[0]
     report(0.4, "Directions")
-    frame = _frame(config, trained)
     problem = Problem(model, data.loss_fn, data.X_t, data.y_t)
+    frame = _frame(config, trained, problem)
     report(0.45, "Loss surface")
     surface = _surface(problem, frame, threads_at_start)
     if not np.all(np.isfinite(surface.surface)):
@@ -309,8 +368,9 @@ def _run(config: Config, report: Progress, threads_at_start: int) -> Result:
     plane = _plane(problem, frame)
     report(0.7, "Slices and interpolation")
     slices = _slices(config, problem, frame, trained.start)
-    report(0.8, "Curvature")
-    curvature = _curvature(config, problem, frame, report)
+    report(0.75, "Curvature")
+    curvature, cmap = _curvature(config, problem, frame, report)
+    evidence = _evidence(config, problem, frame, trained, cmap, report)
     report(1.0, "Done")
     training = Training(
         loss_history=trained.history,
@@ -320,7 +380,7 @@ def _run(config: Config, report: Progress, threads_at_start: int) -> Result:
         task=data.task,
         model_name=_model_name(config, data.X.shape[1:], data.outputs),
     )
-    return Result.of(surface, plane, slices, curvature, training)
+    return Result.of(surface, plane, slices, curvature, training, evidence)
 
 
 def _prepare(config: Config) -> _Data:
@@ -354,9 +414,10 @@ def _train_models(config: Config, data: _Data, report: Progress) -> _Trained:
     return _Trained(models, history, trajectory, start)
 
 
-def _frame(config: Config, trained: _Trained) -> _Frame:
+def _frame(config: Config, trained: _Trained, problem: Problem) -> _Frame:
     """The plane of the configured kind, and its extent: ``span`` times 1 (random directions),
-    1.2 times the farthest checkpoint (PCA) or 1.3 times the farthest model (three models)."""
+    1.2 times the farthest checkpoint (PCA), 1.3 times the farthest model (three models), or
+    `_sharpest_radius` (the two sharpest directions, unit eigenvectors of the Hessian)."""
     model = trained.models[0]
     no_points = np.zeros((0, 2))
     if config.directions == "random":
@@ -373,11 +434,17 @@ def _frame(config: Config, trained: _Trained) -> _Frame:
             no_points,
         )
         radius = 1.2 * float(np.abs(pca_coords).max())
-    else:
+    elif config.directions == "three_models":
         plane = three_model_plane(trained.models)
         center, d1, d2 = plane.center, plane.d1, plane.d2
         pca_coords, explained, plane_points = no_points, np.zeros(2), plane.coordinates
         radius = 1.3 * float(np.abs(plane_points).max())
+    else:
+        center = parameters_of(model)
+        pairs = curvature.top_eigenpairs(problem, center, k=2, seed=config.seed)
+        d1, d2 = pairs.vectors
+        pca_coords, explained, plane_points = no_points, np.zeros(2), no_points
+        radius = _sharpest_radius(problem, center, d1, float(pairs.values[0]))
     extent = config.span * max(radius, 1e-6)
     grid = np.linspace(-extent, extent, config.resolution)
     return _Frame(center, d1, d2, extent, grid, pca_coords, explained, plane_points)
@@ -397,6 +464,17 @@ def _surface(problem: Problem, frame: _Frame, threads: int) -> Surface:
         surface_seconds=seconds,
         center_loss=float(_on_plane(problem, frame, np.zeros((1, 2)))[0]),
     )
+
+
+def _sharpest_radius(problem: Problem, center: Params, d1: Params, top: float) -> float:
+    """Half-width of the plane along the sharpest directions (unit vectors): where the quadratic
+    model ``L0 + top r^2 / 2`` has risen by ``max(L0, 1e-3)`` (the loss about doubles along d1),
+    at most the norm of the weights."""
+    loss = float(surface_points(problem, d1, d1, np.zeros((1, 2)), center=center)[0])
+    weights = max(float(torch.cat([t.reshape(-1) for t in center.values()]).double().norm()), 1e-3)
+    if top <= 0:
+        return weights
+    return float(min(np.sqrt(2 * max(loss, 1e-3) / top), weights))
 
 
 def _on_plane(problem: Problem, frame: _Frame, coords: np.ndarray) -> np.ndarray:
@@ -435,13 +513,16 @@ def _slices(config: Config, problem: Problem, frame: _Frame, start: Params) -> S
     return Slices(ts, line1, line2, std1, std2, interpolation_ts, interpolation)
 
 
-def _curvature(config: Config, problem: Problem, frame: _Frame, report: Progress) -> Curvature:
+def _curvature(
+    config: Config, problem: Problem, frame: _Frame, report: Progress
+) -> tuple[Curvature, CurvatureMap | None]:
     """The slice Hessian (exact and by differences), Hutchinson's trace with 30 probes, and the
-    Lanczos extremes on a ``curvature_resolution``-square grid (none when it is 0)."""
+    curvature evidence on a ``curvature_resolution``-square grid (none when it is 0): Lanczos
+    with the residual rule at `MAP_TOLERANCE` and a budget of ``lanczos_iterations`` steps."""
     center, d1, d2 = frame.center, frame.d1, frame.d2
     H2 = slice_hessian(problem, d1, d2, center)
     H2_fd = _slice_hessian_by_differences(problem, d1, d2, center, frame.extent)
-    trace, trace_error = hutchinson_trace(problem, center, samples=30, seed=config.seed)
+    trace, trace_error = hutchinson_trace(problem, center, samples=TRACE_PRODUCTS, seed=config.seed)
     c = config.curvature_resolution
     coarse = np.linspace(-frame.extent, frame.extent, c) if c else np.zeros(0)
     if c:
@@ -455,11 +536,13 @@ def _curvature(config: Config, problem: Problem, frame: _Frame, report: Progress
             iterations=min(config.lanczos_iterations, _size(problem.model)),
             seed=config.seed,
             progress=lambda f, s: report(0.85 + 0.15 * f, s),
+            tolerance=MAP_TOLERANCE,
         )
         lo, hi, ratio = cmap.lambda_min, cmap.lambda_max, cmap.ratio
     else:
+        cmap = None
         lo = hi = ratio = np.zeros((0, 0))
-    return Curvature(
+    group = Curvature(
         curvature_alphas=coarse,
         curvature_betas=coarse,
         lambda_min=lo,
@@ -472,6 +555,146 @@ def _curvature(config: Config, problem: Problem, frame: _Frame, report: Progress
         hessian_trace=trace,
         hessian_trace_error=trace_error,
     )
+    return group, cmap
+
+
+def _evidence(
+    config: Config,
+    problem: Problem,
+    frame: _Frame,
+    trained: _Trained,
+    cmap: CurvatureMap | None,
+    report: Progress,
+) -> Evidence:
+    """The centre's evidence (`_centre_curvature`), Hutch++, the SLQ density at the centre and
+    its negative mass along training, and the map's states."""
+    center = frame.center
+    report(0.76, "Curvature at the centre")
+    centre = _centre_curvature(problem, center, config.seed)
+    plus = curvature.trace(
+        problem, center, method="hutch++", products=TRACE_PRODUCTS, seed=config.seed
+    )
+    report(0.78, "Spectral density")
+    spectrum = curvature.density(
+        problem,
+        center,
+        iterations=min(DENSITY_ITERATIONS, _size(problem.model)),
+        probes=DENSITY_PROBES,
+        seed=config.seed,
+    )
+    epochs, masses, errors, thresholds = _density_along_training(
+        problem,
+        trained.trajectory,
+        config,
+        lambda f: report(0.8 + 0.05 * f, "Density along training"),
+    )
+    sharpest = np.zeros(0)
+    if config.directions == "sharpest":
+        sharpest = np.array(
+            [curvature.slice_hessian(problem, frame.d1, frame.d2, center)[i, i] for i in range(2)]
+        )
+    return Evidence(
+        curvature_state=cmap.state if cmap else np.zeros((0, 0), dtype=np.int64),
+        curvature_rayleigh=cmap.rayleigh if cmap else np.zeros((0, 0)),
+        curvature_bound=cmap.bound if cmap else np.zeros((0, 0)),
+        curvature_iterations=cmap.iterations.astype(np.float64) if cmap else np.zeros((0, 0)),
+        centre_state=int(centre["state"]),
+        centre_exact=bool(centre["exact"]),
+        centre_lambda_min=float(centre["lambda_min"]),
+        centre_lambda_max=float(centre["lambda_max"]),
+        centre_rayleigh=float(centre["rayleigh"]),
+        centre_residual=float(centre["residual"]),
+        centre_bound=float(centre["bound"]),
+        centre_iterations=int(centre["iterations"]),
+        sharpest=sharpest,
+        exact_eigenvalues=centre["eigenvalues"],
+        density_grid=spectrum.grid,
+        density=spectrum.density,
+        negative_mass=spectrum.negative_mass,
+        negative_mass_error=spectrum.negative_mass_error,
+        negative_threshold=spectrum.threshold,
+        training_epochs=epochs,
+        training_negative_mass=masses,
+        training_negative_mass_error=errors,
+        training_negative_threshold=thresholds,
+        hutchpp_trace=plus.estimate,
+        hutchpp_trace_error=plus.error,
+        exact_trace=float(centre["trace"]),
+    )
+
+
+def _centre_curvature(problem: Problem, center: Params, seed: int) -> dict:
+    """The evidence at the centre: exact eigenvalues (and trace) up to ``EXACT_LIMIT``
+    parameters, else Lanczos with the residual rule and ``CENTRE_BUDGET`` steps."""
+    n = sum(p.numel() for p in problem.model.parameters())
+    eigenvalues, exact_trace = np.zeros(0), float("nan")
+    if n <= EXACT_LIMIT:
+        with curvature.curvature_operator(problem, center, dtype=torch.float64) as op:
+            H = op.matrix().cpu()
+        eigenvalues = torch.linalg.eigvalsh(H).numpy()
+        exact_trace = float(np.trace(H.numpy()))
+        low, high = float(eigenvalues[0]), float(eigenvalues[-1])
+        margin = 100 * n * float(np.finfo(np.float64).eps) * max(abs(low), abs(high))
+        return {
+            "n": n,
+            "state": -1 if low < -margin else 1,
+            "exact": True,
+            "lambda_min": low,
+            "lambda_max": high,
+            "rayleigh": low,
+            "residual": 0.0,
+            "bound": low,
+            "epsilon": 0.0,
+            "iterations": 0,
+            "eigenvalues": eigenvalues,
+            "trace": exact_trace,
+        }
+    e = curvature.curvature_evidence(problem, center, max_iterations=CENTRE_BUDGET, seed=seed)
+    return {
+        "n": n,
+        "state": e.code,
+        "exact": False,
+        "lambda_min": e.lambda_min,
+        "lambda_max": e.lambda_max,
+        "rayleigh": e.rayleigh,
+        "residual": e.residual_min,
+        "bound": e.bound,
+        "epsilon": e.epsilon,
+        "iterations": e.iterations,
+        "eigenvalues": eigenvalues,
+        "trace": exact_trace,
+    }
+
+
+def _density_along_training(
+    problem: Problem,
+    trajectory: list[Params],
+    config: Config,
+    report: Callable[[float], None],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """SLQ negative mass, its standard error and its resolution threshold at
+    ``TRAINING_POINTS`` checkpoints spread evenly over training, from the initial weights to
+    the trained ones; and their epochs, each (T,)."""
+    every = max(1, config.epochs // MAX_CHECKPOINTS)
+    epochs = [0] + [
+        e + 1 for e in range(config.epochs) if (e + 1) % every == 0 or e + 1 == config.epochs
+    ]
+    epochs = epochs[: len(trajectory)]
+    picks = np.unique(np.linspace(0, len(trajectory) - 1, TRAINING_POINTS).round().astype(int))
+    n = sum(p.numel() for p in problem.model.parameters())
+    masses, errors, thresholds = (np.empty(len(picks)) for _ in range(3))
+    for k, index in enumerate(picks):
+        spectrum = curvature.density(
+            problem,
+            trajectory[index],
+            iterations=min(TRAINING_ITERATIONS, n),
+            probes=TRAINING_PROBES,
+            seed=config.seed + 1,
+        )
+        masses[k], errors[k] = spectrum.negative_mass, spectrum.negative_mass_error
+        thresholds[k] = spectrum.threshold
+        report((k + 1) / len(picks))
+    return np.array(epochs, dtype=np.float64)[picks], masses, errors, thresholds
 
 
 def _size(model: nn.Module) -> int:
