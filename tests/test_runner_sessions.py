@@ -144,3 +144,32 @@ def test_settings_from_the_environment(monkeypatch) -> None:
     assert runner.max_runs() >= 1
     monkeypatch.setenv(runner.RESULT_CACHE_VARIABLE, "2")
     assert runner.result_cache_bytes() == 2 * 2**20
+
+
+def test_waiting_text_shows_position_estimate_and_sharing() -> None:
+    from landscape.engine.serving import RunQueue
+
+    queue = RunQueue(slots=1)
+    queue.run("warm", lambda progress: time.sleep(0.01), kind="study")  # one duration seen
+    gate = threading.Event()
+
+    def held(progress):
+        progress(0.5, "Training")
+        gate.wait(WAIT)
+
+    running = queue.submit("a", held, kind="study")
+    eventually(lambda: running.progress[1] == "Training")
+    joined = queue.submit("a", held, kind="study")
+    first = queue.submit("b", lambda progress: None, kind="study")
+    second = queue.submit("c", lambda progress: None, kind="study")
+    fraction, text = runner._waiting_text(second, queue)
+    assert fraction == 0.0
+    assert "position 2 of 2" in text and "1 of 1 runs at once" in text and "about" in text
+    fraction, text = runner._waiting_text(running, queue)
+    assert fraction == 0.5 and text.startswith("Training (shared with 1 other session)")
+    first.release()  # the first in line left: the second moves up
+    assert "position 1 of 1" in runner._waiting_text(second, queue)[1]
+    gate.set()
+    for ticket in (running, joined, second):
+        assert ticket.wait(WAIT)
+        ticket.release()
