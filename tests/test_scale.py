@@ -433,6 +433,10 @@ def test_cli_surface_end_to_end(tmp_path, capsys) -> None:
     np.testing.assert_array_equal(result.curvature_ratio, stored.curvature_ratio)
     assert meta["model_sha256"] == stored.metadata["model_sha256"]
     assert result.center_loss == stored.loss[4, 4] and result.n_samples == 60
+    from landscape.studies.lab import figures
+
+    for draw in (figures.lab_surface, figures.lab_slices, figures.lab_curvature):
+        assert draw(result).data  # the Lab's figures draw an opened file
 
 
 def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys) -> None:
