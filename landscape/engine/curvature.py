@@ -186,7 +186,7 @@ def curvature_evidence(
     point: Point = None,
     *,
     max_iterations: int = DEFAULT_BUDGET,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: float | None = DEFAULT_TOLERANCE,
     seed: int = 0,
     exact_limit: int = 0,
     delta: float = DEFAULT_DELTA,
@@ -202,6 +202,7 @@ def curvature_evidence(
     residual ``<= tolerance * max|theta|`` or ``max_iterations`` steps; then both extreme Ritz
     vectors are applied once more in float64 (a float64 copy of the model), giving their
     Rayleigh quotients and true residuals; "negative" needs ``rho < -ROUNDING max|theta|``.
+    ``tolerance=None`` runs the whole budget (the Ritz values of `extreme_eigenvalues`).
     ``stop_at_proof`` ends the run as soon as ``theta_min < -PROOF_TRIGGER max|theta|`` (the
     float64 check still decides): cheaper on a map, but ``lambda_min`` is then only an upper
     bound on the exact one (Ritz values lie inside the spectrum).

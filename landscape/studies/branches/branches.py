@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -46,7 +46,12 @@ SLICE_FIELDS = (
     "lambda_max",
     "hessian_ratio",
     "direction_cosine",
+    "curvature_state",
+    "negative_mass",
+    "negative_mass_error",
+    "negative_threshold",
 )
+DENSITY_PROBES, DENSITY_ITERATIONS = 4, 20  # SLQ at each slice centre
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,11 @@ class Result:
     run_seconds: float  # wall-clock time of this run
     diverged: bool
     message: str
+    # Added later, with defaults so that older run files load: (R, K, S) each.
+    curvature_state: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # -1/0
+    negative_mass: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # SLQ share
+    negative_mass_error: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
+    negative_threshold: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
 
 
 def load_data(config: Config) -> tuple[np.ndarray, np.ndarray]:
@@ -288,9 +298,23 @@ def measure_slice(config: Config) -> dict[str, np.ndarray] | str:
             fields["centre_loss"].append(float(loss_fn(centre_output, y)))
             fields["model_losses"].append([float(loss_fn(m(X), y)) for m in models])
             fields["model_accuracy"].append([accuracy(m(X), y) for m in models])
-        low, high = curvature.extreme_eigenvalues(
-            problem, centre, iterations=config.hessian_iterations, seed=seed
+        # The whole budget (no residual rule): the Ritz values of extreme_eigenvalues, and the
+        # smallest Ritz vector checked in float64 for a proof of negative curvature.
+        evidence = curvature.curvature_evidence(
+            problem, centre, max_iterations=config.hessian_iterations, tolerance=None, seed=seed
         )
+        low, high = evidence.lambda_min, evidence.lambda_max
+        spectrum = curvature.density(
+            problem,
+            centre,
+            iterations=min(DENSITY_ITERATIONS, problem_size(problem)),
+            probes=DENSITY_PROBES,
+            seed=seed,
+        )
+        fields["curvature_state"].append(evidence.code)
+        fields["negative_mass"].append(spectrum.negative_mass)
+        fields["negative_mass_error"].append(spectrum.negative_mass_error)
+        fields["negative_threshold"].append(spectrum.threshold)
         fields["surfaces"].append(Z)
         fields["model_coordinates"].append(coordinates)
         fields["non_psd"].append(non_psd_fraction(Z, grid, grid))
@@ -304,6 +328,11 @@ def measure_slice(config: Config) -> dict[str, np.ndarray] | str:
     out["n_samples"] = np.array(len(y_np))
     out["alphas"] = grid
     return out
+
+
+def problem_size(problem: Problem) -> int:
+    """The number of parameters of the problem's model."""
+    return sum(p.numel() for p in problem.model.parameters())
 
 
 def _diverged(config: Config, message: str, start: float) -> Result:

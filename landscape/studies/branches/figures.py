@@ -14,6 +14,7 @@ MEASURES = (
     ("non_psd", "slice Hessian not PSD (fraction)"),
     ("defect", "largest convexity defect / loss range"),
     ("hessian_ratio", "|lambda_min / lambda_max| at the centre"),
+    ("negative_mass", "Hessian spectrum below zero (SLQ)"),
 )
 MODEL_NAMES = ("w0", "w1", "w2")
 
@@ -107,15 +108,19 @@ def surface_3d(result: branches.Result, depth: int, branch_count: int) -> go.Fig
 
 
 def measures_vs_branches(result: branches.Result) -> go.Figure:
-    """The three non-convexity measures against I, a line per depth: mean over seeds, band from
-    the smallest to the largest seed."""
+    """The non-convexity measures against I, a line per depth: mean over seeds, band from the
+    smallest to the largest seed. A run file saved before a measure existed leaves it out."""
+    shown = [(f, t) for f, t in MEASURES if np.size(getattr(result, f))]
     fig = make_subplots(
-        rows=1, cols=3, subplot_titles=[title for _, title in MEASURES], horizontal_spacing=0.07
+        rows=1,
+        cols=len(shown),
+        subplot_titles=[title for _, title in shown],
+        horizontal_spacing=0.06,
     )
     x = float32(result.branch_counts)
     for r, depth in enumerate(result.depths):
         colour, label = PALETTE[r % len(PALETTE)], _row_label(int(depth))
-        for c, (field, _) in enumerate(MEASURES, start=1):
+        for c, (field, _) in enumerate(shown, start=1):
             values = np.asarray(getattr(result, field)[r], dtype=np.float64)
             values = np.where(np.isfinite(values), values, np.nan)
             low, high = np.nanmin(values, axis=1), np.nanmax(values, axis=1)
