@@ -6,9 +6,11 @@ import streamlit as st
 from landscape.engine.device import configure_threads
 from ui.catalogue import HOME, STUDIES
 from ui.lecture import apply_style, slide_navigation
+from ui.links import begin_page, install
 from ui.sidebar import shared_sidebar
 
 configure_threads()
+install()  # every link parameter bound to a widget is checked before the widget reads it
 st.set_page_config(page_title="Convexify", page_icon=":material/landscape:", layout="wide")
 
 page = st.navigation(
@@ -23,6 +25,7 @@ page = st.navigation(
         for entry in [HOME, *STUDIES]
     ]
 )
+begin_page()  # ignored link parameters are listed here, at the top of the page
 st.session_state["settings"] = shared_sidebar()
 apply_style()
 page.run()

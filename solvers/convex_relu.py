@@ -38,6 +38,11 @@ from solvers.patterns import DEFAULT_MAX_PATTERNS, enumerate_patterns, sample_pa
 
 Loss = Literal["squared", "hinge", "logistic"]
 LOSSES: tuple[str, ...] = ("squared", "hinge", "logistic")
+#: Largest |entry| of X or y accepted (the objective squares them; float64 overflows at 1e308).
+MAX_ENTRY = 1e100
+#: beta accepted: below 1e-10 the penalty no longer bounds the weights in float64 (the objective
+#: and its bound become infinite), above 1e10 the zero network is optimal to machine precision.
+BETA_RANGE = (1e-10, 1e10)
 METHODS: tuple[str, ...] = ("cvxpy", "interior_point")
 
 _NEURON_RTOL = 1e-10  # blocks below this fraction of the largest block norm carry no neuron
@@ -96,10 +101,27 @@ def _check_problem(
     if loss != "squared" and not np.all(np.isin(y, (-1.0, 1.0))):
         bad = np.unique(y[~np.isin(y, (-1.0, 1.0))])[:5]
         raise ValueError(f"y must hold labels in {{-1, +1}} for the {loss} loss, got values {bad}")
-    beta = float(beta)
-    if not np.isfinite(beta) or beta <= 0:
-        raise ValueError(f"beta must be a finite number > 0, got {beta}")
-    return X, y, beta
+    for name, array in (("X", X), ("y", y)):
+        largest = float(np.max(np.abs(array)))
+        if largest > MAX_ENTRY:
+            raise ValueError(
+                f"{name}'s entries must be at most {MAX_ENTRY:g} in magnitude, got {largest:.3g}"
+                ": the objective squares them; rescale the data"
+            )
+    try:
+        value = float(beta) if isinstance(beta, int | float | np.number) else float("nan")
+    except (TypeError, ValueError, OverflowError):
+        value = float("nan")
+    if (
+        isinstance(beta, bool)
+        or not np.isfinite(value)
+        or not BETA_RANGE[0] <= value <= BETA_RANGE[1]
+    ):
+        raise ValueError(
+            f"beta must be a finite number in [{BETA_RANGE[0]:g}, {BETA_RANGE[1]:g}], got {beta!r}"
+            " (a smaller beta leaves the program numerically unbounded)"
+        )
+    return X, y, value
 
 
 def loss_value(f: np.ndarray, y: np.ndarray, loss: str) -> float:
@@ -252,6 +274,24 @@ def dual_bound(
 # --------------------------------------------------------------------------------------------
 # Solvers
 # --------------------------------------------------------------------------------------------
+def _check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device present on this machine, or ``ValueError`` saying which are."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'mps', got {device!r}") from None
+    present = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": _mps_available()}
+    if not present.get(resolved.type, False):
+        here = [name for name, ok in present.items() if ok]
+        raise ValueError(f"device {device!r} is not available on this machine; available: {here}")
+    return resolved
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
 def _solve_cvxpy(
     X: np.ndarray, y: np.ndarray, patterns: np.ndarray, beta: float, loss: str, tol: float
 ) -> tuple[np.ndarray, np.ndarray, float, int, bool]:
@@ -276,11 +316,19 @@ def _solve_cvxpy(
     problem = cp.Problem(cp.Minimize(fit + beta * penalty), [link, cone_v, cone_w])
     settings = {"tol_gap_abs": tol, "tol_gap_rel": tol, "tol_feas": tol, "max_iter": 500}
     try:
-        problem.solve(solver=cp.CLARABEL, **settings)
-    except cp.error.SolverError:  # Clarabel's equilibration can stall on exponential cones
-        problem.solve(solver=cp.CLARABEL, equilibrate_enable=False, **settings)
+        try:
+            problem.solve(solver=cp.CLARABEL, **settings)
+        except cp.error.SolverError:  # Clarabel's equilibration can stall on exponential cones
+            problem.solve(solver=cp.CLARABEL, equilibrate_enable=False, **settings)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as error:  # noqa: BLE001 - Clarabel's Rust panic is a BaseException
+        raise ValueError(
+            f"cvxpy/Clarabel failed on this data ({type(error).__name__}: {str(error)[:200]}); "
+            "rescale X and y or change beta"
+        ) from None
     if V.value is None:
-        raise RuntimeError(f"cvxpy/Clarabel did not solve the convex program: {problem.status}")
+        raise ValueError(f"cvxpy/Clarabel did not solve the convex program: {problem.status}")
     # cvxpy's Lagrangian adds nu^T (r - F u) and subtracts lambda^T G u with lambda >= 0.
     q = -np.asarray(link.dual_value, dtype=np.float64)
     mu_v = -np.asarray(cone_v.dual_value, dtype=np.float64).T
@@ -533,12 +581,19 @@ def solve_convex_relu(
     ``max_iter`` Newton steps).
     """
     X, y, beta = _check_problem(X, y, beta, loss)
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if tol is not None and not (0 < tol < 1):
-        raise ValueError(f"tol must be in (0, 1), got {tol}")
-    if int(max_iter) != max_iter or max_iter < 1:
-        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter}")
+    if tol is not None and (
+        isinstance(tol, bool) or not isinstance(tol, int | float) or not 1e-14 <= tol < 1
+    ):
+        raise ValueError(f"tol must be in [1e-14, 1), got {tol!r}")
+    if (
+        not isinstance(max_iter, int | np.integer)
+        or isinstance(max_iter, bool)
+        or not 1 <= max_iter <= 100_000
+    ):
+        raise ValueError(f"max_iter must be an integer in [1, 100000], got {max_iter!r}")
+    device = _check_device(device) if method == "interior_point" else device
     if isinstance(patterns, str):
         if patterns != "all":
             raise ValueError(f"patterns must be 'all' or an integer >= 1, got {patterns!r}")
@@ -552,16 +607,37 @@ def solve_convex_relu(
     if gates.shape[0] == 0 or zero_fit == 0.0:  # the zero network is optimal
         v = w = np.zeros((gates.shape[0], X.shape[1]))
         bound, iterations, converged = zero_fit, 0, True
-    elif method == "cvxpy":
-        v, w, bound, iterations, converged = _solve_cvxpy(X, y, gates, beta, loss, tol or 1e-8)
     else:
-        v, w, bound, iterations, converged = _solve_interior_point(
-            X, y, gates, interior, beta, loss, tol or 1e-6, int(max_iter), device
-        )
+        # Scale: with a = max|X| and c = max|y| (squared loss; 1 for labels), the program on
+        # (X / a, y / c, beta / (a c)) has the solution u = (a / c) v and the value objective
+        # / c^2, so the solvers see numbers of order 1 whatever the data's units.
+        # Data already of order 1 is left as it is (the same numbers as without scaling).
+        a = float(np.max(np.abs(X)))
+        c = float(np.max(np.abs(y))) if loss == "squared" else 1.0
+        if 1e-3 <= a <= 1e3 and (c == 0.0 or 1e-3 <= c <= 1e3):
+            a = c = 1.0
+        Xs, ys, betas = X / a, y / c, beta / (a * c)
+        if method == "cvxpy":
+            v, w, bound, iterations, converged = _solve_cvxpy(
+                Xs, ys, gates, betas, loss, tol or 1e-8
+            )
+        else:
+            v, w, bound, iterations, converged = _solve_interior_point(
+                Xs, ys, gates, interior, betas, loss, tol or 1e-6, int(max_iter), device
+            )
+        v, w, bound = v * (c / a), w * (c / a), bound * c**2
     seconds = time.perf_counter() - start
+    objective = convex_objective(v, w, gates, X, y, beta, loss)
+    if not (np.isfinite(objective) and np.all(np.isfinite(v)) and np.all(np.isfinite(w))):
+        raise ValueError(
+            f"{method} returned a non-finite solution (objective {objective}); rescale X and y "
+            "or raise beta"
+        )
+    if not np.isfinite(bound) and bool(converged):
+        raise ValueError(f"{method} reported convergence without a finite lower bound")
     first_layer, second_layer = recover_network(v, w)
     return ConvexReLUSolution(
-        objective=convex_objective(v, w, gates, X, y, beta, loss),
+        objective=objective,
         first_layer=first_layer,
         second_layer=second_layer,
         n_patterns=int(gates.shape[0]),

@@ -28,6 +28,12 @@ Method = Literal["closed_form", "cvxpy", "douglas_rachford"]
 METHODS: tuple[str, ...] = ("closed_form", "cvxpy", "douglas_rachford")
 
 _RANK_RTOL = 1e-10
+#: Largest |entry| of X or Y accepted: objectives hold squares of sums of entries, and float64
+#: overflows at about 1.8e308.
+MAX_ENTRY = 1e100
+#: How close a solver's dual value must come to the closed-form optimum D* (relative to
+#: max(1, |D*|)) to be returned: the closed form is exact for every d_min, so it certifies.
+CERTIFY_RTOL = 1e-6
 
 
 # --------------------------------------------------------------------------------------------
@@ -50,20 +56,40 @@ def _as_data(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for name, array in (("X", X), ("Y", Y)):
         if not np.all(np.isfinite(array)):
             raise ValueError(f"{name} must be finite (no NaN or inf)")
+        largest = float(np.max(np.abs(array)))
+        if largest > MAX_ENTRY:
+            raise ValueError(
+                f"{name}'s entries must be at most {MAX_ENTRY:g} in magnitude, got {largest:.3g}: "
+                "the objectives square them (float64 overflows past 1e308); rescale the data"
+            )
     return X, Y
 
 
 def _check_gamma(gamma: float) -> float:
-    gamma = float(gamma)
-    if not np.isfinite(gamma) or gamma < 0:
-        raise ValueError(f"gamma must be a finite number >= 0, got {gamma}")
-    return gamma
+    try:
+        value = float(gamma) if isinstance(gamma, int | float | np.number) else float("nan")
+    except (TypeError, ValueError, OverflowError):
+        value = float("nan")
+    if isinstance(gamma, bool) or not np.isfinite(value) or value < 0:
+        raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
+    return value
 
 
 def _check_d_min(d_min: int) -> int:
-    if int(d_min) != d_min or d_min < 1:
-        raise ValueError(f"d_min must be an integer >= 1, got {d_min}")
+    if not isinstance(d_min, int | np.integer) or isinstance(d_min, bool) or d_min < 1:
+        raise ValueError(f"d_min must be an integer >= 1, got {d_min!r}")
     return int(d_min)
+
+
+def _check_positive(name: str, value: float, high: float = float("inf")) -> float:
+    """``value`` as a float in ``(0, high]``; ``ValueError`` naming ``name`` otherwise."""
+    try:
+        number = float(value) if isinstance(value, int | float | np.number) else float("nan")
+    except (TypeError, ValueError, OverflowError):
+        number = float("nan")
+    if isinstance(value, bool) or not (np.isfinite(number) and 0 < number <= high):
+        raise ValueError(f"{name} must be a finite number in (0, {high:g}], got {value!r}")
+    return number
 
 
 def column_space_basis(X: np.ndarray) -> np.ndarray:
@@ -246,13 +272,20 @@ def _solve_cvxpy(
     k = min(d_min, A_rows)
     constraints = [Z >> 0, 0.5 * (block + block.T) >> 0, cp.sigma_max(C) <= gamma]
     problem = cp.Problem(cp.Minimize(k * s + cp.trace(Z)), constraints)
-    with warnings.catch_warnings():  # OPTIMAL_INACCURATE is checked below instead
-        warnings.simplefilter("ignore", UserWarning)
-        problem.solve(
-            solver=cp.CLARABEL, tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol, max_iter=500
-        )
+    try:
+        with warnings.catch_warnings():  # OPTIMAL_INACCURATE is checked below instead
+            warnings.simplefilter("ignore", UserWarning)
+            problem.solve(
+                solver=cp.CLARABEL, tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol, max_iter=500
+            )
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as error:  # noqa: BLE001 - Clarabel's Rust panic is a BaseException
+        raise ValueError(
+            f"cvxpy/Clarabel failed on the dual ({type(error).__name__}: {str(error)[:200]})"
+        ) from None
     if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or C.value is None:
-        raise RuntimeError(f"cvxpy did not solve the dual: status {problem.status}")
+        raise ValueError(f"cvxpy did not solve the dual: status {problem.status}")
     iterations = int(problem.solver_stats.num_iters or 0)
     return Q @ C.value, iterations
 
@@ -348,25 +381,40 @@ def solve_dual(
     X, Y = _as_data(X, Y)
     gamma = _check_gamma(gamma)
     d_min = _check_d_min(d_min)
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not (tol > 0):
-        raise ValueError(f"tol must be > 0, got {tol}")
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    tol = _check_positive("tol", tol, 0.1)
+    if not isinstance(max_iter, int | np.integer) or isinstance(max_iter, bool) or max_iter < 1:
+        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
+    if max_iter > 10**7:
+        raise ValueError(f"max_iter must be at most 10^7 (hours of SVDs), got {max_iter}")
+    step = _check_positive("step", step, 1e6)
+    # Scale: with c = ||Ytil||_2, (Y / c, gamma / c) has the solution Lambda / c and the value
+    # D / c^2, so every solver sees numbers of order 1. A gamma above ||Ytil||_2 leaves the
+    # constraint inactive (Lambda = Ytil either way): clip it there.
+    Ytil = projected_targets(X, Y)
+    scale = float(np.linalg.norm(Ytil, 2)) if Ytil.size else 0.0
+    if scale == 0.0 or not np.isfinite(scale):
+        scale = max(float(np.max(np.abs(Y))), 1e-300)
+    gamma_scaled = min(gamma / scale, 1.0 + 1e-12)
+    Y_scaled = Y / scale
     start = time.perf_counter()
     history_value = history_infeasibility = history_residual = np.zeros(0)
     iterations = 0
     if method == "closed_form":
-        Lambda = closed_form_dual(X, Y, gamma)
+        Lambda = closed_form_dual(X, Y_scaled, gamma_scaled)
     elif method == "cvxpy":
-        Lambda, iterations = _solve_cvxpy(X, Y, gamma, d_min, tol=max(tol, 1e-9))
+        Lambda, iterations = _solve_cvxpy(X, Y_scaled, gamma_scaled, d_min, tol=max(tol, 1e-9))
     else:
         Lambda, history_value, history_infeasibility, history_residual, iterations = (
-            _solve_douglas_rachford(X, Y, gamma, d_min, tol, max_iter, step)
+            _solve_douglas_rachford(X, Y_scaled, gamma_scaled, d_min, tol, max_iter, step)
         )
+        history_value = history_value * scale**2
+        history_infeasibility = history_infeasibility * scale
+        history_residual = history_residual * scale
+    Lambda = Lambda * scale
     seconds = time.perf_counter() - start
-    return DualSolution(
+    solution = DualSolution(
         Lambda=Lambda,
         value=dual_objective(Lambda, X, Y, d_min),
         method=method,
@@ -377,6 +425,38 @@ def solve_dual(
         history_infeasibility=history_infeasibility,
         history_residual=history_residual,
     )
+    _certify(solution, X, Y, gamma, d_min, max_iter)
+    return solution
+
+
+def _certify(
+    solution: DualSolution, X: np.ndarray, Y: np.ndarray, gamma: float, d_min: int, max_iter: int
+) -> None:
+    """``ValueError`` unless the solution is finite, feasible and within `CERTIFY_RTOL` of the
+    closed-form optimum ``D*`` (exact for every ``d_min``): no uncertified value is returned."""
+    s = np.linalg.svd(projected_targets(X, Y), compute_uv=False)
+    optimum = closed_form_dual_value(s, float(np.sum(Y**2)), gamma, d_min)
+    slack = CERTIFY_RTOL * max(1.0, abs(optimum))
+    if not (np.isfinite(solution.value) and np.all(np.isfinite(solution.Lambda))):
+        raise ValueError(
+            f"{solution.method} returned a non-finite dual value; rescale the data (|Y| of "
+            "order 1 is best)"
+        )
+    if solution.infeasibility > CERTIFY_RTOL * max(1.0, gamma):
+        raise ValueError(
+            f"{solution.method} ended infeasible: ||Lambda||_2 exceeds gamma by "
+            f"{solution.infeasibility:.3g}"
+        )
+    if abs(solution.value - optimum) > slack:
+        advice = (
+            f"raise max_iter (now {max_iter}) or change step"
+            if solution.method == "douglas_rachford"
+            else "the data may be too ill-conditioned for this method; use closed_form"
+        )
+        raise ValueError(
+            f"{solution.method} stopped at the dual value {solution.value:.10g}, "
+            f"{abs(solution.value - optimum):.3g} from the optimum {optimum:.10g}: {advice}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,6 +474,8 @@ def recover_weights(
     ``W_i`` of shape ``(d_i, d_{i-1})``.
     """
     X, Y = _as_data(X, Y)
+    if not all(isinstance(w, int | np.integer) and not isinstance(w, bool) for w in widths):
+        raise ValueError(f"widths must be integers, got {widths!r}")
     widths = [int(w) for w in widths]
     if len(widths) < 3:
         raise ValueError(f"widths must list d0, ..., dH with H >= 2 (>= 3 entries), got {widths}")
@@ -416,4 +498,6 @@ def recover_weights(
     for i in range(1, H - 1):
         weights[i][np.arange(r), np.arange(r)] = root
     weights[-1][:, :r] = B * root
+    if not all(np.all(np.isfinite(w)) for w in weights):
+        raise ValueError("the recovered weights are not finite; rescale X and Y")
     return weights

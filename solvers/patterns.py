@@ -26,6 +26,12 @@ _RANK_RTOL = 1e-10
 _INCIDENCE_TOL = 1e-9
 
 
+#: Sampled gates at most (each is a column of the exact program: more would take hours), and
+#: entries of the (n, gates) sign matrix at most (bytes of memory).
+MAX_SAMPLED_GATES = 100_000
+MAX_GATE_ENTRIES = 200_000_000
+
+
 def _as_features(X: np.ndarray) -> np.ndarray:
     """``X`` as a finite float64 array of shape (n, d)."""
     X = np.asarray(X, dtype=np.float64)
@@ -142,8 +148,14 @@ def enumerate_patterns(
     hyperplanes) exceeds ``max_patterns``.
     """
     X = _as_features(X)
-    if int(max_patterns) != max_patterns or max_patterns < 1:
-        raise ValueError(f"max_patterns must be an integer >= 1, got {max_patterns}")
+    if (
+        not isinstance(max_patterns, int | np.integer)
+        or isinstance(max_patterns, bool)
+        or not 1 <= max_patterns <= MAX_SAMPLED_GATES
+    ):
+        raise ValueError(
+            f"max_patterns must be an integer in [1, {MAX_SAMPLED_GATES}], got {max_patterns!r}"
+        )
     n, d = X.shape
     nonzero = np.linalg.norm(X, axis=1) > 0
     if not np.any(nonzero):
@@ -172,8 +184,18 @@ def sample_patterns(X: np.ndarray, gates: int, seed: int = 0) -> tuple[np.ndarra
     patterns.
     """
     X = _as_features(X)
-    if isinstance(gates, bool) or int(gates) != gates or gates < 1:
-        raise ValueError(f"patterns (number of sampled gates) must be an integer >= 1, got {gates}")
+    if not isinstance(gates, int | np.integer) or isinstance(gates, bool) or gates < 1:
+        raise ValueError(
+            f"patterns (number of sampled gates) must be an integer >= 1, got {gates!r}"
+        )
+    if gates > MAX_SAMPLED_GATES or gates * X.shape[0] > MAX_GATE_ENTRIES:
+        raise ValueError(
+            f"patterns (number of sampled gates) must be at most {MAX_SAMPLED_GATES:,} and "
+            f"patterns x n at most {MAX_GATE_ENTRIES:,} (the gate matrix X G^T), got {gates:,} "
+            f"gates for n = {X.shape[0]}"
+        )
+    if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2^63), got {seed!r}")
     G = np.random.default_rng(seed).standard_normal((int(gates), X.shape[1]))
     G /= np.linalg.norm(G, axis=1, keepdims=True)
     patterns, owner = np.unique(X @ G.T > 0, axis=1, return_inverse=True)

@@ -162,7 +162,7 @@ def test_training_is_reproducible_and_checks_its_input() -> None:
     net = MultiBranchNet(2, 2, branches=1, width=1)
     with pytest.raises(ValueError, match="optimizer must be one of"):
         train(net, X, y, loss_function("cross_entropy"), optimizer="lbfgs")
-    with pytest.raises(ValueError, match=r"batch_size must be in \[1, 20\]"):
+    with pytest.raises(ValueError, match=r"batch_size \(or None\) must be an integer in \[1, 20\]"):
         train(net, X, y, loss_function("cross_entropy"), batch_size=50)
     with pytest.raises(ValueError, match="lr must be"):
         train(net, X, y, loss_function("cross_entropy"), lr=-1.0)

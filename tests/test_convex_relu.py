@@ -243,8 +243,8 @@ def test_zero_targets_give_the_zero_network() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"beta": 0.0}, "beta must be a finite number > 0, got 0.0"),
-        ({"beta": -1.0}, "beta must be a finite number > 0, got -1.0"),
+        ({"beta": 0.0}, r"beta must be a finite number in \[1e-10, 1e\+10\], got 0.0"),
+        ({"beta": -1.0}, r"beta must be a finite number in \[1e-10, 1e\+10\], got -1.0"),
         ({"loss": "hinge"}, r"labels in \{-1, \+1\} for the hinge loss"),
         ({"loss": "logistic"}, r"labels in \{-1, \+1\} for the logistic loss"),
         ({"loss": "cubic"}, "loss must be one of"),

@@ -152,7 +152,7 @@ def test_divergence_is_reported_not_plotted() -> None:
     ("fields", "message"),
     [
         ({"init": "dead", "bias": False}, "init='dead' needs bias=True"),
-        ({"n": 1}, r"n must be in \[2, 20000\], got 1"),
+        ({"n": 1}, r"n must be an integer in \[2, 20000\], got 1"),
         ({"step": 0.0}, "step must be in"),
         ({"init": "zeros"}, "init must be one of"),
         ({"condition": 0.5}, "condition must be in"),

@@ -101,15 +101,18 @@ def test_divergence_is_reported() -> None:
     ("fields", "fragment"),
     [
         ({"dataset": "mnist"}, "dataset must be one of"),
-        ({"n": 1}, "n must be in [2, 512], got 1"),
-        ({"input_dim": 1}, "input_dim must be in [2, 256], got 1"),
-        ({"depth": 0}, "depth H (fc) must be in [1, 20], got 0"),
-        ({"depth": 1, "architecture": "resnet"}, "depth H (resnet) must be in [2, 20], got 1"),
-        ({"width": 0}, "width m must be in [1, 8192], got 0"),
+        ({"n": 1}, "n must be an integer in [2, 512], got 1"),
+        ({"input_dim": 1}, "input_dim must be an integer in [2, 256], got 1"),
+        ({"depth": 0}, "depth H (fc) must be an integer in [1, 20], got 0"),
+        (
+            {"depth": 1, "architecture": "resnet"},
+            "depth H (resnet) must be an integer in [2, 20], got 1",
+        ),
+        ({"width": 0}, "width m must be an integer in [1, 8192], got 0"),
         ({"activation": "gelu"}, "activation must be one of"),
         ({"architecture": "resnet", "c_res": 1.0}, "c_res must be in (0, 1), got 1.0"),
         ({"step_multiplier": 0.0}, "step_multiplier must be in"),
-        ({"iterations": 0}, "iterations must be in [1, 20000], got 0"),
+        ({"iterations": 0}, "iterations must be an integer in [1, 20000], got 0"),
     ],
 )
 def test_config_names_the_bad_field(fields: dict, fragment: str) -> None:
@@ -121,7 +124,7 @@ def test_config_names_the_bad_field(fields: dict, fragment: str) -> None:
 def test_sweep_configs_name_the_bad_field() -> None:
     with pytest.raises(ValueError, match="at least two powers of two"):
         width_sweep.Config(min_width=17, max_width=40).validate()
-    with pytest.raises(ValueError, match=r"depths must be in \[2, 20\], got 1"):
+    with pytest.raises(ValueError, match=r"depths must hold 1 to 20 distinct integers in"):
         depth_sweep.Config(depths=(1, 2)).validate()
     with pytest.raises(ValueError, match="target must be in"):
         depth_sweep.Config(target=2.0).validate()

@@ -11,11 +11,17 @@ from types import ModuleType
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import RerunException, StopException
 
 from landscape.engine import cluster, presets, results, serving, uploads
 from ui.export import result_downloads
 
 log = logging.getLogger(__name__)
+
+#: What a run may raise that is not a failure of the run: the user stopping the server, and
+#: Streamlit's own rerun/stop signals. Everything else (Clarabel's Rust ``PanicException``
+#: derives from ``BaseException``, not ``Exception``) becomes a message on the page.
+PASS_THROUGH = (KeyboardInterrupt, SystemExit, RerunException, StopException)
 
 
 RESULT_CACHE_VARIABLE = "CONVEXIFY_RESULT_CACHE_MB"
@@ -203,7 +209,9 @@ def _compute(study: ModuleType, config: Any) -> Any | None:
         return _await(study, config, key)
     except ValueError as error:
         st.error(f"Invalid setting: {error}")
-    except Exception as error:  # noqa: BLE001 - the user must never see a traceback
+    except PASS_THROUGH:
+        raise
+    except BaseException as error:  # noqa: BLE001 - the user must never see a traceback
         log.exception("study %s failed", module_name)
         st.error(f"The computation failed ({type(error).__name__}: {error}). Try other settings.")
     return None
@@ -231,8 +239,13 @@ def run_study(study: ModuleType, config: Any, name: str = "") -> Any | None:
     if upload is not None:
         try:
             config, result = results.load_run_file(upload.getvalue(), study)
-        except (ValueError, KeyError, TypeError) as error:
+        except ValueError as error:
             box.error(f"Could not load {upload.name}: {error}")
+        except PASS_THROUGH:
+            raise
+        except BaseException as error:  # noqa: BLE001 - a file must never reach a traceback
+            log.exception("run file %s of %s failed to load", upload.name, module_name)
+            box.error(f"Could not load {upload.name} ({type(error).__name__}: {error}).")
         else:
             st.info(f"Showing the run file {upload.name}; remove it to use the controls again.")
             box.code(json.dumps(results.config_to_dict(config), indent=1), language="json")

@@ -212,6 +212,8 @@ config = build_config(
 )
 result = run_study(study, config) if config is not None else None
 
+if result is not None and getattr(result, "message", ""):
+    st.warning(result.message)  # which runs diverged or which numbers are not finite
 if result is not None:
     inside = result.gamma <= result.sigma_min
     cols = st.columns(5)

@@ -331,6 +331,8 @@ if st.toggle(
     )
     deep = run_study(depth_sweep, depth_config) if depth_config else None
     if deep is not None:
+        if deep.message:  # which entries are NaN, and why (divergence, singular kernel, ...)
+            st.warning(deep.message)
         left, right = st.columns([1, 2])
         with left:
             show_figure(figures.depth_lambda(deep), "width_depth_lambda")

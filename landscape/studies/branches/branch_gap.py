@@ -28,7 +28,13 @@ import torch
 from landscape.engine import cluster, datasets
 from landscape.engine.device import resolve_device
 from landscape.engine.nets import MultiBranchNet
-from landscape.engine.validation import check_integer, check_number
+from landscape.engine.validation import (
+    COST_LIMIT,
+    check_cost,
+    check_integer,
+    check_integers,
+    check_number,
+)
 from solvers.convex_relu import nonconvex_objective, solve_convex_relu
 
 GAP_DATASETS = ("moons", "circles", "spirals")
@@ -55,15 +61,7 @@ class Config:
 
     def validate(self) -> None:
         """ValueError naming the field, its value and the allowed range."""
-        counts = tuple(self.branch_counts)
-        if (
-            not 1 <= len(counts) <= 12
-            or len(set(counts)) != len(counts)
-            or any(isinstance(i, bool) or int(i) != i or not 1 <= i <= 256 for i in counts)
-        ):
-            raise ValueError(
-                f"branch_counts must hold 1 to 12 distinct integers in [1, 256], got {counts!r}"
-            )
+        check_integers("branch_counts", self.branch_counts, 1, 256, 12)
         if self.dataset not in GAP_DATASETS:
             raise ValueError(f"dataset must be one of {GAP_DATASETS}, got {self.dataset!r}")
         check_integer("n", self.n, 4, 60)
@@ -73,6 +71,13 @@ class Config:
         check_integer("steps", self.steps, 1, 100_000)
         check_number("lr", self.lr, 1e-5, 1.0)
         check_integer("seed", self.seed, 0, 2**31 - 1)
+        check_cost(
+            "training (branch counts x restarts x steps x n)",
+            24.0 * sum(self.branch_counts) * self.restarts * self.steps * self.n * 4,
+            COST_LIMIT,
+            "multiply-adds",
+            "lower steps, restarts or the branch counts",
+        )
         resolve_device(self.device)
 
 
@@ -94,6 +99,26 @@ class Result:
     run_seconds: float  # wall-clock time of this run
     diverged: bool
     message: str
+
+
+#: What a run file may hold for each Result field (landscape.engine.results.check_result):
+#: kind f/i/b/s, ! finite, dimensions named alike agree; a Config field's name is its value.
+RESULT_SHAPES: dict[str, str] = {
+    "branch_counts": "i[branch_counts]",
+    "primal": "f[branch_counts]",
+    "primal_restarts": "f[branch_counts,restarts]",
+    "gap": "f[branch_counts]",
+    "dual": "f",
+    "dual_lower_bound": "f",
+    "tolerance": "f",
+    "critical_width": "i",
+    "critical_width_objective": "f",
+    "reference_constant": "f",
+    "n_patterns": "i",
+    "run_seconds": "f",
+    "diverged": "b",
+    "message": "s",
+}
 
 
 def gap_data(dataset: str, n: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,14 @@ from landscape.engine.nets import MultiBranchNet
 from landscape.engine.nonconvexity import hessian_ratio, max_convexity_defect, non_psd_fraction
 from landscape.engine.problem import Problem
 from landscape.engine.surface import surface_2d
-from landscape.engine.validation import check_choice, check_integer, check_integers, check_number
+from landscape.engine.validation import (
+    COST_LIMIT,
+    check_choice,
+    check_cost,
+    check_integer,
+    check_integers,
+    check_number,
+)
 from landscape.studies.branches import data as branch_data
 from landscape.studies.branches.losses import LOSS_NAMES, loss_function
 from landscape.studies.branches.training import train
@@ -118,6 +125,24 @@ class Config:
         check_integer("seeds", self.seeds, 1, 10)
         check_integer("hessian_iterations", self.hessian_iterations, 2, 200)
         check_integer("seed", self.seed, 0, 2**31 - 1)
+        features = {"mnist_full": 784, "cifar10": 3072}.get(self.dataset, 64)
+        samples = self.n_samples or {"mnist_full": 60_000, "cifar10": 50_000}.get(
+            self.dataset, 1797
+        )
+        per_branch = sum(
+            features * self.width + (depth - 1) * self.width**2 + self.width * 10
+            for depth in self.depths
+        )
+        parameters = sum(self.branch_counts) * per_branch * self.seeds
+        check_cost(
+            "training and surfaces (branches x seeds x samples x (epochs + resolution^2))",
+            samples
+            * parameters
+            * (6.0 * self.epochs + 2.0 * self.resolution**2 + 4.0 * self.hessian_iterations),
+            COST_LIMIT,
+            "multiply-adds",
+            "lower epochs, resolution, seeds, the width, n_samples or the largest I",
+        )
         resolve_device(self.device)
 
     @property
@@ -165,6 +190,33 @@ class Result:
     negative_mass: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # SLQ share
     negative_mass_error: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
     negative_threshold: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
+
+
+#: What a run file may hold for each Result field (landscape.engine.results.check_result):
+#: kind f/i/b/s, ! finite, dimensions named alike agree; a Config field's name is its value.
+RESULT_SHAPES: dict[str, str] = {
+    "branch_counts": "i[branch_counts]",
+    "depths": "i[depths]",
+    "alphas": "f![resolution]",
+    "betas": "f![resolution]",
+    "surfaces": "f[depths,branch_counts,seeds,resolution,resolution]",
+    "centre_loss": "f[depths,branch_counts,seeds]",
+    "model_losses": "f[depths,branch_counts,seeds,M]",
+    "model_accuracy": "f[depths,branch_counts,seeds,M]",
+    "model_coordinates": "f[depths,branch_counts,seeds,M,2]",
+    "non_psd": "f[depths,branch_counts,seeds]",
+    "defect": "f[depths,branch_counts,seeds]",
+    "lambda_min": "f[depths,branch_counts,seeds]",
+    "lambda_max": "f[depths,branch_counts,seeds]",
+    "hessian_ratio": "f[depths,branch_counts,seeds]",
+    "direction_cosine": "f[depths,branch_counts,seeds]",
+    "n_parameters": "i[depths,branch_counts]",
+    "n_samples": "i",
+    "n_classes": "i",
+    "run_seconds": "f",
+    "diverged": "b",
+    "message": "s",
+}
 
 
 def load_data(config: Config) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from landscape.engine.validation import check_integer, check_number
 from landscape.studies.branches.losses import LossFunction
 
 OPTIMIZERS = ("sgd", "adam")
@@ -73,13 +74,12 @@ def train(
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    if not (np.isfinite(lr) and lr > 0):
+    if check_number("lr", lr, 0.0, 1e6) <= 0:
         raise ValueError(f"lr must be a finite number > 0, got {lr}")
-    if int(epochs) != epochs or epochs < 0:
-        raise ValueError(f"epochs must be an integer >= 0, got {epochs}")
+    check_integer("epochs", epochs, 0)
     n = X.shape[0]
-    if batch_size is not None and not 1 <= batch_size <= n:
-        raise ValueError(f"batch_size must be in [1, {n}] or None, got {batch_size}")
+    if batch_size is not None:  # an integer: a float batch size loops in the slicing below
+        check_integer("batch_size (or None)", batch_size, 1, n)
     params = [p for p in model.parameters() if p.requires_grad]
     opt: torch.optim.Optimizer = (
         torch.optim.SGD(params, lr=lr, momentum=0.9, foreach=True)

@@ -58,7 +58,13 @@ from landscape.engine.surface import (
     surface_2d_band,
     surface_points,
 )
-from landscape.engine.validation import check_choice, check_integer, check_number
+from landscape.engine.validation import (
+    COST_LIMIT,
+    check_choice,
+    check_cost,
+    check_integer,
+    check_number,
+)
 
 MODELS = ("multibranch", "mlp", "upload")
 DATASETS = ("digits", "iris", "moons", "upload")
@@ -130,6 +136,27 @@ class Config:
         if self.curvature_resolution != 0:
             check_integer("curvature_resolution", self.curvature_resolution, 2, 15)
         check_integer("lanczos_iterations", self.lanczos_iterations, 2, MAX_LANCZOS)
+        check_integer("seed", self.seed, 0, 2**31 - 1)
+        if self.model == "multibranch":
+            parameters = self.branches * (
+                64 * self.width + (self.depth - 1) * self.width**2 + 10 * self.width
+            )
+        else:
+            parameters = 64 * self.hidden + self.hidden**2 + 10 * self.hidden
+        samples = self.sample_size or 1797
+        check_cost(
+            "training and the surface (samples x parameters x (epochs + resolution^2))",
+            samples
+            * parameters
+            * (
+                6.0 * self.epochs
+                + 2.0 * self.resolution**2
+                + 4.0 * self.lanczos_iterations * self.curvature_resolution**2
+            ),
+            COST_LIMIT,
+            "multiply-adds",
+            "lower epochs, resolution, the curvature grid or the model's size",
+        )
         if self.model == "upload" and not _DIGEST.match(self.model_upload):
             raise ValueError("model_upload must name an uploaded ONNX file: upload one")
         if self.dataset == "upload" and not (
@@ -280,6 +307,50 @@ class Result(Evidence, Training, Curvature, Slices, Plane, Surface):
         groups = (surface, plane, slices, curvature, training, evidence)
         values = {name: v for group in groups for name, v in _values(group).items()}
         return cls(**values, diverged=False, message="")
+
+
+#: What a run file may hold for each Result field (landscape.engine.results.check_result):
+#: kind f/i/b/s, ! finite, dimensions named alike agree; a Config field's name is its value.
+RESULT_SHAPES: dict[str, str] = {
+    "alphas": "f![R?]",
+    "betas": "f![R?]",
+    "surface": "f[R?,R?]",
+    "surface_method": "s",
+    "surface_seconds": "f",
+    "center_loss": "f",
+    "direction_cosine": "f",
+    "trajectory": "f[T?,2]",
+    "trajectory_loss": "f[T?]",
+    "explained_variance": "f[E?]",
+    "model_points": "f[P?,2]",
+    "model_losses": "f[P?]",
+    "slice_ts": "f![L?]",
+    "slice_d1": "f[L?]",
+    "slice_d2": "f[L?]",
+    "slice_d1_std": "f[L?]",
+    "slice_d2_std": "f[L?]",
+    "interpolation_ts": "f![Q?]",
+    "interpolation": "f[Q?]",
+    "curvature_alphas": "f![C?]",
+    "curvature_betas": "f![C?]",
+    "lambda_min": "f[C?,C?]",
+    "lambda_max": "f[C?,C?]",
+    "curvature_ratio": "f[C?,C?]",
+    "slice_hessian": "f[2,2]",
+    "slice_hessian_fd": "f[2,2]",
+    "slice_eigenvalues": "f[2]",
+    "slice_fd_eigenvalues": "f[2]",
+    "hessian_trace": "f",
+    "hessian_trace_error": "f",
+    "loss_history": "f[H?]",
+    "train_accuracy": "f",
+    "n_parameters": "i",
+    "n_samples": "i",
+    "task": "s",
+    "model_name": "s",
+    "diverged": "b",
+    "message": "s",
+}
 
 
 PRESETS: dict[str, Config] = {

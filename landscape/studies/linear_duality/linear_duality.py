@@ -9,6 +9,7 @@ initial scales and seeds, and a 2-D slice of the primal around the recovered opt
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ import numpy as np
 from landscape.engine import datasets
 from landscape.engine.device import limited_threads, resolve_device
 from landscape.engine.directions import cosine, random_directions
-from landscape.engine.validation import check_number
+from landscape.engine.validation import COST_LIMIT, check_cost, check_integer, check_number
 from landscape.studies.linear_duality.linear_net import DeepLinearNet, primal_slice, train_primal
 from solvers import linear_dual
 
@@ -59,29 +60,39 @@ class Config:
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.dataset == "synthetic":
-            check_number("n", self.n, 2, 5000)
-            check_number("d0", self.d0, 1, 500)
-            check_number("dH", self.dH, 1, 500)
-            check_number("rank", self.rank, 1, min(self.d0, self.dH, self.n))
+            check_integer("n", self.n, 2, 5000)
+            check_integer("d0", self.d0, 1, 500)
+            check_integer("dH", self.dH, 1, 500)
+            check_integer("rank", self.rank, 1, min(self.d0, self.dH, self.n))
             check_number("noise", self.noise, 0.0, 100.0)
-        check_number("depth H", self.depth, 2, 10)
-        check_number("hidden_width", self.hidden_width, 1, 1000)
+        check_integer("depth H", self.depth, 2, 10)
+        check_integer("hidden_width", self.hidden_width, 1, 1000)
         check_number("gamma_ratio (gamma / sigma_min)", self.gamma_ratio, 0.0, 100.0)
         if self.method not in linear_dual.METHODS:
             raise ValueError(f"method must be one of {linear_dual.METHODS}, got {self.method!r}")
-        check_number("sweep_points", self.sweep_points, 2, 401)
+        check_integer("sweep_points", self.sweep_points, 2, 401)
         if not self.init_scales:
             raise ValueError("init_scales must hold at least one scale in (0, 10]")
         for scale in self.init_scales:
             check_number("init_scales", scale, 1e-6, 10.0)
-        check_number("restarts", self.restarts, 1, 20)
+        check_integer("restarts", self.restarts, 1, 20)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         check_number("lr", self.lr, 1e-7, 10.0)
-        check_number("steps", self.steps, 1, 100_000)
-        check_number("slice_resolution", self.slice_resolution, 3, 101)
+        check_integer("steps", self.steps, 1, 100_000)
+        check_integer("slice_resolution", self.slice_resolution, 3, 101)
         check_number("slice_radius", self.slice_radius, 1e-3, 100.0)
-        check_number("seed", self.seed, 0, 2**32 - 1)
+        check_integer("seed", self.seed, 0, 2**32 - 1)
+        w, runs = self.hidden_width, len(self.init_scales) * self.restarts
+        n, d0, dH = (self.n, self.d0, self.dH) if self.dataset == "synthetic" else (20, 3, 3)
+        layer = n * (d0 * w + (self.depth - 2) * w * w + w * dH)
+        check_cost(
+            "gradient descent (init_scales x restarts x steps x n x layer sizes)",
+            6.0 * runs * self.steps * layer + 2.0 * self.slice_resolution**2 * layer,
+            COST_LIMIT,
+            "multiply-adds",
+            "lower steps, restarts, n or hidden_width",
+        )
 
     def data(self) -> tuple[np.ndarray, np.ndarray]:
         """``X`` (n, d0) and ``Y`` (n, dH) for this configuration, both divided by ``sqrt(n)``.
@@ -135,6 +146,44 @@ class Result:
     slice_betas: np.ndarray
     slice_values: np.ndarray  # (len(alphas), len(betas))
     slice_direction_cosine: float
+    diverged: bool = False  # some gradient-descent run diverged: its curve is NaN after it
+    message: str = ""  # what is not finite and why; empty when every number is finite
+
+
+#: What a run file may hold for each Result field (landscape.engine.results.check_result):
+#: kind f/i/b/s, ! finite, dimensions named alike agree; a Config field's name is its value.
+RESULT_SHAPES: dict[str, str] = {
+    "widths": "i[depth+1]",
+    "d_min": "i",
+    "sigma_min": "f",
+    "sigma_max": "f",
+    "gamma": "f",
+    "gammas": "f![G]",
+    "sweep_primal": "f[G]",
+    "sweep_dual": "f[G]",
+    "sweep_gap": "f[G]",
+    "sweep_seconds": "f",
+    "primal": "f",
+    "dual": "f",
+    "gap": "f",
+    "singular_targets": "f[KT?]",
+    "singular_residual": "f[KR?]",
+    "singular_end_to_end": "f[KE?]",
+    "singular_output": "f[KO?]",
+    "dr_values": "f[R?]",
+    "dr_residuals": "f[R?]",
+    "dr_infeasibility": "f[R?]",
+    "gd_scales": "f[S]",
+    "gd_seeds": "i[S]",
+    "gd_objective": "f[S,steps+1]",
+    "gd_diverged": "b[S]",
+    "slice_alphas": "f![slice_resolution]",
+    "slice_betas": "f![slice_resolution]",
+    "slice_values": "f[slice_resolution,slice_resolution]",
+    "slice_direction_cosine": "f",
+    "diverged": "b",
+    "message": "s",
+}
 
 
 def _smallest_nonzero(s: np.ndarray) -> float:
@@ -224,7 +273,7 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     values = primal_slice(weights, (as_list[0], as_list[1]), X, Y, gamma, radii, radii)
     report(1.0, "Done")
 
-    return Result(
+    result = Result(
         widths=np.array(widths),
         d_min=int(d_min),
         sigma_min=sigma_min,
@@ -254,6 +303,32 @@ def run(config: Config, progress: Progress | None = None) -> Result:
         slice_values=values,
         slice_direction_cosine=cosine(d1, d2),
     )
+    return _say_what_diverged(result)
+
+
+def _say_what_diverged(result: Result) -> Result:
+    """Set ``diverged`` and ``message``: which gradient-descent runs diverged (their curves are
+    NaN after the divergence), and any other field that is not finite."""
+    notes = []
+    failed = int(np.sum(result.gd_diverged))
+    if failed:
+        scales = sorted({float(s) for s in result.gd_scales[result.gd_diverged]})
+        notes.append(
+            f"{failed} of {len(result.gd_diverged)} gradient-descent runs diverged (NaN/inf; "
+            f"initial scales {scales}): their curves stop there. Lower the step size."
+        )
+    others = [
+        f.name
+        for f in dataclasses.fields(result)
+        if f.name != "gd_objective"
+        and np.asarray(getattr(result, f.name)).dtype.kind == "f"
+        and not np.isfinite(getattr(result, f.name)).all()
+    ]
+    if others:
+        notes.append(f"Not finite: {', '.join(others)} (the data's scale overflowed).")
+    result.diverged = bool(failed) or bool(others)
+    result.message = " ".join(notes)
+    return result
 
 
 PRESETS: dict[str, Config] = {

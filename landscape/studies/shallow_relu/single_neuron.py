@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from landscape.engine.device import limited_threads, resolve_device
+from landscape.engine.validation import COST_LIMIT, check_cost, check_integer, check_number
 
 INITIALISATIONS = ("gaussian", "opposite", "dead")
 METHODS = ("vanilla", "relaxed")
@@ -32,8 +33,7 @@ Progress = Callable[[float, str], None]
 
 
 def _in_range(name: str, value: float, low: float, high: float) -> None:
-    if not np.isfinite(value) or not (low <= value <= high):
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    check_number(name, value, low, high)
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,13 +104,13 @@ class Config:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field outside its allowed range."""
-        _in_range("n", self.n, 2, 20_000)
-        _in_range("n_test", self.n_test, 1, 20_000)
-        _in_range("d", self.d, 1, 500)
+        check_integer("n", self.n, 2, 20_000)
+        check_integer("n_test", self.n_test, 1, 20_000)
+        check_integer("d", self.d, 1, 500)
         _in_range("noise", self.noise, 0.0, 10.0)
         _in_range("condition", self.condition, 1.0, 1e6)
         _in_range("step", self.step, 1e-6, 4.0)
-        _in_range("iterations", self.iterations, 1, 100_000)
+        check_integer("iterations", self.iterations, 1, 100_000)
         if self.init not in INITIALISATIONS:
             raise ValueError(f"init must be one of {INITIALISATIONS}, got {self.init!r}")
         if self.init == "dead" and not self.bias:
@@ -119,9 +119,17 @@ class Config:
                 "sample of symmetric data"
             )
         _in_range("init_scale", self.init_scale, 1e-6, 100.0)
-        _in_range("seeds", self.seeds, 1, 200)
-        _in_range("slice_resolution", self.slice_resolution, 5, 201)
-        _in_range("seed", self.seed, 0, 2**32 - 1)
+        check_integer("seeds", self.seeds, 1, 200)
+        check_integer("slice_resolution", self.slice_resolution, 5, 201)
+        check_integer("seed", self.seed, 0, 2**32 - 1)
+        check_cost(
+            "training (seeds x iterations x (n + n_test) x d, twice)",
+            8.0 * self.seeds * self.iterations * (self.n + self.n_test) * self.d
+            + 2.0 * self.slice_resolution**2 * self.n * self.d,
+            COST_LIMIT,
+            "multiply-adds",
+            "lower iterations, seeds, n or d",
+        )
 
 
 @dataclass
@@ -147,6 +155,31 @@ class Result:
     slice_min_curvature_loss: float  # min_second_difference(L) / max L: < 0 means non-convex
     slice_min_curvature_relaxed: float
     message: str
+
+
+#: What a run file may hold for each Result field (landscape.engine.results.check_result):
+#: kind f/i/b/s, ! finite, dimensions named alike agree; a Config field's name is its value.
+RESULT_SHAPES: dict[str, str] = {
+    "iterations": "i[T]",
+    "vanilla_train": "f[seeds,T]",
+    "vanilla_test": "f[seeds,T]",
+    "vanilla_recovery": "f[seeds,T]",
+    "relaxed_train": "f[seeds,T]",
+    "relaxed_test": "f[seeds,T]",
+    "relaxed_recovery": "f[seeds,T]",
+    "vanilla_diverged": "b[seeds]",
+    "relaxed_diverged": "b[seeds]",
+    "dead_at_start": "b[seeds]",
+    "relaxed_gradient_at_star": "f[seeds]",
+    "slice_alphas": "f![slice_resolution]",
+    "slice_betas": "f![slice_resolution]",
+    "slice_loss": "f[slice_resolution,slice_resolution]",
+    "slice_relaxed": "f[slice_resolution,slice_resolution]",
+    "slice_identity_error": "f",
+    "slice_min_curvature_loss": "f",
+    "slice_min_curvature_relaxed": "f",
+    "message": "s",
+}
 
 
 def planted_data(

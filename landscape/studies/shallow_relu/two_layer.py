@@ -22,7 +22,7 @@ import torch
 
 from landscape.engine.datasets import two_dimensional
 from landscape.engine.device import limited_threads, resolve_device
-from landscape.engine.validation import check_number
+from landscape.engine.validation import COST_LIMIT, check_cost, check_integer, check_number
 from solvers.convex_relu import (
     LOSSES,
     METHODS,
@@ -63,9 +63,9 @@ class Config:
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.dataset == "regression_1d":
-            check_number("n", self.n, 3, 500)
+            check_integer("n", self.n, 3, 500)
         else:
-            check_number(
+            check_integer(
                 "n (2-D data: the exact program has n^2 - n + 2 patterns)",
                 self.n,
                 4,
@@ -79,15 +79,24 @@ class Config:
         check_number("beta", self.beta, 1e-6, 100.0)
         if self.solver not in METHODS:
             raise ValueError(f"solver must be one of {METHODS}, got {self.solver!r}")
-        check_number("restarts", self.restarts, 1, 50)
+        check_integer("restarts", self.restarts, 1, 50)
         check_number("width_factor", self.width_factor, 1.0, 10.0)
-        check_number("width_count", self.width_count, 1, 20)
+        check_integer("width_count", self.width_count, 1, 20)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         check_number("lr", self.lr, 1e-6, 10.0)
-        check_number("steps", self.steps, 1, 100_000)
-        check_number("grid", self.grid, 5, 301)
-        check_number("seed", self.seed, 0, 2**32 - 1)
+        check_integer("steps", self.steps, 1, 100_000)
+        check_integer("grid", self.grid, 5, 301)
+        check_integer("seed", self.seed, 0, 2**32 - 1)
+        widest = self.width_factor * (self.n + 1)  # widths up to width_factor x m* <= n + 1
+        check_cost(
+            "training (widths x restarts x steps x n x width)",
+            18.0 * (self.width_count + 1) * self.restarts * self.steps * self.n * widest
+            + 4.0 * self.grid**2 * widest,
+            COST_LIMIT,
+            "multiply-adds",
+            "lower steps, restarts, width_count or n",
+        )
 
     def data(self) -> tuple[np.ndarray, np.ndarray]:
         """Inputs (n, 1) or (n, 2) and targets (n,): labels in {-1, +1} for 2-D sets.
@@ -129,6 +138,35 @@ class Result:
     convex_output: np.ndarray  # (G,) or (G, G) [x, y]: network output on the grid
     trained_output: np.ndarray  # same, for the best trained network
     message: str
+
+
+#: What a run file may hold for each Result field (landscape.engine.results.check_result):
+#: kind f/i/b/s, ! finite, dimensions named alike agree; a Config field's name is its value.
+RESULT_SHAPES: dict[str, str] = {
+    "dataset": "s",
+    "loss": "s",
+    "points": "f[N,D]",
+    "targets": "f[N]",
+    "convex_objective": "f",
+    "convex_lower_bound": "f",
+    "convex_network_objective": "f",
+    "n_patterns": "i",
+    "critical_width": "i",
+    "solver_seconds": "f",
+    "solver_converged": "b",
+    "widths": "i[W]",
+    "final_objectives": "f[W,restarts]",
+    "diverged": "b[W,restarts]",
+    "history_steps": "i[K]",
+    "histories": "f[W,restarts,K]",
+    "best_width": "i",
+    "best_objective": "f",
+    "grid_x": "f![grid]",
+    "grid_y": "f![GY?]",
+    "convex_output": "f[grid]|f[grid,grid]",
+    "trained_output": "f[grid]|f[grid,grid]",
+    "message": "s",
+}
 
 
 def _torch_loss(f: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:

@@ -29,7 +29,14 @@ import torch
 from landscape.engine import cluster
 from landscape.engine.device import resolve_device
 from landscape.engine.gram import ACTIVATIONS, ARCHITECTURES, gram_matrices, lambda_min
-from landscape.engine.validation import check_choice, check_number
+from landscape.engine.validation import (
+    COST_LIMIT,
+    check_choice,
+    check_cost,
+    check_integer,
+    check_integers,
+    check_number,
+)
 from landscape.studies.width.wide_nets import (
     WideNetSpec,
     float64_device,
@@ -74,18 +81,13 @@ class Config(DataFields):
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field outside its allowed range."""
         self.validate_data()
-        if not self.depths or len(set(self.depths)) != len(self.depths):
-            raise ValueError(
-                f"depths must be distinct integers in [2, {MAX_DEPTH}], got {self.depths}"
-            )
-        for depth in self.depths:
-            check_number("depths", depth, 2, MAX_DEPTH)
+        check_integers("depths", self.depths, 2, MAX_DEPTH, MAX_DEPTH)
         check_choice("activation", self.activation, ACTIVATIONS)
-        if not 0.0 < self.c_res < 1.0:
+        if not 0.0 < check_number("c_res", self.c_res, 0.0, 1.0) < 1.0:
             raise ValueError(f"c_res must be in (0, 1), got {self.c_res}")
         check_number("multiplier_fc", self.multiplier_fc, 1e-6, 1e9)
         check_number("multiplier_resnet", self.multiplier_resnet, 1e-6, 1e9)
-        check_number("iterations", self.iterations, 1, 20_000)
+        check_integer("iterations", self.iterations, 1, 20_000)
         check_number("target", self.target, 1e-12, 0.999)
         check_width_range(self.min_width, self.max_width, MAX_WIDTH)
         check_width_range(
@@ -94,8 +96,21 @@ class Config(DataFields):
             MAX_CONCENTRATION_WIDTH,
             "concentration_max_width",
         )
-        check_number("samples", self.samples, 1, 50)
-        check_number("seed", self.seed, 0, 2**32 - 1)
+        check_integer("samples", self.samples, 1, 50)
+        check_integer("seed", self.seed, 0, 2**32 - 1)
+        widths = power_of_two_widths(self.min_width, self.max_width)
+        layers = sum(
+            self.n * (self.input_dim * m + (depth - 1) * m * m + m)
+            for m in widths
+            for depth in self.depths
+        )
+        check_cost(
+            "training (architectures x depths x widths x iterations x n x m^2)",
+            2 * 6.0 * self.iterations * layers,
+            COST_LIMIT,
+            "multiply-adds",
+            "lower max_width, the depths or iterations",
+        )
 
 
 @dataclass
@@ -114,6 +129,28 @@ class Result:
     width_to_target: np.ndarray  # (2, D) smallest width reaching target L(0), NaN if none
     eta: np.ndarray  # (2, D) the step used
     target: float
+    diverged: bool = False  # some training run diverged (NaN/inf): its entries are NaN
+    message: str = ""  # why entries are NaN, one sentence per cause; empty when all are finite
+
+
+#: What a run file may hold for each Result field (landscape.engine.results.check_result):
+#: kind f/i/b/s, ! finite, dimensions named alike agree; a Config field's name is its value.
+RESULT_SHAPES: dict[str, str] = {
+    "depths": "i[depths]",
+    "lambda_min": "f[2,depths]",
+    "concentration_widths": "i[WC]",
+    "deviation": "f[2,depths,WC]",
+    "deviation_slope": "f[2,depths]",
+    "deviation_intercept": "f[2,depths]",
+    "width_needed": "f[2,depths]",
+    "train_widths": "i[WT]",
+    "final_relative_loss": "f[2,depths,WT]",
+    "width_to_target": "f[2,depths]",
+    "eta": "f[2,depths]",
+    "target": "f",
+    "diverged": "b",
+    "message": "s",
+}
 
 
 @dataclass(frozen=True)
@@ -145,9 +182,12 @@ def depth_cell(cell: DepthCell) -> dict[str, Any]:
         "reached": np.nan,
         "deviation": np.full(len(concentration_widths), np.nan),
         "relative": np.full(len(train_widths), np.nan),
+        "singular": False,
+        "diverged": [],  # widths whose training diverged
     }
     lam = out["lambda_min"]
     if lam <= SINGULAR_RTOL * np.linalg.eigvalsh(K)[-1]:
+        out["singular"] = True
         return out  # K^(H) singular: no concentration threshold, no step size
     X_t = torch.as_tensor(cell.X, device=float64_device(cell.device))
     for w, m in enumerate(concentration_widths):
@@ -177,12 +217,39 @@ def depth_cell(cell: DepthCell) -> dict[str, Any]:
             track=False,
         )
         if history.diverged:
+            out["diverged"].append(int(m))
             continue
         out["relative"][w] = history.loss[-1] / history.loss[0]
         if out["relative"][w] <= config.target:
             out["reached"] = m
             break
     return out
+
+
+def _notes(cell: DepthCell, out: dict[str, Any], target: float, widths: np.ndarray) -> list[str]:
+    """Why entries of one (architecture, depth) cell are NaN, one sentence per cause."""
+    stage = f"{cell.architecture}, H = {cell.depth}"
+    if out["singular"]:
+        return [f"{stage}: K^(H) is singular, so there is no step size (NaN)."]
+    notes = []
+    if not out["slope"] < 0:
+        notes.append(
+            f"{stage}: the deviation at initialisation does not fall with the width, so no "
+            "width needed is fitted (NaN)."
+        )
+    if out["diverged"]:
+        notes.append(
+            f"{stage}: training diverged (NaN/inf) at width(s) {out['diverged']}; lower the "
+            "step multiplier."
+        )
+    if np.isnan(out["reached"]):
+        notes.append(f"{stage}: no trained width reached the target loss {target:g} (NaN).")
+    elif out["reached"] < widths[-1]:
+        notes.append(
+            f"{stage}: widths above {int(out['reached'])} were not trained once it reached the "
+            "target (NaN)."
+        )
+    return notes
 
 
 def run(config: Config, progress: Progress | None = None) -> Result:
@@ -221,6 +288,15 @@ def run(config: Config, progress: Progress | None = None) -> Result:
         slope[a, d], intercept[a, d] = out["slope"], out["intercept"]
         needed[a, d], reached[a, d] = out["needed"], out["reached"]
         deviation[a, d], relative[a, d] = out["deviation"], out["relative"]
+    notes = [
+        note
+        for k, out in enumerate(done)
+        for note in _notes(cells[k], out, config.target, train_widths)
+    ]
+    diverged = any(out["diverged"] for out in done)
+    for name, values in (("lambda_min", lam), ("deviation", deviation)):
+        if not np.isfinite(values).all():
+            notes.append(f"Some {name} values are not finite (the kernel overflowed).")
     report(1.0, "Done")
     return Result(
         depths=depths,
@@ -235,4 +311,6 @@ def run(config: Config, progress: Progress | None = None) -> Result:
         width_to_target=reached,
         eta=eta,
         target=float(config.target),
+        diverged=diverged,
+        message=" ".join(dict.fromkeys(notes)),
     )

@@ -24,7 +24,13 @@ import numpy as np
 from landscape.engine import datasets
 from landscape.engine.device import resolve_device
 from landscape.engine.gram import ACTIVATIONS, ARCHITECTURES, gram_matrix, lambda_min
-from landscape.engine.validation import check_choice, check_number
+from landscape.engine.validation import (
+    COST_LIMIT,
+    check_choice,
+    check_cost,
+    check_integer,
+    check_number,
+)
 from landscape.studies.width.wide_nets import WideNetSpec, train
 
 DATASETS: tuple[str, ...] = ("sphere", "digits")
@@ -74,9 +80,17 @@ class DataFields:
     def validate_data(self) -> None:
         """``ValueError`` naming the first data field outside its range."""
         check_choice("dataset", self.dataset, DATASETS)
-        check_number("n", self.n, 2, MAX_N)
+        check_integer("n", self.n, 2, MAX_N)
         if self.dataset == "sphere":
-            check_number("input_dim", self.input_dim, 2, 256)
+            check_integer("input_dim", self.input_dim, 2, 256)
+
+
+def training_cost(config: Any, width: int) -> float:
+    """Multiply-adds of one forward pass per iteration at ``width`` (the estimate
+    ``iterations n (d m + (H - 1) m^2 + m)``; the backward pass costs about twice that)."""
+    d = config.input_dim if config.dataset == "sphere" else 64
+    layers = d * width + (config.depth - 1) * width * width + width
+    return float(config.iterations) * config.n * layers
 
 
 def validate_training(config: Any) -> None:
@@ -86,11 +100,12 @@ def validate_training(config: Any) -> None:
     check_choice("architecture", config.architecture, ARCHITECTURES)
     check_choice("activation", config.activation, ACTIVATIONS)
     low_depth = 1 if config.architecture == "fc" else 2
-    check_number(f"depth H ({config.architecture})", config.depth, low_depth, MAX_DEPTH)
-    if config.architecture == "resnet" and not 0.0 < config.c_res < 1.0:
+    check_integer(f"depth H ({config.architecture})", config.depth, low_depth, MAX_DEPTH)
+    c_res = check_number("c_res", config.c_res, 0.0, 1.0)
+    if config.architecture == "resnet" and not 0.0 < c_res < 1.0:
         raise ValueError(f"c_res must be in (0, 1), got {config.c_res}")
     check_number("step_multiplier", config.step_multiplier, 1e-6, 1e9)
-    check_number("iterations", config.iterations, 1, 20_000)
+    check_integer("iterations", config.iterations, 1, 20_000)
 
 
 @dataclass(frozen=True)
@@ -110,8 +125,15 @@ class Config(DataFields):
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field outside its allowed range."""
         validate_training(self)
-        check_number("width m", self.width, 1, MAX_WIDTH)
-        check_number("seed", self.seed, 0, 2**32 - 1)
+        check_integer("width m", self.width, 1, MAX_WIDTH)
+        check_cost(
+            "training (iterations x n x (d m + (H - 1) m^2))",
+            6.0 * training_cost(self, self.width),
+            COST_LIMIT,
+            "multiply-adds",
+            "lower the width m, the depth H, n or iterations",
+        )
+        check_integer("seed", self.seed, 0, 2**32 - 1)
 
 
 @dataclass
@@ -135,6 +157,29 @@ class Result:
     bound_rate: float  # 1 - eta lambda_min / 2
     diverged: bool
     message: str  # empty, or why the run stopped or did not start
+
+
+#: What a run file may hold for each Result field (landscape.engine.results.check_result):
+#: kind f/i/b/s, ! finite, dimensions named alike agree; a Config field's name is its value.
+RESULT_SHAPES: dict[str, str] = {
+    "gram": "f[N,N]",
+    "eigenvalues": "f[N]",
+    "targets": "f[N]",
+    "lambda_min": "f",
+    "eta": "f",
+    "eta_stable": "f",
+    "loss": "f[T]",
+    "bound": "f[T]",
+    "weight_movement": "f[T]",
+    "gram_drift": "f[T]",
+    "lambda_min_last": "f[T]",
+    "lambda_min_full": "f[T]",
+    "init_deviation": "f",
+    "measured_rate": "f",
+    "bound_rate": "f",
+    "diverged": "b",
+    "message": "s",
+}
 
 
 def run(config: Config, progress: Progress | None = None) -> Result:

@@ -17,7 +17,7 @@ import numpy as np
 from landscape.engine import cluster
 from landscape.engine.device import resolve_device
 from landscape.engine.gram import gram_matrix, lambda_min
-from landscape.engine.validation import check_number
+from landscape.engine.validation import COST_LIMIT, check_cost, check_integer
 from landscape.studies.width.wide_nets import TrainingHistory, WideNetSpec, train
 from landscape.studies.width.width import (
     MAX_WIDTH,
@@ -25,6 +25,7 @@ from landscape.studies.width.width import (
     DataFields,
     sphere_data,
     theorem_step,
+    training_cost,
     validate_training,
 )
 
@@ -37,8 +38,8 @@ def power_of_two_widths(low: int, high: int) -> np.ndarray:
 
 
 def check_width_range(low: int, high: int, cap: int, field: str = "max_width") -> None:
-    check_number("min_width", low, 1, cap)
-    check_number(field, high, low, cap)
+    check_integer("min_width", low, 1, cap)
+    check_integer(field, high, low, cap)
     if len(power_of_two_widths(low, high)) < 2:
         raise ValueError(
             f"[min_width, {field}] = [{low}, {high}] must hold at least two powers of two"
@@ -74,7 +75,17 @@ class Config(DataFields):
         """Raise ``ValueError`` naming the first field outside its allowed range."""
         validate_training(self)
         check_width_range(self.min_width, self.max_width, MAX_WIDTH)
-        check_number("seed", self.seed, 0, 2**32 - 1)
+        check_cost(
+            "training at every width (iterations x n x (d m + (H - 1) m^2))",
+            6.0
+            * sum(
+                training_cost(self, m) for m in power_of_two_widths(self.min_width, self.max_width)
+            ),
+            COST_LIMIT,
+            "multiply-adds",
+            "lower max_width, the depth H, n or iterations",
+        )
+        check_integer("seed", self.seed, 0, 2**32 - 1)
 
 
 @dataclass
@@ -103,6 +114,28 @@ def train_width(run: tuple) -> TrainingHistory:
     """One width of the sweep: ``train(spec, X, y, eta, iterations, seed, device)`` (a Ray task
     inside ``engine.cluster.compute_on``)."""
     return train(*run)
+
+
+#: What a run file may hold for each Result field (landscape.engine.results.check_result):
+#: kind f/i/b/s, ! finite, dimensions named alike agree; a Config field's name is its value.
+RESULT_SHAPES: dict[str, str] = {
+    "widths": "i[W]",
+    "loss": "f[W,T]",
+    "diverged": "b[W]",
+    "bound": "f[T]",
+    "weight_movement": "f[W]",
+    "gram_drift": "f[W]",
+    "init_deviation": "f[W]",
+    "movement_slope": "f",
+    "movement_intercept": "f",
+    "drift_slope": "f",
+    "drift_intercept": "f",
+    "deviation_slope": "f",
+    "deviation_intercept": "f",
+    "lambda_min": "f",
+    "eta": "f",
+    "message": "s",
+}
 
 
 def run(config: Config, progress: Progress | None = None) -> Result:
