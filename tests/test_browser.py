@@ -285,3 +285,102 @@ def test_lab_opens_a_computed_surface(server, page, tmp_path) -> None:
     assert len(charts) >= 2  # the surface with its contours, and the slices
     types = {trace.get("type") for chart in charts for trace in chart}
     assert "surface" in types and "contour" in types, types
+
+
+def _bomb_npz(path: Path, unpacked: int) -> None:
+    """An NPZ whose member ``X.npy`` unpacks to ``unpacked`` bytes of zeros (a deflate bomb),
+    written in chunks so the test never holds it."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    header = io.BytesIO()
+    rows = unpacked // (8 * 4)
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (rows, 4)}
+    )
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("X.npy", "w", force_zip64=True) as member:
+            member.write(header.getvalue())
+            chunk = bytes(2**20)
+            for _ in range(unpacked // len(chunk)):
+                member.write(chunk)
+        stream = io.BytesIO()
+        np.save(stream, np.zeros(rows))
+        archive.writestr("y.npy", stream.getvalue()[:200])
+
+
+def _torchscript_with_payload(target: Path, path: Path) -> None:
+    """A TorchScript archive whose forward creates ``target`` (torch.from_file, shared=True)."""
+    import torch
+
+    class Planted(torch.nn.Module):
+        def __init__(self, where: str) -> None:
+            super().__init__()
+            self.where = where
+            self.weight = torch.nn.Parameter(torch.ones(2, 64))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            planted = torch.from_file(self.where, True, 16)
+            return x @ self.weight.T + 0 * planted.sum()
+
+    torch.jit.save(torch.jit.script(Planted(str(target))), str(path))
+
+
+def _upload(page, label: str, path: Path) -> None:
+    box = page.locator('[data-testid="stFileUploader"]').filter(has_text=label).first
+    box.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
+    page.wait_for_timeout(500)
+    wait_for_run(page)
+
+
+def _alerts(page) -> str:
+    return " ".join(e.inner_text() for e in page.query_selector_all('[data-testid="stAlert"]'))
+
+
+def _tracebacks(page) -> list[str]:
+    return [e.inner_text() for e in page.query_selector_all('[data-testid="stException"]')]
+
+
+def test_hostile_links_and_files_end_in_messages(server, page, tmp_path) -> None:
+    """A link with hostile values, a TorchScript model with a payload (renamed .onnx), an NPZ
+    deflate bomb and a malformed run file: each ends in a message on the page, never a
+    traceback, and the payload never runs."""
+    page.goto(f"{server}/branches?branches_b=-inf&seed=inf&branches_largest=abc")
+    wait_for_run(page)
+    assert not _tracebacks(page), _tracebacks(page)
+    said = _alerts(page)
+    for key in ("branches_b", "seed", "branches_largest"):
+        assert f"{key}=" in said and "was ignored" in said, said
+
+    page.goto(f"{server}/landscape_lab?landscape_lab_model=upload&landscape_lab_dataset=upload")
+    wait_for_run(page)
+    target = tmp_path / "planted.bin"
+    model = tmp_path / "model.onnx"
+    _torchscript_with_payload(target, model)
+    _upload(page, "ONNX model", model)
+    bomb = tmp_path / "bomb.npz"
+    _bomb_npz(bomb, 300 * 2**20)
+    assert bomb.stat().st_size < 2 * 2**20
+    _upload(page, "Data (CSV or NPZ)", bomb)
+    assert not _tracebacks(page), _tracebacks(page)
+    said = _alerts(page)
+    assert "model.onnx" in said and "bomb.npz" in said, said
+    assert not target.exists(), "the uploaded model's code ran"
+
+    page.goto(f"{server}/linear_duality")
+    wait_for_run(page)
+    page.get_by_text("Export this run, or load a saved run file").click()
+    broken = tmp_path / "broken.json"
+    document = {
+        "format": "convexify-run/1",
+        "study": "landscape.studies.linear_duality.linear_duality",
+        "config": [],
+        "result": {},
+    }
+    broken.write_text(json.dumps(document))
+    _upload(page, "Load a run file", broken)
+    assert not _tracebacks(page), _tracebacks(page)
+    assert "Could not load broken.json" in _alerts(page), _alerts(page)
+    assert "'config' must be an object" in _alerts(page), _alerts(page)

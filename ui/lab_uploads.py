@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import RerunException, StopException
 
 from landscape.engine import uploads
 
 MAX_ROWS = uploads.MAX_ROWS
+PASS_THROUGH = (KeyboardInterrupt, SystemExit, RerunException, StopException)
 
 
 def upload_fields(
@@ -35,6 +37,12 @@ def upload_fields(
                 uploads.load_table(content, file.name)
         except ValueError as error:
             st.error(f"{file.name}: {error}")
+            ready = False
+            continue
+        except PASS_THROUGH:
+            raise
+        except BaseException as error:  # noqa: BLE001 - an upload must never reach a traceback
+            st.error(f"{file.name} could not be read ({type(error).__name__}: {error}).")
             ready = False
             continue
         digest = uploads.store(content)

@@ -47,6 +47,7 @@ CARRIED = "_convexify_ignored_link_parameters"  # session state: notices of the 
 MAX_SHOWN = 40  # characters of an ignored value quoted on the page
 
 _local = threading.local()
+_bound: dict[str, str] = {}  # every bound widget key seen in this process -> its kind
 _install_lock = threading.Lock()
 
 
@@ -216,6 +217,7 @@ def _checked(kind: str, original: Callable[..., Any]) -> Callable[..., Any]:
         if kwargs.get("bind") != "query-params" or key is None:
             return original(self, *args, **kwargs)
         key = str(key)
+        _bound.setdefault(key, kind)
         raw = None
         try:
             raw = _link_value(key)
@@ -270,6 +272,11 @@ def begin_page() -> None:
     for ignored in carried:
         _local.place.warning(ignored.message(), icon=":material/link_off:")
         _local.seen.add(ignored.key)
+
+
+def bound_keys() -> dict[str, str]:
+    """The key and kind of every widget bound to a link parameter drawn so far (any page)."""
+    return dict(_bound)
 
 
 def checked_widgets() -> Sequence[str]:
