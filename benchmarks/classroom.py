@@ -6,8 +6,9 @@ first study, with the lap's seed), then for each study moves its headline slider
 lecture's values (keyboard arrows, as a student would) and opens the next study from the
 sidebar. The teacher paces the class: a step starts when every student has finished the last
 one, and each student starts it after a random 0-2 s. Laps repeat until ``--minutes`` have
-passed (the soak stops at the first step after that; 0 runs one lap); lap k uses seed k, so
-every lap after the first asks for new answers (the caches fill and must hold their ceilings).
+passed (the soak stops at the first step after that, even inside the first lap; 0 runs one
+lap); lap k uses seed k, so every lap after the first asks for new answers (the caches fill and
+must hold their ceilings).
 
     python benchmarks/classroom.py [--sessions 8] [--minutes 10] [--sweep 2,4,8,12]
 
@@ -237,9 +238,11 @@ async def move(page, key: str, presses: int, record: Record) -> None:
 class Teacher:
     """A barrier per lecture step: the class moves on when every student is done."""
 
-    def __init__(self, students: int, deadline: float) -> None:
+    def __init__(self, students: int, deadline: float, records: list[Record]) -> None:
         self.students = students
         self.deadline = deadline
+        self.records = records
+        self.started = time.monotonic()
         self.arrived = 0
         self.generation = 0
         self.over = False  # decided once per step, for every student alike
@@ -249,6 +252,14 @@ class Teacher:
         self.arrived = 0
         self.generation += 1
         self.over = time.monotonic() > self.deadline
+        moves = [v for r in self.records for values in r.moves.values() for v in values]
+        failures = sum(len(r.failures) for r in self.records)
+        print(
+            f"  [{time.monotonic() - self.started:5.0f} s] step {self.generation}: "
+            f"{len(moves)} moves, p95 so far {percentile(moves, 95):.1f} s, "
+            f"timeouts {failures}",
+            flush=True,
+        )
         self.condition.notify_all()
 
     async def step(self) -> bool:
@@ -270,26 +281,28 @@ class Teacher:
                 self._release()
 
 
-async def student(browser, base: str, teacher: Teacher, laps: list[int]) -> Record:
+async def student(browser, base: str, teacher: Teacher, laps: list[int], one_lap: bool) -> Record:
+    """One student through the lecture; a soak (not ``one_lap``) stops at its deadline."""
     record = Record()
+    teacher.records.append(record)
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
     page.set_default_timeout(MOVE_TIMEOUT_S * 1000)
     rng = random.Random()
     lap = 0
     try:
-        while not await teacher.step() or lap == 0:
+        while not await teacher.step() or (one_lap and lap == 0):
             await asyncio.sleep(rng.uniform(0, 2))
             first = LECTURE[0][0]
             await open_study(page, f"{base}/{first}?seed={lap}", record)
             for index, (path, key, presses) in enumerate(LECTURE):
                 if index > 0:
-                    if await teacher.step() and lap > 0:
+                    if await teacher.step() and not (one_lap and lap == 0):
                         return record
                     await asyncio.sleep(rng.uniform(0, 2))
                     await next_study(page, base, path, record)
                 for count in presses:
-                    if await teacher.step() and lap > 0:
+                    if await teacher.step() and not (one_lap and lap == 0):
                         return record
                     await asyncio.sleep(rng.uniform(0, 2))
                     await move(page, key, count, record)
@@ -334,11 +347,14 @@ async def class_run(sessions: int, minutes: float, env: dict[str, str], webgl: b
                 headless=True,
                 args=CHROMIUM_ARGS + ([] if webgl else ["--disable-3d-apis"]),
             )
-            teacher = Teacher(sessions, time.monotonic() + minutes * 60)
+            teacher = Teacher(sessions, time.monotonic() + minutes * 60, [])
             laps: list[int] = []
             started = time.monotonic()
             records = await asyncio.gather(
-                *(student(browser, server.url, teacher, laps) for _ in range(sessions)),
+                *(
+                    student(browser, server.url, teacher, laps, minutes <= 0)
+                    for _ in range(sessions)
+                ),
                 return_exceptions=True,
             )
             elapsed = time.monotonic() - started
