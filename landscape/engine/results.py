@@ -346,10 +346,30 @@ def result_schema(study: ModuleType) -> dict[str, FieldSpec]:
     names = [f.name for f in dataclasses.fields(study.Result)]
     if declared is None:
         return _schema_from_default(study)
-    missing = [n for n in names if n not in declared]
-    if missing:
-        raise ValueError(f"{study.__name__}.RESULT_SHAPES lacks {missing}")
-    return {name: FieldSpec.parse(declared[name]) for name in names}
+    schema = {name: FieldSpec.parse(declared[name]) for name in names if name in declared}
+    for f in dataclasses.fields(study.Result):
+        if f.name not in schema:  # not declared yet (tests/test_run_file_mutations.py says so)
+            schema[f.name] = _undeclared(f)
+    return {name: schema[name] for name in names}
+
+
+def _undeclared(f: dataclasses.Field) -> FieldSpec:
+    """A permissive spec for a field missing from ``RESULT_SHAPES``: its kind from the
+    annotation (arrays: numbers of up to `MAX_NDIM` free dimensions), so a new field does not
+    stop run files from loading before it is declared."""
+    kind = {"float": "f", "int": "i", "bool": "b", "str": "s"}.get(str(f.type).split(" ")[0])
+    if kind is not None:
+        return FieldSpec(kind, ((),))
+    shapes = tuple(
+        tuple(f"{f.name}_{axis}?" for axis in range(ndim)) for ndim in range(MAX_NDIM + 1)
+    )
+    return FieldSpec("f", shapes)
+
+
+def undeclared_fields(study: ModuleType) -> list[str]:
+    """The ``Result`` fields the study's ``RESULT_SHAPES`` does not declare."""
+    declared = getattr(study, "RESULT_SHAPES", {}) or {}
+    return [f.name for f in dataclasses.fields(study.Result) if f.name not in declared]
 
 
 def _schema_from_default(study: ModuleType) -> dict[str, FieldSpec]:

@@ -216,6 +216,10 @@ RESULT_SHAPES: dict[str, str] = {
     "run_seconds": "f",
     "diverged": "b",
     "message": "s",
+    "curvature_state": "f[depths,branch_counts,seeds]|f[0,0,0]",  # -1/0/1 (empty default)
+    "negative_mass": "f[depths,branch_counts,seeds]|f[0,0,0]",
+    "negative_mass_error": "f[depths,branch_counts,seeds]|f[0,0,0]",
+    "negative_threshold": "f[depths,branch_counts,seeds]|f[0,0,0]",
 }
 
 
