@@ -11,11 +11,18 @@ of the correlations ``rho_ij = K_ij / q_h``. ReLU and erf use closed forms of th
 expectations; softplus and tanh use 2-D Gauss-Hermite quadrature, evaluated directly at the
 distinct correlations when there are few of them and otherwise on a uniform grid of ``rho`` in
 [-1, 1] followed by a cubic spline (interpolation error below 1e-10, see the tests).
+
+Quadrature has an accuracy target (`quadrature_degree`): the number of nodes grows through
+`DEGREES` until the expectations at probe correlations change by less than ``tolerance``
+(default 1e-11) from one degree to the next. tanh needs 192 nodes where 64 left 2e-7 relative
+error in ``sigma'`` terms; softplus stops at 96. Entries match scipy's adaptive integration to
+1e-12 (tests). `nngp_kernels` and `ntk` give the network's other infinite-width kernels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cache, lru_cache
 
 import numpy as np
@@ -29,7 +36,9 @@ ACTIVATIONS: tuple[str, ...] = ("relu", "erf", "softplus", "tanh")
 CLOSED_FORM: tuple[str, ...] = ("relu", "erf")
 ARCHITECTURES: tuple[str, ...] = ("fc", "resnet")
 METHODS: tuple[str, ...] = ("auto", "closed_form", "quadrature")
-DEFAULT_DEGREE = 64  # Gauss-Hermite nodes per dimension (tanh reaches ~1e-8 at 60, softplus 1e-15)
+DEFAULT_DEGREE = 64  # the first of DEGREES (tanh is off by 2e-7 at 64, softplus by 1e-15)
+DEGREES = (64, 96, 128, 192, 256, 384)  # Gauss-Hermite nodes per dimension tried in turn
+DEFAULT_TOLERANCE = 1e-11  # largest change between two degrees that stops the search
 MIN_DEGREE, MAX_DEGREE = 25, 400
 MAX_DEPTH = 1000
 SPHERE_TOLERANCE = 1e-6
@@ -88,14 +97,14 @@ def _hermite(degree: int) -> tuple[Array, Array]:
     return nodes, weights / np.sqrt(2.0 * np.pi)
 
 
-def gaussian_mean(activation: str, q: float, degree: int = DEFAULT_DEGREE) -> float:
+def gaussian_mean(activation: str, q: float, degree: int | None = DEFAULT_DEGREE) -> float:
     """``E_{u ~ N(0, q)} sigma(u)``: ``sqrt(q / (2 pi))`` for ReLU, 0 for the odd erf and tanh."""
     check_choice("activation", activation, ACTIVATIONS)
     if activation == "relu":
         return float(np.sqrt(q / (2.0 * np.pi)))
     if activation in ("erf", "tanh"):
         return 0.0
-    nodes, weights = _hermite(max(degree, 200))
+    nodes, weights = _hermite(max(degree or 0, 200))
     return float(weights @ _softplus(np.sqrt(q) * nodes))
 
 
@@ -157,23 +166,50 @@ def pair_expectation_quadrature(
     return out.reshape(rho.shape)
 
 
+def quadrature_degree(
+    activation: str, q: float, derivative: bool = False, tolerance: float = DEFAULT_TOLERANCE
+) -> int:
+    """The first degree ``d`` of `DEGREES` whose quadrature at nine probe correlations in
+    [-1, 1] differs from the previous degree's by at most ``tolerance`` (absolute; the
+    expectations are O(q)); the last degree if none does. Cached per arguments."""
+    if not 0 < tolerance < 1:
+        raise ValueError(f"tolerance must be in (0, 1), got {tolerance}")
+    return _quadrature_degree(activation, float(q), bool(derivative), float(tolerance))
+
+
+@lru_cache(maxsize=4096)
+def _quadrature_degree(activation: str, q: float, derivative: bool, tolerance: float) -> int:
+    probes = np.linspace(-1.0, 1.0, 9)
+    previous = pair_expectation_quadrature(activation, q, probes, derivative, DEGREES[0])
+    for degree in DEGREES[1:]:
+        current = pair_expectation_quadrature(activation, q, probes, derivative, degree)
+        if float(np.max(np.abs(current - previous))) <= tolerance:
+            return degree
+        previous = current
+    return DEGREES[-1]
+
+
 def pair_expectation(
     activation: str,
     q: float,
     rho: Array,
     derivative: bool = False,
     method: str = "auto",
-    degree: int = DEFAULT_DEGREE,
+    degree: int | None = DEFAULT_DEGREE,
+    tolerance: float = DEFAULT_TOLERANCE,
 ) -> Array:
     """``E sigma(u) sigma(v)`` (or with ``sigma'``) at every entry of a symmetric (n, n) ``rho``.
 
-    ``method="auto"`` uses the closed form for ReLU and erf and quadrature otherwise. Quadrature
-    runs directly on the distinct entries of the upper triangle when there are at most
+    ``method="auto"`` uses the closed form for ReLU and erf and quadrature otherwise, with
+    ``degree`` nodes, or with `quadrature_degree` for ``tolerance`` when ``degree`` is None.
+    Quadrature runs directly on the distinct entries of the upper triangle when there are at most
     ``_GRID_POINTS`` of them, else on a uniform grid of ``rho`` followed by a cubic spline.
     """
     check_choice("method", method, METHODS)
     if method == "closed_form" or (method == "auto" and activation in CLOSED_FORM):
         return pair_expectation_closed_form(activation, q, rho, derivative)
+    if degree is None:
+        degree = quadrature_degree(activation, q, derivative, tolerance)
     n = rho.shape[0]
     upper = np.triu_indices(n)
     values = rho[upper]
@@ -246,7 +282,8 @@ def gram_matrices(
     c_res: float = 0.5,
     *,
     method: str = "auto",
-    degree: int = DEFAULT_DEGREE,
+    degree: int | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
 ) -> list[Array]:
     """``K^(H)`` (n, n) for every ``H`` in ``depths``; the fully connected chain is shared.
 
@@ -277,7 +314,10 @@ def gram_matrices(
         raise ValueError(
             f"method='closed_form' needs activation in {CLOSED_FORM}, got {activation!r}"
         )
-    check_integer("degree", degree, MIN_DEGREE, MAX_DEGREE)
+    if degree is not None:
+        check_integer("degree", degree, MIN_DEGREE, MAX_DEGREE)
+    if not 0 < tolerance < 1:
+        raise ValueError(f"tolerance must be in (0, 1), got {tolerance}")
     low = 1 if architecture == "fc" else 2
     for depth in depths:
         check_integer(f"depth ({architecture})", depth, low, MAX_DEPTH)
@@ -287,42 +327,55 @@ def gram_matrices(
     rho0 = np.clip(X @ X.T, -1.0, 1.0)
     np.fill_diagonal(rho0, 1.0)
     if architecture == "fc":
-        return _fc_grams(rho0, depths, activation, method, degree)
-    return [_resnet_gram(rho0, depth, activation, c_res, method, degree) for depth in depths]
+        return _fc_grams(rho0, depths, activation, method, degree, tolerance)
+    return [
+        _resnet_gram(rho0, depth, activation, c_res, method, degree, tolerance) for depth in depths
+    ]
 
 
 def _fc_grams(
-    rho0: Array, depths: list[int], activation: str, method: str, degree: int
+    rho0: Array,
+    depths: list[int],
+    activation: str,
+    method: str,
+    degree: int | None,
+    tolerance: float,
 ) -> list[Array]:
     c = c_sigma(activation)
     out: dict[int, Array] = {}
     rho = rho0  # K^(h-1); its diagonal is exactly 1 on the sphere
     for h in range(1, max(depths) + 1):
         if h in depths:
-            derivative = pair_expectation(activation, 1.0, rho, True, method, degree)
+            derivative = pair_expectation(activation, 1.0, rho, True, method, degree, tolerance)
             out[h] = _symmetrise(c * rho * derivative)
         if h < max(depths):
-            rho = c * pair_expectation(activation, 1.0, rho, False, method, degree)
+            rho = c * pair_expectation(activation, 1.0, rho, False, method, degree, tolerance)
             np.fill_diagonal(rho, 1.0)  # c_sigma E sigma(z)^2 = 1 exactly
     return [out[depth] for depth in depths]
 
 
 def _resnet_gram(
-    rho0: Array, depth: int, activation: str, c_res: float, method: str, degree: int
+    rho0: Array,
+    depth: int,
+    activation: str,
+    c_res: float,
+    method: str,
+    degree: int | None,
+    tolerance: float,
 ) -> Array:
     c = c_sigma(activation)
     step = c_res / depth
-    K = c * pair_expectation(activation, 1.0, rho0, False, method, degree)
+    K = c * pair_expectation(activation, 1.0, rho0, False, method, degree, tolerance)
     q = 1.0  # the common diagonal of K^(1)
     np.fill_diagonal(K, q)
     b = np.sqrt(c) * gaussian_mean(activation, 1.0, degree)
     for _ in range(2, depth):
-        both = pair_expectation(activation, q, K / q, False, method, degree)
+        both = pair_expectation(activation, q, K / q, False, method, degree, tolerance)
         mu = gaussian_mean(activation, q, degree)
         K = K + 2.0 * step * b * mu + step**2 * both
         q = float(np.mean(np.diag(K)))
         b = b + step * mu
-    derivative = pair_expectation(activation, q, K / q, True, method, degree)
+    derivative = pair_expectation(activation, q, K / q, True, method, degree, tolerance)
     return _symmetrise(step**2 * K * derivative)
 
 
@@ -334,17 +387,92 @@ def gram_matrix(
     c_res: float = 0.5,
     *,
     method: str = "auto",
-    degree: int = DEFAULT_DEGREE,
+    degree: int | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
 ) -> Array:
     """``K^(H)`` (n, n), float64, for ``H = depth``: see `gram_matrices` for the recursions.
 
     ``X`` (n, d) must have unit rows; ``architecture`` is ``"fc"`` (depth >= 1) or ``"resnet"``
     (depth >= 2, ``0 < c_res < 1``); ``activation`` one of relu, erf (closed forms), softplus,
-    tanh (Gauss-Hermite quadrature of ``degree`` >= 25 nodes per dimension).
+    tanh (Gauss-Hermite quadrature: ``degree`` >= 25 nodes per dimension, or by default as many
+    as `quadrature_degree` needs for ``tolerance``).
     """
-    return gram_matrices(X, [depth], activation, architecture, c_res, method=method, degree=degree)[
-        0
-    ]
+    return gram_matrices(
+        X,
+        [depth],
+        activation,
+        architecture,
+        c_res,
+        method=method,
+        degree=degree,
+        tolerance=tolerance,
+    )[0]
+
+
+@dataclass
+class NetworkKernels:
+    """The infinite-width kernels of the fully connected network at initialisation.
+
+    ``layers`` (H + 1, n, n): the limit of the Gram of the output gradients with respect to
+    ``W^(1), ..., W^(H)`` and ``a`` (``wide_nets.layer_grams``); ``ntk`` their sum (the full
+    neural tangent kernel, as neural-tangents computes it for this parametrisation);
+    ``last_layer = layers[H - 1]`` is Du et al.'s ``K^(H)``; ``nngp = layers[H]``, the limit of
+    ``<x^(H)_i, x^(H)_j>``, the covariance of the outputs ``u = a^T x^(H)`` at initialisation.
+    """
+
+    nngp: Array
+    ntk: Array
+    last_layer: Array
+    layers: Array
+
+
+def network_kernels(
+    X: Array,
+    depth: int,
+    activation: str = "relu",
+    *,
+    method: str = "auto",
+    degree: int | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> NetworkKernels:
+    """NNGP, full NTK and per-layer kernels of the fully connected network (MATH.md 3).
+
+    With ``rho^(0) = X X^T``, ``rho^(h) = c_sigma E sigma(u) sigma(v)`` and ``rhodot^(h) =
+    c_sigma E sigma'(u) sigma'(v)`` over ``(u, v) ~ N(0, [[1, rho^(h-1)], [rho^(h-1), 1]])``
+    (unit diagonal on the sphere), the gradient with respect to ``W^(h)`` contributes
+    ``rho^(h-1) * prod_{h'=h}^{H} rhodot^(h')`` (entrywise products: backpropagation through
+    layers h..H) and the output weights ``a`` contribute ``rho^(H)``:
+    ``NTK = sum_{h=1}^{H} rho^(h-1) prod_{h' >= h} rhodot^(h') + rho^(H)``, ``NNGP = rho^(H)``.
+    The ``h = H`` term is `gram_matrix`'s ``K^(H)``. Fully connected only.
+    """
+    X = check_sphere(X)
+    check_choice("activation", activation, ACTIVATIONS)
+    check_choice("method", method, METHODS)
+    check_integer("depth (fc)", depth, 1, MAX_DEPTH)
+    if degree is not None:
+        check_integer("degree", degree, MIN_DEGREE, MAX_DEGREE)
+    c = c_sigma(activation)
+    rho = np.clip(X @ X.T, -1.0, 1.0)
+    np.fill_diagonal(rho, 1.0)
+    rhos, dots = [rho], []
+    for _ in range(int(depth)):
+        dots.append(
+            c * pair_expectation(activation, 1.0, rhos[-1], True, method, degree, tolerance)
+        )
+        nxt = c * pair_expectation(activation, 1.0, rhos[-1], False, method, degree, tolerance)
+        np.fill_diagonal(nxt, 1.0)  # c_sigma E sigma(z)^2 = 1 exactly
+        rhos.append(nxt)
+    layers = []
+    for h in range(1, int(depth) + 1):
+        block = rhos[h - 1].copy()
+        for later in dots[h - 1 :]:
+            block = block * later
+        layers.append(_symmetrise(block))
+    layers.append(_symmetrise(rhos[-1]))
+    stack = np.stack(layers)
+    return NetworkKernels(
+        nngp=stack[-1], ntk=stack.sum(axis=0), last_layer=stack[int(depth) - 1], layers=stack
+    )
 
 
 def lambda_min(K: Array) -> float:
