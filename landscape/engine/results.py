@@ -17,13 +17,15 @@ import zipfile
 import zlib
 from importlib import metadata
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 RUN_FILE_FORMAT = "convexify-run/1"
 PACKAGES = ("convexify", "numpy", "scipy", "torch", "cvxpy", "plotly", "streamlit", "scikit-learn")
 MAX_RUN_FILE_BYTES = 50_000_000
+
+R = TypeVar("R")
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -66,6 +68,16 @@ def result_from_arrays(result_cls: type, arrays: dict[str, Any]) -> Any:
         array = np.asarray(arrays[f.name])
         values[f.name] = array.item() if array.ndim == 0 else array
     return result_cls(**values)
+
+
+def from_groups(result_cls: type[R], *groups: Any, **rest: Any) -> R:
+    """``result_cls`` built from the fields of its groups (dataclass instances) and ``rest``.
+
+    A study's ``Result`` stays flat (one array or scalar per field, as saved) while the steps of
+    its ``run`` each return one group, a dataclass whose fields the ``Result`` inherits.
+    """
+    values = {f.name: getattr(g, f.name) for g in groups for f in dataclasses.fields(g)}
+    return result_cls(**values, **rest)
 
 
 def result_to_npz_bytes(result: Any) -> bytes:

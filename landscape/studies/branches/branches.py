@@ -16,12 +16,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
+from torch import nn
 
 from landscape.engine import cluster, curvature, directions
 from landscape.engine.device import resolve_device
 from landscape.engine.nets import MultiBranchNet
 from landscape.engine.nonconvexity import hessian_ratio, max_convexity_defect, non_psd_fraction
-from landscape.engine.problem import Problem
+from landscape.engine.problem import LossFn, Problem
 from landscape.engine.surface import surface_2d
 from landscape.engine.validation import (
     COST_LIMIT,
@@ -302,88 +303,131 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
 def measure_slice(config: Config) -> dict[str, np.ndarray] | str:
     """One (depth, I) of the grid (``config`` holds one of each): the arrays of ``Result``
     without its two leading axes, or the reason it diverged. Cached per configuration."""
-    (branches,), (depth,) = config.branch_counts, config.depths
+    data = _tensors(config)
+    grid = np.linspace(-config.radius, config.radius, config.resolution)
+    fields: dict[str, list] = {name: [] for name in SLICE_FIELDS}
+    for s in range(config.seeds):
+        models = _trained_models(config, data, config.seed + s)
+        if isinstance(models, str):
+            return models
+        measured = _measure(config, data, models, config.seed + s, grid)
+        if isinstance(measured, str):
+            return measured
+        for name, value in measured.items():
+            fields[name].append(value)
+    out = {name: np.asarray(values, dtype=np.float64) for name, values in fields.items()}
+    out["n_parameters"] = np.array(sum(p.numel() for p in models[0].parameters()))
+    out["n_samples"] = np.array(data.n)
+    out["alphas"] = grid
+    return out
+
+
+@dataclass
+class _Tensors:
+    """The data on the device, the loss and the output width the loss needs."""
+
+    X: torch.Tensor  # (n, d) float32
+    y: torch.Tensor  # (n,) float +/-1 for the tau-hinge loss, class indices otherwise
+    loss_fn: LossFn
+    out_features: int  # 1 for the tau-hinge loss, else n_classes
+    n: int
+
+
+def _tensors(config: Config) -> _Tensors:
     device = resolve_device(config.device)
     X_np, y_np = load_data(config)
     X = torch.as_tensor(X_np, dtype=torch.float32, device=device)
     y = torch.as_tensor(y_np, device=device)
     y = y.float() if config.loss == "tau_hinge" else y.long()
     out_features = 1 if config.loss == "tau_hinge" else config.n_classes
-    loss_fn = loss_function(config.loss, config.tau)
-    grid = np.linspace(-config.radius, config.radius, config.resolution)
-    per_seed = 3 if config.construction == "three_models" else 1
-    batch = config.batch_size if 0 < config.batch_size < len(y_np) else None
-    fields: dict[str, list] = {name: [] for name in SLICE_FIELDS}
-    for s in range(config.seeds):
-        seed = config.seed + s
-        models = []
-        for k in range(per_seed):
-            torch.manual_seed(seed + k * MODEL_SEED_STRIDE)
-            model = MultiBranchNet(X.shape[1], out_features, branches, config.width, depth)
-            model = model.to(device)
-            history = train(
-                model,
-                X,
-                y,
-                loss_fn,
-                optimizer=config.optimizer,
-                lr=config.lr,
-                epochs=config.epochs,
-                batch_size=batch,
-                weight_decay=config.weight_decay,
-                seed=seed + k * MODEL_SEED_STRIDE,
-            )
-            if history.diverged:
-                return history.message
-            models.append(model)
-        model = models[0]
-        if per_seed == 1:
-            centre = directions.parameters_of(model)
-            d1 = directions.random_directions(model, seed=2 * seed, normalization="filter")
-            d2 = directions.random_directions(model, seed=2 * seed + 1, normalization="filter")
-            coordinates = np.zeros((1, 2))
-        else:
-            plane = directions.three_model_plane(models)
-            centre, d1, d2, coordinates = plane.center, plane.d1, plane.d2, plane.coordinates
-        problem = Problem(model, loss_fn, X, y)
-        Z = surface_2d(problem, d1, d2, grid, grid, center=centre)
-        if not np.all(np.isfinite(Z)):
-            return "the surface holds non-finite losses; lower the radius"
-        with torch.no_grad():
-            centre_output = torch.func.functional_call(model, centre, (X,))
-            fields["centre_loss"].append(float(loss_fn(centre_output, y)))
-            fields["model_losses"].append([float(loss_fn(m(X), y)) for m in models])
-            fields["model_accuracy"].append([accuracy(m(X), y) for m in models])
-        # The whole budget (no residual rule): the Ritz values of extreme_eigenvalues, and the
-        # smallest Ritz vector checked in float64 for a proof of negative curvature.
-        evidence = curvature.curvature_evidence(
-            problem, centre, max_iterations=config.hessian_iterations, tolerance=None, seed=seed
+    return _Tensors(X, y, loss_function(config.loss, config.tau), out_features, len(y_np))
+
+
+def _trained_models(config: Config, data: _Tensors, seed: int) -> list[nn.Module] | str:
+    """The slice's model (three for the three-model plane, seeds ``seed + k * stride``), each
+    trained, or the reason training diverged."""
+    (branches,), (depth,) = config.branch_counts, config.depths
+    batch = config.batch_size if 0 < config.batch_size < data.n else None
+    models: list[nn.Module] = []
+    for k in range(3 if config.construction == "three_models" else 1):
+        torch.manual_seed(seed + k * MODEL_SEED_STRIDE)
+        model = MultiBranchNet(data.X.shape[1], data.out_features, branches, config.width, depth)
+        model = model.to(data.X.device)
+        history = train(
+            model,
+            data.X,
+            data.y,
+            data.loss_fn,
+            optimizer=config.optimizer,
+            lr=config.lr,
+            epochs=config.epochs,
+            batch_size=batch,
+            weight_decay=config.weight_decay,
+            seed=seed + k * MODEL_SEED_STRIDE,
         )
-        low, high = evidence.lambda_min, evidence.lambda_max
-        spectrum = curvature.density(
-            problem,
-            centre,
-            iterations=min(DENSITY_ITERATIONS, problem_size(problem)),
-            probes=DENSITY_PROBES,
-            seed=seed,
-        )
-        fields["curvature_state"].append(evidence.code)
-        fields["negative_mass"].append(spectrum.negative_mass)
-        fields["negative_mass_error"].append(spectrum.negative_mass_error)
-        fields["negative_threshold"].append(spectrum.threshold)
-        fields["surfaces"].append(Z)
-        fields["model_coordinates"].append(coordinates)
-        fields["non_psd"].append(non_psd_fraction(Z, grid, grid))
-        fields["defect"].append(max_convexity_defect(Z))
-        fields["lambda_min"].append(low)
-        fields["lambda_max"].append(high)
-        fields["hessian_ratio"].append(hessian_ratio(low, high))
-        fields["direction_cosine"].append(directions.cosine(d1, d2))
-    out = {name: np.asarray(values, dtype=np.float64) for name, values in fields.items()}
-    out["n_parameters"] = np.array(sum(p.numel() for p in models[0].parameters()))
-    out["n_samples"] = np.array(len(y_np))
-    out["alphas"] = grid
-    return out
+        if history.diverged:
+            return history.message
+        models.append(model)
+    return models
+
+
+def _measure(
+    config: Config, data: _Tensors, models: list[nn.Module], seed: int, grid: np.ndarray
+) -> dict[str, object] | str:
+    """One seed's values of `SLICE_FIELDS`: the surface on the plane (filter-normalised random
+    directions seeded ``2 seed`` and ``2 seed + 1``, or the three models' plane), the models'
+    losses and accuracies, the three non-convexity measures, the Hessian's extremes at the
+    centre with the evidence of negative curvature, and the negative mass of its spectrum (SLQ);
+    or why the surface is not finite."""
+    model = models[0]
+    if len(models) == 1:
+        centre = directions.parameters_of(model)
+        d1 = directions.random_directions(model, seed=2 * seed, normalization="filter")
+        d2 = directions.random_directions(model, seed=2 * seed + 1, normalization="filter")
+        coordinates = np.zeros((1, 2))
+    else:
+        plane = directions.three_model_plane(models)
+        centre, d1, d2, coordinates = plane.center, plane.d1, plane.d2, plane.coordinates
+    X, y, loss_fn = data.X, data.y, data.loss_fn
+    problem = Problem(model, loss_fn, X, y)
+    Z = surface_2d(problem, d1, d2, grid, grid, center=centre)
+    if not np.all(np.isfinite(Z)):
+        return "the surface holds non-finite losses; lower the radius"
+    with torch.no_grad():
+        centre_output = torch.func.functional_call(model, centre, (X,))
+        centre_loss = float(loss_fn(centre_output, y))
+        model_losses = [float(loss_fn(m(X), y)) for m in models]
+        model_accuracy = [accuracy(m(X), y) for m in models]
+    # The whole budget (no residual rule): the Ritz values of extreme_eigenvalues, and the
+    # smallest Ritz vector checked in float64 for a proof of negative curvature.
+    evidence = curvature.curvature_evidence(
+        problem, centre, max_iterations=config.hessian_iterations, tolerance=None, seed=seed
+    )
+    low, high = evidence.lambda_min, evidence.lambda_max
+    spectrum = curvature.density(
+        problem,
+        centre,
+        iterations=min(DENSITY_ITERATIONS, problem_size(problem)),
+        probes=DENSITY_PROBES,
+        seed=seed,
+    )
+    return {
+        "curvature_state": evidence.code,
+        "negative_mass": spectrum.negative_mass,
+        "negative_mass_error": spectrum.negative_mass_error,
+        "negative_threshold": spectrum.threshold,
+        "surfaces": Z,
+        "centre_loss": centre_loss,
+        "model_losses": model_losses,
+        "model_accuracy": model_accuracy,
+        "model_coordinates": coordinates,
+        "non_psd": non_psd_fraction(Z, grid, grid),
+        "defect": max_convexity_defect(Z),
+        "lambda_min": low,
+        "lambda_max": high,
+        "hessian_ratio": hessian_ratio(low, high),
+        "direction_cosine": directions.cosine(d1, d2),
+    }
 
 
 def problem_size(problem: Problem) -> int:

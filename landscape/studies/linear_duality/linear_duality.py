@@ -14,10 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from landscape.engine import datasets
 from landscape.engine.device import limited_threads, resolve_device
 from landscape.engine.directions import cosine, random_directions
+from landscape.engine.results import from_groups
 from landscape.engine.validation import COST_LIMIT, check_cost, check_integer, check_number
 from landscape.studies.linear_duality.linear_net import DeepLinearNet, primal_slice, train_primal
 from solvers import linear_dual
@@ -110,22 +112,36 @@ class Config:
         return X * scale, Y * scale
 
 
+# The Result is flat (one array or scalar per field, as saved); its fields come in five groups,
+# one per step of `run`, each a dataclass that `Result` inherits (in this order).
+
+
 @dataclass
-class Result:
-    """Everything the page draws; NumPy arrays and floats only."""
+class Setting:
+    """The architecture, the spectrum of the targets and the selected gamma (group)."""
 
     widths: np.ndarray  # [d0, d1, ..., dH]
     d_min: int
     sigma_min: float  # smallest non-zero singular value of Ytil
     sigma_max: float
     gamma: float  # the selected gamma
-    # gamma sweep
+
+
+@dataclass
+class Sweep:
+    """The dual solved, the primal recovered and the gap measured at every gamma (group)."""
+
     gammas: np.ndarray  # (G,)
     sweep_primal: np.ndarray  # P(W_rec(gamma)) (G,)
     sweep_dual: np.ndarray  # D(L*(gamma)) (G,)
     sweep_gap: np.ndarray  # P - D (G,), measured
     sweep_seconds: float
-    # at the selected gamma
+
+
+@dataclass
+class AtGamma:
+    """At the selected gamma: the gap, singular values, Douglas-Rachford's history (group)."""
+
     primal: float
     dual: float
     gap: float
@@ -136,18 +152,26 @@ class Result:
     dr_values: np.ndarray  # Douglas-Rachford dual value per iteration
     dr_residuals: np.ndarray  # ||x - y||_F per iteration
     dr_infeasibility: np.ndarray  # (||x||_2 - gamma)_+ of the unprojected iterate
-    # gradient descent on the primal
+
+
+@dataclass
+class Descent:
+    """Gradient descent on the non-convex primal from every scale and seed (group)."""
+
     gd_scales: np.ndarray  # (R,)
     gd_seeds: np.ndarray  # (R,)
     gd_objective: np.ndarray  # (R, steps + 1), NaN after a divergence
     gd_diverged: np.ndarray  # (R,) bool
-    # 2-D slice around the recovered optimum
+
+
+@dataclass
+class Slice:
+    """A 2-D slice of the primal around the recovered optimum (group)."""
+
     slice_alphas: np.ndarray
     slice_betas: np.ndarray
     slice_values: np.ndarray  # (len(alphas), len(betas))
     slice_direction_cosine: float
-    diverged: bool = False  # some gradient-descent run diverged: its curve is NaN after it
-    message: str = ""  # what is not finite and why; empty when every number is finite
 
 
 #: What a run file may hold for each Result field (landscape.engine.results.check_result):
@@ -186,6 +210,16 @@ RESULT_SHAPES: dict[str, str] = {
 }
 
 
+@dataclass
+class Result(Slice, Descent, AtGamma, Sweep, Setting):
+    """Everything the page draws; NumPy arrays and floats only: the fields of `Setting`,
+    `Sweep`, `AtGamma`, `Descent` and `Slice`, in that order, then ``diverged`` and
+    ``message``."""
+
+    diverged: bool = False  # some gradient-descent run diverged: its curve is NaN after it
+    message: str = ""  # what is not finite and why; empty when every number is finite
+
+
 def _smallest_nonzero(s: np.ndarray) -> float:
     nonzero = s[s > 1e-10 * max(float(s.max(initial=0.0)), 1e-300)]
     return float(nonzero.min()) if nonzero.size else 0.0
@@ -200,32 +234,82 @@ def gamma_grid(sigma_min: float, sigma_max: float, gamma: float, points: int) ->
 def run(config: Config, progress: Progress | None = None) -> Result:
     """Solve, recover and measure across the gamma sweep; train the primal; slice it."""
     config.validate()
-    report = progress or (lambda fraction, stage: None)
+    report = progress or _silent
     device = resolve_device(config.device)
     report(0.0, "Preparing the data")
     X, Y = config.data()
     widths = [X.shape[1], *([config.hidden_width] * (config.depth - 1)), Y.shape[1]]
-    d_min = linear_dual.default_d_min(X, Y, widths[1:-1])
     Ytil = linear_dual.projected_targets(X, Y)
     s = np.linalg.svd(Ytil, compute_uv=False)
-    sigma_min, sigma_max = _smallest_nonzero(s), float(s.max(initial=0.0))
-    gamma = config.gamma_ratio * (sigma_min if sigma_min > 0 else 1.0)
+    setting = _setting(config, X, Y, widths, s)
+    sweep = _sweep(config, X, Y, widths, setting, report)
+    report(0.4, "Douglas-Rachford at the selected gamma")
+    weights, at_gamma = _at_gamma(config, X, Y, widths, setting, Ytil, s)
+    descent = _descent(config, X, Y, widths, setting.gamma, device, report)
+    report(0.92, "Slicing the primal around the recovered optimum")
+    slice_ = _slice(config, X, Y, weights, setting.gamma)
+    report(1.0, "Done")
+    return _say_what_diverged(from_groups(Result, setting, sweep, at_gamma, descent, slice_))
 
-    gammas = gamma_grid(sigma_min, sigma_max, gamma, config.sweep_points)
+
+def _silent(fraction: float, stage: str) -> None:
+    """A `Progress` that reports nothing."""
+
+
+def _setting(
+    config: Config, X: np.ndarray, Y: np.ndarray, widths: list[int], s: np.ndarray
+) -> Setting:
+    """``d_min``, the extreme non-zero singular values ``s`` of ``Ytil`` and
+    ``gamma = gamma_ratio * sigma_min`` (``gamma_ratio`` itself when ``Ytil`` is zero)."""
+    sigma_min, sigma_max = _smallest_nonzero(s), float(s.max(initial=0.0))
+    return Setting(
+        widths=np.array(widths),
+        d_min=int(linear_dual.default_d_min(X, Y, widths[1:-1])),
+        sigma_min=sigma_min,
+        sigma_max=sigma_max,
+        gamma=float(config.gamma_ratio * (sigma_min if sigma_min > 0 else 1.0)),
+    )
+
+
+def _sweep(
+    config: Config,
+    X: np.ndarray,
+    Y: np.ndarray,
+    widths: list[int],
+    setting: Setting,
+    report: Progress,
+) -> Sweep:
+    """At every gamma of `gamma_grid`: ``D(L*)`` by ``config.method``, ``P(W_rec)`` of the
+    recovered weights, and the measured gap ``P - D``."""
+    gammas = gamma_grid(setting.sigma_min, setting.sigma_max, setting.gamma, config.sweep_points)
     primal, dual = np.empty_like(gammas), np.empty_like(gammas)
-    sweep_seconds = 0.0
+    seconds = 0.0
     for index, g in enumerate(gammas):
         report(
             0.05 + 0.35 * index / len(gammas),
             f"Solving the dual ({config.method}) at gamma = {g:.3g}",
         )
-        solution = linear_dual.solve_dual(X, Y, g, d_min, method=config.method)
-        sweep_seconds += solution.seconds
+        solution = linear_dual.solve_dual(X, Y, g, setting.d_min, method=config.method)
+        seconds += solution.seconds
         weights = linear_dual.recover_weights(X, Y, solution.Lambda, widths)
         primal[index] = linear_dual.primal_objective(weights, X, Y, g)
         dual[index] = solution.value
+    return Sweep(gammas, primal, dual, primal - dual, float(seconds))
 
-    report(0.4, "Douglas-Rachford at the selected gamma")
+
+def _at_gamma(
+    config: Config,
+    X: np.ndarray,
+    Y: np.ndarray,
+    widths: list[int],
+    setting: Setting,
+    Ytil: np.ndarray,
+    s: np.ndarray,
+) -> tuple[list[np.ndarray], AtGamma]:
+    """The recovered weights ``[W_1, ..., W_H]`` at the selected gamma, and what they show:
+    the gap, the singular values of ``Ytil``, ``Ytil - L*``, ``W_H ... W_1`` and the output,
+    and the Douglas-Rachford history (run at this gamma whatever ``config.method`` is)."""
+    gamma, d_min = setting.gamma, setting.d_min
     dr = linear_dual.solve_dual(X, Y, gamma, d_min, method="douglas_rachford")
     solution = (
         dr
@@ -233,11 +317,34 @@ def run(config: Config, progress: Progress | None = None) -> Result:
         else linear_dual.solve_dual(X, Y, gamma, d_min, method=config.method)
     )
     weights = linear_dual.recover_weights(X, Y, solution.Lambda, widths)
-    primal_at = linear_dual.primal_objective(weights, X, Y, gamma)
+    primal = linear_dual.primal_objective(weights, X, Y, gamma)
     end_to_end = weights[0]
     for W in weights[1:]:
         end_to_end = W @ end_to_end
+    return weights, AtGamma(
+        primal=float(primal),
+        dual=float(solution.value),
+        gap=float(primal - solution.value),
+        singular_targets=s,
+        singular_residual=np.linalg.svd(Ytil - solution.Lambda, compute_uv=False),
+        singular_end_to_end=np.linalg.svd(end_to_end, compute_uv=False),
+        singular_output=np.linalg.svd(linear_dual.network_output(weights, X), compute_uv=False),
+        dr_values=dr.history_value,
+        dr_residuals=dr.history_residual,
+        dr_infeasibility=dr.history_infeasibility,
+    )
 
+
+def _descent(
+    config: Config,
+    X: np.ndarray,
+    Y: np.ndarray,
+    widths: list[int],
+    gamma: float,
+    device: torch.device,
+    report: Progress,
+) -> Descent:
+    """``restarts`` runs of ``config.optimizer`` on the primal from every initial scale."""
     runs = [
         (scale, config.seed + r) for scale in config.init_scales for r in range(config.restarts)
     ]
@@ -261,8 +368,19 @@ def run(config: Config, progress: Progress | None = None) -> Result:
                     device=device,
                 )
             )
+    return Descent(
+        gd_scales=np.array([scale for scale, _ in runs], dtype=np.float64),
+        gd_seeds=np.array([seed for _, seed in runs], dtype=np.int64),
+        gd_objective=np.stack([c.objective for c in curves]),
+        gd_diverged=np.array([c.diverged for c in curves]),
+    )
 
-    report(0.92, "Slicing the primal around the recovered optimum")
+
+def _slice(
+    config: Config, X: np.ndarray, Y: np.ndarray, weights: list[np.ndarray], gamma: float
+) -> Slice:
+    """The primal objective on ``W + a d1 + b d2`` around the recovered weights ``W``, with two
+    filter-normalised random directions and ``a, b`` in ``[-slice_radius, slice_radius]``."""
     optimum = DeepLinearNet.from_weights(weights)
     d1 = random_directions(optimum, seed=config.seed, normalization="filter")
     d2 = random_directions(optimum, seed=config.seed + 1, normalization="filter")
@@ -271,39 +389,7 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     ]
     radii = np.linspace(-config.slice_radius, config.slice_radius, config.slice_resolution)
     values = primal_slice(weights, (as_list[0], as_list[1]), X, Y, gamma, radii, radii)
-    report(1.0, "Done")
-
-    result = Result(
-        widths=np.array(widths),
-        d_min=int(d_min),
-        sigma_min=sigma_min,
-        sigma_max=sigma_max,
-        gamma=float(gamma),
-        gammas=gammas,
-        sweep_primal=primal,
-        sweep_dual=dual,
-        sweep_gap=primal - dual,
-        sweep_seconds=float(sweep_seconds),
-        primal=float(primal_at),
-        dual=float(solution.value),
-        gap=float(primal_at - solution.value),
-        singular_targets=s,
-        singular_residual=np.linalg.svd(Ytil - solution.Lambda, compute_uv=False),
-        singular_end_to_end=np.linalg.svd(end_to_end, compute_uv=False),
-        singular_output=np.linalg.svd(linear_dual.network_output(weights, X), compute_uv=False),
-        dr_values=dr.history_value,
-        dr_residuals=dr.history_residual,
-        dr_infeasibility=dr.history_infeasibility,
-        gd_scales=np.array([scale for scale, _ in runs], dtype=np.float64),
-        gd_seeds=np.array([seed for _, seed in runs], dtype=np.int64),
-        gd_objective=np.stack([c.objective for c in curves]),
-        gd_diverged=np.array([c.diverged for c in curves]),
-        slice_alphas=radii,
-        slice_betas=radii.copy(),
-        slice_values=values,
-        slice_direction_cosine=cosine(d1, d2),
-    )
-    return _say_what_diverged(result)
+    return Slice(radii, radii.copy(), values, cosine(d1, d2))
 
 
 def _say_what_diverged(result: Result) -> Result:

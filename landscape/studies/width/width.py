@@ -24,6 +24,7 @@ import numpy as np
 from landscape.engine import datasets
 from landscape.engine.device import resolve_device
 from landscape.engine.gram import ACTIVATIONS, ARCHITECTURES, gram_matrix, lambda_min
+from landscape.engine.results import from_groups
 from landscape.engine.validation import (
     COST_LIMIT,
     check_choice,
@@ -31,7 +32,7 @@ from landscape.engine.validation import (
     check_integer,
     check_number,
 )
-from landscape.studies.width.wide_nets import WideNetSpec, train
+from landscape.studies.width.wide_nets import TrainingHistory, WideNetSpec, train
 
 DATASETS: tuple[str, ...] = ("sphere", "digits")
 MAX_N = 512
@@ -137,14 +138,20 @@ class Config(DataFields):
 
 
 @dataclass
-class Result:
-    """Everything the page draws; NumPy arrays, floats and strings only."""
+class Kernel:
+    """The infinite-width Gram matrix, its spectrum and the theorem's step (group of `Result`)."""
 
     gram: np.ndarray  # K^(H) (n, n)
     eigenvalues: np.ndarray  # of K^(H), ascending (n,)
     targets: np.ndarray  # y (n,)
     lambda_min: float  # lambda_min(K^(H))
     eta: float
+
+
+@dataclass
+class Dynamics:
+    """Gradient descent on one width-m network, against the theorem (group of `Result`)."""
+
     eta_stable: float  # 2 / lambda_max(G(0)), NaN when no run
     loss: np.ndarray  # (k + 1,) L(k), up to divergence
     bound: np.ndarray  # L(0) (1 - eta lambda_min / 2)^k, same length
@@ -157,6 +164,12 @@ class Result:
     bound_rate: float  # 1 - eta lambda_min / 2
     diverged: bool
     message: str  # empty, or why the run stopped or did not start
+
+
+@dataclass
+class Result(Dynamics, Kernel):
+    """Everything the page draws; NumPy arrays, floats and strings only: the fields of
+    `Kernel`, then those of `Dynamics` (flat, as saved)."""
 
 
 #: What a run file may hold for each Result field (landscape.engine.results.check_result):
@@ -185,38 +198,13 @@ RESULT_SHAPES: dict[str, str] = {
 def run(config: Config, progress: Progress | None = None) -> Result:
     """Compute ``K^(H)``, train one width-m network at the theorem's step, record the dynamics."""
     config.validate()
-    report = progress or (lambda fraction, stage: None)
+    report = progress or _silent
     device = resolve_device(config.device)
     report(0.0, "Computing K^(H)")
     X, y = sphere_data(config.dataset, config.n, config.input_dim, config.seed)
-    K = gram_matrix(X, config.depth, config.activation, config.architecture, config.c_res)
-    eigenvalues = np.linalg.eigvalsh(K)
-    lam = lambda_min(K)
-    eta = theorem_step(lam, config.n, config.depth, config.architecture, config.step_multiplier)
-    empty = np.zeros(0)
-    if lam <= SINGULAR_RTOL * eigenvalues[-1]:
-        return Result(
-            K,
-            eigenvalues,
-            y,
-            lam,
-            eta,
-            float("nan"),
-            empty,
-            empty,
-            empty,
-            empty,
-            empty,
-            empty,
-            float("nan"),
-            float("nan"),
-            float("nan"),
-            False,
-            f"lambda_min(K^(H)) = {lam:.2e} is zero to rounding: the theorem gives no "
-            "rate and no step size here. Use fewer layers, another activation or "
-            "distinct points.",
-        )
-
+    kernel = _kernel(config, X, y)
+    if kernel.lambda_min <= SINGULAR_RTOL * kernel.eigenvalues[-1]:
+        return from_groups(Result, kernel, _no_dynamics(kernel.lambda_min))
     spec = WideNetSpec(
         config.depth, config.width, config.activation, config.architecture, config.c_res
     )
@@ -224,13 +212,43 @@ def run(config: Config, progress: Progress | None = None) -> Result:
         spec,
         X,
         y,
-        eta,
+        kernel.eta,
         config.iterations,
         config.seed,
         device,
         progress=lambda f: report(0.1 + 0.9 * f, "Gradient descent"),
     )
     report(1.0, "Done")
+    return from_groups(Result, kernel, _dynamics(kernel, history))
+
+
+def _silent(fraction: float, stage: str) -> None:
+    """A `Progress` that reports nothing."""
+
+
+def _kernel(config: Config, X: np.ndarray, y: np.ndarray) -> Kernel:
+    """``K^(H)`` of the data, its eigenvalues, and the theorem's step `theorem_step`."""
+    K = gram_matrix(X, config.depth, config.activation, config.architecture, config.c_res)
+    lam = lambda_min(K)
+    eta = theorem_step(lam, config.n, config.depth, config.architecture, config.step_multiplier)
+    return Kernel(gram=K, eigenvalues=np.linalg.eigvalsh(K), targets=y, lambda_min=lam, eta=eta)
+
+
+def _no_dynamics(lam: float) -> Dynamics:
+    """No run: ``lambda_min(K^(H))`` is zero to rounding, so the theorem gives no step."""
+    empty, nan = np.zeros(0), float("nan")
+    message = (
+        f"lambda_min(K^(H)) = {lam:.2e} is zero to rounding: the theorem gives no "
+        "rate and no step size here. Use fewer layers, another activation or "
+        "distinct points."
+    )
+    return Dynamics(nan, empty, empty, empty, empty, empty, empty, nan, nan, nan, False, message)
+
+
+def _dynamics(kernel: Kernel, history: TrainingHistory) -> Dynamics:
+    """The recorded run against the theorem: the bound ``L(0) (1 - eta lambda_min / 2)^k``,
+    the measured rate ``(L(k_end) / L(0))^(1 / k_end)``, drifts relative to ``lambda_min``."""
+    eta, lam = kernel.eta, kernel.lambda_min
     steps = np.arange(len(history.loss))
     bound_rate = 1.0 - eta * lam / 2.0
     end = len(history.loss) - 1
@@ -246,12 +264,7 @@ def run(config: Config, progress: Progress | None = None) -> Result:
             f"{eta:.3g} is above the stability limit 2 / lambda_max(G(0)) = "
             f"{2.0 / history.lambda_max_full_init:.3g}. Lower the step multiplier."
         )
-    return Result(
-        gram=K,
-        eigenvalues=eigenvalues,
-        targets=y,
-        lambda_min=lam,
-        eta=eta,
+    return Dynamics(
         eta_stable=2.0 / history.lambda_max_full_init,
         loss=history.loss,
         bound=history.loss[0] * bound_rate**steps,
@@ -259,7 +272,7 @@ def run(config: Config, progress: Progress | None = None) -> Result:
         gram_drift=history.gram_change / lam,
         lambda_min_last=history.lambda_min_last,
         lambda_min_full=history.lambda_min_full,
-        init_deviation=float(np.linalg.norm(history.gram_last_init - K, 2) / lam),
+        init_deviation=float(np.linalg.norm(history.gram_last_init - kernel.gram, 2) / lam),
         measured_rate=measured,
         bound_rate=bound_rate,
         diverged=history.diverged,
