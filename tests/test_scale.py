@@ -439,6 +439,31 @@ def test_cli_surface_end_to_end(tmp_path, capsys) -> None:
         assert draw(result).data  # the Lab's figures draw an opened file
 
 
+def test_cli_curvature_in_batches_equals_one_pass_and_reports_states(tmp_path) -> None:
+    model, X, y, _, _ = small_problem(torch.float32, n=60)
+    paths = saved_models(tmp_path, model)
+    np.savez(tmp_path / "data.npz", X=X.astype(np.float32), y=y)
+    stored = {}
+    for rows in (0, 7):
+        out = tmp_path / f"surface{rows}.npz"
+        argv = [
+            "surface", "--model", str(paths["torchscript"]), "--data",
+            str(tmp_path / "data.npz"), "--loss", "cross_entropy", "--resolution", "3",
+            "--out", str(out), "--curvature", "2", "--curvature-batch-rows", str(rows),
+            "--no-progress",
+        ]  # fmt: skip
+        assert cli.main(argv) == 0
+        stored[rows] = surface_files.load_surface(out.read_bytes())
+    one, batched = stored[0], stored[7]
+    np.testing.assert_allclose(batched.lambda_min, one.lambda_min, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(batched.lambda_max, one.lambda_max, rtol=1e-4, atol=1e-7)
+    states = np.array(batched.metadata["curvature_state"])
+    assert states.shape == (2, 2) and set(np.unique(states)) <= {-1, 0}
+    rayleigh = np.array(batched.metadata["curvature_rayleigh"])
+    assert np.all(rayleigh[states == -1] < 0)
+    assert batched.metadata["curvature_batch_rows"] == 7
+
+
 def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys) -> None:
     torch.save({"w": torch.ones(1)}, tmp_path / "model.pt")
     np.savez(tmp_path / "data.npz", X=np.ones((3, 2)), y=np.zeros(3, dtype=int))
