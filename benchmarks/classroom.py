@@ -81,6 +81,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far, in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib(pid: int) -> float:
     """Resident memory of a process and its children (the streamlit server), in MiB."""
     total = 0.0
@@ -140,6 +149,7 @@ class Server:
             raise RuntimeError("streamlit did not start")
         self.started = time.monotonic()
         self.memory: list[tuple[float, float]] = []
+        self.cpu: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._every = every
         self._sampler = threading.Thread(target=self._sample, daemon=True)
@@ -147,7 +157,9 @@ class Server:
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self.memory.append((time.monotonic() - self.started, rss_mib(self.process.pid)))
+            now = time.monotonic() - self.started
+            self.memory.append((now, rss_mib(self.process.pid)))
+            self.cpu.append((now, cpu_seconds(self.process.pid)))
             self._stop.wait(self._every)
 
     def stop(self) -> str:
@@ -384,6 +396,7 @@ async def class_run(sessions: int, minutes: float, env: dict[str, str], webgl: b
         "longest_queue": int(longest.group(1)) if longest else None,
         "shared": int(shared.group(1)) if shared else None,
         "memory": server.memory,
+        "cpu": server.cpu,
         "tracebacks": log.count("Traceback"),
         "log": log,
     }
@@ -391,6 +404,7 @@ async def class_run(sessions: int, minutes: float, env: dict[str, str], webgl: b
 
 def report(result: dict) -> float:
     record: Record = result["record"]
+    moves_and_opens = sum(map(len, record.moves.values())) + len(record.opens)
     print(
         f"\n== N = {result['sessions']} sessions, {result['elapsed'] / 60:.1f} min, "
         f"{result['laps']} lap(s) of the lecture"
@@ -421,6 +435,17 @@ def report(result: dict) -> float:
     if result["tracebacks"]:
         first = result["log"].index("Traceback")
         print("  first traceback in the server log:\n" + result["log"][first : first + 3000])
+    cpu = result["cpu"]
+    if len(cpu) > 1 and moves_and_opens:
+        used = cpu[-1][1] - cpu[0][1]
+        span = cpu[-1][0] - cpu[0][0]
+        print(
+            f"server CPU: {used:.0f} s over {span:.0f} s of wall time "
+            f"({used / span:.2f} cores of {os.cpu_count()}); {used / moves_and_opens:.2f} CPU-s "
+            f"per student move or study opened (everything the server did, shared runs "
+            f"included): a lower bound for a step where all N act at once on an idle machine "
+            f"is N x that / cores"
+        )
     memory = result["memory"]
     if memory:
         step = max(1, len(memory) // 20)

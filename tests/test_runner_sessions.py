@@ -173,3 +173,18 @@ def test_waiting_text_shows_position_estimate_and_sharing() -> None:
     for ticket in (running, joined, second):
         assert ticket.wait(WAIT)
         ticket.release()
+
+
+def test_sidebar_about_box_shows_ceilings_and_runs() -> None:
+    from pathlib import Path
+
+    app = str(Path(__file__).resolve().parents[1] / "app.py")
+    at = AppTest.from_file(app, default_timeout=WAIT).run()
+    assert not at.exception
+    about = [e for e in at.sidebar.expander if e.label == "About this server"]
+    assert len(about) == 1
+    text = " ".join(c.value for c in about[0].caption)
+    assert f"of {runner.run_queue().slots}" in text
+    for name in ("Results", "Presets", "Uploads"):
+        assert name in text
+    assert f"of {runner.result_cache().max_bytes / 2**20:.1f} MiB" in text
