@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import threading
+import time
 from types import ModuleType
 from typing import Any
 
@@ -27,7 +28,8 @@ PASS_THROUGH = (KeyboardInterrupt, SystemExit, RerunException, StopException)
 RESULT_CACHE_VARIABLE = "CONVEXIFY_RESULT_CACHE_MB"
 RESULT_CACHE_DEFAULT_MB = 128
 MAX_RUNS_VARIABLE = "CONVEXIFY_MAX_RUNS"
-POLL_SECONDS = 0.25  # how often a waiting page redraws its status (and notices a rerun or exit)
+POLL_SECONDS = 0.25  # how often a waiting page looks at its run
+REDRAW_SECONDS = 1.0  # the longest a waiting page goes without a redraw (which notices an exit)
 SECRETS_SECTION = "convexify"  # [convexify] in .streamlit/secrets.toml: max_runs, result_cache_mb
 
 
@@ -147,9 +149,10 @@ def _await(study: ModuleType, config: Any, key: tuple[str, Any]) -> Any:
     """The answer for ``key`` through the admission queue, drawing the queue position or the
     run's progress while it waits; raises what the run raised.
 
-    Every `POLL_SECONDS` the bar is redrawn: each redraw is a point where Streamlit stops the
-    script when the session reruns or leaves, and the ``finally`` then releases the ticket, so
-    work nobody waits for any more is dropped from the queue.
+    Every `POLL_SECONDS` the bar is redrawn if its text changed, and at least every
+    `REDRAW_SECONDS`: each redraw is a point where Streamlit stops the script when the session
+    reruns or leaves, and the ``finally`` then releases the ticket, so work nobody waits for any
+    more is dropped from the queue.
     """
     cache = result_cache()
     queue = run_queue()
@@ -171,9 +174,12 @@ def _await(study: ModuleType, config: Any, key: tuple[str, Any]) -> Any:
         for _attempt in range(3):
             ticket = queue.submit(key, compute, kind=key[0])
             try:
+                shown, drawn = None, 0.0
                 while not ticket.wait(POLL_SECONDS):
-                    fraction, text = _waiting_text(ticket, queue)
-                    bar.progress(fraction, text=text)
+                    status = _waiting_text(ticket, queue)
+                    if status != shown or time.monotonic() - drawn >= REDRAW_SECONDS:
+                        bar.progress(status[0], text=status[1])
+                        shown, drawn = status, time.monotonic()
                 try:
                     return ticket.result()
                 except serving.Cancelled:
