@@ -26,8 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landscape.engine.datasets import unit_sphere  # noqa: E402
-from landscape.engine.gram import (  # noqa: E402
+from landscape.engine.datasets import unit_sphere
+from landscape.engine.gram import (
     ACTIVATIONS,
     ARCHITECTURES,
     DEFAULT_DEGREE,
@@ -37,7 +37,7 @@ from landscape.engine.gram import (  # noqa: E402
     gram_matrix,
     lambda_min,
 )
-from landscape.engine.gram import _hermite as hermite  # noqa: E402
+from landscape.engine.gram import _hermite as hermite
 
 
 def pair_value(activation: str, q: float, rho: float, derivative: bool) -> float:

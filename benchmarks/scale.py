@@ -45,12 +45,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landscape.engine import cluster  # noqa: E402
-from landscape.engine.data_files import ArrayData  # noqa: E402
-from landscape.engine.datasets import digits  # noqa: E402
-from landscape.engine.directions import parameters_of, random_directions  # noqa: E402
-from landscape.engine.nets import SmallResNet, mlp  # noqa: E402
-from landscape.studies.branches.data import mnist_subset  # noqa: E402
+from landscape.engine import cluster
+from landscape.engine.data_files import ArrayData
+from landscape.engine.datasets import digits
+from landscape.engine.directions import parameters_of, random_directions
+from landscape.engine.nets import SmallResNet, mlp
+from landscape.studies.branches.data import mnist_subset
 
 WORKERS = 2
 PREDICT_GRID = 101

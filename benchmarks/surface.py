@@ -35,11 +35,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landscape.engine.datasets import digits  # noqa: E402
-from landscape.engine.directions import random_directions  # noqa: E402
-from landscape.engine.nets import MultiBranchNet, mlp  # noqa: E402
-from landscape.engine.problem import Problem  # noqa: E402
-from landscape.engine.surface import path_taken, surface_2d  # noqa: E402
+from landscape.engine.datasets import digits
+from landscape.engine.directions import random_directions
+from landscape.engine.nets import MultiBranchNet, mlp
+from landscape.engine.problem import Problem
+from landscape.engine.surface import path_taken, surface_2d
 
 MODELS = {
     "MultiBranchNet(64, 10, branches=16, width=8)": lambda: MultiBranchNet(64, 10, 16, 8),

@@ -321,7 +321,7 @@ def surface_command(args: argparse.Namespace, argv: list[str]) -> Path:
             lambda_max=cmap.lambda_max,
             curvature_ratio=cmap.ratio,
         )
-    points = job.shape[0] * job.shape[1]
+    n_points = job.shape[0] * job.shape[1]
     meta = {
         "command": "convexify " + shlex.join(argv),
         "model_file": Path(args.model).name,
@@ -350,7 +350,7 @@ def surface_command(args: argparse.Namespace, argv: list[str]) -> Path:
         "shards_computed": len(run.computed),
         "checkpoint": args.checkpoint or "",
         "surface_seconds": surface_seconds,
-        "points_per_second": points / surface_seconds if run.computed else None,
+        "points_per_second": n_points / surface_seconds if run.computed else None,
         "total_seconds": time.perf_counter() - started,
         "versions": versions(),
         **curvature_meta,

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -37,13 +37,14 @@ import torch
 from solvers.patterns import DEFAULT_MAX_PATTERNS, enumerate_patterns, sample_patterns
 
 Loss = Literal["squared", "hinge", "logistic"]
-LOSSES: tuple[str, ...] = ("squared", "hinge", "logistic")
+LOSSES: tuple[Loss, ...] = get_args(Loss)
 #: Largest |entry| of X or y accepted (the objective squares them; float64 overflows at 1e308).
 MAX_ENTRY = 1e100
 #: beta accepted: below 1e-10 the penalty no longer bounds the weights in float64 (the objective
 #: and its bound become infinite), above 1e10 the zero network is optimal to machine precision.
 BETA_RANGE = (1e-10, 1e10)
-METHODS: tuple[str, ...] = ("cvxpy", "interior_point")
+Method = Literal["cvxpy", "interior_point"]
+METHODS: tuple[Method, ...] = get_args(Method)
 
 _NEURON_RTOL = 1e-10  # blocks below this fraction of the largest block norm carry no neuron
 
@@ -327,7 +328,7 @@ def _solve_cvxpy(
             f"cvxpy/Clarabel failed on this data ({type(error).__name__}: {str(error)[:200]}); "
             "rescale X and y or change beta"
         ) from None
-    if V.value is None:
+    if V.value is None or W.value is None:
         raise ValueError(f"cvxpy/Clarabel did not solve the convex program: {problem.status}")
     # cvxpy's Lagrangian adds nu^T (r - F u) and subtracts lambda^T G u with lambda >= 0.
     q = -np.asarray(link.dual_value, dtype=np.float64)
@@ -408,22 +409,28 @@ class _BarrierProblem:
         y: np.ndarray,
         patterns: np.ndarray,
         beta: float,
-        loss: str,
+        loss: Loss,
         device: str | torch.device,
     ) -> None:
-        opts = {"dtype": torch.float64, "device": torch.device(device)}
-        self.opts, self.loss = opts, loss
+        self.device, self.loss = torch.device(device), loss
         self.scale = float(np.linalg.norm(X, 2))
         self.beta = beta / self.scale
         self.n, self.d = X.shape
         P = patterns.shape[0]
         self.K = 2 * P
-        self.X = torch.as_tensor(X / self.scale, **opts)
-        self.y = torch.as_tensor(y, **opts)
-        on = torch.as_tensor(patterns.T, **opts)  # (n, P)
+        self.X = torch.as_tensor(X / self.scale, dtype=torch.float64, device=self.device)
+        self.y = torch.as_tensor(y, dtype=torch.float64, device=self.device)
+        on = torch.as_tensor(patterns.T, dtype=torch.float64, device=self.device)  # (n, P)
         self.gates = torch.cat([on, on], dim=1)  # (n, K): diag(D_k) of block k
-        self.signs = self.gates * torch.cat([torch.ones(P, **opts), -torch.ones(P, **opts)])
-        self.live = torch.as_tensor(np.linalg.norm(X, axis=1) > 0, **opts)[:, None]
+        self.signs = self.gates * torch.cat(
+            [
+                torch.ones(P, dtype=torch.float64, device=self.device),
+                -torch.ones(P, dtype=torch.float64, device=self.device),
+            ]
+        )
+        self.live = torch.as_tensor(
+            np.linalg.norm(X, axis=1) > 0, dtype=torch.float64, device=self.device
+        )[:, None]
         self.walls = (2.0 * self.gates - 1.0) * self.live  # diag(2 D_k - I) on non-zero rows
 
     def predictions(self, U: torch.Tensor) -> torch.Tensor:
@@ -442,7 +449,7 @@ class _BarrierProblem:
         """``phi_tau(u)``; ``inf`` outside the domain."""
         S = self.slacks(U)
         if torch.any(S <= 0):
-            return torch.tensor(float("inf"), **self.opts)
+            return torch.tensor(float("inf"), dtype=torch.float64, device=self.device)
         fit = _fit_terms(self.predictions(U), self.y, self.loss, tau)[0]
         return fit + _norm_barrier(U, tau * self.beta)[0] - torch.sum(torch.log(S))
 
@@ -460,7 +467,7 @@ class _BarrierProblem:
         _, grad, omega = _fit_terms(self.predictions(U), self.y, self.loss, tau)
         gradient = -(self.walls * inv_s).T @ X + g_norm + self.adjoint(grad)
         R = torch.linalg.qr(torch.cat([inv_s.T[:, :, None] * X[None], h_root], dim=1), mode="r")[1]
-        eye = torch.eye(d, **self.opts).expand(K, d, d)
+        eye = torch.eye(d, dtype=torch.float64, device=self.device).expand(K, d, d)
         R_inv = torch.linalg.solve_triangular(R, eye, upper=True)
 
         def solve_blocks(A: torch.Tensor) -> torch.Tensor:  # B^-1 A = R^-1 R^-T A, row-wise
@@ -475,7 +482,7 @@ class _BarrierProblem:
         Z = root[:, None] * (torch.einsum("nd,pde->npe", X, L) * self.gates[:, :P, None]).reshape(
             n, P * d
         )
-        C = torch.linalg.cholesky(torch.eye(n, **self.opts) + Z @ Z.T)
+        C = torch.linalg.cholesky(torch.eye(n, dtype=torch.float64, device=self.device) + Z @ Z.T)
         z = solve_blocks(-gradient)
         corr = root * torch.cholesky_solve((root * self.predictions(z))[:, None], C)[:, 0]
         dU = z - solve_blocks(self.adjoint(corr))
@@ -505,7 +512,7 @@ def _solve_interior_point(
     patterns: np.ndarray,
     gates: np.ndarray,
     beta: float,
-    loss: str,
+    loss: Loss,
     tol: float,
     max_iter: int,
     device: str | torch.device,
@@ -519,8 +526,12 @@ def _solve_interior_point(
     numerically singular.
     """
     problem = _BarrierProblem(X, y, patterns, beta, loss, device)
-    P, opts = patterns.shape[0], problem.opts
-    gate = torch.as_tensor(gates / np.linalg.norm(gates, axis=1, keepdims=True), **opts)
+    P = patterns.shape[0]
+    gate = torch.as_tensor(
+        gates / np.linalg.norm(gates, axis=1, keepdims=True),
+        dtype=torch.float64,
+        device=problem.device,
+    )
     fit0 = loss_value(np.zeros_like(y), y, loss)
     U = fit0 / (4.0 * problem.K * problem.beta) * torch.cat([gate, gate])
     tau = (float(problem.live.sum()) * problem.K + 2 * problem.K) / fit0

@@ -20,12 +20,12 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 Method = Literal["closed_form", "cvxpy", "douglas_rachford"]
-METHODS: tuple[str, ...] = ("closed_form", "cvxpy", "douglas_rachford")
+METHODS: tuple[Method, ...] = get_args(Method)
 
 _RANK_RTOL = 1e-10
 #: Largest |entry| of X or Y accepted: objectives hold squares of sums of entries, and float64

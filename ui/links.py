@@ -120,44 +120,9 @@ def problem(kind: str, arguments: dict[str, Any], raw: str | list[str]) -> str |
     """
     values = _values(raw)
     if kind in ("slider", "number_input"):
-        low, high = arguments.get("min_value"), arguments.get("max_value")
-        value, step = arguments.get("value"), arguments.get("step")
-        scalars = list(value) if isinstance(value, list | tuple) else [value]
-        if isinstance(value, str):  # number_input(value="min")
-            scalars = []
-        given = [v for v in (low, high, step, *scalars) if v is not None]
-        if any(isinstance(v, datetime | date | time) for v in given):
-            return None  # date and time sliders: Streamlit's own parsing
-        if kind == "slider" and low is None and high is None:
-            low, high = (0, 100) if all(isinstance(v, int) for v in given) else (0.0, 1.0)
-        integral = all(isinstance(v, int) and not isinstance(v, bool) for v in given)
-        expected = 2 if isinstance(value, list | tuple) else 1
-        if kind == "slider" and len(values) != expected:
-            return f"it needs {expected} value(s), got {len(values)}"
-        if kind == "number_input" and len(values) != 1:
-            return "it needs one value"
-        for text in values:
-            why = _number(text, integral, low, high, step if kind == "slider" else None)
-            if why:
-                return why
-        return None
+        return _number_problem(kind, arguments, values)
     if kind in ("select_slider", "selectbox", "radio", "multiselect", "pills", "segmented_control"):
-        options = _format_options(arguments)
-        if kind == "select_slider":
-            value = arguments.get("value")
-            expected = 2 if isinstance(value, list | tuple) else 1
-            if len(values) != expected:
-                return f"it needs {expected} value(s), got {len(values)}"
-        elif kind in ("selectbox", "radio") and len(values) != 1:
-            return "it needs one value"
-        bad = [v for v in values if v not in options]
-        if bad:
-            listed = ", ".join(options[:12]) + (", ..." if len(options) > 12 else "")
-            return f"it must be one of: {listed}"
-        most = arguments.get("max_selections")
-        if kind == "multiselect" and most is not None and len(values) > most:
-            return f"at most {most} choices"
-        return None
+        return _option_problem(kind, arguments, values)
     if kind in ("toggle", "checkbox"):
         if len(values) != 1 or values[0].lower() not in ("true", "false"):
             return "it must be true or false"
@@ -167,6 +132,53 @@ def problem(kind: str, arguments: dict[str, Any], raw: str | list[str]) -> str |
         if len(values) != 1 or len(values[0]) > most:
             return f"it must be one text of at most {most} characters"
         return None
+    return None
+
+
+def _number_problem(kind: str, arguments: dict[str, Any], values: list[str]) -> str | None:
+    """`problem` for a slider or a number input: finite numbers in range, whole for integer
+    widgets, as many as the widget holds (date and time sliders: Streamlit's own parsing)."""
+    low, high = arguments.get("min_value"), arguments.get("max_value")
+    value, step = arguments.get("value"), arguments.get("step")
+    scalars = list(value) if isinstance(value, list | tuple) else [value]
+    if isinstance(value, str):  # number_input(value="min")
+        scalars = []
+    given = [v for v in (low, high, step, *scalars) if v is not None]
+    if any(isinstance(v, datetime | date | time) for v in given):
+        return None  # date and time sliders: Streamlit's own parsing
+    if kind == "slider" and low is None and high is None:
+        low, high = (0, 100) if all(isinstance(v, int) for v in given) else (0.0, 1.0)
+    integral = all(isinstance(v, int) and not isinstance(v, bool) for v in given)
+    expected = 2 if isinstance(value, list | tuple) else 1
+    if kind == "slider" and len(values) != expected:
+        return f"it needs {expected} value(s), got {len(values)}"
+    if kind == "number_input" and len(values) != 1:
+        return "it needs one value"
+    for text in values:
+        why = _number(text, integral, low, high, step if kind == "slider" else None)
+        if why:
+            return why
+    return None
+
+
+def _option_problem(kind: str, arguments: dict[str, Any], values: list[str]) -> str | None:
+    """`problem` for a widget with options: each value one of the formatted options, as many
+    as the widget holds (``max_selections`` for a multiselect)."""
+    options = _format_options(arguments)
+    if kind == "select_slider":
+        value = arguments.get("value")
+        expected = 2 if isinstance(value, list | tuple) else 1
+        if len(values) != expected:
+            return f"it needs {expected} value(s), got {len(values)}"
+    elif kind in ("selectbox", "radio") and len(values) != 1:
+        return "it needs one value"
+    bad = [v for v in values if v not in options]
+    if bad:
+        listed = ", ".join(options[:12]) + (", ..." if len(options) > 12 else "")
+        return f"it must be one of: {listed}"
+    most = arguments.get("max_selections")
+    if kind == "multiselect" and most is not None and len(values) > most:
+        return f"at most {most} choices"
     return None
 
 

@@ -187,7 +187,7 @@ def _await(study: ModuleType, config: Any, key: tuple[str, Any]) -> Any:
                     continue
                 except Exception:
                     raise
-                except BaseException as error:  # noqa: BLE001 - raised in the run's thread
+                except BaseException as error:
                     # (SystemExit, KeyboardInterrupt from a study): a failure of that run, never
                     # a Streamlit stop, which can only come from this thread's own st calls
                     raise RuntimeError(f"{type(error).__name__}: {error}") from error
@@ -217,7 +217,7 @@ def _compute(study: ModuleType, config: Any) -> Any | None:
         st.error(f"Invalid setting: {error}")
     except PASS_THROUGH:
         raise
-    except BaseException as error:  # noqa: BLE001 - the user must never see a traceback
+    except BaseException as error:
         log.exception("study %s failed", module_name)
         st.error(f"The computation failed ({type(error).__name__}: {error}). Try other settings.")
     return None
@@ -249,7 +249,7 @@ def run_study(study: ModuleType, config: Any, name: str = "") -> Any | None:
             box.error(f"Could not load {upload.name}: {error}")
         except PASS_THROUGH:
             raise
-        except BaseException as error:  # noqa: BLE001 - a file must never reach a traceback
+        except BaseException as error:
             log.exception("run file %s of %s failed to load", upload.name, module_name)
             box.error(f"Could not load {upload.name} ({type(error).__name__}: {error}).")
         else:

@@ -31,7 +31,7 @@ def shared_sidebar() -> Settings:
             bind="query-params",
             help="Where torch runs: auto picks cuda, then mps, then cpu.",
         )
-        device = str(resolve_device(choice))
+        device = str(resolve_device(choice or "auto"))
         st.caption(f"Running on **{device}**")
         seed = st.number_input(
             "Seed",

@@ -77,14 +77,13 @@ def connect(address: str | None = "auto") -> Any:
         ) from None
     if ray.is_initialized():
         return ray
-    quiet = {"include_dashboard": False, "log_to_driver": False}
     if address in (None, "", "local"):
-        ray.init(**quiet)
+        ray.init(include_dashboard=False, log_to_driver=False)
     elif address == "auto":
         try:
             ray.init(address="auto", log_to_driver=False)
         except ConnectionError:
-            ray.init(**quiet)
+            ray.init(include_dashboard=False, log_to_driver=False)
     else:
         try:
             ray.init(address=address, log_to_driver=False)
@@ -426,7 +425,7 @@ def run_surface(
         for start, stop in missing:
             base = finished
             began = time.perf_counter()
-            rows = compute_rows(job, start, stop, lambda p, b=base: report(b + p))
+            rows = compute_rows(job, start, stop, _shifted(report, base))
             arrived(start, stop, rows, time.perf_counter() - began)
         backend = "in-process"
     else:
@@ -551,3 +550,8 @@ def parallel_map(
         for reference in pending:
             ray_module.cancel(reference)
     return results
+
+
+def _shifted(report: Callable[[int], None], base: int) -> Callable[[int], None]:
+    """``p -> report(base + p)``: a shard's progress counted after the shards before it."""
+    return lambda p: report(base + p)

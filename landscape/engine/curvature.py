@@ -34,8 +34,8 @@ from landscape.engine.lanczos import (
 )
 from landscape.engine.operators import KINDS, Operator, curvature_operator
 from landscape.engine.problem import Problem
+from landscape.engine.progress import Progress
 from landscape.engine.spectrum import SpectralDensity, spectral_density
-from landscape.engine.surface import Progress
 from landscape.engine.trace import TraceEstimate, hutch_plus_plus, hutchinson
 
 __all__ = [

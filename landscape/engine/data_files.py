@@ -39,7 +39,7 @@ def array_digest(*arrays: np.ndarray) -> str:
     for array in arrays:
         a = np.ascontiguousarray(array)
         digest.update(f"{a.dtype.str}{a.shape}".encode())
-        digest.update(memoryview(a).cast("B"))
+        digest.update(a.data.cast("B"))
     return digest.hexdigest()
 
 

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 from torch import nn
 
-Params = dict[str, torch.Tensor]
+Params = dict[str, torch.Tensor]  # a point or direction that a function returns (owned, mutable)
+ParamMapping = Mapping[str, torch.Tensor]  # any read-only name -> tensor mapping it accepts
 
-NORMALIZATIONS = ("filter", "layer", "none")
-ONE_DIM_CHOICES = ("zero", "keep")
+Normalization = Literal["filter", "layer", "none"]
+NORMALIZATIONS: tuple[Normalization, ...] = get_args(Normalization)
+OneDim = Literal["zero", "keep"]
+ONE_DIM_CHOICES: tuple[OneDim, ...] = get_args(OneDim)
 
 
 def parameters_of(model: nn.Module) -> Params:

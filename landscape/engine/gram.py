@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from typing import Literal, get_args
 
 import numpy as np
 import scipy.linalg
@@ -32,9 +33,11 @@ from scipy.special import erf, expit, roots_hermitenorm
 
 from landscape.engine.validation import check_choice, check_integer
 
-ACTIVATIONS: tuple[str, ...] = ("relu", "erf", "softplus", "tanh")
+KernelActivation = Literal["relu", "erf", "softplus", "tanh"]
+ACTIVATIONS: tuple[KernelActivation, ...] = get_args(KernelActivation)
 CLOSED_FORM: tuple[str, ...] = ("relu", "erf")
-ARCHITECTURES: tuple[str, ...] = ("fc", "resnet")
+Architecture = Literal["fc", "resnet"]
+ARCHITECTURES: tuple[Architecture, ...] = get_args(Architecture)
 METHODS: tuple[str, ...] = ("auto", "closed_form", "quadrature")
 DEFAULT_DEGREE = 64  # the first of DEGREES (tanh is off by 2e-7 at 64, softplus by 1e-15)
 DEGREES = (64, 96, 128, 192, 256, 384)  # Gauss-Hermite nodes per dimension tried in turn

@@ -24,7 +24,7 @@ while the rest of the model runs as written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -35,7 +35,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
 
-Params = Mapping[str, torch.Tensor]
+from landscape.engine.directions import ParamMapping
 
 AFFINE_IN_WEIGHTS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -74,7 +74,7 @@ class HoistedLayers:
 
 
 def data_calls(
-    model: nn.Module, X: torch.Tensor, center: Params, max_bytes: int | None = None
+    model: nn.Module, X: torch.Tensor, center: ParamMapping, max_bytes: int | None = None
 ) -> list[tuple[HoistedCall, torch.Tensor]]:
     """The ``Linear``/``Conv`` calls of ``model(X)`` whose input does not depend on a parameter,
     each with that input; none when the three outputs a surface stores for them would take more
@@ -109,9 +109,9 @@ def data_calls(
 def hoist_first_layers(
     model: nn.Module,
     X: torch.Tensor,
-    center: Params,
-    d1: Params,
-    d2: Params,
+    center: ParamMapping,
+    d1: ParamMapping,
+    d2: ParamMapping,
     max_bytes: int | None = None,
 ) -> HoistedLayers | None:
     """The `data_calls` of ``model(X)`` with their outputs at ``center``, ``d1`` and ``d2``;
@@ -120,7 +120,7 @@ def hoist_first_layers(
     if not calls:
         return None
 
-    def outputs(point: Params) -> torch.Tensor:
+    def outputs(point: ParamMapping) -> torch.Tensor:
         return torch.cat(
             [_layer_output(model, call.layer, u, point).reshape(-1) for call, u in calls]
         )
@@ -175,7 +175,7 @@ class _ParameterMarks(TorchDispatchMode):
     def __getitem__(self, tensor: torch.Tensor) -> bool:
         return tensor in self._marked
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         inputs = tree_leaves((args, kwargs))
         if any(isinstance(t, torch.Tensor) and t in self._marked for t in inputs):
@@ -205,7 +205,7 @@ def _counted_forwards(
 
         return forward
 
-    saved: dict[str, object] = {}
+    saved: dict[str, Callable | None] = {}
     try:
         for name in names:
             module = model.get_submodule(name)
@@ -221,7 +221,9 @@ def _counted_forwards(
                 module.forward = previous
 
 
-def _layer_output(model: nn.Module, name: str, u: torch.Tensor, point: Params) -> torch.Tensor:
+def _layer_output(
+    model: nn.Module, name: str, u: torch.Tensor, point: ParamMapping
+) -> torch.Tensor:
     """The layer ``name`` applied to ``u`` with its weights (and bias) taken from ``point``."""
     layer = model.get_submodule(name)
     weights = {key: point[f"{name}.{key}"] for key, _ in layer.named_parameters()}

@@ -7,13 +7,15 @@ Inputs ``x`` have shape (n, in_features); outputs have shape (n, out_features). 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, cast
 
 import torch
 from torch import nn
 
 from landscape.engine.validation import check_integer
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
+Activation = Literal["relu", "tanh", "softplus", "gelu", "linear"]
+ACTIVATIONS: dict[Activation, type[nn.Module]] = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
     "softplus": nn.Softplus,
@@ -22,10 +24,11 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
-def _check_activation(activation: str) -> str:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
-    return activation
+def _check_activation(activation: str) -> Activation:
+    for name in ACTIVATIONS:
+        if name == activation:
+            return name
+    raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
 
 
 def mlp(
@@ -73,20 +76,24 @@ class MultiBranchNet(nn.Module):
         self.width = check_integer("width", width, 1)
         self.depth = check_integer("depth", depth, 1)
         self.activation = _check_activation(activation)
-        self.act = ACTIVATIONS[activation]()
+        self.act = ACTIVATIONS[self.activation]()
         self.branches = nn.ModuleList(
             mlp(in_features, out_features, [width] * depth, activation) for _ in range(branches)
         )
 
+    def layers(self, index: int) -> list[nn.Linear]:
+        """The ``nn.Linear`` at position ``index`` (0, 2, ..., 2 depth) of every branch."""
+        return [cast(nn.Linear, cast(nn.Sequential, b)[index]) for b in self.branches]
+
     def _hidden(self, x: torch.Tensor) -> torch.Tensor:
         """The last hidden layer of every branch, shape (n, I * width), branch-major."""
-        first = torch.cat([b[0].weight for b in self.branches])  # (I*w, in)
-        bias = torch.cat([b[0].bias for b in self.branches])
+        first = torch.cat([b.weight for b in self.layers(0)])  # (I*w, in)
+        bias = torch.cat([b.bias for b in self.layers(0)])
         h = self.act(torch.addmm(bias, x, first.T))  # (n, I*w)
         for layer in range(1, self.depth):
             idx = 2 * layer
-            weight = torch.stack([b[idx].weight for b in self.branches])  # (I, w, w)
-            bias = torch.stack([b[idx].bias for b in self.branches])  # (I, w)
+            weight = torch.stack([b.weight for b in self.layers(idx)])  # (I, w, w)
+            bias = torch.stack([b.bias for b in self.layers(idx)])  # (I, w)
             hb = h.view(h.shape[0], self.num_branches, self.width).transpose(0, 1)  # (I, n, w)
             hb = torch.baddbmm(bias.unsqueeze(1), hb, weight.transpose(1, 2))
             h = self.act(hb).transpose(0, 1).reshape(h.shape[0], -1)
@@ -95,8 +102,8 @@ class MultiBranchNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(1/I) sum_i f_i(x)``, shape (n, out_features)."""
         last = 2 * self.depth
-        weight = torch.cat([b[last].weight for b in self.branches], dim=1)  # (out, I*w)
-        bias = torch.stack([b[last].bias for b in self.branches]).mean(0)
+        weight = torch.cat([b.weight for b in self.layers(last)], dim=1)  # (out, I*w)
+        bias = torch.stack([b.bias for b in self.layers(last)]).mean(0)
         return torch.addmm(bias, self._hidden(x), weight.T / self.num_branches)
 
     def branch_outputs(self, x: torch.Tensor) -> torch.Tensor:

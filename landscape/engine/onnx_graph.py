@@ -19,6 +19,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import numpy as np
 import onnx
@@ -78,12 +79,12 @@ _OTHER = (
     "Constant",
 )
 ALLOWED_OPS = frozenset(_UNARY) | frozenset(_BINARY) | frozenset(_OTHER)
-FLOAT_TYPES = {
+FLOAT_TYPES: dict[int, int] = {  # ONNX data type -> bytes per value
     onnx.TensorProto.FLOAT: 4,
     onnx.TensorProto.DOUBLE: 8,
     onnx.TensorProto.FLOAT16: 2,
 }
-INT_TYPES = {onnx.TensorProto.INT64: 8, onnx.TensorProto.INT32: 4}
+INT_TYPES: dict[int, int] = {onnx.TensorProto.INT64: 8, onnx.TensorProto.INT32: 4}
 
 
 class OnnxGraphModule(nn.Module):
@@ -122,7 +123,10 @@ class OnnxGraphModule(nn.Module):
             else:
                 _check_layer_size(layer, args[0], self.max_elements)
             values[outputs[0]] = layer(*args)
-        return values[self.output_name]
+        out = values[self.output_name]
+        if out is None:
+            raise ValueError("model's graph output is empty")
+        return out
 
 
 class _Node(nn.Module):
@@ -157,7 +161,9 @@ class _Node(nn.Module):
         return self.op
 
 
-def _check_layer_size(layer: nn.Module, x: torch.Tensor, limit: int) -> None:
+def _check_layer_size(layer: nn.Module, x: torch.Tensor | None, limit: int) -> None:
+    if x is None:
+        raise ValueError(f"model's {type(layer).__name__} layer has no input")
     if isinstance(layer, nn.Linear):
         elements = math.prod(x.shape[:-1]) * layer.out_features
     elif isinstance(layer, nn.Conv1d | nn.Conv2d | nn.Conv3d):
@@ -165,7 +171,7 @@ def _check_layer_size(layer: nn.Module, x: torch.Tensor, limit: int) -> None:
             (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
             for size, pad, dilation, kernel, stride in zip(
                 x.shape[2:],
-                layer.padding,
+                cast(tuple[int, ...], layer.padding),
                 layer.dilation,
                 layer.kernel_size,
                 layer.stride,
@@ -284,7 +290,7 @@ def _layer(
             return None, []
         linear = nn.Linear(W.shape[1], W.shape[0], bias=has_bias)
         linear.weight.data = torch.as_tensor(np.ascontiguousarray(W).astype(np.float32))
-        if has_bias:
+        if has_bias and bias is not None:
             b = np.broadcast_to(bias, (W.shape[0],)).astype(np.float32)
             linear.bias.data = torch.as_tensor(b.copy())
         return linear, [node.input[0]]
@@ -310,7 +316,7 @@ def _layer(
             bias=bias is not None,
         )
         conv.weight.data = torch.as_tensor(weight.astype(np.float32))
-        if bias is not None:
+        if bias is not None and conv.bias is not None:
             conv.bias.data = torch.as_tensor(bias.astype(np.float32))
         return conv, [node.input[0]]
     return None, []
@@ -330,165 +336,287 @@ def _matmul_size(a: torch.Tensor, b: torch.Tensor) -> int:
 def _node(
     op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
 ) -> _Node:
+    """The interpreter's node for one ONNX operator: elementwise ones from `_UNARY` and
+    `_BINARY`, the others from their builder in `_BUILDERS`; ``ValueError`` for the rest."""
     if op in _UNARY:
         return _Node(op, _UNARY[op])
     if op in _BINARY:
         fn = _BINARY[op]
         return _Node(op, fn, lambda a, b: _numel(torch.broadcast_shapes(a.shape, b.shape)))
-    if op == "MatMul":
-        return _Node(op, torch.matmul, _matmul_size)
-    if op == "Gemm":
-        alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
-        ta, tb = bool(attrs.get("transA", 0)), bool(attrs.get("transB", 0))
+    build = _BUILDERS.get(op)
+    if build is None:
+        raise ValueError(f"model uses the operator {op!r}, which is not allowed")
+    return build(op, attrs, inputs, arrays, opset)
 
-        def gemm(a, b, c=None):
-            out = alpha * ((a.T if ta else a) @ (b.T if tb else b))
-            return out if c is None else out + beta * c
 
-        def gemm_size(a, b, c=None):
-            return (a.shape[1] if ta else a.shape[0]) * (b.shape[0] if tb else b.shape[1])
+def _matmul_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    return _Node(op, torch.matmul, _matmul_size)
 
-        return _Node(op, gemm, gemm_size)
-    if op == "LeakyRelu":
-        slope = float(attrs.get("alpha", 0.01))
-        return _Node(op, lambda x: F.leaky_relu(x, slope))
-    if op == "Elu":
-        alpha = float(attrs.get("alpha", 1.0))
-        return _Node(op, lambda x: F.elu(x, alpha))
-    if op == "Selu":
-        alpha = float(attrs.get("alpha", 1.67326319217681884765625))
-        gamma = float(attrs.get("gamma", 1.05070102214813232421875))
-        return _Node(op, lambda x: gamma * torch.where(x > 0, x, alpha * torch.expm1(x)))
-    if op == "Softplus":
-        return _Node(op, F.softplus)
-    if op == "Gelu":
-        approximate = attrs.get("approximate", b"none")
-        approximate = approximate.decode() if isinstance(approximate, bytes) else approximate
-        return _Node(op, lambda x: F.gelu(x, approximate=approximate))
-    if op == "Clip":
-        low = _static(inputs[1], arrays) if len(inputs) > 1 else None
-        high = _static(inputs[2], arrays) if len(inputs) > 2 else None
-        if (len(inputs) > 1 and inputs[1] and low is None) or (
-            len(inputs) > 2 and inputs[2] and high is None
-        ):
-            raise ValueError("model's Clip bounds must be constants")
-        lo = None if low is None else float(low)
-        hi = None if high is None else float(high)
-        return _Node(op, lambda x, *_: torch.clamp(x, lo, hi))
-    if op in ("Softmax", "LogSoftmax"):
-        fn = torch.softmax if op == "Softmax" else torch.log_softmax
-        axis = int(attrs.get("axis", -1 if opset >= 13 else 1))
-        if opset >= 13:
-            return _Node(op, lambda x: fn(x, axis))
 
-        def coerced(x):  # opset < 13: softmax of x flattened to 2-D at axis
-            flat = x.reshape(_numel(x.shape[: axis % x.dim()]), -1)
-            return fn(flat, 1).reshape(x.shape)
+def _gemm_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
+    ta, tb = bool(attrs.get("transA", 0)), bool(attrs.get("transB", 0))
 
-        return _Node(op, coerced)
-    if op == "Dropout":
-        return _Node(op, lambda x, *_: x)
-    if op == "Flatten":
-        axis = int(attrs.get("axis", 1))
-        return _Node(op, lambda x: x.reshape(_numel(x.shape[: axis % (x.dim() + 1)]), -1))
-    if op == "Reshape":
-        allow_zero = bool(attrs.get("allowzero", 0))
+    def gemm(a, b, c=None):
+        out = alpha * ((a.T if ta else a) @ (b.T if tb else b))
+        return out if c is None else out + beta * c
 
-        def reshape(x, shape):
-            target = [int(s) for s in shape.tolist()]
-            if not allow_zero:
-                target = [x.shape[i] if s == 0 else s for i, s in enumerate(target)]
-            return x.reshape(target)
+    def gemm_size(a, b, c=None):
+        return (a.shape[1] if ta else a.shape[0]) * (b.shape[0] if tb else b.shape[1])
 
-        return _Node(op, reshape)
-    if op == "Transpose":
-        perm = attrs.get("perm")
-        return _Node(op, lambda x: x.permute(perm or list(range(x.dim()))[::-1]))
-    if op in ("Squeeze", "Unsqueeze"):
-        static_axes = attrs.get("axes")
-        if opset >= 13 and len(inputs) > 1 and inputs[1]:
-            if _static(inputs[1], arrays) is None:
-                raise ValueError(f"model's {op} axes must be constants")
-            static_axes = [int(a) for a in _static(inputs[1], arrays).reshape(-1)]
-        if op == "Squeeze":
+    return _Node(op, gemm, gemm_size)
 
-            def squeeze(x, *_):
-                if static_axes is None:
-                    return x.squeeze()
-                return x.squeeze(tuple(a % x.dim() for a in static_axes))
 
-            return _Node(op, squeeze)
+def _leaky_relu_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    slope = float(attrs.get("alpha", 0.01))
+    return _Node(op, lambda x: F.leaky_relu(x, slope))
 
-        def unsqueeze(x, *_):
-            rank = x.dim() + len(static_axes)
-            for axis in sorted(a % rank for a in static_axes):
-                x = x.unsqueeze(axis)
-            return x
 
-        return _Node(op, unsqueeze)
-    if op == "Concat":
-        axis = int(attrs["axis"])
+def _elu_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    alpha = float(attrs.get("alpha", 1.0))
+    return _Node(op, lambda x: F.elu(x, alpha))
+
+
+def _selu_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    alpha = float(attrs.get("alpha", 1.67326319217681884765625))
+    gamma = float(attrs.get("gamma", 1.05070102214813232421875))
+    return _Node(op, lambda x: gamma * torch.where(x > 0, x, alpha * torch.expm1(x)))
+
+
+def _softplus_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    return _Node(op, F.softplus)
+
+
+def _gelu_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    approximate = attrs.get("approximate", b"none")
+    approximate = approximate.decode() if isinstance(approximate, bytes) else approximate
+    return _Node(op, lambda x: F.gelu(x, approximate=approximate))
+
+
+def _clip_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    low = _static(inputs[1], arrays) if len(inputs) > 1 else None
+    high = _static(inputs[2], arrays) if len(inputs) > 2 else None
+    if (len(inputs) > 1 and inputs[1] and low is None) or (
+        len(inputs) > 2 and inputs[2] and high is None
+    ):
+        raise ValueError("model's Clip bounds must be constants")
+    lo = None if low is None else float(low)
+    hi = None if high is None else float(high)
+    return _Node(op, lambda x, *_: torch.clamp(x, lo, hi))
+
+
+def _softmax_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    fn = torch.softmax if op == "Softmax" else torch.log_softmax
+    axis = int(attrs.get("axis", -1 if opset >= 13 else 1))
+    if opset >= 13:
+        return _Node(op, lambda x: fn(x, axis))
+
+    def coerced(x):  # opset < 13: softmax of x flattened to 2-D at axis
+        flat = x.reshape(_numel(x.shape[: axis % x.dim()]), -1)
+        return fn(flat, 1).reshape(x.shape)
+
+    return _Node(op, coerced)
+
+
+def _dropout_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    return _Node(op, lambda x, *_: x)
+
+
+def _flatten_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    axis = int(attrs.get("axis", 1))
+    return _Node(op, lambda x: x.reshape(_numel(x.shape[: axis % (x.dim() + 1)]), -1))
+
+
+def _reshape_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    allow_zero = bool(attrs.get("allowzero", 0))
+
+    def reshape(x, shape):
+        target = [int(s) for s in shape.tolist()]
+        if not allow_zero:
+            target = [x.shape[i] if s == 0 else s for i, s in enumerate(target)]
+        return x.reshape(target)
+
+    return _Node(op, reshape)
+
+
+def _transpose_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    perm = attrs.get("perm")
+    return _Node(op, lambda x: x.permute(perm or list(range(x.dim()))[::-1]))
+
+
+def _squeeze_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    static_axes = attrs.get("axes")
+    if opset >= 13 and len(inputs) > 1 and inputs[1]:
+        given = _static(inputs[1], arrays)
+        if given is None:
+            raise ValueError(f"model's {op} axes must be constants")
+        static_axes = [int(a) for a in given.reshape(-1)]
+    if op == "Squeeze":
+
+        def squeeze(x, *_):
+            if static_axes is None:
+                return x.squeeze()
+            return x.squeeze(tuple(a % x.dim() for a in static_axes))
+
+        return _Node(op, squeeze)
+
+    if static_axes is None:
+        raise ValueError(f"model's {op} has no axes")
+    new_axes: list[int] = list(static_axes)
+
+    def unsqueeze(x, *_):
+        rank = x.dim() + len(new_axes)
+        for axis in sorted(a % rank for a in new_axes):
+            x = x.unsqueeze(axis)
+        return x
+
+    return _Node(op, unsqueeze)
+
+
+def _concat_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    axis = int(attrs["axis"])
+    return _Node(
+        op,
+        lambda *xs: torch.cat(xs, axis),
+        lambda *xs: sum(x.numel() for x in xs),
+    )
+
+
+def _gather_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    axis = int(attrs.get("axis", 0))
+
+    def gather(x, index):
+        a = axis % x.dim()
+        index = torch.where(index < 0, index + x.shape[a], index)
+        picked = torch.index_select(x, a, index.reshape(-1))
+        return picked.reshape((*x.shape[:a], *index.shape, *x.shape[a + 1 :]))
+
+    def gather_size(x, index):
+        a = axis % x.dim()
+        return _numel(x.shape[:a]) * index.numel() * _numel(x.shape[a + 1 :])
+
+    return _Node(op, gather, gather_size)
+
+
+def _shape_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    start, end = attrs.get("start", 0), attrs.get("end")
+
+    def shape(x):
+        return torch.tensor(list(x.shape)[start:end], dtype=torch.int64, device=x.device)
+
+    return _Node(op, shape)
+
+
+def _batch_norm_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    if attrs.get("training_mode", 0):
+        raise ValueError("model's BatchNormalization is in training mode; export in eval()")
+    eps = float(attrs.get("epsilon", 1e-5))
+    return _Node(
+        op,
+        lambda x, scale, bias, mean, var: F.batch_norm(
+            x, mean, var, scale, bias, training=False, eps=eps
+        ),
+    )
+
+
+def _pool_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    kernel = list(attrs["kernel_shape"])
+    dims = len(kernel)
+    pads = list(attrs.get("pads", [0] * 2 * dims))
+    if pads[:dims] != pads[dims:]:
+        raise ValueError(f"model's {op} has asymmetric pads {pads}, which are not supported")
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID", "NOTSET", "VALID"):
+        raise ValueError(f"model's {op} uses auto_pad SAME: export it with explicit pads")
+    strides = list(attrs.get("strides", [1] * dims))
+    ceil = bool(attrs.get("ceil_mode", 0))
+    if op == "MaxPool":
+        pool = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[dims - 1]
+        dilation = list(attrs.get("dilations", [1] * dims))
         return _Node(
             op,
-            lambda *xs: torch.cat(xs, axis),
-            lambda *xs: sum(x.numel() for x in xs),
+            lambda x: pool(x, kernel, strides, pads[:dims], dilation, ceil_mode=ceil),
         )
-    if op == "Gather":
-        axis = int(attrs.get("axis", 0))
+    average = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[dims - 1]
+    include = bool(attrs.get("count_include_pad", 0))
+    return _Node(
+        op,
+        lambda x: average(x, kernel, strides, pads[:dims], ceil, count_include_pad=include),
+    )
 
-        def gather(x, index):
-            a = axis % x.dim()
-            index = torch.where(index < 0, index + x.shape[a], index)
-            picked = torch.index_select(x, a, index.reshape(-1))
-            return picked.reshape((*x.shape[:a], *index.shape, *x.shape[a + 1 :]))
 
-        def gather_size(x, index):
-            a = axis % x.dim()
-            return _numel(x.shape[:a]) * index.numel() * _numel(x.shape[a + 1 :])
+def _global_average_pool_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    return _Node(op, lambda x: x.mean(dim=tuple(range(2, x.dim())), keepdim=True))
 
-        return _Node(op, gather, gather_size)
-    if op == "Shape":
-        start, end = attrs.get("start", 0), attrs.get("end")
 
-        def shape(x):
-            return torch.tensor(list(x.shape)[start:end], dtype=torch.int64, device=x.device)
+def _conv_node(
+    op: str, attrs: dict, inputs: Sequence[str], arrays: dict[str, np.ndarray], opset: int
+) -> _Node:
+    raise ValueError("model's Conv must take its weights from initializers")
 
-        return _Node(op, shape)
-    if op == "BatchNormalization":
-        if attrs.get("training_mode", 0):
-            raise ValueError("model's BatchNormalization is in training mode; export in eval()")
-        eps = float(attrs.get("epsilon", 1e-5))
-        return _Node(
-            op,
-            lambda x, scale, bias, mean, var: F.batch_norm(
-                x, mean, var, scale, bias, training=False, eps=eps
-            ),
-        )
-    if op in ("MaxPool", "AveragePool"):
-        kernel = list(attrs["kernel_shape"])
-        dims = len(kernel)
-        pads = list(attrs.get("pads", [0] * 2 * dims))
-        if pads[:dims] != pads[dims:]:
-            raise ValueError(f"model's {op} has asymmetric pads {pads}, which are not supported")
-        if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID", "NOTSET", "VALID"):
-            raise ValueError(f"model's {op} uses auto_pad SAME: export it with explicit pads")
-        strides = list(attrs.get("strides", [1] * dims))
-        ceil = bool(attrs.get("ceil_mode", 0))
-        if op == "MaxPool":
-            pool = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[dims - 1]
-            dilation = list(attrs.get("dilations", [1] * dims))
-            return _Node(
-                op,
-                lambda x: pool(x, kernel, strides, pads[:dims], dilation, ceil_mode=ceil),
-            )
-        pool = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[dims - 1]
-        include = bool(attrs.get("count_include_pad", 0))
-        return _Node(
-            op,
-            lambda x: pool(x, kernel, strides, pads[:dims], ceil, count_include_pad=include),
-        )
-    if op == "GlobalAveragePool":
-        return _Node(op, lambda x: x.mean(dim=tuple(range(2, x.dim())), keepdim=True))
-    if op == "Conv":
-        raise ValueError("model's Conv must take its weights from initializers")
-    raise ValueError(f"model uses the operator {op!r}, which is not allowed")
+
+_BUILDERS: dict[str, Callable[[str, dict, Sequence[str], dict[str, np.ndarray], int], _Node]] = {
+    "MatMul": _matmul_node,
+    "Gemm": _gemm_node,
+    "LeakyRelu": _leaky_relu_node,
+    "Elu": _elu_node,
+    "Selu": _selu_node,
+    "Softplus": _softplus_node,
+    "Gelu": _gelu_node,
+    "Clip": _clip_node,
+    "Softmax": _softmax_node,
+    "LogSoftmax": _softmax_node,
+    "Dropout": _dropout_node,
+    "Flatten": _flatten_node,
+    "Reshape": _reshape_node,
+    "Transpose": _transpose_node,
+    "Squeeze": _squeeze_node,
+    "Unsqueeze": _squeeze_node,
+    "Concat": _concat_node,
+    "Gather": _gather_node,
+    "Shape": _shape_node,
+    "BatchNormalization": _batch_norm_node,
+    "MaxPool": _pool_node,
+    "AveragePool": _pool_node,
+    "GlobalAveragePool": _global_average_pool_node,
+    "Conv": _conv_node,
+}

@@ -83,7 +83,8 @@ def from_groups(result_cls: type[R], *groups: Any, **rest: Any) -> R:
 def result_to_npz_bytes(result: Any) -> bytes:
     """The result as a compressed NPZ archive (no pickled objects)."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **result_to_arrays(result))
+    arrays: dict[str, Any] = result_to_arrays(result)
+    np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()
 
 
@@ -450,6 +451,7 @@ def _array_from_json(
 def _count_leaves(name: str, kind: str, value: Any, most: int, budget: list[int]) -> int:
     """Number of scalars in the nested lists ``value`` (at most ``most`` levels deep, each
     scalar of the field's kind); spends them from ``budget`` (`MAX_RESULT_ELEMENTS`)."""
+    ok: tuple[type, ...]
     if kind == "f":
         ok = (int, float)
     elif kind == "i":

@@ -34,10 +34,11 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from landscape.engine.progress import Progress
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-Progress = Callable[[float, str], None]
 
 _ARRAY_HEADER = sys.getsizeof(np.empty(0))
 

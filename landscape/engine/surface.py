@@ -37,8 +37,7 @@ from landscape.engine.directions import Params, parameters_of
 from landscape.engine.hoisting import data_calls, hoist_first_layers, substituted_calls
 from landscape.engine.nets import MultiBranchNet
 from landscape.engine.problem import LossFn, MiB, Problem
-
-Progress = Callable[[float, str], None]
+from landscape.engine.progress import Progress
 
 METHODS = ("auto", "fast", "vmap", "loop")
 CPU_BLOCK_BYTES = MiB // 2
@@ -527,15 +526,15 @@ def _fast_multibranch(
     blocks = -(-n // m)
     # Samples padded to whole blocks (zero rows, dropped before the loss); buffers are reused
     # across blocks and rows, since fresh large tensors cost page faults on every allocation.
-    options = {"device": plane.device, "dtype": P0.dtype}
     pad = blocks * m - n
     P0, P1, P2 = (torch.cat([P, P.new_zeros(pad, K)]) for P in (P0, P1, P2))
     Q = torch.empty_like(P0)
     Q_blocks = Q.view(blocks, 1, m * K).unbind(0)  # views: Q is refilled in place every row
     P2_blocks = P2.view(blocks, m * K).unbind(0)
-    hidden = torch.empty(J * m * K, **options)
-    products = torch.empty(blocks, J * k_out * m, **options)
-    logits = torch.empty(len(betas), k_out, blocks * m, **options)
+    device, dtype = plane.device, P0.dtype
+    hidden = torch.empty(J * m * K, device=device, dtype=dtype)
+    products = torch.empty(blocks, J * k_out * m, device=device, dtype=dtype)
+    logits = torch.empty(len(betas), k_out, blocks * m, device=device, dtype=dtype)
     activation = _in_place_activation(model)
     Z = np.empty((len(alphas), len(betas)))
     for i, a in enumerate(alphas.tolist()):

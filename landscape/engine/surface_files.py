@@ -84,6 +84,26 @@ def save_surface(path: str | Path, surface: SurfaceFile) -> None:
 
 def load_surface(data: bytes, max_bytes: int = MAX_FILE_BYTES) -> SurfaceFile:
     """Parse and validate a surface file; ``ValueError`` naming what is wrong otherwise."""
+    names = _member_names(data, max_bytes)
+    arrays = _read_arrays(data, names)
+    metadata = _metadata(arrays.pop("metadata", None))
+    values = {}
+    for name, array in arrays.items():
+        if array.dtype.kind not in "fiu":
+            raise ValueError(f"surface array {name!r} must be numeric, got dtype {array.dtype}")
+        values[name] = array.astype(np.float64)
+    for group in (SLICE_FIELDS, CURVATURE_FIELDS):
+        present = [name for name in group if name in values]
+        if present and len(present) != len(group):
+            missing = sorted(set(group) - set(present))
+            raise ValueError(f"surface file holds {present} but lacks {missing}")
+    return SurfaceFile(metadata=metadata, **values)
+
+
+def _member_names(data: bytes, max_bytes: int) -> list[str]:
+    """The archive's array names, checked before anything is unpacked: a non-empty NPZ of at
+    most ``max_bytes``, top-level ``.npy`` members only, declared sizes within
+    `MAX_UNCOMPRESSED_BYTES`, known names, and ``alphas``, ``betas`` and ``loss`` present."""
     if not isinstance(data, bytes | bytearray) or len(data) == 0:
         raise ValueError("surface file is empty")
     if len(data) > max_bytes:
@@ -115,6 +135,11 @@ def load_surface(data: bytes, max_bytes: int = MAX_FILE_BYTES) -> SurfaceFile:
     for required in ("alphas", "betas", "loss"):
         if required not in names:
             raise ValueError(f"surface file must hold the array {required!r}")
+    return names
+
+
+def _read_arrays(data: bytes, names: list[str]) -> dict[str, np.ndarray]:
+    """The named arrays, read without unpickling; any reading error as a ``ValueError``."""
     arrays: dict[str, np.ndarray] = {}
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
@@ -126,18 +151,7 @@ def load_surface(data: bytes, max_bytes: int = MAX_FILE_BYTES) -> SurfaceFile:
         raise ValueError(f"surface file could not be read: {error}") from None
     except (OSError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"surface file could not be read: {error}") from None
-    metadata = _metadata(arrays.pop("metadata", None))
-    values = {}
-    for name, array in arrays.items():
-        if array.dtype.kind not in "fiu":
-            raise ValueError(f"surface array {name!r} must be numeric, got dtype {array.dtype}")
-        values[name] = array.astype(np.float64)
-    for group in (SLICE_FIELDS, CURVATURE_FIELDS):
-        present = [name for name in group if name in values]
-        if present and len(present) != len(group):
-            missing = sorted(set(group) - set(present))
-            raise ValueError(f"surface file holds {present} but lacks {missing}")
-    return SurfaceFile(metadata=metadata, **values)
+    return arrays
 
 
 def _metadata(array: np.ndarray | None) -> dict[str, Any]:

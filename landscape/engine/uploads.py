@@ -158,6 +158,30 @@ def check_onnx(
     max_parameters = MAX_PARAMETERS if max_parameters is None else max_parameters
     max_nodes = MAX_NODES if max_nodes is None else max_nodes
     max_elements = MAX_ELEMENTS if max_elements is None else max_elements
+    _check_header(model, max_nodes)
+    graph = model.graph
+    tensors = [*graph.initializer, *_checked_node_tensors(graph)]
+    values = 0
+    for tensor in tensors:
+        values += _declared_values(tensor, max_parameters)
+        if values > max_parameters:
+            raise ValueError(
+                f"model must hold at most {max_parameters:,} parameter values (MAX_PARAMETERS); "
+                f"its tensors declare more than that"
+            )
+    for info in (*graph.input, *graph.output, *graph.value_info):
+        dims = info.type.tensor_type.shape.dim if info.type.HasField("tensor_type") else []
+        known = [d.dim_value for d in dims if d.HasField("dim_value")]
+        if any(d < 0 for d in known) or math.prod(known) > max_elements:
+            raise ValueError(
+                f"model declares the tensor {info.name!r} of shape {known}: more than the limit "
+                f"of {max_elements:,} values per tensor (MAX_ELEMENTS)"
+            )
+
+
+def _check_header(model: onnx.ModelProto, max_nodes: int) -> None:
+    """A graph with nodes, a supported default-domain opset, no local functions, no sparse
+    initializers and at most ``max_nodes`` nodes."""
     if not model.HasField("graph") or not model.graph.node:
         raise ValueError("model file is not an ONNX model (no graph): export one with torch.onnx")
     opsets = {o.domain: o.version for o in model.opset_import}
@@ -169,12 +193,16 @@ def check_onnx(
         )
     if model.functions:
         raise ValueError("model defines its own functions, which are refused")
-    graph = model.graph
-    if graph.sparse_initializer:
+    if model.graph.sparse_initializer:
         raise ValueError("model has sparse initializers, which are refused")
-    if len(graph.node) > max_nodes:
-        raise ValueError(f"model must have at most {max_nodes} nodes, got {len(graph.node)}")
-    tensors = list(graph.initializer)
+    if len(model.graph.node) > max_nodes:
+        raise ValueError(f"model must have at most {max_nodes} nodes, got {len(model.graph.node)}")
+
+
+def _checked_node_tensors(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
+    """The tensors the nodes hold as attributes (constants), after checking every node: the
+    default domain, an operator of `ALLOWED_OPS`, no sub-graphs and no tensor lists."""
+    tensors = []
     for node in graph.node:
         if node.domain not in ("", "ai.onnx"):
             raise ValueError(f"model uses the custom operator domain {node.domain!r}, refused")
@@ -194,22 +222,7 @@ def check_onnx(
                 raise ValueError(f"model's {node.op_type} node has tensor-list attributes")
             if attribute.type == onnx.AttributeProto.TENSOR:
                 tensors.append(attribute.t)
-    values = 0
-    for tensor in tensors:
-        values += _declared_values(tensor, max_parameters)
-        if values > max_parameters:
-            raise ValueError(
-                f"model must hold at most {max_parameters:,} parameter values (MAX_PARAMETERS); "
-                f"its tensors declare more than that"
-            )
-    for info in (*graph.input, *graph.output, *graph.value_info):
-        dims = info.type.tensor_type.shape.dim if info.type.HasField("tensor_type") else []
-        known = [d.dim_value for d in dims if d.HasField("dim_value")]
-        if any(d < 0 for d in known) or math.prod(known) > max_elements:
-            raise ValueError(
-                f"model declares the tensor {info.name!r} of shape {known}: more than the limit "
-                f"of {max_elements:,} values per tensor (MAX_ELEMENTS)"
-            )
+    return tensors
 
 
 def _declared_values(tensor: onnx.TensorProto, max_parameters: int) -> int:
@@ -293,6 +306,27 @@ def check_model(model: nn.Module, X: np.ndarray, y: np.ndarray, task: str) -> in
     """
     dtype = next(model.parameters()).dtype
     sample = torch.as_tensor(X[: min(8, len(X))], dtype=dtype)
+    out = _probe(model, sample, tuple(X.shape[1:]))
+    if task == "classification":
+        if out.dim() != 2:
+            raise ValueError(f"model must return (n, classes) scores, got shape {tuple(out.shape)}")
+        classes = int(y.max()) + 1
+        if out.shape[1] < classes:
+            raise ValueError(
+                f"model returns {out.shape[1]} scores per sample but the labels need {classes}"
+            )
+        return int(out.shape[1])
+    expected = (len(sample),) + tuple(y.shape[1:])
+    if tuple(out.shape) != expected:
+        raise ValueError(
+            f"model must return shape {expected} for regression, got {tuple(out.shape)}"
+        )
+    return int(np.prod(out.shape[1:], dtype=int)) if out.dim() > 1 else 1
+
+
+def _probe(model: nn.Module, sample: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """The model's output on ``sample`` (rows of ``shape``), within `MAX_PROBE_SECONDS` and
+    `MAX_OUTPUTS` numbers per sample, one finite floating-point tensor; ``ValueError`` else."""
     started = time.monotonic()
     if isinstance(model, OnnxGraphModule):
         model.deadline = started + MAX_PROBE_SECONDS
@@ -305,11 +339,11 @@ def check_model(model: nn.Module, X: np.ndarray, y: np.ndarray, task: str) -> in
         if "(MAX_" in str(error):  # a limit of the interpreter, already named
             raise ValueError(str(error)) from None
         raise ValueError(
-            f"model cannot run the data of shape {tuple(X.shape[1:])} per sample: {error}"
+            f"model cannot run the data of shape {shape} per sample: {error}"
         ) from None
     except Exception as error:  # noqa: BLE001 - a model that cannot run the data is a bad pair
         raise ValueError(
-            f"model cannot run the data of shape {tuple(X.shape[1:])} per sample: {error}"
+            f"model cannot run the data of shape {shape} per sample: {error}"
         ) from None
     finally:
         if isinstance(model, OnnxGraphModule):
@@ -329,21 +363,7 @@ def check_model(model: nn.Module, X: np.ndarray, y: np.ndarray, task: str) -> in
         raise ValueError("model must return one floating-point tensor")
     if not torch.isfinite(out).all():
         raise ValueError("model returns NaN or inf on the data")
-    if task == "classification":
-        if out.dim() != 2:
-            raise ValueError(f"model must return (n, classes) scores, got shape {tuple(out.shape)}")
-        classes = int(y.max()) + 1
-        if out.shape[1] < classes:
-            raise ValueError(
-                f"model returns {out.shape[1]} scores per sample but the labels need {classes}"
-            )
-        return int(out.shape[1])
-    expected = (len(sample),) + tuple(y.shape[1:])
-    if tuple(out.shape) != expected:
-        raise ValueError(
-            f"model must return shape {expected} for regression, got {tuple(out.shape)}"
-        )
-    return int(np.prod(out.shape[1:], dtype=int)) if out.dim() > 1 else 1
+    return out
 
 
 def load_table(

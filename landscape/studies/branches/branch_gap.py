@@ -19,15 +19,16 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 
 from landscape.engine import cluster, datasets
-from landscape.engine.device import resolve_device
+from landscape.engine.device import Device, resolve_device
 from landscape.engine.nets import MultiBranchNet
+from landscape.engine.progress import Progress, silent
 from landscape.engine.validation import (
     COST_LIMIT,
     check_cost,
@@ -37,7 +38,8 @@ from landscape.engine.validation import (
 )
 from solvers.convex_relu import nonconvex_objective, solve_convex_relu
 
-GAP_DATASETS = ("moons", "circles", "spirals")
+GapDataset = Literal["moons", "circles", "spirals"]
+GAP_DATASETS: tuple[GapDataset, ...] = get_args(GapDataset)
 MERGE_COSINE = 1.0 - 1e-6  # neurons this parallel (same output sign) are merged into one
 PRUNE_RTOL = 1e-4  # neurons carrying less than this share of the path norm are dropped
 NEAR_ZERO_RTOL = 1e-5  # a gap below this fraction of |D| counts as zero (training precision)
@@ -49,7 +51,7 @@ class Config:
     2-D data set."""
 
     branch_counts: tuple[int, ...] = (1, 2, 4, 8)
-    dataset: str = "moons"
+    dataset: GapDataset = "moons"
     n: int = 16
     noise: float = 0.15
     beta: float = 1.0
@@ -57,7 +59,7 @@ class Config:
     steps: int = 1000
     lr: float = 0.05
     seed: int = 0
-    device: str = "cpu"
+    device: Device = "cpu"
 
     def validate(self) -> None:
         """ValueError naming the field, its value and the allowed range."""
@@ -131,8 +133,8 @@ def branch_weights(net: MultiBranchNet) -> tuple[torch.Tensor, torch.Tensor]:
     """``U`` (I, d) and ``a`` (I,) of a one-unit-per-branch ``MultiBranchNet`` (biases ignored)."""
     if net.depth != 1 or net.width != 1 or net.out_features != 1:
         raise ValueError("net must have depth 1, width 1 and one output")
-    U = torch.cat([branch[0].weight for branch in net.branches])
-    a = torch.cat([branch[2].weight[0] for branch in net.branches])
+    U = torch.cat([layer.weight for layer in net.layers(0)])
+    a = torch.cat([layer.weight[0] for layer in net.layers(2)])
     return U, a
 
 
@@ -228,9 +230,9 @@ def train_restarts(
     """
     generator = torch.Generator().manual_seed(int(seed))
     d = X.shape[1]
-    options = {"dtype": X.dtype}
-    U = (torch.rand(restarts, branches, d, generator=generator, **options) * 2 - 1) / math.sqrt(d)
-    a = torch.rand(restarts, branches, generator=generator, **options) * 2 - 1
+    U = torch.rand(restarts, branches, d, generator=generator, dtype=X.dtype)
+    U = (U * 2 - 1) / math.sqrt(d)
+    a = torch.rand(restarts, branches, generator=generator, dtype=X.dtype) * 2 - 1
     U, a = U.to(X.device).requires_grad_(), a.to(X.device).requires_grad_()
     optimizer = torch.optim.Adam([U, a], lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
@@ -242,25 +244,25 @@ def train_restarts(
     return U.detach(), a.detach()
 
 
-def run(config: Config, progress: Callable[[float, str], None] | None = None) -> Result:
+def run(config: Config, progress: Progress | None = None) -> Result:
     """Estimate ``P_I`` for every I by the best of ``config.restarts`` runs; compare with ``D``.
 
     Each I is cached on its own, so a new list of I only trains the values not seen before;
     inside ``engine.cluster.compute_on(address)`` the values of I run as Ray tasks.
     """
     config.validate()
-    report = progress or (lambda fraction, stage: None)
+    report = progress or silent
     start = time.perf_counter()
     report(0.0, "Exact convex program over every activation pattern")
     dual, lower, m_hat, m_hat_objective, n_patterns = convex_optimum(
         config.dataset, config.n, config.noise, config.beta, config.seed
     )
-    counts = len(config.branch_counts)
+    tasks = len(config.branch_counts)
     rows = cluster.parallel_map(  # one task per I on a Ray cluster (engine.cluster.compute_on)
         primal_restarts,
         [replace(config, branch_counts=(i,)) for i in config.branch_counts],
         progress=lambda k, one: report(
-            0.1 + 0.9 * k / counts,
+            0.1 + 0.9 * k / tasks,
             f"Training {config.restarts} restarts with I = {one.branch_counts[0]} branches",
         ),
     )

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 from torch import nn
 
 from landscape.engine import cluster, curvature, directions
-from landscape.engine.device import resolve_device
+from landscape.engine.device import Device, resolve_device
 from landscape.engine.nets import MultiBranchNet
 from landscape.engine.nonconvexity import hessian_ratio, max_convexity_defect, non_psd_fraction
 from landscape.engine.problem import LossFn, Problem
+from landscape.engine.progress import Progress, silent
 from landscape.engine.surface import surface_2d
 from landscape.engine.validation import (
     COST_LIMIT,
@@ -33,12 +34,15 @@ from landscape.engine.validation import (
     check_number,
 )
 from landscape.studies.branches import data as branch_data
-from landscape.studies.branches.losses import LOSS_NAMES, loss_function
+from landscape.studies.branches import training
+from landscape.studies.branches.losses import LOSS_NAMES, LossName, loss_function
 from landscape.studies.branches.training import train
 
-TASKS = ("pair", "all")
-CONSTRUCTIONS = ("filter", "three_models")
-OPTIMIZERS = ("sgd", "adam")
+Task = Literal["pair", "all"]
+TASKS: tuple[Task, ...] = get_args(Task)
+Construction = Literal["filter", "three_models"]
+CONSTRUCTIONS: tuple[Construction, ...] = get_args(Construction)
+OPTIMIZERS = training.OPTIMIZERS
 BRANCH_CHOICES = (1, 2, 4, 8, 16, 32)
 TWO_D = ("moons", "circles", "spirals")
 MODEL_SEED_STRIDE = 10_007  # the three models of a plane use seeds s, s + stride, s + 2 stride
@@ -72,26 +76,26 @@ class Config:
     branch_counts: tuple[int, ...] = (1, 2, 4, 8)
     depths: tuple[int, ...] = (1,)
     width: int = 4
-    dataset: str = "digits"
-    task: str = "pair"
+    dataset: branch_data.DatasetName = "digits"
+    task: Task = "pair"
     digit_a: int = 3
     digit_b: int = 8
     n_samples: int = 300  # 0: the whole (filtered) data set
-    loss: str = "tau_hinge"
+    loss: LossName = "tau_hinge"
     tau: float = 1.0
-    optimizer: str = "adam"
+    optimizer: training.Optimizer = "adam"
     lr: float = 0.01
     epochs: int = 30
     batch_size: int = 64  # 0: full batch
     weight_decay: float = 0.0
-    construction: str = "filter"
+    construction: Construction = "filter"
     resolution: int = 21
     radius: float = 1.0
     seeds: int = 2
     hessian_iterations: int = 20
     data_dir: str = ""
     seed: int = 0
-    device: str = "cpu"
+    device: Device = "cpu"
 
     def validate(self) -> None:
         """ValueError naming the field, its value and the allowed range."""
@@ -248,7 +252,7 @@ def accuracy(outputs: torch.Tensor, y: torch.Tensor) -> float:
     return float((outputs.argmax(1) == y).double().mean())
 
 
-def run(config: Config, progress: Callable[[float, str], None] | None = None) -> Result:
+def run(config: Config, progress: Progress | None = None) -> Result:
     """Train, slice and measure every (depth, I) of the grid over ``config.seeds`` seeds.
 
     Slices already computed in this process come from a cache and cost nothing, so moving back
@@ -256,7 +260,7 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
     as a Ray task.
     """
     config.validate()
-    report = progress or (lambda fraction, stage: None)
+    report = progress or silent
     start = time.perf_counter()
     total = len(config.depths) * len(config.branch_counts)
     cells = [
@@ -306,6 +310,7 @@ def measure_slice(config: Config) -> dict[str, np.ndarray] | str:
     data = _tensors(config)
     grid = np.linspace(-config.radius, config.radius, config.resolution)
     fields: dict[str, list] = {name: [] for name in SLICE_FIELDS}
+    n_parameters = 0
     for s in range(config.seeds):
         models = _trained_models(config, data, config.seed + s)
         if isinstance(models, str):
@@ -315,8 +320,9 @@ def measure_slice(config: Config) -> dict[str, np.ndarray] | str:
             return measured
         for name, value in measured.items():
             fields[name].append(value)
+        n_parameters = sum(p.numel() for p in models[0].parameters())
     out = {name: np.asarray(values, dtype=np.float64) for name, values in fields.items()}
-    out["n_parameters"] = np.array(sum(p.numel() for p in models[0].parameters()))
+    out["n_parameters"] = np.array(n_parameters)
     out["n_samples"] = np.array(data.n)
     out["alphas"] = grid
     return out

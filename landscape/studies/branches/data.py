@@ -11,12 +11,14 @@ from __future__ import annotations
 import gzip
 import importlib.util
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
 from landscape.engine import datasets
 
-DATASET_NAMES = ("digits", "mnist", "mnist_full", "cifar10", "moons", "circles", "spirals")
+DatasetName = Literal["digits", "mnist", "mnist_full", "cifar10", "moons", "circles", "spirals"]
+DATASET_NAMES: tuple[DatasetName, ...] = get_args(DatasetName)
 
 
 def mnist_subset() -> tuple[np.ndarray, np.ndarray]:

@@ -6,11 +6,13 @@ Every loss maps network outputs and targets to the mean over the ``n`` samples (
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 
-LOSS_NAMES = ("tau_hinge", "multiclass_hinge", "cross_entropy")
+LossName = Literal["tau_hinge", "multiclass_hinge", "cross_entropy"]
+LOSS_NAMES: tuple[LossName, ...] = get_args(LossName)
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

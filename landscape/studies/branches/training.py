@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -16,7 +17,8 @@ from torch import nn
 from landscape.engine.validation import check_integer, check_number
 from landscape.studies.branches.losses import LossFunction
 
-OPTIMIZERS = ("sgd", "adam")
+Optimizer = Literal["sgd", "adam"]
+OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
 
 
 @dataclass
@@ -35,7 +37,11 @@ class TrainingRun:
 
 def squared_norm(model: nn.Module) -> torch.Tensor:
     """``||theta||^2`` summed over the trainable parameters of ``model``."""
-    return sum((p * p).sum() for p in model.parameters() if p.requires_grad)
+    squares = [(p * p).sum() for p in model.parameters() if p.requires_grad]
+    total = squares[0] if squares else torch.zeros(())
+    for square in squares[1:]:  # left to right, as Python's sum
+        total = total + square
+    return total
 
 
 def objective(

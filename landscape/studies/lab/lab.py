@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -38,10 +38,12 @@ from landscape.engine.curvature import (
     slice_hessian,
     slice_hessian_fd,
 )
-from landscape.engine.device import limited_threads, resolve_device
+from landscape.engine.device import Device, limited_threads, resolve_device
 from landscape.engine.directions import (
     NORMALIZATIONS,
     ONE_DIM_CHOICES,
+    Normalization,
+    OneDim,
     Params,
     cosine,
     parameters_of,
@@ -49,8 +51,9 @@ from landscape.engine.directions import (
     random_directions,
     three_model_plane,
 )
-from landscape.engine.nets import ACTIVATIONS, MultiBranchNet, mlp
+from landscape.engine.nets import ACTIVATIONS, Activation, MultiBranchNet, mlp
 from landscape.engine.problem import LossFn, Problem
+from landscape.engine.progress import Progress, silent
 from landscape.engine.surface import (
     interpolate,
     path_taken,
@@ -66,9 +69,12 @@ from landscape.engine.validation import (
     check_number,
 )
 
-MODELS = ("multibranch", "mlp", "upload")
-DATASETS = ("digits", "iris", "moons", "upload")
-DIRECTIONS = ("random", "pca", "three_models", "sharpest")
+Model = Literal["multibranch", "mlp", "upload"]
+MODELS: tuple[Model, ...] = get_args(Model)
+Dataset = Literal["digits", "iris", "moons", "upload"]
+DATASETS: tuple[Dataset, ...] = get_args(Dataset)
+Directions = Literal["random", "pca", "three_models", "sharpest"]
+DIRECTIONS: tuple[Directions, ...] = get_args(Directions)
 SLICE_POINTS = 61
 INTERPOLATION_TS = np.linspace(-0.5, 1.5, 41)
 BAND_REPEATS = 5
@@ -85,7 +91,6 @@ TRACE_PRODUCTS = 30  # for Hutchinson and for Hutch++
 DENSITY_PROBES, DENSITY_ITERATIONS = 6, 30  # SLQ at the centre
 TRAINING_POINTS, TRAINING_PROBES, TRAINING_ITERATIONS = 5, 3, 15  # SLQ along training
 
-Progress = Callable[[float, str], None]
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -93,28 +98,28 @@ _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 class Config:
     """Every knob of the Lab; the defaults render in a few seconds on a 2-core CPU."""
 
-    model: str = "multibranch"
+    model: Model = "multibranch"
     branches: int = 16
     width: int = 8
     depth: int = 1
     hidden: int = 32  # MLP: two hidden layers of this width (three Linear layers)
-    activation: str = "relu"
-    dataset: str = "digits"
+    activation: Activation = "relu"
+    dataset: Dataset = "digits"
     model_upload: str = ""  # SHA-256 of an uploaded ONNX file (engine.uploads.store)
     data_upload: str = ""  # SHA-256 of an uploaded CSV or NPZ file
     data_name: str = ""  # the uploaded data file's name (its suffix gives the format)
     epochs: int = 60
     lr: float = 0.01
-    directions: str = "random"
-    normalization: str = "filter"
-    one_dim: str = "zero"
+    directions: Directions = "random"
+    normalization: Normalization = "filter"
+    one_dim: OneDim = "zero"
     span: float = 1.0
     resolution: int = 31
     sample_size: int = 0  # 0: all samples; else 1-D slices show mean +/- std over sub-samples
     curvature_resolution: int = 5  # 0 switches the curvature map off
     lanczos_iterations: int = 60  # the Lanczos budget per map point (stops early on residuals)
     seed: int = 0
-    device: str = "auto"
+    device: Device = "auto"
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field outside its allowed range."""
@@ -395,11 +400,7 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     config.validate()
     threads = torch.get_num_threads()
     with limited_threads(1):
-        return _run(config, progress or _silent, threads)
-
-
-def _silent(fraction: float, stage: str) -> None:
-    """A `Progress` that reports nothing."""
+        return _run(config, progress or silent, threads)
 
 
 class _Diverged(Exception):
@@ -964,7 +965,7 @@ _EMPTY: dict[str, Callable[[], Any]] = {
 }
 
 
-def _values(group: Surface | Plane | Slices | Curvature | Training) -> dict[str, Any]:
+def _values(group: Surface | Plane | Slices | Curvature | Training | Evidence) -> dict[str, Any]:
     """The group's fields by name (not copied)."""
     return {f.name: getattr(group, f.name) for f in dataclasses.fields(group)}
 
@@ -1000,7 +1001,7 @@ def open_surface_file(data: bytes) -> tuple[Result, dict]:
     empty, square = np.zeros(0), np.zeros((0, 0))
     ratio = opened.curvature_ratio
     has_curvature = ratio.size > 0
-    task = {"cross_entropy": "classification", "mse": "regression"}.get(meta.get("loss"), "")
+    task = {"cross_entropy": "classification", "mse": "regression"}.get(str(meta.get("loss")), "")
     path = str(meta.get("engine_path", "")) + (f", {meta['backend']}" if "backend" in meta else "")
     result = Result(
         alphas=opened.alphas,

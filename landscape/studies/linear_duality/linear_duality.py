@@ -10,15 +10,16 @@ initial scales and seeds, and a 2-D slice of the primal around the recovered opt
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 
 from landscape.engine import datasets
-from landscape.engine.device import limited_threads, resolve_device
+from landscape.engine.device import Device, limited_threads, resolve_device
 from landscape.engine.directions import cosine, random_directions
+from landscape.engine.progress import Progress, silent
 from landscape.engine.results import from_groups
 from landscape.engine.validation import COST_LIMIT, check_cost, check_integer, check_number
 from landscape.studies.linear_duality.linear_net import DeepLinearNet, primal_slice, train_primal
@@ -26,17 +27,17 @@ from solvers import linear_dual
 
 METHODS = linear_dual.METHODS  # ways to solve the dual, for the page's selector
 
-DATASETS = ("synthetic", "linnerud")
-OPTIMIZERS = ("gd", "adam")
-
-Progress = Callable[[float, str], None]
+Dataset = Literal["synthetic", "linnerud"]
+DATASETS: tuple[Dataset, ...] = get_args(Dataset)
+Optimizer = Literal["gd", "adam"]
+OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
 
 
 @dataclass(frozen=True)
 class Config:
     """Every knob of the Linear duality page; defaults render in about a second on a CPU."""
 
-    dataset: str = "synthetic"
+    dataset: Dataset = "synthetic"
     n: int = 40
     d0: int = 8
     dH: int = 4
@@ -45,17 +46,17 @@ class Config:
     depth: int = 3  # H, the number of weight matrices
     hidden_width: int = 4
     gamma_ratio: float = 0.5  # gamma / sigma_min(Ytil)
-    method: str = "closed_form"
+    method: linear_dual.Method = "closed_form"
     sweep_points: int = 41
     init_scales: tuple[float, ...] = (0.01, 0.3, 1.0)
     restarts: int = 2
-    optimizer: str = "gd"
+    optimizer: Optimizer = "gd"
     lr: float = 0.05
     steps: int = 600
     slice_resolution: int = 31
     slice_radius: float = 1.0
     seed: int = 0
-    device: str = "auto"
+    device: Device = "auto"
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field outside its allowed range."""
@@ -234,7 +235,7 @@ def gamma_grid(sigma_min: float, sigma_max: float, gamma: float, points: int) ->
 def run(config: Config, progress: Progress | None = None) -> Result:
     """Solve, recover and measure across the gamma sweep; train the primal; slice it."""
     config.validate()
-    report = progress or _silent
+    report = progress or silent
     device = resolve_device(config.device)
     report(0.0, "Preparing the data")
     X, Y = config.data()
@@ -250,10 +251,6 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     slice_ = _slice(config, X, Y, weights, setting.gamma)
     report(1.0, "Done")
     return _say_what_diverged(from_groups(Result, setting, sweep, at_gamma, descent, slice_))
-
-
-def _silent(fraction: float, stage: str) -> None:
-    """A `Progress` that reports nothing."""
 
 
 def _setting(

@@ -17,19 +17,19 @@ Gaussian features with a chosen condition number, a planted unit ``w*`` and bias
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 
-from landscape.engine.device import limited_threads, resolve_device
+from landscape.engine.device import Device, limited_threads, resolve_device
+from landscape.engine.progress import Progress, silent
 from landscape.engine.validation import COST_LIMIT, check_cost, check_integer, check_number
 
-INITIALISATIONS = ("gaussian", "opposite", "dead")
+Initialisation = Literal["gaussian", "opposite", "dead"]
+INITIALISATIONS: tuple[Initialisation, ...] = get_args(Initialisation)
 METHODS = ("vanilla", "relaxed")
-
-Progress = Callable[[float, str], None]
 
 
 def _in_range(name: str, value: float, low: float, high: float) -> None:
@@ -95,12 +95,12 @@ class Config:
     bias: bool = True  # append a constant feature (needed for a dead start)
     step: float = 0.5  # step size in units of 1 / (2 lambda_max(X^T X)), the 1/Lipschitz step
     iterations: int = 300
-    init: str = "gaussian"
+    init: Initialisation = "gaussian"
     init_scale: float = 1.0
     seeds: int = 10  # independent data sets and starts; the curves show median and band
     slice_resolution: int = 41
     seed: int = 0
-    device: str = "auto"
+    device: Device = "auto"
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field outside its allowed range."""
@@ -295,7 +295,7 @@ def _slice(
 def run(config: Config, progress: Progress | None = None) -> Result:
     """GD on ``L`` and on ``L_r`` (same data, start and step) over ``seeds`` replicates; slice."""
     config.validate()
-    report = progress or (lambda fraction, stage: None)
+    report = progress or silent
     device = resolve_device(config.device)
     report(0.0, "Drawing planted data")
     data = [planted_data(config, s) for s in range(config.seeds)]

@@ -14,15 +14,17 @@ network can go below the optimum; narrow ones often stay above it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 
 from landscape.engine.datasets import two_dimensional
-from landscape.engine.device import limited_threads, resolve_device
+from landscape.engine.device import Device, limited_threads, resolve_device
+from landscape.engine.progress import Progress, silent
 from landscape.engine.validation import COST_LIMIT, check_cost, check_integer, check_number
+from solvers import convex_relu
 from solvers.convex_relu import (
     LOSSES,
     METHODS,
@@ -31,32 +33,32 @@ from solvers.convex_relu import (
     solve_convex_relu,
 )
 
-DATASETS = ("regression_1d", "moons", "circles", "spirals")
-OPTIMIZERS = ("adam", "sgd")
+Dataset = Literal["regression_1d", "moons", "circles", "spirals"]
+DATASETS: tuple[Dataset, ...] = get_args(Dataset)
+Optimizer = Literal["adam", "sgd"]
+OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
 MAX_POINTS_2D = 60  # n^2 - n + 2 <= 3542 patterns: the exact program stays a few seconds
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
 class Config:
     """Every knob of the two-layer section; defaults render in a few seconds on a CPU."""
 
-    dataset: str = "regression_1d"
+    dataset: Dataset = "regression_1d"
     n: int = 16
     noise: float = 0.1
-    loss: str = "squared"
+    loss: convex_relu.Loss = "squared"
     beta: float = 0.02
-    solver: str = "cvxpy"  # the reference solver by default
+    solver: convex_relu.Method = "cvxpy"  # the reference solver by default
     restarts: int = 4
     width_factor: float = 3.0  # widths from 1 to width_factor * m*
     width_count: int = 6
-    optimizer: str = "adam"
+    optimizer: Optimizer = "adam"
     lr: float = 0.01
     steps: int = 1500
     grid: int = 81  # resolution of the fitted curve or decision map
     seed: int = 0
-    device: str = "auto"
+    device: Device = "auto"
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field outside its allowed range."""
@@ -209,9 +211,10 @@ def train_networks(
     ``U ~ N(0, 2/d)``, ``a ~ N(0, 1/m)``.
     """
     device = torch.device(device)
-    opts = {"dtype": torch.float64, "device": device}
     B, m, d = len(widths), max(widths), X.shape[1]
-    mask = torch.as_tensor(np.arange(m)[None, :] < np.array(widths)[:, None], **opts)
+    mask = torch.as_tensor(
+        np.arange(m)[None, :] < np.array(widths)[:, None], dtype=torch.float64, device=device
+    )
     generator = torch.Generator().manual_seed(seed)
     U = torch.randn(B, m, d, generator=generator, dtype=torch.float64) * np.sqrt(2.0 / d)
     a = (
@@ -220,7 +223,8 @@ def train_networks(
     )
     U = (U.to(device) * mask[:, :, None]).requires_grad_()
     a = (a.to(device) * mask).requires_grad_()
-    Xt, yt = torch.as_tensor(X, **opts), torch.as_tensor(y, **opts)
+    Xt = torch.as_tensor(X, dtype=torch.float64, device=device)
+    yt = torch.as_tensor(y, dtype=torch.float64, device=device)
     solver = (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)([U, a], lr=lr)
     record = np.unique(np.linspace(0, steps, min(checkpoints, steps + 1)).round().astype(int))
     histories = np.full((B, len(record)), np.nan)
@@ -278,7 +282,7 @@ def _grid(points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.nda
 def run(config: Config, progress: Progress | None = None) -> Result:
     """Solve the exact convex program, train widths 1..factor*m* with restarts, compare."""
     config.validate()
-    report = progress or (lambda fraction, stage: None)
+    report = progress or silent
     device = resolve_device(config.device)
     points, y = config.data()
     X = np.c_[points, np.ones(len(points))]

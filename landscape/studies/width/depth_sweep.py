@@ -19,7 +19,6 @@ proof.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +26,15 @@ import numpy as np
 import torch
 
 from landscape.engine import cluster
-from landscape.engine.device import resolve_device
-from landscape.engine.gram import ACTIVATIONS, ARCHITECTURES, gram_matrices, lambda_min
+from landscape.engine.device import Device, resolve_device
+from landscape.engine.gram import (
+    ACTIVATIONS,
+    ARCHITECTURES,
+    KernelActivation,
+    gram_matrices,
+    lambda_min,
+)
+from landscape.engine.progress import Progress, silent
 from landscape.engine.validation import (
     COST_LIMIT,
     check_choice,
@@ -56,8 +62,6 @@ from landscape.studies.width.width_sweep import check_width_range, loglog_slope,
 CONCENTRATION_THRESHOLD = 0.25  # ||G^(H)(0) - K^(H)||_2 <= lambda_min / 4
 MAX_CONCENTRATION_WIDTH = 2**20
 
-Progress = Callable[[float, str], None]
-
 
 @dataclass(frozen=True)
 class Config(DataFields):
@@ -65,7 +69,7 @@ class Config(DataFields):
     minute on a 2-core CPU."""
 
     depths: tuple[int, ...] = (2, 4, 6, 8)
-    activation: str = "tanh"
+    activation: KernelActivation = "tanh"
     c_res: float = 0.5
     multiplier_fc: float = 100.0
     multiplier_resnet: float = 3000.0
@@ -76,7 +80,7 @@ class Config(DataFields):
     concentration_max_width: int = 2**14
     samples: int = 2
     seed: int = 0
-    device: str = "auto"
+    device: Device = "auto"
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field outside its allowed range."""
@@ -255,7 +259,7 @@ def _notes(cell: DepthCell, out: dict[str, Any], target: float, widths: np.ndarr
 def run(config: Config, progress: Progress | None = None) -> Result:
     """Both architectures at every depth: lambda_min, concentration at init, width to target."""
     config.validate()
-    report = progress or (lambda fraction, stage: None)
+    report = progress or silent
     device = resolve_device(config.device)
     X, y = sphere_data(config.dataset, config.n, config.input_dim, config.seed)
     depths = np.array(sorted(config.depths), dtype=np.int64)

@@ -15,15 +15,22 @@ the theorem's unspecified constant; ``2 / lambda_max(G(0))`` is reported as the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from landscape.engine import datasets
-from landscape.engine.device import resolve_device
-from landscape.engine.gram import ACTIVATIONS, ARCHITECTURES, gram_matrix, lambda_min
+from landscape.engine.device import Device, resolve_device
+from landscape.engine.gram import (
+    ACTIVATIONS,
+    ARCHITECTURES,
+    Architecture,
+    KernelActivation,
+    gram_matrix,
+    lambda_min,
+)
+from landscape.engine.progress import Progress, silent
 from landscape.engine.results import from_groups
 from landscape.engine.validation import (
     COST_LIMIT,
@@ -34,13 +41,12 @@ from landscape.engine.validation import (
 )
 from landscape.studies.width.wide_nets import TrainingHistory, WideNetSpec, train
 
-DATASETS: tuple[str, ...] = ("sphere", "digits")
+Dataset = Literal["sphere", "digits"]
+DATASETS: tuple[Dataset, ...] = get_args(Dataset)
 MAX_N = 512
 MAX_DEPTH = 20
 MAX_WIDTH = 8192
 SINGULAR_RTOL = 1e-12
-
-Progress = Callable[[float, str], None]
 
 
 def sphere_data(dataset: str, n: int, input_dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +80,7 @@ def theorem_step(
 class DataFields:
     """The data knobs shared by this study and its sweeps."""
 
-    dataset: str = "sphere"
+    dataset: Dataset = "sphere"
     n: int = 32
     input_dim: int = 8
 
@@ -115,13 +121,13 @@ class Config(DataFields):
 
     depth: int = 3  # H, the number of hidden weight matrices W^(1..H)
     width: int = 256  # m
-    architecture: str = "fc"
-    activation: str = "tanh"
+    architecture: Architecture = "fc"
+    activation: KernelActivation = "tanh"
     c_res: float = 0.5
     step_multiplier: float = 100.0
     iterations: int = 200
     seed: int = 0
-    device: str = "auto"
+    device: Device = "auto"
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field outside its allowed range."""
@@ -198,7 +204,7 @@ RESULT_SHAPES: dict[str, str] = {
 def run(config: Config, progress: Progress | None = None) -> Result:
     """Compute ``K^(H)``, train one width-m network at the theorem's step, record the dynamics."""
     config.validate()
-    report = progress or _silent
+    report = progress or silent
     device = resolve_device(config.device)
     report(0.0, "Computing K^(H)")
     X, y = sphere_data(config.dataset, config.n, config.input_dim, config.seed)
@@ -220,10 +226,6 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     )
     report(1.0, "Done")
     return from_groups(Result, kernel, _dynamics(kernel, history))
-
-
-def _silent(fraction: float, stage: str) -> None:
-    """A `Progress` that reports nothing."""
 
 
 def _kernel(config: Config, X: np.ndarray, y: np.ndarray) -> Kernel:

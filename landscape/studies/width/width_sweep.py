@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from landscape.engine import cluster
-from landscape.engine.device import resolve_device
-from landscape.engine.gram import gram_matrix, lambda_min
+from landscape.engine.device import Device, resolve_device
+from landscape.engine.gram import Architecture, KernelActivation, gram_matrix, lambda_min
+from landscape.engine.progress import Progress, silent
 from landscape.engine.validation import COST_LIMIT, check_cost, check_integer
 from landscape.studies.width.wide_nets import TrainingHistory, WideNetSpec, train
 from landscape.studies.width.width import (
@@ -28,8 +29,6 @@ from landscape.studies.width.width import (
     training_cost,
     validate_training,
 )
-
-Progress = Callable[[float, str], None]
 
 
 def power_of_two_widths(low: int, high: int) -> np.ndarray:
@@ -61,15 +60,15 @@ class Config(DataFields):
     about ten seconds on a 2-core CPU."""
 
     depth: int = 3
-    architecture: str = "fc"
-    activation: str = "tanh"
+    architecture: Architecture = "fc"
+    activation: KernelActivation = "tanh"
     c_res: float = 0.5
     step_multiplier: float = 100.0
     iterations: int = 200
     min_width: int = 16
     max_width: int = 512
     seed: int = 0
-    device: str = "auto"
+    device: Device = "auto"
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field outside its allowed range."""
@@ -142,7 +141,7 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     """Train at every width and fit the three quantities against m (the widths run as Ray
     tasks inside ``engine.cluster.compute_on(address)``)."""
     config.validate()
-    report = progress or (lambda fraction, stage: None)
+    report = progress or silent
     device = resolve_device(config.device)
     X, y = sphere_data(config.dataset, config.n, config.input_dim, config.seed)
     K = gram_matrix(X, config.depth, config.activation, config.architecture, config.c_res)
@@ -180,9 +179,7 @@ def run(config: Config, progress: Progress | None = None) -> Result:
             histories.append(
                 train(
                     *run,
-                    progress=lambda f, b=before, i=index, m=run[0].width: report(
-                        b + f * (costs[i] - b), f"Width m = {m}"
-                    ),
+                    progress=_between(report, before, costs[index], f"Width m = {run[0].width}"),
                 )
             )
     for index, history in enumerate(histories):
@@ -220,3 +217,8 @@ def run(config: Config, progress: Progress | None = None) -> Result:
         eta=eta,
         message=message,
     )
+
+
+def _between(report: Progress, start: float, end: float, stage: str) -> Callable[[float], None]:
+    """A fraction-only progress callback mapping [0, 1] onto [start, end] of ``report``."""
+    return lambda fraction: report(start + fraction * (end - start), stage)
