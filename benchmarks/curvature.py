@@ -28,11 +28,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landscape.engine.datasets import digits  # noqa: E402
-from landscape.engine.nets import MultiBranchNet, mlp  # noqa: E402
-from landscape.engine.operators import curvature_operator  # noqa: E402
-from landscape.engine.problem import Problem  # noqa: E402
-from landscape.engine.trace import hutch_plus_plus, hutchinson  # noqa: E402
+from landscape.engine.datasets import digits
+from landscape.engine.nets import MultiBranchNet, mlp
+from landscape.engine.operators import curvature_operator
+from landscape.engine.problem import Problem
+from landscape.engine.trace import hutch_plus_plus, hutchinson
 
 MODELS = {
     "MLP 64-32-32-10 (tanh), the issue's example": lambda: mlp(64, 10, [32, 32], "tanh"),
