@@ -42,6 +42,7 @@ __all__ = [
     "KINDS",
     "STATES",
     "CurvatureMap",
+    "Eigenpairs",
     "Evidence",
     "Lanczos",
     "Operator",
@@ -156,7 +157,8 @@ class Evidence:
 
     ``lambda_min``, ``lambda_max``: extreme Ritz values (exact eigenvalues with ``exact``);
     ``residual_min``, ``residual_max``: ``||A y - rho y||`` of the extreme Ritz vectors in float64,
-    so an eigenvalue lies within each of ``rayleigh`` / ``rayleigh_max``; ``products`` spent.
+    so an eigenvalue lies within each of ``rayleigh`` / ``rayleigh_max``; ``products`` spent;
+    ``eigenvalues`` every exact eigenvalue (exact route only).
     """
 
     state: str
@@ -174,6 +176,7 @@ class Evidence:
     delta: float
     tolerance: float
     vector: torch.Tensor | None
+    eigenvalues: np.ndarray | None = None  # (P,) ascending, on the exact route only
 
     @property
     def code(self) -> int:
@@ -294,6 +297,7 @@ def _exact_evidence(
         delta=delta,
         tolerance=margin,
         vector=vectors[:, 0].to(A.device) if negative else None,
+        eigenvalues=eigenvalues.numpy(),
     )
 
 

@@ -722,36 +722,17 @@ def _evidence(
 
 
 def _centre_curvature(problem: Problem, center: Params, seed: int) -> dict:
-    """The evidence at the centre: exact eigenvalues (and trace) up to ``EXACT_LIMIT``
-    parameters, else Lanczos with the residual rule and ``CENTRE_BUDGET`` steps."""
-    n = sum(p.numel() for p in problem.model.parameters())
-    eigenvalues, exact_trace = np.zeros(0), float("nan")
-    if n <= EXACT_LIMIT:
-        with curvature.curvature_operator(problem, center, dtype=torch.float64) as op:
-            H = op.matrix().cpu()
-        eigenvalues = torch.linalg.eigvalsh(H).numpy()
-        exact_trace = float(np.trace(H.numpy()))
-        low, high = float(eigenvalues[0]), float(eigenvalues[-1])
-        margin = 100 * n * float(np.finfo(np.float64).eps) * max(abs(low), abs(high))
-        return {
-            "n": n,
-            "state": -1 if low < -margin else 1,
-            "exact": True,
-            "lambda_min": low,
-            "lambda_max": high,
-            "rayleigh": low,
-            "residual": 0.0,
-            "bound": low,
-            "epsilon": 0.0,
-            "iterations": 0,
-            "eigenvalues": eigenvalues,
-            "trace": exact_trace,
-        }
-    e = curvature.curvature_evidence(problem, center, max_iterations=CENTRE_BUDGET, seed=seed)
+    """The evidence at the centre (`curvature.curvature_evidence`): exact eigenvalues (and the
+    trace, their sum) up to ``EXACT_LIMIT`` parameters, else Lanczos with the residual rule and
+    at most ``CENTRE_BUDGET`` steps."""
+    e = curvature.curvature_evidence(
+        problem, center, max_iterations=CENTRE_BUDGET, seed=seed, exact_limit=EXACT_LIMIT
+    )
+    eigenvalues = e.eigenvalues if e.eigenvalues is not None else np.zeros(0)
     return {
-        "n": n,
+        "n": _size(problem.model),
         "state": e.code,
-        "exact": False,
+        "exact": e.exact,
         "lambda_min": e.lambda_min,
         "lambda_max": e.lambda_max,
         "rayleigh": e.rayleigh,
@@ -760,7 +741,7 @@ def _centre_curvature(problem: Problem, center: Params, seed: int) -> dict:
         "epsilon": e.epsilon,
         "iterations": e.iterations,
         "eigenvalues": eigenvalues,
-        "trace": exact_trace,
+        "trace": float(eigenvalues.sum()) if e.exact else float("nan"),
     }
 
 
