@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from landscape.engine import cluster, results, uploads
 from landscape.engine.curvature import curvature_map
@@ -199,50 +200,14 @@ def _points_reporter(bar: Any) -> Callable[[int], None]:
 def surface_command(args: argparse.Namespace, argv: list[str]) -> Path:
     """Compute the surface the arguments describe and write it; returns the written path."""
     started = time.perf_counter()
-    if not 2 <= args.resolution <= 1001:
-        raise ValueError(f"resolution must be in [2, 1001], got {args.resolution}")
-    if not (math.isfinite(args.range) and args.range > 0):
-        raise ValueError(f"range must be a positive number, got {args.range}")
-    if args.curvature < 0 or args.slices < 0 or args.curvature_batch_rows < 0:
-        raise ValueError("slices, curvature and curvature-batch-rows must be >= 0")
+    _check_surface_arguments(args)
     device = resolve_device(args.device)
     dtype = getattr(torch, args.dtype)
-    model_file = load_model_file(args.model)
-    model = model_file.model.to(dtype)
-    data_budget = int(args.data_budget * MiB)
-    data = open_data(args.data, data_budget)
-    task = "classification" if args.loss == "cross_entropy" else "regression"
-    X_probe, y_probe = next(iter(data.batches(min(data.n, 4096))))
-    y_check = y_probe[:, None] if task == "regression" and y_probe.ndim == 1 else y_probe
-    if task == "classification" and (y_probe.dtype.kind not in "iu" or y_probe.ndim != 1):
-        raise ValueError(
-            f"cross_entropy needs integer labels y (n,), got {y_probe.dtype} {y_probe.shape}"
-        )
-    uploads.check_model(model, X_probe, y_check, task)
-    model = model.to(device)
-
+    model_file, model, data, task = _checked_model_and_data(args, device, dtype)
     center = parameters_of(model)
-    extent = args.range
-    pca_info: dict[str, Any] = {}
-    if args.directions == "pca":
-        if len(args.trajectory) < 2:
-            raise ValueError("--directions pca needs --trajectory with at least 2 earlier files")
-        points = [
-            parameters_of(load_model_file(p).model.to(device, dtype)) for p in args.trajectory
-        ]
-        pca = pca_directions([*points, center])
-        d1, d2 = pca.d1, pca.d2
-        extent = args.range * 1.2 * float(np.abs(pca.coordinates).max())
-        pca_info = {
-            "explained_variance_ratio": pca.explained_variance_ratio.tolist(),
-            "trajectory_files": [str(p) for p in args.trajectory],
-        }
-    else:
-        d1 = random_directions(model, 2 * args.seed, args.directions, args.one_dim)
-        d2 = random_directions(model, 2 * args.seed + 1, args.directions, args.one_dim)
+    d1, d2, extent, pca_info = _directions(args, model, center, device, dtype)
     grid = np.linspace(-extent, extent, args.resolution)
     memory_budget = int(args.memory_budget * MiB) if args.memory_budget else None
-    threads = torch.get_num_threads() if args.ray is None else 1
     job = cluster.SurfaceJob(
         model=model,
         loss=args.loss,
@@ -253,8 +218,8 @@ def surface_command(args: argparse.Namespace, argv: list[str]) -> Path:
         alphas=grid,
         betas=grid,
         memory_budget=memory_budget,
-        data_budget=data_budget,
-        threads=threads,
+        data_budget=int(args.data_budget * MiB),
+        threads=torch.get_num_threads() if args.ray is None else 1,
         model_digest=model_file.digest,
         model_file=(model_file.format, model_file.data),
     )
@@ -270,57 +235,11 @@ def surface_command(args: argparse.Namespace, argv: list[str]) -> Path:
             gpus_per_shard=gpus,
         )
     surface_seconds = run.seconds
-    extra: dict[str, Any] = {}
-    if args.slices:
-        ts = np.linspace(-extent, extent, max(args.slices, 2))
-        zero = {name: torch.zeros_like(t) for name, t in d1.items()}
-        lines = []
-        for direction in (d1, d2):
-            line_job = dataclasses.replace(job, d1=direction, d2=zero, alphas=ts, betas=np.zeros(1))
-            line_job._fingerprint = ""
-            lines.append(cluster.run_surface(line_job, ray_address=args.ray).surface[:, 0])
-        extra.update(slice_ts=ts, slice_d1=lines[0], slice_d2=lines[1])
+    extra = _slices(args, job, extent)
     curvature_meta: dict[str, Any] = {}
     if args.curvature:
-        if not isinstance(data, ArrayData):
-            raise ValueError("--curvature needs the data in memory: raise --data-budget")
-        coarse = np.linspace(-extent, extent, args.curvature)
-        X_t = torch.as_tensor(data.X, device=device, dtype=dtype)
-        y_t = torch.as_tensor(data.y, device=device)
-        y_t = y_t.long() if task == "classification" else y_t.to(dtype)
-        if task == "regression" and y_t.dim() == 1:
-            y_t = y_t[:, None]
-        problem = Problem(
-            model,
-            cluster.LOSSES[args.loss],
-            X_t,
-            y_t,
-            memory_budget=memory_budget,
-            batch_rows=args.curvature_batch_rows or None,
-        )
-        cmap = curvature_map(
-            problem,
-            d1,
-            d2,
-            coarse,
-            coarse,
-            center=center,
-            iterations=args.lanczos,
-            seed=args.seed,
-        )
-        curvature_meta = {
-            "curvature_state": cmap.state.tolist(),
-            "curvature_rayleigh": cmap.rayleigh.tolist(),
-            "curvature_iterations": cmap.iterations.tolist(),
-            "curvature_batch_rows": args.curvature_batch_rows,
-        }
-        extra.update(
-            curvature_alphas=coarse,
-            curvature_betas=coarse,
-            lambda_min=cmap.lambda_min,
-            lambda_max=cmap.lambda_max,
-            curvature_ratio=cmap.ratio,
-        )
+        curvature, curvature_meta = _curvature(args, job, task, device, dtype, extent)
+        extra.update(curvature)
     n_points = job.shape[0] * job.shape[1]
     meta = {
         "command": "convexify " + shlex.join(argv),
@@ -365,6 +284,127 @@ def surface_command(args: argparse.Namespace, argv: list[str]) -> Path:
         "shards computed)"
     )
     return Path(args.out)
+
+
+def _check_surface_arguments(args: argparse.Namespace) -> None:
+    if not 2 <= args.resolution <= 1001:
+        raise ValueError(f"resolution must be in [2, 1001], got {args.resolution}")
+    if not (math.isfinite(args.range) and args.range > 0):
+        raise ValueError(f"range must be a positive number, got {args.range}")
+    if args.curvature < 0 or args.slices < 0 or args.curvature_batch_rows < 0:
+        raise ValueError("slices, curvature and curvature-batch-rows must be >= 0")
+
+
+def _checked_model_and_data(
+    args: argparse.Namespace, device: torch.device, dtype: torch.dtype
+) -> tuple[Any, nn.Module, Any, str]:
+    """The model file, its model (``dtype``, on ``device``), the data and the task, after the
+    model ran the data's first rows (`uploads.check_model`)."""
+    model_file = load_model_file(args.model)
+    model = model_file.model.to(dtype)
+    data = open_data(args.data, int(args.data_budget * MiB))
+    task = "classification" if args.loss == "cross_entropy" else "regression"
+    X_probe, y_probe = next(iter(data.batches(min(data.n, 4096))))
+    y_check = y_probe[:, None] if task == "regression" and y_probe.ndim == 1 else y_probe
+    if task == "classification" and (y_probe.dtype.kind not in "iu" or y_probe.ndim != 1):
+        raise ValueError(
+            f"cross_entropy needs integer labels y (n,), got {y_probe.dtype} {y_probe.shape}"
+        )
+    uploads.check_model(model, X_probe, y_check, task)
+    return model_file, model.to(device), data, task
+
+
+def _directions(
+    args: argparse.Namespace,
+    model: nn.Module,
+    center: dict[str, torch.Tensor],
+    device: torch.device,
+    dtype: torch.dtype,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], float, dict[str, Any]]:
+    """``d1``, ``d2``, the grid's half-width and the PCA metadata: random directions (seeds
+    ``2 seed``, ``2 seed + 1``) over ``range``, or the trajectory's top two principal
+    directions over ``range`` times 1.2 times the farthest checkpoint."""
+    if args.directions != "pca":
+        d1 = random_directions(model, 2 * args.seed, args.directions, args.one_dim)
+        d2 = random_directions(model, 2 * args.seed + 1, args.directions, args.one_dim)
+        return d1, d2, args.range, {}
+    if len(args.trajectory) < 2:
+        raise ValueError("--directions pca needs --trajectory with at least 2 earlier files")
+    points = [parameters_of(load_model_file(p).model.to(device, dtype)) for p in args.trajectory]
+    pca = pca_directions([*points, center])
+    extent = args.range * 1.2 * float(np.abs(pca.coordinates).max())
+    pca_info = {
+        "explained_variance_ratio": pca.explained_variance_ratio.tolist(),
+        "trajectory_files": [str(p) for p in args.trajectory],
+    }
+    return pca.d1, pca.d2, extent, pca_info
+
+
+def _slices(args: argparse.Namespace, job: cluster.SurfaceJob, extent: float) -> dict[str, Any]:
+    """``--slices`` points of the 1-D slices along d1 and d2 through the centre (none for 0)."""
+    if not args.slices:
+        return {}
+    ts = np.linspace(-extent, extent, max(args.slices, 2))
+    zero = {name: torch.zeros_like(t) for name, t in job.d1.items()}
+    lines = []
+    for direction in (job.d1, job.d2):
+        line_job = dataclasses.replace(job, d1=direction, d2=zero, alphas=ts, betas=np.zeros(1))
+        line_job._fingerprint = ""
+        lines.append(cluster.run_surface(line_job, ray_address=args.ray).surface[:, 0])
+    return {"slice_ts": ts, "slice_d1": lines[0], "slice_d2": lines[1]}
+
+
+def _curvature(
+    args: argparse.Namespace,
+    job: cluster.SurfaceJob,
+    task: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    extent: float,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Lanczos curvature map on a ``--curvature``-square grid, in-process (arrays for the
+    surface file, evidence for its metadata); needs the data in memory."""
+    data = job.data
+    if not isinstance(data, ArrayData):
+        raise ValueError("--curvature needs the data in memory: raise --data-budget")
+    coarse = np.linspace(-extent, extent, args.curvature)
+    X_t = torch.as_tensor(data.X, device=device, dtype=dtype)
+    y_t = torch.as_tensor(data.y, device=device)
+    y_t = y_t.long() if task == "classification" else y_t.to(dtype)
+    if task == "regression" and y_t.dim() == 1:
+        y_t = y_t[:, None]
+    problem = Problem(
+        job.model,
+        cluster.LOSSES[args.loss],
+        X_t,
+        y_t,
+        memory_budget=job.memory_budget,
+        batch_rows=args.curvature_batch_rows or None,
+    )
+    cmap = curvature_map(
+        problem,
+        job.d1,
+        job.d2,
+        coarse,
+        coarse,
+        center=job.center,
+        iterations=args.lanczos,
+        seed=args.seed,
+    )
+    meta = {
+        "curvature_state": cmap.state.tolist(),
+        "curvature_rayleigh": cmap.rayleigh.tolist(),
+        "curvature_iterations": cmap.iterations.tolist(),
+        "curvature_batch_rows": args.curvature_batch_rows,
+    }
+    arrays = {
+        "curvature_alphas": coarse,
+        "curvature_betas": coarse,
+        "lambda_min": cmap.lambda_min,
+        "lambda_max": cmap.lambda_max,
+        "curvature_ratio": cmap.ratio,
+    }
+    return arrays, meta
 
 
 def versions() -> dict[str, str]:

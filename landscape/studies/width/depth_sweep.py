@@ -189,10 +189,24 @@ def depth_cell(cell: DepthCell) -> dict[str, Any]:
         "singular": False,
         "diverged": [],  # widths whose training diverged
     }
-    lam = out["lambda_min"]
-    if lam <= SINGULAR_RTOL * np.linalg.eigvalsh(K)[-1]:
+    if out["lambda_min"] <= SINGULAR_RTOL * np.linalg.eigvalsh(K)[-1]:
         out["singular"] = True
         return out  # K^(H) singular: no concentration threshold, no step size
+    _concentration(cell, out, concentration_widths)
+    multipliers = {"fc": config.multiplier_fc, "resnet": config.multiplier_resnet}
+    out["eta"] = theorem_step(
+        out["lambda_min"], config.n, depth, architecture, multipliers[architecture]
+    )
+    _width_to_target(cell, out, train_widths)
+    return out
+
+
+def _concentration(cell: DepthCell, out: dict[str, Any], widths: np.ndarray) -> None:
+    """Into ``out``: the mean deviation ``||G^(H)(0) - K^(H)||_2 / lambda_min`` over ``samples``
+    draws at every width, its log-log fit and, for a falling fit, the width where it reaches
+    `CONCENTRATION_THRESHOLD`."""
+    config, architecture, depth, K = cell.config, cell.architecture, cell.depth, cell.K
+    concentration_widths, lam = widths, out["lambda_min"]
     X_t = torch.as_tensor(cell.X, device=float64_device(cell.device))
     for w, m in enumerate(concentration_widths):
         spec = WideNetSpec(depth, int(m), config.activation, architecture, config.c_res)
@@ -206,9 +220,14 @@ def depth_cell(cell: DepthCell) -> dict[str, Any]:
     )
     if out["slope"] < 0:
         out["needed"] = np.exp((np.log(CONCENTRATION_THRESHOLD) - out["intercept"]) / out["slope"])
-    multipliers = {"fc": config.multiplier_fc, "resnet": config.multiplier_resnet}
-    out["eta"] = theorem_step(lam, config.n, depth, architecture, multipliers[architecture])
-    for w, m in enumerate(train_widths):
+
+
+def _width_to_target(cell: DepthCell, out: dict[str, Any], widths: np.ndarray) -> None:
+    """Into ``out``: ``L(T) / L(0)`` after ``iterations`` steps of ``out["eta"]`` at each width,
+    smallest first, up to the first that reaches ``target`` (then ``reached``); the widths whose
+    training diverged."""
+    config, architecture, depth = cell.config, cell.architecture, cell.depth
+    for w, m in enumerate(widths):
         spec = WideNetSpec(depth, int(m), config.activation, architecture, config.c_res)
         history = train(
             spec,
@@ -227,7 +246,6 @@ def depth_cell(cell: DepthCell) -> dict[str, Any]:
         if out["relative"][w] <= config.target:
             out["reached"] = m
             break
-    return out
 
 
 def _notes(cell: DepthCell, out: dict[str, Any], target: float, widths: np.ndarray) -> list[str]:
@@ -265,13 +283,6 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     depths = np.array(sorted(config.depths), dtype=np.int64)
     concentration_widths = power_of_two_widths(config.min_width, config.concentration_max_width)
     train_widths = power_of_two_widths(config.min_width, config.max_width)
-    shape = (len(ARCHITECTURES), len(depths))
-    lam = np.full(shape, np.nan)
-    eta = np.full(shape, np.nan)
-    deviation = np.full((*shape, len(concentration_widths)), np.nan)
-    relative = np.full((*shape, len(train_widths)), np.nan)
-    slope, intercept, needed = (np.full(shape, np.nan) for _ in range(3))
-    reached = np.full(shape, np.nan)
     cells = []
     for architecture in ARCHITECTURES:
         grams = gram_matrices(X, depths.tolist(), config.activation, architecture, config.c_res)
@@ -286,12 +297,13 @@ def run(config: Config, progress: Progress | None = None) -> Result:
             k / len(cells), f"{cell.architecture}, H = {cell.depth}: concentration and training"
         ),
     )
-    for k, out in enumerate(done):
-        a, d = divmod(k, len(depths))
-        lam[a, d], eta[a, d] = out["lambda_min"], out["eta"]
-        slope[a, d], intercept[a, d] = out["slope"], out["intercept"]
-        needed[a, d], reached[a, d] = out["needed"], out["reached"]
-        deviation[a, d], relative[a, d] = out["deviation"], out["relative"]
+    shape = (len(ARCHITECTURES), len(depths))
+
+    def table(key: str) -> np.ndarray:  # (architectures, depths, ...) in float64
+        values = np.array([out[key] for out in done], dtype=np.float64)
+        return values.reshape(*shape, *values.shape[1:])
+
+    lam, deviation = table("lambda_min"), table("deviation")
     notes = [
         note
         for k, out in enumerate(done)
@@ -307,13 +319,13 @@ def run(config: Config, progress: Progress | None = None) -> Result:
         lambda_min=lam,
         concentration_widths=concentration_widths,
         deviation=deviation,
-        deviation_slope=slope,
-        deviation_intercept=intercept,
-        width_needed=needed,
+        deviation_slope=table("slope"),
+        deviation_intercept=table("intercept"),
+        width_needed=table("needed"),
         train_widths=train_widths,
-        final_relative_loss=relative,
-        width_to_target=reached,
-        eta=eta,
+        final_relative_loss=table("relative"),
+        width_to_target=table("reached"),
+        eta=table("eta"),
         target=float(config.target),
         diverged=diverged,
         message=" ".join(dict.fromkeys(notes)),
