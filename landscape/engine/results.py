@@ -448,6 +448,9 @@ def _array_from_json(
     return array
 
 
+_NOTHING = object()  # no offending element found
+
+
 def _count_leaves(name: str, kind: str, value: Any, most: int, budget: list[int]) -> int:
     """Number of scalars in the nested lists ``value`` (at most ``most`` levels deep, each
     scalar of the field's kind); spends them from ``budget`` (`MAX_RESULT_ELEMENTS`)."""
@@ -471,12 +474,12 @@ def _count_leaves(name: str, kind: str, value: Any, most: int, budget: list[int]
                     for v in level
                     if not isinstance(v, ok) or (kind != "b" and isinstance(v, bool))
                 ),
-                None,
+                _NOTHING,
             )
-            if bad is not None or (kind == "i" and any(abs(v) >= 2**63 for v in level)):
+            if bad is not _NOTHING or (kind == "i" and any(abs(v) >= 2**63 for v in level)):
                 raise ValueError(
                     f"{name!r} must hold {KIND_NAMES[kind]}, found {type(bad).__name__}"
-                    if bad is not None
+                    if bad is not _NOTHING
                     else f"{name!r} holds an integer out of the int64 range"
                 )
             count += scalars
