@@ -57,6 +57,20 @@ def check_integers(name: str, values: Sequence[int], low: int, high: int, most: 
 COST_LIMIT = 1e14
 
 
+def check_numbers(name: str, values: Sequence[float], low: float, high: float, most: int) -> tuple:
+    """``values`` as a tuple of 1 to ``most`` finite numbers in ``[low, high]``."""
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray):
+        raise ValueError(
+            f"{name} must hold 1 to {most} numbers in [{low}, {high}], got {_shown(values)}"
+        )
+    values = tuple(values)
+    if not 1 <= len(values) <= most:
+        raise ValueError(
+            f"{name} must hold 1 to {most} numbers in [{low}, {high}], got {len(values)}"
+        )
+    return tuple(check_number(name, v, low, high) for v in values)
+
+
 def check_cost(name: str, cost: float, limit: float, unit: str, advice: str) -> None:
     """``ValueError`` when a configuration's estimated ``cost`` (in ``unit``: operations, bytes)
     exceeds ``limit``: the run would take hours or more memory than the machine has. ``name``

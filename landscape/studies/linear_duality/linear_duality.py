@@ -21,7 +21,13 @@ from landscape.engine.device import Device, limited_threads, resolve_device
 from landscape.engine.directions import cosine, random_directions
 from landscape.engine.progress import Progress, silent
 from landscape.engine.results import from_groups
-from landscape.engine.validation import COST_LIMIT, check_cost, check_integer, check_number
+from landscape.engine.validation import (
+    COST_LIMIT,
+    check_cost,
+    check_integer,
+    check_number,
+    check_numbers,
+)
 from landscape.studies.linear_duality.linear_net import DeepLinearNet, primal_slice, train_primal
 from solvers import linear_dual
 
@@ -74,10 +80,7 @@ class Config:
         if self.method not in linear_dual.METHODS:
             raise ValueError(f"method must be one of {linear_dual.METHODS}, got {self.method!r}")
         check_integer("sweep_points", self.sweep_points, 2, 401)
-        if not self.init_scales:
-            raise ValueError("init_scales must hold at least one scale in (0, 10]")
-        for scale in self.init_scales:
-            check_number("init_scales", scale, 1e-6, 10.0)
+        check_numbers("init_scales", self.init_scales, 1e-6, 10.0, 20)
         check_integer("restarts", self.restarts, 1, 20)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
