@@ -399,6 +399,7 @@ async def class_run(sessions: int, minutes: float, env: dict[str, str], webgl: b
         "cpu": server.cpu,
         "tracebacks": log.count("Traceback"),
         "log": log,
+        "caches": re.findall(r"(\w+): ([\d.]+ of [\d.]+ MiB \(\d+ held, \d+ evicted\))", about),
     }
 
 
@@ -430,6 +431,8 @@ def report(result: dict) -> float:
         f"seen: {record.errors_on_page}; tracebacks in the server log: {result['tracebacks']}; "
         f"sessions crashed: {len(result['crashed'])}"
     )
+    for name, line in result["caches"]:
+        print(f"cache {name}: {line}")
     for line in result["crashed"][:3]:
         print("  crashed:", line[:300])
     if result["tracebacks"]:
@@ -479,6 +482,12 @@ def main() -> None:
         "--threads", type=int, default=1, help="CONVEXIFY_TORCH_THREADS of the server"
     )
     parser.add_argument(
+        "--result-cache-mb",
+        type=float,
+        default=None,
+        help="the server's CONVEXIFY_RESULT_CACHE_MB (a small one shows the ceiling at work)",
+    )
+    parser.add_argument(
         "--webgl",
         action="store_true",
         help="let the benchmark's Chromium draw WebGL (3-D) charts in software; by default it "
@@ -489,6 +498,8 @@ def main() -> None:
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is missing (apt-get install -y chromium)")
     env = {"CONVEXIFY_TORCH_THREADS": str(args.threads)}
+    if args.result_cache_mb is not None:
+        env["CONVEXIFY_RESULT_CACHE_MB"] = str(args.result_cache_mb)
     print(
         f"classroom benchmark on {os.cpu_count()} CPU(s), load average "
         f"{os.getloadavg()[0]:.1f} at start; server env {env} plus the caller's"
