@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from landscape.engine import cluster
 from landscape.engine.device import Device, resolve_device
@@ -109,6 +110,10 @@ class Result:
     message: str
 
 
+# `train`'s positional arguments for one width: spec, X, y, eta, iterations, seed, device.
+TrainArguments = tuple[WideNetSpec, np.ndarray, np.ndarray, float, int, int, torch.device]
+
+
 def train_width(run: tuple) -> TrainingHistory:
     """One width of the sweep: ``train(spec, X, y, eta, iterations, seed, device)`` (a Ray task
     inside ``engine.cluster.compute_on``)."""
@@ -148,13 +153,8 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     lam = lambda_min(K)
     eta = theorem_step(lam, config.n, config.depth, config.architecture, config.step_multiplier)
     widths = power_of_two_widths(config.min_width, config.max_width)
-    loss = np.full((len(widths), config.iterations + 1), np.nan)
-    diverged = np.zeros(len(widths), dtype=bool)
-    movement, drift, deviation = (np.full(len(widths), np.nan) for _ in range(3))
     singular = lam <= SINGULAR_RTOL * np.linalg.eigvalsh(K)[-1]
-    # cost of a run grows like m^2: report progress in that currency
-    costs = np.cumsum(widths.astype(np.float64) ** 2) / np.sum(widths.astype(np.float64) ** 2)
-    runs = [
+    runs: list[TrainArguments] = [
         (
             WideNetSpec(config.depth, int(m), config.activation, config.architecture, config.c_res),
             X,
@@ -166,29 +166,10 @@ def run(config: Config, progress: Progress | None = None) -> Result:
         )
         for m in (widths if not singular else [])
     ]
-    if cluster.compute_location() is not None:  # one Ray task per width
-        histories = cluster.parallel_map(
-            train_width,
-            runs,
-            progress=lambda k, run: report(costs[k], f"Width m = {run[0].width} done"),
-        )
-    else:
-        histories = []
-        for index, run in enumerate(runs):
-            before = costs[index - 1] if index else 0.0
-            histories.append(
-                train(
-                    *run,
-                    progress=_between(report, before, costs[index], f"Width m = {run[0].width}"),
-                )
-            )
-    for index, history in enumerate(histories):
-        loss[index, : len(history.loss)] = history.loss
-        diverged[index] = history.diverged
-        if not history.diverged:
-            movement[index] = history.weight_movement[-1]
-            drift[index] = history.gram_change.max() / lam
-        deviation[index] = np.linalg.norm(history.gram_last_init - K, 2) / lam
+    histories = _train_all(runs, widths, report)
+    loss, diverged, movement, drift, deviation = _measures(
+        histories, len(widths), config.iterations, K, lam
+    )
     report(1.0, "Done")
     fits = [
         loglog_slope(widths.astype(np.float64), values) for values in (movement, drift, deviation)
@@ -217,6 +198,49 @@ def run(config: Config, progress: Progress | None = None) -> Result:
         eta=eta,
         message=message,
     )
+
+
+def _train_all(
+    runs: list[TrainArguments], widths: np.ndarray, report: Progress
+) -> list[TrainingHistory]:
+    """`train` at every width: one Ray task per width inside ``cluster.compute_on``, else in
+    turn; progress counted in the cost of a run, which grows like m^2."""
+    costs = np.cumsum(widths.astype(np.float64) ** 2) / np.sum(widths.astype(np.float64) ** 2)
+    if cluster.compute_location() is not None:  # one Ray task per width
+        return cluster.parallel_map(
+            train_width,
+            runs,
+            progress=lambda k, run: report(costs[k], f"Width m = {run[0].width} done"),
+        )
+    histories = []
+    for index, run in enumerate(runs):
+        before = costs[index - 1] if index else 0.0
+        histories.append(
+            train(
+                *run,
+                progress=_between(report, before, costs[index], f"Width m = {run[0].width}"),
+            )
+        )
+    return histories
+
+
+def _measures(
+    histories: list[TrainingHistory], count: int, iterations: int, K: np.ndarray, lam: float
+) -> tuple[np.ndarray, ...]:
+    """Per width (``count`` rows; NaN where no run): the loss curve (iterations + 1), whether it
+    diverged, the final weight movement, the largest Gram drift and the deviation at
+    initialisation, the last two relative to ``lambda_min(K^(H))``."""
+    loss = np.full((count, iterations + 1), np.nan)
+    diverged = np.zeros(count, dtype=bool)
+    movement, drift, deviation = (np.full(count, np.nan) for _ in range(3))
+    for index, history in enumerate(histories):
+        loss[index, : len(history.loss)] = history.loss
+        diverged[index] = history.diverged
+        if not history.diverged:
+            movement[index] = history.weight_movement[-1]
+            drift[index] = history.gram_change.max() / lam
+        deviation[index] = np.linalg.norm(history.gram_last_init - K, 2) / lam
+    return loss, diverged, movement, drift, deviation
 
 
 def _between(report: Progress, start: float, end: float, stage: str) -> Callable[[float], None]:
