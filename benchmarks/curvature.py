@@ -13,6 +13,11 @@ load on a shared machine. Both use the same operator
 
 Prints, per model: the exact trace, each estimator's products, error and seconds at its cost,
 and the ratios Hutchinson / Hutch++ (products and seconds).
+
+Measured (2-core shared CPU, one thread, defaults: 2% relative RMS error, 20 trials):
+MLP 64-32-32-10 tanh (P = 3,466): Hutch++ 48 products (0.44 s), Hutchinson 288 (2.71 s):
+6.0x the products, 6.2x the seconds. MultiBranchNet I = 4 (P = 2,440): Hutch++ 36 (0.15 s),
+Hutchinson 768 (3.58 s): 21x the products, 23x the seconds.
 """
 
 from __future__ import annotations
