@@ -183,12 +183,9 @@ def solve_three_layer(
     bound. The program has ``4 P1 P2`` blocks of ``d`` variables; more than ``MAX_BLOCKS`` is
     refused with a ValueError.
     """
-    import cvxpy as cp
-
     X, y, beta = _check_problem(X, y, beta, loss)
     inner, outer = _patterns(X, patterns, seed, max_patterns)
     P1, P2 = inner.shape[0], outer.shape[0]
-    n, d = X.shape
     blocks = 4 * P1 * P2
     if blocks > MAX_BLOCKS:
         raise ValueError(
@@ -196,58 +193,19 @@ def solve_three_layer(
             f"patterns), more than {MAX_BLOCKS}: use fewer samples or fewer sampled patterns"
         )
     start = time.perf_counter()
-    # Block b = ((l * 2 + s) * P1 + i) * 2 + t, l outer, s outer sign, i inner, t inner sign.
-    index = np.arange(blocks)
-    t_sign = np.where(index % 2 == 0, 1.0, -1.0)
-    i_of = (index // 2) % P1
-    group = index // (2 * P1)  # (l, s) = (group // 2, group % 2)
-    s_sign = np.where(group % 2 == 0, 1.0, -1.0)
-    gate_in = inner[i_of].T.astype(np.float64)  # (n, B)
-    V = cp.Variable((blocks, d))
-    XV = X @ V.T  # (n, B)
-    summation = np.zeros((blocks, 2 * P2))
-    summation[index, group] = t_sign
-    H = cp.multiply(gate_in, XV) @ summation  # (n, 2 P2): h_{l,s}
-    gate_out = np.repeat(outer.T.astype(np.float64), 2, axis=1)  # (n, 2 P2)
-    signs_out = np.tile([1.0, -1.0], P2)
-    f = cp.sum(cp.multiply(gate_out * signs_out[None, :], H), axis=1)
-    constraints = [
-        cp.multiply(2.0 * gate_in - 1.0, XV) >= 0,
-        cp.multiply(2.0 * gate_out - 1.0, H) >= 0,
-    ]
-    if loss == "squared":
-        fit = 0.5 * cp.sum_squares(f - y)
-    elif loss == "hinge":
-        fit = cp.sum(cp.pos(1 - cp.multiply(y, f)))
-    else:
-        fit = cp.sum(cp.logistic(-cp.multiply(y, f)))
-    problem = cp.Problem(cp.Minimize(fit + beta * cp.sum(cp.norm(V, 2, axis=1))), constraints)
-    settings = {"tol_gap_abs": tol, "tol_gap_rel": tol, "tol_feas": tol, "max_iter": 500}
-    problem.solve(solver=cp.CLARABEL, **settings)
-    if V.value is None:
-        raise RuntimeError(
-            f"cvxpy/Clarabel did not solve the three-layer program: {problem.status}"
-        )
-    values = np.asarray(V.value, dtype=np.float64)
+    layout = _BlockLayout.of(inner, outer)
+    values, status = _solve_program(X, y, beta, loss, layout, tol)
     seconds = time.perf_counter() - start
-
     XVn = X @ values.T
-    Hn = (inner[i_of].T * XVn) @ summation
-    fn = np.sum(gate_out * signs_out[None, :] * Hn, axis=1)
+    Hn = (layout.gate_in * XVn) @ layout.summation
+    fn = np.sum(layout.gate_out * layout.signs_out[None, :] * Hn, axis=1)
     norms = np.linalg.norm(values, axis=1)
     objective = loss_value(fn, y, loss) + beta * float(norms.sum())
     violation = max(
-        float(np.max(np.maximum(-(2.0 * gate_in - 1.0) * XVn, 0.0), initial=0.0)),
-        float(np.max(np.maximum(-(2.0 * gate_out - 1.0) * Hn, 0.0), initial=0.0)),
+        float(np.max(np.maximum(-(2.0 * layout.gate_in - 1.0) * XVn, 0.0), initial=0.0)),
+        float(np.max(np.maximum(-(2.0 * layout.gate_out - 1.0) * Hn, 0.0), initial=0.0)),
     )
-    keep = norms > _BLOCK_RTOL * norms.max(initial=0.0)
-    first_layers, second_layers, third = [], [], []
-    for g in np.unique(group[keep]):
-        members = keep & (group == g)
-        first_layers.append(values[members])
-        second_layers.append(t_sign[members])
-        third.append(s_sign[g * 2 * P1])
-    third_layer = np.asarray(third, dtype=np.float64)
+    first_layers, second_layers, third_layer = _recover(values, norms, layout)
     return ThreeLayerSolution(
         objective=float(objective),
         network_objective=three_layer_objective(
@@ -262,9 +220,91 @@ def solve_three_layer(
         max_violation=violation,
         loss=loss,
         beta=beta,
-        status=str(problem.status),
+        status=status,
         seconds=seconds,
     )
+
+
+@dataclass
+class _BlockLayout:
+    """Where each of the ``B = 4 P1 P2`` blocks sits: block ``b = ((l * 2 + s) * P1 + i) * 2 + t``
+    for outer pattern ``l``, outer sign ``s``, inner pattern ``i`` and inner sign ``t``."""
+
+    t_sign: np.ndarray  # (B,) +1 / -1, the inner sign
+    group: np.ndarray  # (B,) 2 l + s, the (outer pattern, sign) pair of the block
+    s_sign: np.ndarray  # (B,) +1 / -1, the outer sign
+    gate_in: np.ndarray  # (n, B) the block's inner pattern D_i
+    summation: np.ndarray  # (B, 2 P2) h_{l,s} = sum of the t-signed blocks of the pair
+    gate_out: np.ndarray  # (n, 2 P2) the outer pattern of each pair
+    signs_out: np.ndarray  # (2 P2,) +1, -1, +1, ...
+
+    @classmethod
+    def of(cls, inner: np.ndarray, outer: np.ndarray) -> _BlockLayout:
+        P1, P2 = inner.shape[0], outer.shape[0]
+        blocks = 4 * P1 * P2
+        index = np.arange(blocks)
+        t_sign = np.where(index % 2 == 0, 1.0, -1.0)
+        i_of = (index // 2) % P1
+        group = index // (2 * P1)  # (l, s) = (group // 2, group % 2)
+        s_sign = np.where(group % 2 == 0, 1.0, -1.0)
+        summation = np.zeros((blocks, 2 * P2))
+        summation[index, group] = t_sign
+        return cls(
+            t_sign=t_sign,
+            group=group,
+            s_sign=s_sign,
+            gate_in=inner[i_of].T.astype(np.float64),
+            summation=summation,
+            gate_out=np.repeat(outer.T.astype(np.float64), 2, axis=1),
+            signs_out=np.tile([1.0, -1.0], P2),
+        )
+
+
+def _solve_program(
+    X: np.ndarray, y: np.ndarray, beta: float, loss: Loss, layout: _BlockLayout, tol: float
+) -> tuple[np.ndarray, str]:
+    """The blocks ``V`` (B, d) minimising ``fit(f) + beta sum_b ||v_b||_2`` subject to both
+    layers' pattern constraints (cvxpy + Clarabel), and the solver's status."""
+    import cvxpy as cp
+
+    V = cp.Variable((layout.gate_in.shape[1], X.shape[1]))
+    XV = X @ V.T  # (n, B)
+    H = cp.multiply(layout.gate_in, XV) @ layout.summation  # (n, 2 P2): h_{l,s}
+    f = cp.sum(cp.multiply(layout.gate_out * layout.signs_out[None, :], H), axis=1)
+    constraints = [
+        cp.multiply(2.0 * layout.gate_in - 1.0, XV) >= 0,
+        cp.multiply(2.0 * layout.gate_out - 1.0, H) >= 0,
+    ]
+    if loss == "squared":
+        fit = 0.5 * cp.sum_squares(f - y)
+    elif loss == "hinge":
+        fit = cp.sum(cp.pos(1 - cp.multiply(y, f)))
+    else:
+        fit = cp.sum(cp.logistic(-cp.multiply(y, f)))
+    problem = cp.Problem(cp.Minimize(fit + beta * cp.sum(cp.norm(V, 2, axis=1))), constraints)
+    settings = {"tol_gap_abs": tol, "tol_gap_rel": tol, "tol_feas": tol, "max_iter": 500}
+    problem.solve(solver=cp.CLARABEL, **settings)
+    if V.value is None:
+        raise RuntimeError(
+            f"cvxpy/Clarabel did not solve the three-layer program: {problem.status}"
+        )
+    return np.asarray(V.value, dtype=np.float64), str(problem.status)
+
+
+def _recover(
+    values: np.ndarray, norms: np.ndarray, layout: _BlockLayout
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """The parallel network of the non-zero blocks: per (outer pattern, sign) pair, its first
+    layer (the blocks' vectors), its second layer (their inner signs) and its output sign."""
+    keep = norms > _BLOCK_RTOL * norms.max(initial=0.0)
+    P1 = len(layout.t_sign) // (2 * layout.summation.shape[1])
+    first_layers, second_layers, third = [], [], []
+    for g in np.unique(layout.group[keep]):
+        members = keep & (layout.group == g)
+        first_layers.append(values[members])
+        second_layers.append(layout.t_sign[members])
+        third.append(layout.s_sign[g * 2 * P1])
+    return first_layers, second_layers, np.asarray(third, dtype=np.float64)
 
 
 __all__ = [
