@@ -568,6 +568,67 @@ def _solve_interior_point(
     return Un[:P], Un[P:], bound, steps, converged
 
 
+def _check_options(method: str, tol: float | None, max_iter: int) -> None:
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if tol is not None and (
+        isinstance(tol, bool) or not isinstance(tol, int | float) or not 1e-14 <= tol < 1
+    ):
+        raise ValueError(f"tol must be in [1e-14, 1), got {tol!r}")
+    if (
+        not isinstance(max_iter, int | np.integer)
+        or isinstance(max_iter, bool)
+        or not 1 <= max_iter <= 100_000
+    ):
+        raise ValueError(f"max_iter must be an integer in [1, 100000], got {max_iter!r}")
+
+
+def _gates(
+    X: np.ndarray, patterns: str | int, seed: int, max_patterns: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(gates, interior)``: every activation pattern (``"all"``) or ``patterns`` sampled ones."""
+    if isinstance(patterns, str):
+        if patterns != "all":
+            raise ValueError(f"patterns must be 'all' or an integer >= 1, got {patterns!r}")
+        return enumerate_patterns(X, max_patterns)
+    if isinstance(patterns, (int, np.integer)) and not isinstance(patterns, bool):
+        return sample_patterns(X, int(patterns), seed)
+    raise ValueError(f"patterns must be 'all' or an integer >= 1, got {patterns!r}")
+
+
+def _solve_scaled(
+    X: np.ndarray,
+    y: np.ndarray,
+    gates: np.ndarray,
+    interior: np.ndarray,
+    beta: float,
+    loss: Loss,
+    method: str,
+    tol: float | None,
+    max_iter: int,
+    device: str | torch.device,
+) -> tuple[np.ndarray, np.ndarray, float, int, bool]:
+    """``(v, w, lower bound, iterations, converged)`` of the program, solved on scaled data.
+
+    With ``a = max|X|`` and ``c = max|y|`` (squared loss; 1 for labels), the program on
+    ``(X / a, y / c, beta / (a c))`` has the solution ``u = (a / c) v`` and the value
+    ``objective / c^2``, so the solvers see numbers of order 1 whatever the data's units. Data
+    already of order 1 is left as it is (the same numbers as without scaling).
+    """
+    a = float(np.max(np.abs(X)))
+    c = float(np.max(np.abs(y))) if loss == "squared" else 1.0
+    if 1e-3 <= a <= 1e3 and (c == 0.0 or 1e-3 <= c <= 1e3):
+        a = c = 1.0
+    Xs, ys, betas = X / a, y / c, beta / (a * c)
+    if method == "cvxpy":
+        v, w, bound, iterations, converged = _solve_cvxpy(Xs, ys, gates, betas, loss, tol or 1e-8)
+    else:
+        v, w, bound, iterations, converged = _solve_interior_point(
+            Xs, ys, gates, interior, betas, loss, tol or 1e-6, max_iter, device
+        )
+    return v * (c / a), w * (c / a), bound * c**2, iterations, converged
+
+
 def solve_convex_relu(
     X: np.ndarray,
     y: np.ndarray,
@@ -592,51 +653,18 @@ def solve_convex_relu(
     ``max_iter`` Newton steps).
     """
     X, y, beta = _check_problem(X, y, beta, loss)
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if tol is not None and (
-        isinstance(tol, bool) or not isinstance(tol, int | float) or not 1e-14 <= tol < 1
-    ):
-        raise ValueError(f"tol must be in [1e-14, 1), got {tol!r}")
-    if (
-        not isinstance(max_iter, int | np.integer)
-        or isinstance(max_iter, bool)
-        or not 1 <= max_iter <= 100_000
-    ):
-        raise ValueError(f"max_iter must be an integer in [1, 100000], got {max_iter!r}")
+    _check_options(method, tol, max_iter)
     device = _check_device(device) if method == "interior_point" else device
-    if isinstance(patterns, str):
-        if patterns != "all":
-            raise ValueError(f"patterns must be 'all' or an integer >= 1, got {patterns!r}")
-        gates, interior = enumerate_patterns(X, max_patterns)
-    elif isinstance(patterns, (int, np.integer)) and not isinstance(patterns, bool):
-        gates, interior = sample_patterns(X, int(patterns), seed)
-    else:
-        raise ValueError(f"patterns must be 'all' or an integer >= 1, got {patterns!r}")
+    gates, interior = _gates(X, patterns, seed, max_patterns)
     start = time.perf_counter()
     zero_fit = loss_value(np.zeros_like(y), y, loss)
     if gates.shape[0] == 0 or zero_fit == 0.0:  # the zero network is optimal
         v = w = np.zeros((gates.shape[0], X.shape[1]))
         bound, iterations, converged = zero_fit, 0, True
     else:
-        # Scale: with a = max|X| and c = max|y| (squared loss; 1 for labels), the program on
-        # (X / a, y / c, beta / (a c)) has the solution u = (a / c) v and the value objective
-        # / c^2, so the solvers see numbers of order 1 whatever the data's units.
-        # Data already of order 1 is left as it is (the same numbers as without scaling).
-        a = float(np.max(np.abs(X)))
-        c = float(np.max(np.abs(y))) if loss == "squared" else 1.0
-        if 1e-3 <= a <= 1e3 and (c == 0.0 or 1e-3 <= c <= 1e3):
-            a = c = 1.0
-        Xs, ys, betas = X / a, y / c, beta / (a * c)
-        if method == "cvxpy":
-            v, w, bound, iterations, converged = _solve_cvxpy(
-                Xs, ys, gates, betas, loss, tol or 1e-8
-            )
-        else:
-            v, w, bound, iterations, converged = _solve_interior_point(
-                Xs, ys, gates, interior, betas, loss, tol or 1e-6, int(max_iter), device
-            )
-        v, w, bound = v * (c / a), w * (c / a), bound * c**2
+        v, w, bound, iterations, converged = _solve_scaled(
+            X, y, gates, interior, beta, loss, method, tol, int(max_iter), device
+        )
     seconds = time.perf_counter() - start
     objective = convex_objective(v, w, gates, X, y, beta, loss)
     if not (np.isfinite(objective) and np.all(np.isfinite(v)) and np.all(np.isfinite(w))):
