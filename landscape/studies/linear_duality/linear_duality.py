@@ -201,7 +201,7 @@ RESULT_SHAPES: dict[str, str] = {
     "dr_values": "f[R?]",
     "dr_residuals": "f[R?]",
     "dr_infeasibility": "f[R?]",
-    "gd_scales": "f[S]",
+    "gd_scales": "f![S]",
     "gd_seeds": "i[S]",
     "gd_objective": "f[S,steps+1]",
     "gd_diverged": "b[S]",
