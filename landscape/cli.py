@@ -94,6 +94,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=None, help="torch threads (default: every core)"
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_surface_command(commands, common)
+    w = commands.add_parser(
+        "sweep",
+        parents=[common],
+        allow_abbrev=False,
+        help="run a study's sweep and write its JSON run file",
+        description="Run a sweep of a study; --NAME VALUE sets a field of the study's Config "
+        "(e.g. --min-width 8; tuples comma-separated: --branch-counts 1,2,4). The run file "
+        "loads on the study's page.",
+    )
+    w.add_argument("study", choices=tuple(SWEEPS))
+    w.add_argument("--out", default=None, help="run file to write (default: STUDY.json)")
+    w.add_argument("--ray", default=None, metavar="auto|local|ADDRESS", help="run on Ray")
+    w.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+# --------------------------------------------------------------------------------------------
+# surface
+
+
+def _add_surface_command(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``surface`` subcommand's arguments."""
     s = commands.add_parser(
         "surface",
         parents=[common],
@@ -163,24 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--memory-budget", type=float, default=None, help="MiB of working memory per pass"
     )
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
-    w = commands.add_parser(
-        "sweep",
-        parents=[common],
-        allow_abbrev=False,
-        help="run a study's sweep and write its JSON run file",
-        description="Run a sweep of a study; --NAME VALUE sets a field of the study's Config "
-        "(e.g. --min-width 8; tuples comma-separated: --branch-counts 1,2,4). The run file "
-        "loads on the study's page.",
-    )
-    w.add_argument("study", choices=tuple(SWEEPS))
-    w.add_argument("--out", default=None, help="run file to write (default: STUDY.json)")
-    w.add_argument("--ray", default=None, metavar="auto|local|ADDRESS", help="run on Ray")
-    w.add_argument("--no-progress", action="store_true")
-    return parser
-
-
-# --------------------------------------------------------------------------------------------
-# surface
 
 
 def _progress_bar(total: int, disabled: bool, unit: str = "points") -> Any:
