@@ -150,6 +150,7 @@ REPORTED = [
     (branches, {"epochs": 1000, "n_samples": 100_000, "width": 512, "seeds": 10}),
     (lab, {"branches": 256, "width": 512, "depth": 4, "resolution": 101, "epochs": 5000}),
     (depth_sweep, {"depths": (2, 20), "max_width": 8192, "iterations": 20_000}),
+    (depth_sweep, {"n": 512, "concentration_max_width": 2**20}),
     (two_layer, {"seed": -1}),
     (branch_gap, {"branch_counts": 5}),
     (branch_gap, {"restarts": 512, "steps": 100_000, "n": 60, "branch_counts": (256, 128, 64)}),

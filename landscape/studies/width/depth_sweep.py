@@ -61,6 +61,7 @@ from landscape.studies.width.width_sweep import check_width_range, loglog_slope,
 
 CONCENTRATION_THRESHOLD = 0.25  # ||G^(H)(0) - K^(H)||_2 <= lambda_min / 4
 MAX_CONCENTRATION_WIDTH = 2**20
+MAX_DRAW_BYTES = 8e9  # memory of one draw of G^(H)(0): four (n, m) float64 arrays
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,21 @@ class Config(DataFields):
             COST_LIMIT,
             "multiply-adds",
             "lower max_width, the depths or iterations",
+        )
+        widest = self.concentration_max_width
+        check_cost(
+            "the concentration draws (architectures x samples x depth x n^2 x m, every width)",
+            2.0 * self.samples * sum(self.depths) * self.n**2 * 2 * widest,
+            COST_LIMIT,
+            "multiply-adds",
+            "lower concentration_max_width, samples or the depths",
+        )
+        check_cost(
+            "one concentration draw's activations (4 arrays of n x concentration_max_width)",
+            4.0 * 8 * self.n * widest,
+            MAX_DRAW_BYTES,
+            "bytes",
+            "lower concentration_max_width or n",
         )
 
 
