@@ -113,9 +113,13 @@ def _set(path, value):
     def mutate(document):
         target = document
         for key in path[:-1]:
+            if not isinstance(target, dict) or key not in target:
+                return document  # an earlier mutation removed or replaced the parent
             target = target[key]
+        if not isinstance(target, dict):
+            return document
         if value is KeyError:
-            del target[path[-1]]
+            target.pop(path[-1], None)  # removing it twice is one removal
         else:
             target[path[-1]] = value(target[path[-1]]) if callable(value) else value
         return document
@@ -126,6 +130,10 @@ def _set(path, value):
 FIRST_ARRAY = {  # a multi-dimensional field of each study
     "branch_gap": "primal_restarts",
     "branches": "surfaces",
+    "budget": "train_loss",
+    "exact": "trained",
+    "gram_depth": "lambda_min",
+    "skips": "surfaces",
     "depth_sweep": "deviation",
     "lab": "surface",
     "linear_duality": "gd_objective",
@@ -247,6 +255,8 @@ def _mutations(document: dict):
 
     def reshape(name, how):
         def mutate(d):
+            if not isinstance(d.get("result"), dict) or name not in d["result"]:  # removed earlier
+                return d
             array = np.asarray(d["result"][name], dtype=object)
             if how == "transpose":
                 new = array.T

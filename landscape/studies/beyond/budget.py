@@ -24,6 +24,7 @@ subset, 4x4-average-pooled to 7x7 = 49 features so that small budgets still hold
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -64,6 +65,7 @@ class Config:
     device: str = "auto"
 
     def validate(self) -> None:
+        check_integer("seed", self.seed, 0, 2**31 - 1)
         check_choice("dataset", self.dataset, DATASETS)
         if len(self.classes) != 2 or len(set(self.classes)) != 2:
             raise ValueError(f"classes must be two distinct digits, got {self.classes}")
@@ -83,7 +85,7 @@ class Config:
 
 @dataclass
 class Result:
-    families: np.ndarray  # (F,) names: plain, branch I..., fc, resnet
+    families: str  # the F names (plain, branch I..., fc, resnet) joined by "|"
     budgets: np.ndarray  # (B,) target P
     parameters: np.ndarray  # (F, B) actual parameter counts
     train_loss: np.ndarray  # (F, B, S) final training MSE; NaN where the family cannot fit P
@@ -92,7 +94,7 @@ class Result:
     convex_train_loss: np.ndarray  # (C,)
     convex_test_score: np.ndarray  # (C,)
     score_name: str
-    seconds: float
+    run_seconds: float
 
 
 def load(config: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
@@ -206,7 +208,7 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
         c_score.append(score(np.maximum(Xtb @ U.T, 0.0) @ a, Yte[:, 0], classification))
     report(1.0, "done")
     return Result(
-        families=np.array([spec[0] for spec in specs]),
+        families="|".join(spec[0] for spec in specs),
         budgets=np.asarray(config.budgets, dtype=np.int64),
         parameters=parameters,
         train_loss=losses,
@@ -215,7 +217,7 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
         convex_train_loss=np.asarray(c_loss),
         convex_test_score=np.asarray(c_score),
         score_name="test accuracy" if classification else "test R^2",
-        seconds=time.perf_counter() - start,
+        run_seconds=time.perf_counter() - start,
     )
 
 
@@ -245,13 +247,14 @@ def reach(result: Result, target_fraction: float) -> tuple[float, np.ndarray]:
     """The target loss (``target_fraction`` times the plain family's largest mean loss) and the
     parameters each family needs to reach it (`parameters_to_reach`, NaN if never)."""
     check_number("target_fraction", target_fraction, 1e-4, 1.0)
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # budgets no size of a family fits
         mean_loss = np.nanmean(result.train_loss, axis=2)
     target = float(target_fraction * np.nanmax(mean_loss[0]))
     needed = np.array(
         [
             parameters_to_reach(result.parameters[f], mean_loss[f], target)
-            for f in range(len(result.families))
+            for f in range(result.parameters.shape[0])
         ]
     )
     return target, needed
@@ -260,7 +263,7 @@ def reach(result: Result, target_fraction: float) -> tuple[float, np.ndarray]:
 def summary(result: Result, target_fraction: float = 0.5) -> list[str]:
     """Which family reaches the target loss with the fewest parameters, and by how much."""
     target, needed = reach(result, target_fraction)
-    names = result.families
+    names = result.families.split("|")
     lines = [f"Target training loss {target:.4g}."]
     reached = np.isfinite(needed)
     if not reached.any():
@@ -286,7 +289,7 @@ def summary(result: Result, target_fraction: float = 0.5) -> list[str]:
 
 
 RESULT_SHAPES: dict[str, str] = {
-    "families": "s[F]",
+    "families": "s",
     "budgets": "i[budgets]",
     "parameters": "i[F,budgets]",
     "train_loss": "f[F,budgets,seeds]",
@@ -295,7 +298,7 @@ RESULT_SHAPES: dict[str, str] = {
     "convex_train_loss": "f[convex_betas]",
     "convex_test_score": "f[convex_betas]",
     "score_name": "s",
-    "seconds": "f",
+    "run_seconds": "f",
 }
 
 PRESETS: dict[str, Config] = {name: Config(dataset=name) for name in DATASETS[1:]}

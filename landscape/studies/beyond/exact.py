@@ -47,6 +47,7 @@ class Config:
     device: str = "auto"
 
     def validate(self) -> None:
+        check_integer("seed", self.seed, 0, 2**31 - 1)
         check_integer("n_points", self.n_points, 3, 7)
         check_integer("n_signals", self.n_signals, 3, 12)
         check_integer("n_images", self.n_images, 10, 200)
@@ -62,7 +63,7 @@ class Config:
 
 @dataclass
 class Result:
-    problems: np.ndarray  # (3,) names
+    problems: str  # the three problems joined by "|"
     exact: np.ndarray  # (3,) bool: every pattern (lower bound) or sampled (upper bound)
     optimum: np.ndarray  # (3,) convex optimum
     recovered: np.ndarray  # (3,) objective of the recovered network
@@ -180,7 +181,7 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
         trained[2, r] = train_cnn(patches, labels, "hinge", image_config, config.seed + r)
     report(1.0, "done")
     return Result(
-        problems=np.array(["three-layer parallel", "CNN, 1-D signals", "CNN, digits 3 vs 8"]),
+        problems="three-layer parallel|CNN, 1-D signals|CNN, digits 3 vs 8",
         exact=np.array([True, True, False]),
         optimum=optimum,
         recovered=recovered,
@@ -193,7 +194,7 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
 def summary(result: Result) -> list[str]:
     """One sentence per problem from the measured numbers."""
     lines = []
-    for i, name in enumerate(result.problems):
+    for i, name in enumerate(result.problems.split("|")):
         best, median = float(result.trained[i].min()), float(np.median(result.trained[i]))
         opt = float(result.optimum[i])
         kind = "global optimum" if result.exact[i] else "upper bound (sampled patterns)"
@@ -206,7 +207,7 @@ def summary(result: Result) -> list[str]:
 
 
 RESULT_SHAPES: dict[str, str] = {
-    "problems": "s[3]",
+    "problems": "s",
     "exact": "b[3]",
     "optimum": "f[3]",
     "recovered": "f[3]",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -45,21 +47,22 @@ def lambda_vs_depth(result: gram_depth.Result) -> go.Figure:
     """``lambda_min(K^(H))`` against depth, log scale, with each architecture's fitted decay."""
     fig = go.Figure()
     H = result.depths.astype(np.float64)
-    for i, name in enumerate(result.architectures):
+    for i, name in enumerate(result.architectures.split("|")):
         colour = PALETTE[i % len(PALETTE)]
         values = result.lambda_min[i]
+        law = "exponential" if result.fit_exponential[i] else "power law"
         fig.add_trace(
             go.Scatter(
                 x=_f32(H),
                 y=_f32(values),
                 mode="markers+lines",
-                name=f"{name} ({result.fit_kind[i]}, slope {result.fit_slope[i]:.3g})",
+                name=f"{name} ({law}, slope {result.fit_slope[i]:.3g})",
                 line={"color": colour},
             )
         )
         keep = np.isfinite(values) & (values > 0) & (H >= 2)
         if keep.sum() >= 2:
-            x = H[keep] if result.fit_kind[i] == "exponential" else np.log(H[keep])
+            x = H[keep] if result.fit_exponential[i] else np.log(H[keep])
             slope = result.fit_slope[i]
             intercept = float(np.mean(np.log(values[keep]) - slope * x))
             fig.add_trace(
@@ -85,11 +88,11 @@ def lambda_vs_depth(result: gram_depth.Result) -> go.Figure:
 def width_vs_depth(result: gram_depth.Result) -> go.Figure:
     """The polynomial part ``n^4 / lambda_min^4`` of the theorem's width against depth."""
     fig = go.Figure()
-    for i, name in enumerate(result.architectures):
+    for i, name in enumerate(result.architectures.split("|")):
         fig.add_trace(
             go.Scatter(
                 x=_f32(result.depths),
-                y=_f32(result.width_poly[i]),
+                y=_f32(np.log10(result.width_poly[i])),
                 mode="lines+markers",
                 name=str(name),
                 line={"color": PALETTE[i % len(PALETTE)]},
@@ -97,8 +100,7 @@ def width_vs_depth(result: gram_depth.Result) -> go.Figure:
         )
     fig.update_layout(
         xaxis_title="depth H",
-        yaxis_title="n^4 / lambda_min^4",
-        yaxis_type="log",
+        yaxis_title="log10 of n^4 / lambda_min^4",
         height=400,
     )
     return fig
@@ -162,7 +164,7 @@ def skips_surfaces(result: skips.Result) -> go.Figure:
 def exact_vs_trained(result: exact.Result) -> go.Figure:
     """Every trained network's objective relative to the convex optimum, per problem."""
     fig = go.Figure()
-    for i, name in enumerate(result.problems):
+    for i, name in enumerate(result.problems.split("|")):
         relative = (result.trained[i] - result.optimum[i]) / abs(result.optimum[i])
         fig.add_trace(
             go.Box(
@@ -185,12 +187,13 @@ def exact_vs_trained(result: exact.Result) -> go.Figure:
 def budget_curves(result: budget.Result, target_loss: float | None = None) -> go.Figure:
     """Training loss and test score against the parameter count, mean and min-max over seeds."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss (MSE)", result.score_name))
-    for f, name in enumerate(result.families):
+    for f, name in enumerate(result.families.split("|")):
         colour = PALETTE[f % len(PALETTE)]
         P = result.parameters[f].astype(np.float64)
         for col, values in ((1, result.train_loss[f]), (2, result.test_score[f])):
-            with np.errstate(all="ignore"):
-                mean = np.nanmean(values, axis=1) if np.isfinite(values).any() else values[:, 0]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # budgets no size fits: NaN
+                mean = np.nanmean(values, axis=1)
             fig.add_trace(
                 go.Scatter(
                     x=_f32(P),

@@ -82,6 +82,7 @@ class Config:
     device: str = "auto"
 
     def validate(self) -> None:
+        check_integer("seed", self.seed, 0, 2**31 - 1)
         check_integer("n", self.n, 2, 200)
         check_integer("input_dim", self.input_dim, 2, 256)
         check_integer("max_depth", self.max_depth, 3, MAX_DEPTH)
@@ -97,10 +98,10 @@ class Config:
 
 @dataclass
 class Result:
-    architectures: np.ndarray  # (A,) names, ARCHITECTURES order
+    architectures: str  # the A names, ARCHITECTURES order, joined by "|"
     depths: np.ndarray  # (D,) 1..max_depth
     lambda_min: np.ndarray  # (A, D), NaN where the architecture has no such depth (ResNet H=1)
-    fit_kind: np.ndarray  # (A,) "exponential" or "power"
+    fit_exponential: np.ndarray  # (A,) bool: the exponential law fits better than the power law
     fit_slope: np.ndarray  # (A,) b of the better fit (per layer, or per log-layer)
     exp_slope: np.ndarray  # (A,) b of log lambda = a + b H
     power_slope: np.ndarray  # (A,) b of log lambda = a + b log H
@@ -271,10 +272,10 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
     report(1.0, "done")
     exponential = fits[:, 1] >= fits[:, 3]
     return Result(
-        architectures=np.array(ARCHITECTURES),
+        architectures="|".join(ARCHITECTURES),
         depths=depths,
         lambda_min=lam,
-        fit_kind=np.where(exponential, "exponential", "power"),
+        fit_exponential=exponential,
         fit_slope=np.where(exponential, fits[:, 0], fits[:, 2]),
         exp_slope=fits[:, 0],
         power_slope=fits[:, 2],
@@ -290,9 +291,9 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
 def summary(result: Result) -> list[str]:
     """One sentence per architecture from the measured numbers."""
     lines = []
-    for i, name in enumerate(result.architectures):
+    for i, name in enumerate(result.architectures.split("|")):
         slope = float(result.fit_slope[i])
-        if result.fit_kind[i] == "exponential":
+        if result.fit_exponential[i]:
             law = f"exponential, $\\lambda_{{\\min}}$ times {np.exp(slope):.3g} per layer"
         else:
             law = f"power law, $\\lambda_{{\\min}} \\propto H^{{{slope:.2f}}}$"
@@ -307,10 +308,10 @@ def summary(result: Result) -> list[str]:
 
 
 RESULT_SHAPES: dict[str, str] = {
-    "architectures": "s[A]",
+    "architectures": "s",
     "depths": "i[max_depth]",
     "lambda_min": "f[A,max_depth]",
-    "fit_kind": "s[A]",
+    "fit_exponential": "b[A]",
     "fit_slope": "f[A]",
     "exp_slope": "f[A]",
     "power_slope": "f[A]",

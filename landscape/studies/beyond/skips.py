@@ -62,6 +62,7 @@ class Config:
     device: str = "auto"
 
     def validate(self) -> None:
+        check_integer("seed", self.seed, 0, 2**31 - 1)
         check_integer("max_blocks", self.max_blocks, 1, 5)
         check_integer("resnet_width", self.resnet_width, 2, 128)
         if len(self.classes) != 2 or len(set(self.classes)) != 2:
@@ -90,7 +91,7 @@ class Result:
     ratio: np.ndarray  # (2, K, M) |lambda_min / lambda_max| of the Hessian at the model
     surfaces: np.ndarray  # (2, K, A, A) the first measured restart's plane
     alphas: np.ndarray  # (A,)
-    seconds: float
+    run_seconds: float
 
 
 def load(config: Config) -> tuple[torch.Tensor, torch.Tensor]:
@@ -184,7 +185,7 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
         ratio=measures[2],
         surfaces=surfaces,
         alphas=grid,
-        seconds=time.perf_counter() - start,
+        run_seconds=time.perf_counter() - start,
     )
 
 
@@ -215,7 +216,7 @@ RESULT_SHAPES: dict[str, str] = {
     "ratio": "f[2,max_blocks,measured]",
     "surfaces": "f[2,max_blocks,resolution,resolution]",
     "alphas": "f[resolution]",
-    "seconds": "f",
+    "run_seconds": "f",
 }
 
 PRESETS: dict[str, Config] = {"default": Config()}
