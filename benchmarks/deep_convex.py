@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from solvers.convex_cnn import image_patches, solve_convex_cnn  # noqa: E402
-from solvers.patterns import enumerate_patterns  # noqa: E402
-from solvers.three_layer_relu import outer_patterns, solve_three_layer  # noqa: E402
+from solvers.convex_cnn import image_patches, solve_convex_cnn
+from solvers.patterns import enumerate_patterns
+from solvers.three_layer_relu import outer_patterns, solve_three_layer
 
 BETA = 0.1
 

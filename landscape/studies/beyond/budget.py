@@ -128,13 +128,18 @@ def score(prediction: np.ndarray, Y: np.ndarray, classification: bool) -> float:
     return float(1.0 - np.sum((prediction - Y) ** 2) / np.sum((Y - Y.mean()) ** 2))
 
 
+def _branch_count(d: int, branches: int) -> Callable[[int], int]:
+    """The parameter count of ``branches`` one-hidden-layer branches as a function of width."""
+    return lambda w: branch_parameters(d, 1, branches, w)
+
+
 def family_specs(config: Config, d: int) -> list[tuple[str, str, int, Callable[[int], int]]]:
     """``(name, family for nets.build, size, parameter count of a width)`` per family."""
-    specs = [("plain", "fc", 1, lambda w: mlp_parameters(d, 1, w, 1))]
+    specs: list[tuple[str, str, int, Callable[[int], int]]] = [
+        ("plain", "fc", 1, lambda w: mlp_parameters(d, 1, w, 1))
+    ]
     for I in config.branch_counts:
-        specs.append(
-            (f"branch {I}", "branch", int(I), lambda w, I=I: branch_parameters(d, 1, int(I), w))
-        )
+        specs.append((f"branch {I}", "branch", int(I), _branch_count(d, int(I))))
     specs.append(("fc", "fc", 3, lambda w: mlp_parameters(d, 1, w, 3)))
     specs.append(("resnet", "resnet", 1, lambda w: resnet_parameters(d, 1, w, 1)))
     return specs

@@ -27,6 +27,7 @@ import torch
 from landscape.engine.datasets import digits
 from landscape.engine.validation import check_integer, check_number
 from solvers.convex_cnn import cnn_objective, image_patches, solve_convex_cnn
+from solvers.convex_relu import Loss
 from solvers.three_layer_relu import solve_three_layer, three_layer_objective
 
 
@@ -121,7 +122,7 @@ def train_three_layer(X: np.ndarray, y: np.ndarray, config: Config, seed: int) -
     )
 
 
-def train_cnn(patches: np.ndarray, y: np.ndarray, loss: str, config: Config, seed: int) -> float:
+def train_cnn(patches: np.ndarray, y: np.ndarray, loss: Loss, config: Config, seed: int) -> float:
     """Adam on ``ell + beta/2 (||U||^2 + ||a||^2)`` of a CNN; its final objective."""
     g = torch.Generator().manual_seed(seed)
     P, yt = torch.tensor(patches), torch.tensor(y)

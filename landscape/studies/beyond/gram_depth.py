@@ -189,7 +189,7 @@ def monte_carlo_gram(
 
     for h in range(1, depth):  # the hidden layers below the last one
         pre = [layer(x) for _ in range(count)]
-        new = sum(sigma(z) for z in pre) / count
+        new = torch.stack([sigma(z) for z in pre]).mean(dim=0)
         if h == 1 or architecture in ("fc", "branch"):
             x = math.sqrt(c / m) * new
         elif architecture == "resnet":
@@ -240,24 +240,30 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
     lam = np.full((A, depths.size), np.nan)
     mc_error, mc_noise = np.zeros(A), np.zeros(A)
     fits = np.zeros((A, 4))
-    options = {
-        "activation": config.activation,
-        "branches": config.branches,
-        "alpha": config.alpha,
-        "c_res": config.c_res,
-    }
+    activation, branches = config.activation, config.branches
+    alpha, c_res = config.alpha, config.c_res
     for index, architecture in enumerate(ARCHITECTURES):
         report(index / A, f"{architecture}: Gram recursion and Monte Carlo")
         valid = [int(d) for d in depths if architecture != "resnet" or d >= 2]
-        grams = recursion_gram(X, valid, architecture, **options)
+        grams = recursion_gram(X, valid, architecture, activation, branches, alpha, c_res)
         for d, K in zip(valid, grams, strict=True):
             lam[index, d - 1] = lambda_min(K)
         fitted = depths >= 2
         fits[index] = fit_decay(depths[fitted], lam[index, fitted])
-        K = recursion_gram(X, [config.mc_depth], architecture, **options)[0]
+        (K,) = recursion_gram(
+            X, [config.mc_depth], architecture, activation, branches, alpha, c_res
+        )
         draws = [
             monte_carlo_gram(
-                X, config.mc_depth, config.mc_width, architecture, config.seed + k, **options
+                X,
+                config.mc_depth,
+                config.mc_width,
+                architecture,
+                config.seed + k,
+                activation,
+                branches,
+                alpha,
+                c_res,
             )
             for k in range(config.mc_draws)
         ]
