@@ -1,10 +1,11 @@
 """Convexify: the router. Pages live in views/; this file adds what every page shares: the
-sidebar, lecture mode's style and its previous/next slide buttons."""
+navigation in the seed's order (one section per part of the seed), the sidebar, lecture mode's
+style and its previous/next slide buttons."""
 
 import streamlit as st
 
 from landscape.engine.device import configure_threads
-from ui.catalogue import HOME, STUDIES
+from ui.catalogue import HOME, PageEntry, by_section
 from ui.lecture import apply_style, slide_navigation
 from ui.links import begin_page, install
 from ui.sidebar import shared_sidebar
@@ -13,18 +14,23 @@ configure_threads()
 install()  # every link parameter bound to a widget is checked before the widget reads it
 st.set_page_config(page_title="Convexify", page_icon=":material/landscape:", layout="wide")
 
-page = st.navigation(
-    [
-        st.Page(
-            entry.path,
-            title=entry.title,
-            icon=entry.icon,
-            url_path=entry.url_path,
-            default=entry is HOME,
-        )
-        for entry in [HOME, *STUDIES]
-    ]
+
+def as_page(entry: PageEntry) -> st.Page:
+    """The router's page for one catalogue entry."""
+    return st.Page(
+        entry.path,
+        title=entry.title,
+        icon=entry.icon,
+        url_path=entry.url_path,
+        default=entry is HOME,
+    )
+
+
+sections = {"": [as_page(HOME)]}
+sections.update(
+    {name: [as_page(entry) for entry in entries] for name, entries in by_section().items()}
 )
+page = st.navigation(sections)
 begin_page()  # ignored link parameters are listed here, at the top of the page
 st.session_state["settings"] = shared_sidebar()
 apply_style()

@@ -394,3 +394,18 @@ def test_page_revisits_cached_values_and_measures_the_gap() -> None:
     assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
     assert len(at.get("plotly_chart")) == 4
     assert any("exact convex program" in c.value for c in at.caption)
+
+
+def test_summary_is_the_mean_over_seeds_at_one_branch_count() -> None:
+    from landscape.engine import presets
+    from landscape.studies.branches import branches as branch_study
+
+    result = presets.lookup(branch_study.__name__, branch_study.Config())
+    assert result is not None
+    at = branch_study.summary(result, 0, 4)
+    k = list(result.branch_counts).index(4)
+    assert at["centre_loss"] == pytest.approx(np.mean(result.centre_loss[0, k]))
+    assert at["non_psd"] == pytest.approx(np.mean(result.non_psd[0, k]))
+    assert at["hessian_ratio"] == pytest.approx(np.mean(result.hessian_ratio[0, k]))
+    with pytest.raises(ValueError):
+        branch_study.summary(result, 0, 3)

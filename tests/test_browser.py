@@ -185,8 +185,8 @@ def test_link_with_parameters_restores_the_controls(server, page) -> None:
     wait_for_run(page)
     ranges = page.locator('[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]')
     values = ranges.evaluate_all("els => els.map(e => [e.getAttribute('aria-label'), e.value])")
-    assert ["gamma / sigma_min(Ytilde)", "1.5"] in values, values
-    assert ["depth H", "4"] in values, values
+    assert [r"$\gamma/\sigma_{\min}(\tilde Y)$", "1.5"] in values, values
+    assert ["depth $H$", "4"] in values, values
     seed = page.locator('[data-testid="stSidebar"] [data-testid="stNumberInputField"]')
     assert seed.input_value() == "3"
     assert not error_texts(page), error_texts(page)
@@ -384,3 +384,43 @@ def test_hostile_links_and_files_end_in_messages(server, page, tmp_path) -> None
     assert not _tracebacks(page), _tracebacks(page)
     assert "Could not load broken.json" in _alerts(page), _alerts(page)
     assert "'config' must be an object" in _alerts(page), _alerts(page)
+
+
+WATCH_RERUNS = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    window.__reruns = 0;
+    new MutationObserver(() => {
+        if (app.getAttribute('data-test-script-state') === 'running') window.__reruns += 1;
+    }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+
+
+@pytest.mark.parametrize(
+    ("url_path", "chart"),
+    [("branches", "branches_surface_frames"), ("linear_duality", "linear_gamma_sweep")],
+)
+def test_figure_slider_answers_in_the_browser_without_a_rerun(server, page, url_path, chart):
+    """Dragging a figure's own slider (Plotly frames: the Figure-2 grid across I, the gamma
+    marker) changes the figure and runs no script on the server."""
+    page.goto(f"{server}/{url_path}")
+    wait_for_run(page)
+    figure = page.locator(".js-plotly-plot").filter(has=page.locator(".slider-container")).first
+    figure.scroll_into_view_if_needed()
+    rail = figure.locator(".slider-rail-touch-rect").first
+    rail.wait_for()
+    before = figure.evaluate("el => JSON.stringify(el.data)")
+    page.evaluate(WATCH_RERUNS)
+    box = rail.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.9 * box["width"], box["y"] + box["height"] / 2, steps=8)
+    page.mouse.up()
+    page.wait_for_function(
+        "([el, before]) => JSON.stringify(el.data) !== before",
+        arg=[figure.element_handle(), before],
+    )
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.__reruns") == 0
+    assert page.locator('[data-test-script-state="notRunning"]').count() == 1
+    assert not error_texts(page), error_texts(page)

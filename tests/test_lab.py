@@ -244,3 +244,34 @@ def test_slice_hessian_by_products_matches_finite_differences_for_a_smooth_net()
     scale = np.abs(result.slice_hessian).max()  # float64 differences, O(h^2) from the products
     np.testing.assert_allclose(result.slice_hessian_fd, result.slice_hessian, atol=1e-3 * scale)
     np.testing.assert_allclose(result.slice_eigenvalues, np.linalg.eigvalsh(result.slice_hessian))
+
+
+def test_moving_range_or_resolution_reuses_training_and_matches_a_fresh_run() -> None:
+    """The trained models and the curvature are cached; the results equal a run from scratch."""
+    from dataclasses import fields, replace
+
+    import numpy as np
+
+    from landscape.studies.lab import lab as study
+
+    base = study.Config(
+        epochs=5, branches=2, width=3, resolution=7, curvature_resolution=2, lanczos_iterations=3
+    )
+    study.run(base)
+    key = study.training_key(base)
+    trained = study._TRAINED[key]
+    moved = replace(base, resolution=9, span=1.5)
+    assert study.training_key(moved) == key
+    cached = study.run(moved)
+    assert study._TRAINED[key] is trained
+    study._TRAINED.clear()
+    study._CURVATURES.clear()
+    fresh = study.run(moved)
+    for field in fields(fresh):
+        if field.name.endswith("_seconds"):
+            continue
+        a, b = getattr(cached, field.name), getattr(fresh, field.name)
+        if isinstance(b, np.ndarray):
+            np.testing.assert_array_equal(a, b, err_msg=field.name)
+        elif not (isinstance(b, float) and np.isnan(b)):
+            assert a == b, field.name

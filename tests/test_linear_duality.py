@@ -130,3 +130,47 @@ def test_run_is_reproducible() -> None:
 def test_bad_config_names_the_field(field: str, value, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(study.Config(), **{field: value}).validate()
+
+
+def test_batched_descent_equals_one_run_at_a_time() -> None:
+    """All starts in one batched objective take exactly the steps each would take alone."""
+    from landscape.studies.linear_duality.linear_net import train_primal_batch
+
+    config = study.Config()
+    X, Y = config.data()
+    widths = [config.d0, 4, 4, config.dH]
+    starts = [(0.01, 0), (0.3, 1), (1.0, 2)]
+    for optimizer in ("gd", "adam"):
+        batch = train_primal_batch(widths, starts, X, Y, 0.2, 40, 0.05, optimizer=optimizer)
+        for (scale, seed), curve in zip(starts, batch, strict=True):
+            alone = train_primal(
+                DeepLinearNet(widths, init_scale=scale, seed=seed), X, Y, 0.2, 40, 0.05, optimizer
+            )
+            np.testing.assert_allclose(curve.objective, alone.objective, rtol=1e-12)
+            assert curve.diverged == alone.diverged
+
+
+def test_batched_descent_freezes_a_diverging_run_only() -> None:
+    from landscape.studies.linear_duality.linear_net import train_primal_batch
+
+    X, Y = study.Config().data()
+    widths = [X.shape[1], 4, 4, Y.shape[1]]
+    big, small = train_primal_batch(widths, [(1.0, 0), (0.3, 1)], X * 30, Y, 0.1, 100, 0.5)
+    fine = train_primal_batch(widths, [(0.3, 1)], X, Y, 0.1, 100, 0.05)[0]
+    assert big.diverged and np.isnan(big.objective[-1])
+    assert not fine.diverged and np.all(np.isfinite(fine.objective))
+
+
+def test_moving_gamma_reuses_the_sweep_and_matches_a_fresh_run() -> None:
+    """The gamma-free part is computed once; a run at a new gamma equals a run from scratch."""
+    config = study.Config(steps=20, restarts=1, slice_resolution=5, sweep_points=9)
+    first = study.problem(config)
+    moved = dataclasses.replace(config, gamma_ratio=1.7)
+    assert study.problem(moved) is first
+    cached = study.run(moved)
+    study._PROBLEMS.clear()
+    fresh = study.run(moved)
+    for field in ("gammas", "sweep_gap", "gd_objective", "slice_values", "singular_residual"):
+        np.testing.assert_array_equal(getattr(cached, field), getattr(fresh, field))
+    assert cached.gamma == pytest.approx(1.7 * cached.sigma_min)
+    assert cached.gamma in cached.gammas  # the selected gamma joins the sweep

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 
 import numpy as np
 import pytest
@@ -12,6 +13,12 @@ from landscape import studies
 from landscape.engine import presets, results
 
 ENTRIES = list(presets.entries())
+# the ladders of headline values (issue 13) are many presets: recomputing them all is slow
+LADDER = re.compile(r"^(gamma|beta|up_to|span|resolution|m|H)_")
+
+
+def _marks(entry: dict) -> list:
+    return [pytest.mark.slow] if LADDER.match(entry["name"]) else []
 
 
 def test_every_study_preset_is_stored() -> None:
@@ -23,7 +30,10 @@ def test_every_study_preset_is_stored() -> None:
             )
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=[f"{e['study']}:{e['name']}" for e in ENTRIES])
+@pytest.mark.parametrize(
+    "entry",
+    [pytest.param(e, marks=_marks(e), id=f"{e['study']}:{e['name']}") for e in ENTRIES],
+)
 def test_preset_is_current(entry) -> None:
     module = importlib.import_module(entry["study"])
     config = results.config_from_dict(module.Config, entry["config"])
@@ -52,3 +62,14 @@ def test_lookup_ignores_the_device_and_misses_other_configs() -> None:
     config = results.config_from_dict(module.Config, entry["config"])
     assert presets.lookup(entry["study"], dataclasses.replace(config, device="cuda")) is not None
     assert presets.lookup(entry["study"], dataclasses.replace(config, seed=config.seed + 1)) is None
+
+
+def test_lookup_finds_a_preset_through_float_rounding() -> None:
+    """A slider value reached by adding steps (``0.05`` fifteen times: 0.7500000000000001) opens
+    the preset stored at 0.75."""
+    from landscape.studies.linear_duality import linear_duality
+
+    config = linear_duality.Config(gamma_ratio=sum([0.05] * 15))
+    assert config.gamma_ratio != 0.75
+    assert presets.lookup(linear_duality.__name__, config) is not None
+    assert presets.lookup(linear_duality.__name__, linear_duality.Config(gamma_ratio=0.8)) is None

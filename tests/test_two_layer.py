@@ -97,3 +97,14 @@ def test_width_sweep_spans_one_to_factor_times_critical() -> None:
 def test_bad_configuration(fields: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         tl.Config(**fields).validate()
+
+
+def test_optimality_gap_and_certificate_are_relative_to_the_optimum() -> None:
+    from landscape.engine import presets
+
+    result = presets.lookup(tl.__name__, tl.Config())
+    assert result is not None
+    gap = tl.optimality_gap(result)
+    assert gap == (result.best_objective - result.convex_objective) / result.convex_objective
+    assert gap >= -1e-6  # no trained network beats the global optimum
+    assert 0 <= tl.certified_to(result) < 1e-3

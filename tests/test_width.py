@@ -200,3 +200,17 @@ def test_page_with_both_sweeps() -> None:
     assert not at.error, [e.value for e in at.error]
     assert at.toggle(key="width_depth_on").value and at.slider(key="width_n").value == 8
     assert len(at.get("plotly_chart")) == 8
+
+
+def test_stable_multiplier_is_the_stability_limit_in_units_of_the_step() -> None:
+    from landscape.engine import presets
+    from landscape.studies.width import width as width_study
+
+    result = presets.lookup(width_study.__name__, width_study.Config())
+    assert result is not None
+    value = width_study.stable_multiplier(result, 100.0)
+    # 2 / lambda_max(G(0)) is the stability limit: the multiplier giving eta = eta_stable
+    assert 100.0 * result.eta_stable / result.eta == value
+    assert width_study.theorem_step(result.lambda_min, 32, 3, "fc", value) == pytest.approx(
+        result.eta_stable, rel=1e-9
+    )

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from functools import lru_cache
 from typing import Any
 
@@ -14,6 +17,37 @@ import streamlit as st
 from landscape.engine import results
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
+MAX_FIGURES = 64  # figures kept by `cached_figure`
+
+_figures: OrderedDict[tuple[Hashable, ...], tuple[tuple[Any, ...], go.Figure]] = OrderedDict()
+_figures_lock = threading.Lock()
+
+
+def _identity(value: Any) -> Hashable:
+    """A key for one argument of a figure function: results by identity (the runner's cache and
+    the presets hand out the same object on every rerun), everything else by value."""
+    if isinstance(value, str | int | float | bool | type(None)):
+        return value
+    return ("id", id(value))
+
+
+def cached_figure(make: Callable[..., go.Figure], *args: Any) -> go.Figure:
+    """``make(*args)``, built once per (function, result, options): a rerun that shows an
+    already computed result (a preset, a cached run, a value seen before) does not rebuild its
+    Plotly figures. The arguments are kept with the figure, so no id is reused while the entry
+    lives; figures are only read (``st.plotly_chart`` serialises a copy)."""
+    key = (make.__module__, make.__qualname__, *(_identity(a) for a in args))
+    with _figures_lock:
+        found = _figures.get(key)
+        if found is not None:
+            _figures.move_to_end(key)
+            return found[1]
+    fig = make(*args)
+    with _figures_lock:
+        _figures[key] = (args, fig)
+        while len(_figures) > MAX_FIGURES:
+            _figures.popitem(last=False)
+    return fig
 
 
 @lru_cache(maxsize=1)

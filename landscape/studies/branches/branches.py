@@ -470,4 +470,43 @@ def _diverged(config: Config, message: str, start: float) -> Result:
     )
 
 
-PRESETS: dict[str, Config] = {"default": Config()}
+def summary(result: Result, depth_index: int, branch_count: int) -> dict[str, float]:
+    """Means over seeds at one (depth, I) of the grid: the centre's training loss and accuracy,
+    the share of the slice whose 2x2 Hessian is not PSD, the convexity defect over the loss
+    range, ``|lambda_min / lambda_max|`` of the full Hessian at the centre, the SLQ share of its
+    spectrum below zero (``nan`` when the result has none) and the number of seeds whose
+    negative curvature is proven."""
+    counts = [int(i) for i in result.branch_counts]
+    if branch_count not in counts:
+        raise ValueError(f"branch_count must be one of {counts}, got {branch_count}")
+    k, r = counts.index(branch_count), depth_index
+    return {
+        "centre_loss": float(result.centre_loss[r, k].mean()),
+        "accuracy": float(result.model_accuracy[r, k].mean()),
+        "non_psd": float(result.non_psd[r, k].mean()),
+        "defect": float(result.defect[r, k].mean()),
+        "hessian_ratio": float(result.hessian_ratio[r, k].mean()),
+        # the SLQ negative mass and the seeds with negative curvature proven (0 before they
+        # existed: older run files hold empty arrays)
+        "negative_mass": _mean(result.negative_mass, r, k),
+        "negative_mass_error": _mean(result.negative_mass_error, r, k),
+        "proven": float((result.curvature_state[r, k] == -1).sum())
+        if result.curvature_state.size
+        else 0.0,
+    }
+
+
+def _mean(values: np.ndarray, r: int, k: int) -> float:
+    return float(values[r, k].mean()) if values.size else float("nan")
+
+
+# The page asks for every power of two up to max(grid, 3-D view): these prefixes of the ladder
+# I = 1..32 cover every position of its two sliders on the defaults.
+PRESETS: dict[str, Config] = {
+    "default": Config(),
+    **{
+        f"up_to_{top}": Config(branch_counts=tuple(i for i in BRANCH_CHOICES if i <= top))
+        for top in BRANCH_CHOICES
+        if top != 8
+    },
+}

@@ -13,7 +13,7 @@ PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3")
 MEASURES = (
     ("non_psd", "slice Hessian not PSD (fraction)"),
     ("defect", "largest convexity defect / loss range"),
-    ("hessian_ratio", "|lambda_min / lambda_max| at the centre"),
+    ("hessian_ratio", "|λ<sub>min</sub> / λ<sub>max</sub>| at the centre"),
     ("negative_mass", "Hessian spectrum below zero (SLQ)"),
 )
 MODEL_NAMES = ("w0", "w1", "w2")
@@ -51,7 +51,7 @@ def surface_grid(result: branches.Result, style: str = "heatmap") -> go.Figure:
                     y=float32(result.alphas),
                     z=float32(first[r, c]),
                     coloraxis="coloraxis",
-                    hovertemplate="alpha %{y:.2f}<br>beta %{x:.2f}<br>loss %{z:.4g}<extra></extra>",
+                    hovertemplate="α %{y:.2f}<br>β %{x:.2f}<br>loss %{z:.4g}<extra></extra>",
                 ),
                 row=r + 1,
                 col=c + 1,
@@ -85,6 +85,80 @@ def surface_grid(result: branches.Result, style: str = "heatmap") -> go.Figure:
     return fig
 
 
+def surface_by_branches(result: branches.Result, style: str = "heatmap") -> go.Figure:
+    """The Figure-2 grid as one column per depth that the figure's own slider moves across I.
+
+    Plotly frames, one per I of the result, each holding the first seed's surface of every
+    depth: dragging the slider redraws in the browser with no round trip to the server. One
+    colour scale for all frames, so the surfaces compare across I.
+    """
+    if style not in ("heatmap", "contour"):
+        raise ValueError(f"style must be 'heatmap' or 'contour', got {style!r}")
+    R = len(result.depths)
+    first = result.surfaces[:, :, 0]
+    counts = [int(i) for i in result.branch_counts]
+    fig = make_subplots(
+        rows=1,
+        cols=R,
+        subplot_titles=[_row_label(int(d)) for d in result.depths],
+        horizontal_spacing=0.06,
+    )
+    kind = style
+
+    def panels(k: int) -> list[dict]:
+        return [
+            {
+                "type": kind,
+                "x": float32(result.betas).tolist(),
+                "y": float32(result.alphas).tolist(),
+                "z": float32(first[r, k]).tolist(),
+                "coloraxis": "coloraxis",
+                "hovertemplate": f"I = {counts[k]}<br>α %{{y:.2f}}<br>β %{{x:.2f}}"
+                "<br>loss %{z:.4g}<extra></extra>",
+            }
+            for r in range(R)
+        ]
+
+    start = 0
+    for r, trace in enumerate(panels(start)):
+        fig.add_trace(trace, row=1, col=r + 1)
+    fig.frames = [
+        {"name": f"I = {i}", "data": panels(k), "traces": list(range(R))}
+        for k, i in enumerate(counts)
+    ]
+    fig.update_layout(
+        sliders=[
+            {
+                "active": start,
+                "currentvalue": {"prefix": "branches "},
+                "pad": {"t": 30},
+                "steps": [
+                    {
+                        "label": f"I = {i}",
+                        "method": "animate",
+                        "args": [
+                            [f"I = {i}"],
+                            {"mode": "immediate", "frame": {"duration": 0, "redraw": True}},
+                        ],
+                    }
+                    for i in counts
+                ],
+            }
+        ],
+        coloraxis={
+            "colorscale": "Viridis",
+            "cmin": float(first.min()),
+            "cmax": float(first.max()),
+            "colorbar": {"title": {"text": "loss"}},
+        },
+        height=420,
+        margin={"t": 50, "b": 20, "l": 20, "r": 20},
+    )
+    fig.update_xaxes(title_text="β (d<sub>2</sub>)")
+    fig.update_yaxes(title_text="α (d<sub>1</sub>)")
+    return fig
+
+
 def surface_3d(result: branches.Result, depth: int, branch_count: int) -> go.Figure:
     """The first seed's surface for one depth and one I, as a 3-D surface."""
     r = _index("depth", result.depths, depth)
@@ -100,7 +174,7 @@ def surface_3d(result: branches.Result, depth: int, branch_count: int) -> go.Fig
     )
     fig.update_layout(
         title=f"{_row_label(depth)}, I = {branch_count}",
-        scene={"xaxis_title": "beta (d2)", "yaxis_title": "alpha (d1)", "zaxis_title": "loss"},
+        scene={"xaxis_title": "β (d2)", "yaxis_title": "α (d1)", "zaxis_title": "loss"},
         height=480,
         margin={"t": 40, "b": 10, "l": 10, "r": 10},
     )
@@ -166,7 +240,7 @@ def gap_vs_branches(result: branch_gap.Result) -> go.Figure:
         x=x,
         y=float32(shown),
         mode="lines+markers",
-        name="measured gap P_I - D (P_I: best restart, an upper bound)",
+        name="measured gap P<sub>I</sub> − D (P<sub>I</sub>: best restart, an upper bound)",
         line={"color": PALETTE[0]},
         customdata=float32(result.gap),
         hovertemplate="I = %{x}<br>gap %{customdata:.3g}<extra></extra>",
@@ -177,7 +251,7 @@ def gap_vs_branches(result: branch_gap.Result) -> go.Figure:
             x=float32(grid),
             y=float32(result.reference_constant / grid),
             mode="lines",
-            name=f"C / I, C = max_I I gap_I = {result.reference_constant:.3g}",
+            name=f"C / I, C = max<sub>I</sub> I·gap<sub>I</sub> = {result.reference_constant:.3g}",
             line={"dash": "dash", "color": PALETTE[1]},
         )
     # reference lines as traces: shapes on log axes would need log10 coordinates
@@ -194,11 +268,11 @@ def gap_vs_branches(result: branch_gap.Result) -> go.Figure:
         x=float32([result.critical_width] * 2),
         y=float32([floor / 2, top]),
         mode="lines",
-        name=f"m-hat = {result.critical_width} (critical width m* <= m-hat)",
+        name=f"m̂ = {result.critical_width} (critical width m* ≤ m̂)",
         line={"color": PALETTE[2]},
     )
     fig.update_xaxes(type="log", tickvals=result.branch_counts.tolist(), title_text="branches I")
-    fig.update_yaxes(type="log", exponentformat="power", title_text="P_I - D")
+    fig.update_yaxes(type="log", exponentformat="power", title_text="P<sub>I</sub> − D")
     fig.update_layout(height=400, legend={"orientation": "h", "y": -0.3}, margin={"t": 30})
     return fig
 

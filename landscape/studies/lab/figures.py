@@ -322,7 +322,7 @@ def lab_curvature(result: Result) -> go.Figure:
         result.curvature_alphas,
         result.curvature_betas,
         result.curvature_ratio,
-        title="Curvature: |lambda_min / lambda_max| of the Hessian, and what is proven",
+        title="Curvature: |λ<sub>min</sub> / λ<sub>max</sub>| of the Hessian, and what is proven",
         colorbar_title="|min/max|",
         colorscale="Blues",
         zmin=0.0,

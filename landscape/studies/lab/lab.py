@@ -19,10 +19,11 @@ import copy
 import dataclasses
 import io
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -90,6 +91,7 @@ MAX_LANCZOS = 200
 TRACE_PRODUCTS = 30  # for Hutchinson and for Hutch++
 DENSITY_PROBES, DENSITY_ITERATIONS = 6, 30  # SLQ at the centre
 TRAINING_POINTS, TRAINING_PROBES, TRAINING_ITERATIONS = 5, 3, 15  # SLQ along training
+MAX_TRAINED = 8  # trainings kept in memory by `_trained` (small models: a few MiB at most)
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
@@ -383,10 +385,14 @@ RESULT_SHAPES: dict[str, str] = {
     "exact_trace": "f",
 }
 
+SPAN_LADDER = (0.5, 1.5, 2.0, 2.5, 3.0)  # with the default 1.0: the ranges a lecture uses
+RESOLUTION_LADDER = (11, 21, 41, 51, 61, 81, 101)  # with the default 31
 
 PRESETS: dict[str, Config] = {
     "default": Config(),
     "pca": Config(directions="pca"),
+    **{f"span_{span:g}": Config(span=span) for span in SPAN_LADDER},
+    **{f"resolution_{r}": Config(resolution=r) for r in RESOLUTION_LADDER},
 }
 
 
@@ -434,6 +440,11 @@ class _Trained:
     start: Params  # models[0] before training
 
 
+_TRAINED: dict[Config, tuple[_Data, _Trained]] = {}
+_TRAINED_LOCK = threading.Lock()
+_CURVATURES: dict[Config, tuple[Curvature, Evidence]] = {}
+
+
 @dataclass
 class _Frame:
     """The plane ``center + a d1 + b d2`` and the grid over ``[-extent, extent]^2``."""
@@ -448,11 +459,65 @@ class _Frame:
     model_points: np.ndarray  # (3, 2) the three models' coordinates; (0, 2) otherwise
 
 
+def training_key(config: Config) -> Config:
+    """``config`` with every field that the data and the training do not read set to its
+    default: configurations with equal keys share one training (`_trained`)."""
+    default = Config()
+    return replace(
+        config,
+        normalization=default.normalization,
+        one_dim=default.one_dim,
+        span=default.span,
+        resolution=default.resolution,
+        sample_size=default.sample_size,
+        curvature_resolution=default.curvature_resolution,
+        lanczos_iterations=default.lanczos_iterations,
+        directions=config.directions if config.directions == "three_models" else "random",
+    )
+
+
+def _trained(config: Config, report: Progress) -> tuple[_Data, _Trained]:
+    """The data and the trained models of ``config``, from a cache when this training was seen
+    before: moving the range, the resolution or the curvature controls reuses it (the models
+    are only read afterwards). A diverged training raises `_Diverged` and is not kept."""
+    key = training_key(config)
+    with _TRAINED_LOCK:
+        found = _TRAINED.get(key)
+    if found is None:
+        data = _prepare(config)
+        found = (data, _train_models(config, data, report))
+        with _TRAINED_LOCK:
+            _TRAINED[key] = found
+            while len(_TRAINED) > MAX_TRAINED:
+                _TRAINED.pop(next(iter(_TRAINED)))  # the oldest first
+    return found
+
+
+def _cached_curvature(
+    config: Config, problem: Problem, frame: _Frame, trained: _Trained, report: Progress
+) -> tuple[Curvature, Evidence]:
+    """`_curvature` and `_evidence`, kept per configuration up to its resolution and sub-sample
+    (the map, the slice Hessians, the traces and the spectra do not depend on them): moving the
+    resolution recomputes only the surface and the slices."""
+    default = Config()
+    key = replace(config, resolution=default.resolution, sample_size=default.sample_size)
+    with _TRAINED_LOCK:
+        found = _CURVATURES.get(key)
+    if found is None:
+        curvature, cmap = _curvature(config, problem, frame, report)
+        found = (curvature, _evidence(config, problem, frame, trained, cmap, report))
+        with _TRAINED_LOCK:
+            _CURVATURES[key] = found
+            while len(_CURVATURES) > MAX_TRAINED:
+                _CURVATURES.pop(next(iter(_CURVATURES)))  # the oldest first
+    return found
+
+
 def _run(config: Config, report: Progress, threads_at_start: int) -> Result:
-    data = _prepare(config)
     try:
-        trained = _train_models(config, data, report)
+        data, trained = _trained(config, report)
     except _Diverged as error:
+        data = _prepare(config)
         return _diverged(config, data, error.message, error.model, error.history)
     model = trained.models[0]
     report(0.4, "Directions")
@@ -467,8 +532,7 @@ def _run(config: Config, report: Progress, threads_at_start: int) -> Result:
     report(0.7, "Slices and interpolation")
     slices = _slices(config, problem, frame, trained.start)
     report(0.75, "Curvature")
-    curvature, cmap = _curvature(config, problem, frame, report)
-    evidence = _evidence(config, problem, frame, trained, cmap, report)
+    curvature, evidence = _cached_curvature(config, problem, frame, trained, report)
     report(1.0, "Done")
     training = Training(
         loss_history=trained.history,

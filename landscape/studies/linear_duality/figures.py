@@ -20,7 +20,11 @@ def relative_gap(primal: np.ndarray, dual: np.ndarray) -> np.ndarray:
 
 
 def gamma_sweep(result: Result) -> go.Figure:
-    """Primal at the recovered weights and dual optimum against gamma, and the measured gap."""
+    """Primal at the recovered weights and dual optimum against gamma, and the measured gap.
+
+    A marker (dotted line and points) sits at the selected gamma; the figure's own slider moves
+    it along the sweep in the browser (Plotly frames, one per swept gamma: no round trip).
+    """
     fig = make_subplots(
         rows=2,
         cols=1,
@@ -28,15 +32,16 @@ def gamma_sweep(result: Result) -> go.Figure:
         vertical_spacing=0.08,
         row_heights=[0.55, 0.45],
         subplot_titles=(
-            "Primal P(W_rec) and dual D(L*)",
-            "Measured relative duality gap |P - D| / max(|D|, 1)",
+            "Primal P(W<sub>rec</sub>) and dual D(Λ*)",
+            "Measured relative duality gap |P − D| / max(|D|, 1)",
         ),
     )
     g = float32(result.gammas)
+    gap = relative_gap(result.sweep_primal, result.sweep_dual)
     fig.add_scatter(
         x=g,
         y=float32(result.sweep_primal),
-        name="primal P(W_rec)",
+        name="primal P(W<sub>rec</sub>)",
         mode="lines",
         line={"width": 4, "color": PALETTE[0]},
         row=1,
@@ -45,7 +50,7 @@ def gamma_sweep(result: Result) -> go.Figure:
     fig.add_scatter(
         x=g,
         y=float32(result.sweep_dual),
-        name="dual D(L*)",
+        name="dual D(Λ*)",
         mode="lines",
         line={"dash": "dash", "color": PALETTE[1]},
         row=1,
@@ -53,7 +58,7 @@ def gamma_sweep(result: Result) -> go.Figure:
     )
     fig.add_scatter(
         x=g,
-        y=relative_gap(result.sweep_primal, result.sweep_dual),
+        y=gap,
         name="relative gap",
         mode="lines+markers",
         marker={"size": 5},
@@ -66,38 +71,118 @@ def gamma_sweep(result: Result) -> go.Figure:
         fig.add_vrect(
             x0=0, x1=result.sigma_min, fillcolor="green", opacity=0.08, line_width=0, row=row, col=1
         )
-        fig.add_vline(x=result.gamma, line={"color": "black", "dash": "dot"}, row=row, col=1)
+    values = np.concatenate([result.sweep_primal, result.sweep_dual])
+    top = (float(values.min()), float(values.max()))
+    bottom = (float(gap.min()), float(gap.max()))
+    selected = int(np.argmin(np.abs(result.gammas - result.gamma)))
+    marker = _gamma_marker(result, gap, selected, top, bottom)
+    for row, trace in zip((1, 1, 2, 2), marker, strict=True):
+        fig.add_trace(trace, row=row, col=1)
+    marker_traces = list(range(3, 3 + 4))
+    fig.frames = [
+        {
+            "name": str(k),
+            "data": _gamma_marker(result, gap, k, top, bottom),
+            "traces": marker_traces,
+        }
+        for k in range(len(result.gammas))
+    ]
+    ratio = result.gammas / (result.sigma_min if result.sigma_min > 0 else 1.0)
+    fig.update_layout(
+        sliders=[
+            {
+                "active": selected,
+                "currentvalue": {"prefix": "marker at "},
+                "pad": {"t": 40},
+                "steps": [
+                    {
+                        "label": f"γ/σ<sub>min</sub> = {r:.2f}",
+                        "method": "animate",
+                        "args": [
+                            [str(k)],
+                            {"mode": "immediate", "frame": {"duration": 0, "redraw": False}},
+                        ],
+                    }
+                    for k, r in enumerate(ratio)
+                ],
+            }
+        ]
+    )
     fig.add_annotation(
         x=result.sigma_min,
         y=1,
         yref="paper",
         xanchor="left",
         showarrow=False,
-        text=" theorem's range: gamma <= sigma_min (shaded)",
+        text=" theorem's range: γ ≤ σ<sub>min</sub>(Ỹ) (shaded)",
         font={"color": "green"},
     )
-    fig.add_annotation(
-        x=result.gamma,
-        y=0.5,
-        yref="paper",
-        showarrow=False,
-        xanchor="left",
-        text=f" selected gamma = {result.gamma:.3g}",
-    )
-    fig.update_xaxes(title_text="gamma", row=2, col=1)
+    fig.update_xaxes(title_text="γ", row=2, col=1)
     fig.update_xaxes(range=[0.0, float(g.max())])
-    fig.update_layout(height=560, legend={"orientation": "h", "y": 1.08}, margin={"t": 60, "b": 40})
+    fig.update_layout(height=640, legend={"orientation": "h", "y": 1.08}, margin={"t": 60, "b": 40})
     return fig
+
+
+def _gamma_marker(
+    result: Result,
+    gap: np.ndarray,
+    k: int,
+    top: tuple[float, float],
+    bottom: tuple[float, float],
+) -> list[dict]:
+    """The marker at the k-th swept gamma, as plain trace dicts (frames are built from many of
+    them; go.Scatter objects would cost a validation each): a dotted line in each panel and a
+    point on the primal and on the gap curve."""
+    x = float(result.gammas[k])
+    line = {"color": "black", "dash": "dot", "width": 1}
+    point = {"size": 11, "color": "black", "symbol": "circle-open"}
+    label = (
+        f"γ = {x:.3g}: P = {result.sweep_primal[k]:.6g}, D = {result.sweep_dual[k]:.6g}, "
+        f"relative gap {gap[k]:.1e}"
+    )
+    common = {"type": "scatter", "showlegend": False}
+    return [
+        {**common, "x": [x, x], "y": list(top), "mode": "lines", "line": line, "hoverinfo": "skip"},
+        {
+            **common,
+            "x": [x],
+            "y": [float(result.sweep_primal[k])],
+            "mode": "markers",
+            "marker": point,
+            "text": [label],
+            "hovertemplate": "%{text}<extra></extra>",
+        },
+        {
+            **common,
+            "x": [x, x],
+            "y": list(bottom),
+            "mode": "lines",
+            "line": line,
+            "hoverinfo": "skip",
+        },
+        {
+            **common,
+            "x": [x],
+            "y": [float(gap[k])],
+            "mode": "markers",
+            "marker": point,
+            "text": [label],
+            "hovertemplate": "%{text}<extra></extra>",
+        },
+    ]
 
 
 def singular_values(result: Result) -> go.Figure:
     """Singular values of Ytil, of Ytil - L* and of the recovered network (map and output)."""
     fig = go.Figure()
     series = [
-        ("sigma(Ytil)", result.singular_targets),
-        ("sigma(Ytil - L*)", result.singular_residual),
-        ("sigma(X W_1^T ... W_H^T): output", result.singular_output),
-        ("sigma(W_H ... W_1): end-to-end map", result.singular_end_to_end),
+        ("σ(Ỹ)", result.singular_targets),
+        ("σ(Ỹ − Λ*)", result.singular_residual),
+        (
+            "σ(X W<sub>1</sub><sup>T</sup> ⋯ W<sub>H</sub><sup>T</sup>): output",
+            result.singular_output,
+        ),
+        ("σ(W<sub>H</sub> ⋯ W<sub>1</sub>): end-to-end map", result.singular_end_to_end),
     ]
     for index, (name, values) in enumerate(series):
         fig.add_bar(
@@ -106,9 +191,7 @@ def singular_values(result: Result) -> go.Figure:
             name=name,
             marker_color=PALETTE[index],
         )
-    fig.add_hline(
-        y=result.gamma, line={"dash": "dot"}, annotation_text=f"gamma = {result.gamma:.3g}"
-    )
+    fig.add_hline(y=result.gamma, line={"dash": "dot"}, annotation_text=f"γ = {result.gamma:.3g}")
     fig.update_layout(
         barmode="group",
         xaxis_title="index j",
@@ -138,7 +221,7 @@ def gradient_descent(result: Result) -> go.Figure:
         )
     fig.update_layout(
         xaxis_title="iteration",
-        yaxis_title="P(W_k) - D*",
+        yaxis_title="P(W<sub>k</sub>) − D*",
         yaxis_type="log",
         yaxis_exponentformat="power",
         height=380,
@@ -155,17 +238,20 @@ def douglas_rachford(result: Result) -> go.Figure:
     fig.add_scatter(
         x=k,
         y=float32(np.maximum(np.abs(result.dr_values - result.dual), floor)),
-        name="|D(L_k) - D*|",
+        name="|D(Λ<sub>k</sub>) − D*|",
         mode="lines+markers",
         marker={"size": 4},
     )
     fig.add_scatter(
-        x=k, y=float32(np.maximum(result.dr_residuals, floor)), name="||x_k - y_k||_F", mode="lines"
+        x=k,
+        y=float32(np.maximum(result.dr_residuals, floor)),
+        name="‖x<sub>k</sub> − y<sub>k</sub>‖<sub>F</sub>",
+        mode="lines",
     )
     fig.add_scatter(
         x=k,
         y=float32(np.maximum(result.dr_infeasibility, floor)),
-        name="(||x_k||_2 - gamma)_+",
+        name="(‖x<sub>k</sub>‖<sub>2</sub> − γ)<sub>+</sub>",
         mode="lines",
         line={"dash": "dot"},
     )
@@ -191,7 +277,7 @@ def primal_slice(result: Result) -> go.Figure:
         rows=1,
         cols=2,
         specs=[[{"type": "surface"}, {"type": "contour"}]],
-        subplot_titles=("P(W* + a D1 + b D2)", "contour"),
+        subplot_titles=("P(W* + a D<sub>1</sub> + b D<sub>2</sub>)", "contour"),
     )
     # Plotly draws z[row][col] at (x[col], y[row]): rows follow betas, so pass Z transposed.
     fig.add_trace(go.Surface(x=a, y=b, z=Z.T, colorscale="Viridis", showscale=False), 1, 1)

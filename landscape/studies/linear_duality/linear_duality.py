@@ -10,7 +10,8 @@ initial scales and seeds, and a 2-D slice of the primal around the recovered opt
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 import numpy as np
@@ -28,7 +29,11 @@ from landscape.engine.validation import (
     check_number,
     check_numbers,
 )
-from landscape.studies.linear_duality.linear_net import DeepLinearNet, primal_slice, train_primal
+from landscape.studies.linear_duality.linear_net import (
+    DeepLinearNet,
+    primal_slice,
+    train_primal_batch,
+)
 from solvers import linear_dual
 
 METHODS = linear_dual.METHODS  # ways to solve the dual, for the page's selector
@@ -37,6 +42,9 @@ Dataset = Literal["synthetic", "linnerud"]
 DATASETS: tuple[Dataset, ...] = get_args(Dataset)
 Optimizer = Literal["gd", "adam"]
 OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
+SWEEP_RATIO = 5.0  # the sweep reaches 5 sigma_min, the top of the page's gamma slider
+MAX_PROBLEMS = 16  # gamma-free parts kept in memory
+LADDER = tuple(round(0.25 * k, 2) for k in range(21))  # gamma / sigma_min: 0, 0.25, ..., 5
 
 
 @dataclass(frozen=True)
@@ -229,17 +237,61 @@ def _smallest_nonzero(s: np.ndarray) -> float:
     return float(nonzero.min()) if nonzero.size else 0.0
 
 
-def gamma_grid(sigma_min: float, sigma_max: float, gamma: float, points: int) -> np.ndarray:
-    """``points`` gammas from 0 to ``max(1.5 sigma_1, 1.2 gamma)``, plus sigma_min and gamma."""
-    top = max(1.5 * sigma_max, 1.2 * gamma, 1e-3)
-    return np.unique(np.concatenate([np.linspace(0.0, top, points), [sigma_min, gamma]]))
+def gamma_grid(sigma_min: float, sigma_max: float, points: int) -> np.ndarray:
+    """``points`` gammas from 0 to ``max(1.5 sigma_1, 1.05 SWEEP_RATIO sigma_min)``, plus
+    sigma_min: the same grid for every selected gamma, so the sweep is computed once."""
+    top = max(1.5 * sigma_max, 1.05 * SWEEP_RATIO * sigma_min, 1e-3)
+    return np.unique(np.concatenate([np.linspace(0.0, top, points), [sigma_min]]))
 
 
-def run(config: Config, progress: Progress | None = None) -> Result:
-    """Solve, recover and measure across the gamma sweep; train the primal; slice it."""
+@dataclass(frozen=True)
+class Problem:
+    """The part of a run that does not depend on gamma: the data, the architecture, the
+    spectrum ``s`` of ``Ytil = X X^+ Y`` and the sweep across `gamma_grid`."""
+
+    X: np.ndarray  # (n, d0), scaled by 1/sqrt(n)
+    Y: np.ndarray  # (n, dH)
+    widths: tuple[int, ...]  # (d0, d1, ..., dH)
+    Ytil: np.ndarray  # (n, dH)
+    s: np.ndarray  # sigma(Ytil), descending
+    setting: Setting  # its gamma is the one of the configuration that computed it
+    sweep: Sweep
+
+
+def gamma_free_key(config: Config) -> Config:
+    """``config`` with every field that only the selected gamma's part reads set to its default:
+    configurations with equal keys share one `Problem`."""
+    default = Config()
+    return replace(
+        config,
+        gamma_ratio=default.gamma_ratio,
+        init_scales=default.init_scales,
+        restarts=default.restarts,
+        optimizer=default.optimizer,
+        lr=default.lr,
+        steps=default.steps,
+        slice_resolution=default.slice_resolution,
+        slice_radius=default.slice_radius,
+        device="cpu",
+    )
+
+
+def problem(config: Config, progress: Progress | None = None) -> Problem:
+    """The gamma-free part of `run`, cached: moving gamma reuses it."""
     config.validate()
-    report = progress or silent
-    device = resolve_device(config.device)
+    key = gamma_free_key(config)
+    with _PROBLEMS_LOCK:
+        found = _PROBLEMS.get(key)
+    if found is None:
+        found = _solve_problem(key, progress or silent)
+        with _PROBLEMS_LOCK:
+            _PROBLEMS[key] = found
+            while len(_PROBLEMS) > MAX_PROBLEMS:
+                _PROBLEMS.pop(next(iter(_PROBLEMS)))  # the oldest first
+    return found
+
+
+def _solve_problem(config: Config, report: Progress) -> Problem:
     report(0.0, "Preparing the data")
     X, Y = config.data()
     widths = [X.shape[1], *([config.hidden_width] * (config.depth - 1)), Y.shape[1]]
@@ -247,13 +299,41 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     s = np.linalg.svd(Ytil, compute_uv=False)
     setting = _setting(config, X, Y, widths, s)
     sweep = _sweep(config, X, Y, widths, setting, report)
+    return Problem(X, Y, tuple(widths), Ytil, s, setting, sweep)
+
+
+def run(config: Config, progress: Progress | None = None) -> Result:
+    """Solve, recover and measure across the gamma sweep; train the primal; slice it.
+
+    The sweep (`problem`) does not depend on the selected gamma and is cached, so a new gamma
+    costs the dual at that gamma, gradient descent (every start in one batch) and the slice.
+    """
+    config.validate()
+    report = progress or silent
+    device = resolve_device(config.device)
+    base = problem(config, lambda fraction, stage: report(0.4 * fraction, stage))
+    X, Y, widths = base.X, base.Y, list(base.widths)
+    setting = _setting(config, X, Y, widths, base.s)
     report(0.4, "Douglas-Rachford at the selected gamma")
-    weights, at_gamma = _at_gamma(config, X, Y, widths, setting, Ytil, s)
+    weights, at_gamma = _at_gamma(config, X, Y, widths, setting, base.Ytil, base.s)
+    sweep = _with_gamma(base.sweep, setting.gamma, at_gamma)
     descent = _descent(config, X, Y, widths, setting.gamma, device, report)
     report(0.92, "Slicing the primal around the recovered optimum")
     slice_ = _slice(config, X, Y, weights, setting.gamma)
     report(1.0, "Done")
     return _say_what_diverged(from_groups(Result, setting, sweep, at_gamma, descent, slice_))
+
+
+def _with_gamma(sweep: Sweep, gamma: float, at_gamma: AtGamma) -> Sweep:
+    """The sweep with the selected gamma's point inserted (the grid itself does not hold it)."""
+    at = int(np.searchsorted(sweep.gammas, gamma))
+    if at < len(sweep.gammas) and sweep.gammas[at] == gamma:
+        return sweep
+    primal = np.insert(sweep.sweep_primal, at, at_gamma.primal)
+    dual = np.insert(sweep.sweep_dual, at, at_gamma.dual)
+    return Sweep(
+        np.insert(sweep.gammas, at, gamma), primal, dual, primal - dual, sweep.sweep_seconds
+    )
 
 
 def _setting(
@@ -281,7 +361,7 @@ def _sweep(
 ) -> Sweep:
     """At every gamma of `gamma_grid`: ``D(L*)`` by ``config.method``, ``P(W_rec)`` of the
     recovered weights, and the measured gap ``P - D``."""
-    gammas = gamma_grid(setting.sigma_min, setting.sigma_max, setting.gamma, config.sweep_points)
+    gammas = gamma_grid(setting.sigma_min, setting.sigma_max, config.sweep_points)
     primal, dual = np.empty_like(gammas), np.empty_like(gammas)
     seconds = 0.0
     for index, g in enumerate(gammas):
@@ -344,30 +424,24 @@ def _descent(
     device: torch.device,
     report: Progress,
 ) -> Descent:
-    """``restarts`` runs of ``config.optimizer`` on the primal from every initial scale."""
+    """``restarts`` runs of ``config.optimizer`` on the primal from every initial scale, all
+    in one batch (`train_primal_batch`: the same steps as one run at a time)."""
     runs = [
         (scale, config.seed + r) for scale in config.init_scales for r in range(config.restarts)
     ]
-    curves = []
-    for index, (scale, seed) in enumerate(runs):
-        report(
-            0.45 + 0.45 * index / len(runs),
-            f"Gradient descent on the primal: scale {scale:g}, seed {seed}",
+    report(0.45, f"Gradient descent on the primal: {len(runs)} starts in one batch")
+    with limited_threads(1):  # matrices of a few dozen entries: threads only add overhead
+        curves = train_primal_batch(
+            widths,
+            runs,
+            X,
+            Y,
+            gamma,
+            config.steps,
+            config.lr,
+            optimizer=config.optimizer,
+            device=device,
         )
-        net = DeepLinearNet(widths, init_scale=scale, seed=seed)
-        with limited_threads(1):  # matrices of a few dozen entries: threads only add overhead
-            curves.append(
-                train_primal(
-                    net,
-                    X,
-                    Y,
-                    gamma,
-                    config.steps,
-                    config.lr,
-                    optimizer=config.optimizer,
-                    device=device,
-                )
-            )
     return Descent(
         gd_scales=np.array([scale for scale, _ in runs], dtype=np.float64),
         gd_seeds=np.array([seed for _, seed in runs], dtype=np.int64),
@@ -417,7 +491,12 @@ def _say_what_diverged(result: Result) -> Result:
     return result
 
 
+_PROBLEMS: dict[Config, Problem] = {}
+_PROBLEMS_LOCK = threading.Lock()
+
 PRESETS: dict[str, Config] = {
     "default": Config(),
     "linnerud": Config(dataset="linnerud", hidden_width=3),
+    # a lecture moves gamma along this ladder: every rung opens at once
+    **{f"gamma_{ratio:g}": Config(gamma_ratio=ratio) for ratio in LADDER if ratio != 0.5},
 }

@@ -166,3 +166,74 @@ def primal_slice(
     Yt = torch.as_tensor(Y, dtype=torch.float64)
     values = primal_objective(batch, Xt, Yt, gamma)
     return values.reshape(len(a), len(b)).numpy()
+
+
+def train_primal_batch(
+    widths: list[int],
+    starts: list[tuple[float, int]],
+    X: np.ndarray,
+    Y: np.ndarray,
+    gamma: float,
+    steps: int,
+    lr: float,
+    optimizer: str = "gd",
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float64,
+) -> list[TrainingCurve]:
+    """`train_primal` for several starts at once: one batched objective for all of them.
+
+    ``starts`` lists ``(init_scale, seed)``; run ``r`` starts from the weights of
+    ``DeepLinearNet(widths, init_scale, seed)``, its weights stacked as ``(R, d_i, d_{i-1})``.
+    The runs share no parameter and the optimisers act entry by entry (SGD, Adam), so the loss
+    ``sum_r P_r(W_r)`` gives every run the steps it would take alone: the curves equal those of
+    `train_primal` up to rounding. A run whose weights or objective stop being finite is marked
+    diverged, padded with NaN and frozen (its weights zeroed, left out of the sum).
+    """
+    if optimizer not in ("gd", "adam"):
+        raise ValueError(f"optimizer must be 'gd' or 'adam', got {optimizer!r}")
+    if not starts:
+        raise ValueError("starts must list at least one (init_scale, seed), got []")
+    nets = [
+        DeepLinearNet(widths, init_scale=scale, seed=seed, dtype=dtype) for scale, seed in starts
+    ]
+    params = [
+        nn.Parameter(torch.stack([net.weights[i].detach() for net in nets]).to(device))
+        for i in range(len(widths) - 1)
+    ]
+    Xt = torch.as_tensor(X, dtype=dtype, device=device)
+    Yt = torch.as_tensor(Y, dtype=dtype, device=device)
+    opt = torch.optim.SGD(params, lr=lr) if optimizer == "gd" else torch.optim.Adam(params, lr=lr)
+    R = len(starts)
+    values = np.full((R, steps + 1), np.nan)
+    active = torch.ones(R, dtype=torch.bool, device=device)
+    for step in range(steps + 1):
+        with torch.no_grad():
+            finite = torch.stack([W.isfinite().flatten(1).all(1) for W in params]).all(0)
+            if not bool(finite.all()):
+                for W in params:
+                    W[~finite] = 0.0
+            active &= finite
+        opt.zero_grad(set_to_none=True)
+        objective = primal_objective(params, Xt, Yt, gamma)
+        with torch.no_grad():
+            active &= objective.isfinite()
+            current = objective.detach().cpu().numpy()
+        keep = active.cpu().numpy()
+        values[keep, step] = current[keep]
+        if step == steps or not bool(active.any()):
+            break
+        objective[active].sum().backward()
+        with torch.no_grad():
+            for W in params:
+                if W.grad is not None:
+                    W.grad[~active] = 0.0
+        opt.step()
+    diverged = ~active.cpu().numpy()
+    return [
+        TrainingCurve(
+            objective=values[r],
+            diverged=bool(diverged[r]),
+            weights=[W[r].detach().cpu().numpy().copy() for W in params],
+        )
+        for r in range(R)
+    ]

@@ -23,10 +23,10 @@ def neuron_curves(result: single_neuron.Result) -> go.Figure:
     fig = make_subplots(
         rows=1,
         cols=3,
-        subplot_titles=("training error (MSE)", "test error (MSE)", "recovery ||w - w*|| / ||w*||"),
+        subplot_titles=("training error (MSE)", "test error (MSE)", "recovery ‖w − w*‖ / ‖w*‖"),
     )
     x = float32(result.iterations)
-    for method, label in (("vanilla", "GD on L"), ("relaxed", "GD on L_r (relaxed)")):
+    for method, label in (("vanilla", "GD on L"), ("relaxed", "GD on L<sub>r</sub> (relaxed)")):
         for col, metric in enumerate(("train", "test", "recovery"), start=1):
             values = getattr(result, f"{method}_{metric}")
             with np.errstate(all="ignore"):
@@ -94,14 +94,14 @@ def neuron_slices(result: single_neuron.Result) -> go.Figure:
         horizontal_spacing=0.07,
         subplot_titles=(
             "L (non-convex), log scale",
-            "L_r (convex), log scale",
-            "L_r - L = 2 y^T relu(-Xw)",
+            "L<sub>r</sub> (convex), log scale",
+            "L<sub>r</sub> − L = 2 y<sup>T</sup> relu(−Xw)",
         ),
     )
     panels = (
         (_log_levels(result.slice_loss), "Viridis", "log10 level"),
         (_log_levels(result.slice_relaxed), "Viridis", "log10 level"),
-        (result.slice_relaxed - result.slice_loss, "Magma", "L_r - L"),
+        (result.slice_relaxed - result.slice_loss, "Magma", "L<sub>r</sub> − L"),
     )
     for col, (values, scale, name) in enumerate(panels, start=1):
         fig.add_trace(
@@ -135,7 +135,7 @@ def neuron_slices(result: single_neuron.Result) -> go.Figure:
             col=col,
         )
     fig.update_xaxes(title_text="alpha (along w*)")
-    fig.update_yaxes(title_text="beta (random)", col=1)
+    fig.update_yaxes(title_text="β (random)", col=1)
     fig.update_layout(height=380, margin={"t": 40, "b": 40})
     return fig
 
@@ -146,7 +146,7 @@ def neuron_line(result: single_neuron.Result) -> go.Figure:
     fig = go.Figure()
     for values, label, colour in (
         (result.slice_loss, "L", COLOURS["vanilla"]),
-        (result.slice_relaxed, "L_r", COLOURS["relaxed"]),
+        (result.slice_relaxed, "L<sub>r</sub>", COLOURS["relaxed"]),
     ):
         fig.add_trace(
             go.Scatter(

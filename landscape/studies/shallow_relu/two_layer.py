@@ -171,6 +171,19 @@ RESULT_SHAPES: dict[str, str] = {
 }
 
 
+def optimality_gap(result: Result) -> float:
+    """How far the best trained network stays above the global optimum, relatively:
+    ``(best_objective - convex_objective) / convex_objective`` (>= 0 up to the solver's
+    tolerance, since no network of any width beats the convex program)."""
+    return (result.best_objective - result.convex_objective) / result.convex_objective
+
+
+def certified_to(result: Result) -> float:
+    """The solver's relative certificate ``(convex_objective - convex_lower_bound) /
+    convex_objective``: the optimum lies within this fraction below the value shown."""
+    return (result.convex_objective - result.convex_lower_bound) / result.convex_objective
+
+
 def _torch_loss(f: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
     """``ell`` summed over samples (last axis), as in ``solvers.convex_relu.loss_value``."""
     if loss == "squared":
@@ -357,4 +370,10 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     )
 
 
-PRESETS: dict[str, Config] = {"default": Config()}
+BETA_LADDER = (0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0)  # with the default 0.02
+
+PRESETS: dict[str, Config] = {
+    "default": Config(),
+    # the page's beta slider: every value opens at once
+    **{f"beta_{beta:g}": Config(beta=beta) for beta in BETA_LADDER},
+}

@@ -30,7 +30,7 @@ def gram_heatmap(result: Result) -> go.Figure:
         )
     )
     fig.update_layout(
-        title="K^(H), samples sorted by target",
+        title="K<sup>(H)</sup>, samples sorted by target",
         height=420,
         margin={"l": 40, "r": 20, "t": 50, "b": 40},
     )
@@ -55,10 +55,10 @@ def gram_spectrum(result: Result) -> go.Figure:
         y=max(result.lambda_min, LOG_FLOOR),
         line_dash="dot",
         line_color=PALETTE[1],
-        annotation_text=f"lambda_min = {result.lambda_min:.3g}",
+        annotation_text=f"λ<sub>min</sub> = {result.lambda_min:.3g}",
     )
     fig.update_layout(
-        title="Spectrum of K^(H)",
+        title="Spectrum of K<sup>(H)</sup>",
         height=420,
         showlegend=False,
         margin={"l": 40, "r": 20, "t": 50, "b": 40},
@@ -82,7 +82,7 @@ def convergence(result: Result) -> go.Figure:
     fig.add_scatter(
         x=steps,
         y=_f32(result.bound),
-        name="bound L(0)(1 - eta lambda_min/2)^k",
+        name="bound L(0)(1 − ηλ<sub>min</sub>/2)<sup>k</sup>",
         mode="lines",
         line={"dash": "dash", "color": PALETTE[1]},
     )
@@ -107,9 +107,9 @@ def dynamics(result: Result) -> go.Figure:
         cols=3,
         horizontal_spacing=0.08,
         subplot_titles=(
-            "max_h ||W(k) - W(0)||_F / sqrt(m)",
-            "||G^(H)(k) - G^(H)(0)||_2 / lambda_min",
-            "lambda_min along the run",
+            "max<sub>h</sub> ‖W(k) − W(0)‖<sub>F</sub> / √m",
+            "‖G<sup>(H)</sup>(k) − G<sup>(H)</sup>(0)‖<sub>2</sub> / λ<sub>min</sub>",
+            "λ<sub>min</sub> along the run",
         ),
     )
     steps = np.arange(len(result.loss))
@@ -135,7 +135,7 @@ def dynamics(result: Result) -> go.Figure:
         x=steps,
         y=_f32(result.lambda_min_last),
         mode="lines",
-        name="lambda_min(G^(H)(k))",
+        name="λ<sub>min</sub>(G<sup>(H)</sup>(k))",
         line={"color": PALETTE[3]},
         row=1,
         col=3,
@@ -144,14 +144,14 @@ def dynamics(result: Result) -> go.Figure:
         x=steps,
         y=_f32(result.lambda_min_full),
         mode="lines",
-        name="lambda_min(G(k)), all layers",
+        name="λ<sub>min</sub>(G(k)), all layers",
         line={"color": PALETTE[4]},
         row=1,
         col=3,
     )
     for level, label in (
-        (result.lambda_min, "lambda_min(K^(H))"),
-        (result.lambda_min / 2, "lambda_min(K^(H)) / 2"),
+        (result.lambda_min, "λ<sub>min</sub>(K<sup>(H)</sup>)"),
+        (result.lambda_min / 2, "λ<sub>min</sub>(K<sup>(H)</sup>) / 2"),
     ):
         fig.add_scatter(
             x=[0, max(len(steps) - 1, 1)],
@@ -179,13 +179,13 @@ def width_scaling(sweep: width_sweep.Result) -> go.Figure:
     series = (
         ("weight movement", sweep.weight_movement, sweep.movement_slope, sweep.movement_intercept),
         (
-            "Gram drift max_k ||G(k) - G(0)|| / lambda_min",
+            "Gram drift max<sub>k</sub> ‖G(k) − G(0)‖ / λ<sub>min</sub>",
             sweep.gram_drift,
             sweep.drift_slope,
             sweep.drift_intercept,
         ),
         (
-            "init deviation ||G(0) - K|| / lambda_min",
+            "init deviation ‖G(0) − K‖ / λ<sub>min</sub>",
             sweep.init_deviation,
             sweep.deviation_slope,
             sweep.deviation_intercept,
@@ -270,12 +270,12 @@ def depth_lambda(sweep: depth_sweep.Result) -> go.Figure:
             line={"color": PALETTE[index]},
         )
     fig.update_layout(
-        title="lambda_min(K^(H)) against depth",
+        title="λ<sub>min</sub>(K<sup>(H)</sup>) against depth",
         height=400,
         margin={"l": 40, "r": 20, "t": 50, "b": 40},
     )
     fig.update_xaxes(title="depth H")
-    fig.update_yaxes(title="lambda_min", type="log", exponentformat="power")
+    fig.update_yaxes(title="λ<sub>min</sub>", type="log", exponentformat="power")
     return fig
 
 
@@ -286,8 +286,8 @@ def depth_widths(sweep: depth_sweep.Result) -> go.Figure:
         cols=2,
         horizontal_spacing=0.12,
         subplot_titles=(
-            "width for ||G^(H)(0) - K^(H)|| <= lambda_min / 4 (fit)",
-            f"smallest width reaching L <= {sweep.target:g} L(0)",
+            "width for ‖G<sup>(H)</sup>(0) − K<sup>(H)</sup>‖ ≤ λ<sub>min</sub> / 4 (fit)",
+            f"smallest width reaching L ≤ {sweep.target:g} L(0)",
         ),
     )
     for index, architecture in enumerate(ARCHITECTURES):

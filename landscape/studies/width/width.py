@@ -282,8 +282,20 @@ def _dynamics(kernel: Kernel, history: TrainingHistory) -> Dynamics:
     )
 
 
+def stable_multiplier(result: Result, multiplier: float) -> float:
+    """The largest stable step in units of the theorem's step: ``multiplier * eta_stable / eta``
+    with ``eta_stable = 2 / lambda_max(G(0))`` (beyond it the linearised dynamics diverge)."""
+    return multiplier * result.eta_stable / result.eta
+
+
+WIDTH_LADDER = (16, 32, 64, 128, 512, 1024, 2048)  # with the default m = 256 (4096: minutes)
+DEPTH_LADDER = (1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12)  # with the default H = 3
+
 PRESETS: dict[str, Config] = {
     "default": Config(),
+    # the page's headline sliders, m and H, on the defaults: every rung opens at once
+    **{f"m_{m}": Config(width=m) for m in WIDTH_LADDER},
+    **{f"H_{depth}": Config(depth=depth) for depth in DEPTH_LADDER},
     "resnet": Config(architecture="resnet", step_multiplier=3000.0),
     "digits": Config(dataset="digits", n=64),
 }
