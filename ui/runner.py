@@ -27,7 +27,15 @@ PASS_THROUGH = (KeyboardInterrupt, SystemExit, RerunException, StopException)
 
 ConfigT = TypeVar("ConfigT", contravariant=True)
 ResultT = TypeVar("ResultT", covariant=True)
-Config = TypeVar("Config")
+
+
+class Validated(Protocol):
+    """A study's Config: ``validate()`` raises ValueError naming the field."""
+
+    def validate(self) -> None: ...
+
+
+Config = TypeVar("Config", bound=Validated)
 Result = TypeVar("Result")
 
 
@@ -141,7 +149,7 @@ def build_config(config_cls: Callable[..., Config], **fields: Any) -> Config | N
     """``config_cls(**fields)`` validated; on ``ValueError`` shows ``st.error`` and returns None."""
     try:
         config = config_cls(**fields)
-        config.validate()  # type: ignore[attr-defined]
+        config.validate()
     except ValueError as error:
         st.error(f"Invalid setting: {error}")
         return None

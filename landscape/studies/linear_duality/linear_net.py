@@ -196,7 +196,7 @@ def train_primal_batch(
     nets = [
         DeepLinearNet(widths, init_scale=scale, seed=seed, dtype=dtype) for scale, seed in starts
     ]
-    params = [
+    params: list[torch.Tensor] = [
         nn.Parameter(torch.stack([net.weights[i].detach() for net in nets]).to(device))
         for i in range(len(widths) - 1)
     ]
