@@ -33,7 +33,13 @@ import torch
 from torch import nn
 
 from landscape.engine.datasets import diabetes, digits, mnist_subset
-from landscape.engine.validation import check_choice, check_integer, check_number
+from landscape.engine.validation import (
+    check_choice,
+    check_integer,
+    check_integers,
+    check_number,
+    check_numbers,
+)
 from landscape.studies.beyond.nets import (
     branch_parameters,
     build,
@@ -67,19 +73,16 @@ class Config:
     def validate(self) -> None:
         check_integer("seed", self.seed, 0, 2**31 - 1)
         check_choice("dataset", self.dataset, DATASETS)
-        if len(self.classes) != 2 or len(set(self.classes)) != 2:
+        if len(check_integers("classes", self.classes, 0, 9, 2)) != 2:
             raise ValueError(f"classes must be two distinct digits, got {self.classes}")
         check_integer("n_train", self.n_train, 20, 2000)
         check_integer("n_test", self.n_test, 20, 2000)
-        if not self.budgets or any(not 20 <= int(b) <= 100_000 for b in self.budgets):
-            raise ValueError(f"budgets must be integers in [20, 100000], got {self.budgets}")
-        if any(not 1 <= int(i) <= 64 for i in self.branch_counts):
-            raise ValueError(f"branch_counts must be integers in [1, 64], got {self.branch_counts}")
+        check_integers("budgets", self.budgets, 20, 100_000, 12)
+        check_integers("branch_counts", self.branch_counts, 1, 64, 6)
         check_integer("seeds", self.seeds, 1, 20)
         check_integer("steps", self.steps, 10, 5000)
         check_number("lr", self.lr, 1e-5, 1.0)
-        if any(not 1e-4 <= b <= 100 for b in self.convex_betas):
-            raise ValueError(f"convex_betas must be in [1e-4, 100], got {self.convex_betas}")
+        check_numbers("convex_betas", self.convex_betas, 1e-4, 100.0, 6)
         check_integer("convex_gates", self.convex_gates, 1, 1000)
 
 

@@ -31,7 +31,7 @@ from landscape.engine.datasets import digits
 from landscape.engine.nonconvexity import hessian_ratio, max_convexity_defect, non_psd_fraction
 from landscape.engine.problem import Problem
 from landscape.engine.surface import surface_2d
-from landscape.engine.validation import check_integer, check_number
+from landscape.engine.validation import check_integer, check_integers, check_number
 from landscape.studies.beyond.nets import (
     branch_parameters,
     build,
@@ -65,7 +65,7 @@ class Config:
         check_integer("seed", self.seed, 0, 2**31 - 1)
         check_integer("max_blocks", self.max_blocks, 1, 5)
         check_integer("resnet_width", self.resnet_width, 2, 128)
-        if len(self.classes) != 2 or len(set(self.classes)) != 2:
+        if len(check_integers("classes", self.classes, 0, 9, 2)) != 2:
             raise ValueError(f"classes must be two distinct digits, got {self.classes}")
         check_integer("n", self.n, 20, 350)
         check_integer("restarts", self.restarts, 2, 50)
