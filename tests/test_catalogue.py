@@ -11,6 +11,7 @@ def test_sections_follow_the_seed() -> None:
     titles = {name: [e.title for e in entries] for name, entries in groups.items()}
     assert titles["The objective"][:2] == ["Linear duality", "Shallow ReLU"]
     assert titles["The architecture"][:2] == ["Width", "Branches"]
+    assert "Beyond the seed" in titles["Beyond the seed"]
     assert "Landscape Lab" in titles["The tools"]
     numbered = [e.seed_section for entries in groups.values() for e in entries if e.seed_section]
     assert numbered == sorted(numbered)

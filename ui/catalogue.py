@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SECTIONS: tuple[str, ...] = ("The objective", "The architecture", "The tools")
+SECTIONS: tuple[str, ...] = ("The objective", "The architecture", "Beyond the seed", "The tools")
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,8 @@ STUDIES: list[PageEntry] = [
         "parameter buys at equal budgets, ResNets against matched multi-branch networks, and "
         "Gram eigenvalues against depth for more architectures; plus exact convex programs of "
         "three-layer parallel ReLU networks and two-layer CNNs.",
+        section="Beyond the seed",
+        seed_section="4",
     ),
     PageEntry(
         "views/landscape_lab.py",
