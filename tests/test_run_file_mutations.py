@@ -145,7 +145,8 @@ FIRST_ARRAY = {  # a multi-dimensional field of each study
 
 
 def _first_scalar(document) -> str:
-    return next(k for k, v in document["result"].items() if isinstance(v, int | float))
+    scalars = [k for k, v in document["result"].items() if isinstance(v, int | float)]
+    return scalars[0] if scalars else next(iter(document["result"]))
 
 
 def _flatten(value):
