@@ -5,7 +5,7 @@ beta on Shallow ReLU; range and resolution in the Lab) is moved through several 
 Streamlit's AppTest, and every script run is timed; p50 and p95 per control are printed for two
 checkouts in the same run:
 
-    before  a `git worktree` of ``--before`` (default: 7c5b9f7, the commit before issue 13's
+    before  a `git worktree` of ``--before`` (default: 6e3bcc6, the commit before issue 13's
             change: no gamma split, no trained-model cache, no ladder presets, no frames)
     after   this checkout
 
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_BEFORE = "7c5b9f7"
+DEFAULT_BEFORE = "6e3bcc6"
 
 # (page file, widget kind, key, values moved to in order)
 CONTROLS: list[tuple[str, str, str, list]] = [
