@@ -1,4 +1,12 @@
-"""Landscape Lab: train a model, then draw its loss surface, slices and curvature (MATH.md s. 5)."""
+"""Landscape Lab: train a model, then draw its loss surface, slices and curvature (MATH.md s. 5).
+
+Top-down: an opened surface file, the plane's controls, the model and the curvature controls (one
+function per group), one run, then its figures. The prose lives in views/text/landscape_lab.md;
+the uploads are checked in ui/lab_uploads.py.
+"""
+
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -8,9 +16,11 @@ from landscape.studies.lab import lab as study
 from ui import lab_uploads
 from ui.export import show_figure
 from ui.lecture import controls
+from ui.prose import caption, prose, show_prose
 from ui.runner import build_config, run_study
 from ui.sidebar import current_settings
 
+PAGE = "landscape_lab"
 KEY = "landscape_lab_"
 DIRECTION_LABELS = {
     "random": "random (Li et al.)",
@@ -18,103 +28,112 @@ DIRECTION_LABELS = {
     "three_models": "three trained models (Zhang et al.)",
     "sharpest": "two sharpest directions (top Hessian eigenvectors)",
 }
+MODEL_LABELS = {"multibranch": "MultiBranchNet", "mlp": "MLP", "upload": "upload"}
 STATE_BOXES = {-1: st.warning, 0: st.info, 1: st.success}
 
-settings = current_settings()
-st.title("Landscape Lab")
-st.markdown(
-    "Train a small network, then look at its loss around the trained weights: "
-    "Z(alpha, beta) = L(theta + alpha d1 + beta d2) on a 2-D plane of weight space, 1-D slices, "
-    "the line from the initial weights, and the curvature of the full Hessian. Bring your own "
-    "ONNX model and data, or use a built-in network on digits, iris or moons. Every "
-    "surface is evaluated many grid points per pass (see benchmarks/surface.py)."
-)
 
-with st.expander("Open a computed surface"):
-    surface_upload = st.file_uploader(
-        "Surface file (.npz)",
-        type=["npz"],
-        key=KEY + "surface_file",
-        help="A surface computed headless by `convexify surface ... --out surface.npz` (any "
-        "model size, on a Ray cluster if you like), or this page's own Surface (NPZ) download: "
-        "drawn here with the Lab's figures instead of the controls' model. Checked before it "
-        "is drawn (at most 20 MiB, numbers only, never unpickled).",
-    )
-opened = None
-if surface_upload is not None:
+def surface_file_ui() -> tuple[Any, study.Result | None, dict]:
+    """The uploaded surface file (or None), and its Result and metadata once checked."""
+    with st.expander("Open a computed surface"):
+        upload = st.file_uploader(
+            "Surface file (.npz)",
+            type=["npz"],
+            key=KEY + "surface_file",
+            help="A surface computed headless by `convexify surface ... --out surface.npz` (any "
+            "model size, on a Ray cluster if you like), or this page's own Surface (NPZ) "
+            "download: drawn here with the Lab's figures instead of the controls' model. Checked "
+            "before it is drawn (at most 20 MiB, numbers only, never unpickled).",
+        )
+    if upload is None:
+        return None, None, {}
     try:
-        opened, opened_meta = study.open_surface_file(surface_upload.getvalue())
+        opened, meta = study.open_surface_file(upload.getvalue())
     except ValueError as error:
-        st.error(f"{surface_upload.name}: {error}")
+        st.error(f"{upload.name}: {error}")
+        return upload, None, {}
+    return upload, opened, meta
 
-top = st.columns(4)
-span = top[0].slider(
-    "Range",
-    0.1,
-    3.0,
-    1.0,
-    0.1,
-    key=KEY + "span",
-    bind="query-params",
-    help="The plane covers [-range, range]^2 in units of the directions (random directions "
-    "have the norms of the weights, filter by filter); for PCA and the three-model plane, "
-    "range 1 just covers the trajectory or the models.",
-)
-resolution = top[1].slider(
-    "Resolution",
-    5,
-    101,
-    31,
-    2,
-    key=KEY + "resolution",
-    bind="query-params",
-    help="Grid points per axis (up to 101 x 101 = 10,201 evaluations on the full data).",
-)
-direction = top[2].selectbox(
-    "Directions",
-    study.DIRECTIONS,
-    format_func=DIRECTION_LABELS.get,
-    key=KEY + "directions",
-    bind="query-params",
-    help="random: two Gaussian directions, normalised below. PCA: the top two principal "
-    "directions of the training trajectory (drawn on the surface). Three models: train three "
-    "seeds; the plane passes through all three, centred on their mean.",
-)
-normalization = top[3].selectbox(
-    "Normalisation",
-    study.NORMALIZATIONS,
-    key=KEY + "normalization",
-    bind="query-params",
-    disabled=direction != "random",
-    help="filter: each row (output unit or channel) of a random direction gets the norm of the "
-    "same row of the weights (Li et al.), so that the plot does not depend on the weights' "
-    "scale. layer: the same per tensor. none: raw Gaussian.",
-)
-row = st.columns(4)
-one_dim = row[0].radio(
-    "Biases and other 1-D weights",
-    study.ONE_DIM_CHOICES,
-    horizontal=True,
-    key=KEY + "one_dim",
-    bind="query-params",
-    disabled=direction != "random",
-    help="zero: random directions leave biases (and BatchNorm scales) fixed, as Li et al. do. "
-    "keep: they move too, normalised as one filter.",
-)
-log_scale = row[1].toggle(
-    "Log scale",
-    value=False,
-    key=KEY + "log",
-    bind="query-params",
-    help="Show log10 of the loss on the surface and contours.",
-)
 
-with controls("Model, data and training", expanded=False):
+def plane_ui() -> tuple[dict[str, Any], bool]:
+    """Range, resolution, directions, normalisation and 1-D weights; and the log scale."""
+    top = st.columns(4)
+    span = top[0].slider(
+        "Range",
+        0.1,
+        3.0,
+        1.0,
+        0.1,
+        key=KEY + "span",
+        bind="query-params",
+        help="The plane covers [-range, range]^2 in units of the directions (random directions "
+        "have the norms of the weights, filter by filter); for PCA and the three-model plane, "
+        "range 1 just covers the trajectory or the models.",
+    )
+    resolution = top[1].slider(
+        "Resolution",
+        5,
+        101,
+        31,
+        2,
+        key=KEY + "resolution",
+        bind="query-params",
+        help="Grid points per axis (up to 101 x 101 = 10,201 evaluations on the full data).",
+    )
+    directions = top[2].selectbox(
+        "Directions",
+        study.DIRECTIONS,
+        format_func=DIRECTION_LABELS.get,
+        key=KEY + "directions",
+        bind="query-params",
+        help="random: two Gaussian directions, normalised below. PCA: the top two principal "
+        "directions of the training trajectory (drawn on the surface). Three models: train "
+        "three seeds; the plane passes through all three, centred on their mean.",
+    )
+    normalization = top[3].selectbox(
+        "Normalisation",
+        study.NORMALIZATIONS,
+        key=KEY + "normalization",
+        bind="query-params",
+        disabled=directions != "random",
+        help="filter: each row (output unit or channel) of a random direction gets the norm of "
+        "the same row of the weights (Li et al.), so that the plot does not depend on the "
+        "weights' scale. layer: the same per tensor. none: raw Gaussian.",
+    )
+    row = st.columns(4)
+    one_dim = row[0].radio(
+        "Biases and other 1-D weights",
+        study.ONE_DIM_CHOICES,
+        horizontal=True,
+        key=KEY + "one_dim",
+        bind="query-params",
+        disabled=directions != "random",
+        help="zero: random directions leave biases (and BatchNorm scales) fixed, as Li et al. "
+        "do. keep: they move too, normalised as one filter.",
+    )
+    log_scale = row[1].toggle(
+        "Log scale",
+        value=False,
+        key=KEY + "log",
+        bind="query-params",
+        help="Show log10 of the loss on the surface and contours.",
+    )
+    fields = {
+        "span": span,
+        "resolution": resolution,
+        "directions": directions,
+        "normalization": normalization,
+        "one_dim": one_dim,
+    }
+    return fields, bool(log_scale)
+
+
+def model_ui() -> dict[str, Any]:
+    """Model, data, the built-in models' sizes and activation, and the training."""
     cols = st.columns(4)
     model = cols[0].radio(
         "Model",
         study.MODELS,
-        format_func={"multibranch": "MultiBranchNet", "mlp": "MLP", "upload": "upload"}.get,
+        format_func=MODEL_LABELS.get,
         key=KEY + "model",
         bind="query-params",
         help="MultiBranchNet: f(x) = (1/I) sum_i f_i(x), seed eq. 16. MLP: three Linear layers. "
@@ -160,6 +179,18 @@ with controls("Model, data and training", expanded=False):
         disabled=model != "multibranch",
         help="Hidden layers per branch. Depth 1 takes the engine's fast path.",
     )
+    return {
+        "model": model,
+        "dataset": dataset,
+        "branches": branches,
+        "width": width,
+        "depth": depth,
+        **mlp_and_training_ui(cols, model),
+    }
+
+
+def mlp_and_training_ui(cols: Sequence[Any], model: str | None) -> dict[str, Any]:
+    """The MLP's width, the activation, epochs and learning rate (columns 3 and 4)."""
     hidden = cols[2].slider(
         "MLP width",
         2,
@@ -196,6 +227,11 @@ with controls("Model, data and training", expanded=False):
         bind="query-params",
         help="Adam's step size.",
     )
+    return {"hidden": hidden, "activation": activation, "epochs": epochs, "lr": lr}
+
+
+def upload_ui(model: str | None, dataset: str | None) -> tuple[Any, Any]:
+    """The ONNX model and the data file, each asked for only when its choice is 'upload'."""
     model_file = data_file = None
     if model == "upload":
         model_file = st.file_uploader(
@@ -216,8 +252,11 @@ with controls("Model, data and training", expanded=False):
             help="Numbers only. Integer labels mean classification (cross-entropy), anything "
             "else regression (squared loss). At most 20 MiB, 50,000 rows.",
         )
+    return model_file, data_file
 
-with controls("Curvature and sub-sampling", expanded=False):
+
+def curvature_ui() -> dict[str, Any]:
+    """The curvature map's grid, the Lanczos budget and the sub-sample size."""
     cols = st.columns(3)
     curvature_resolution = cols[0].slider(
         "Curvature grid",
@@ -226,8 +265,8 @@ with controls("Curvature and sub-sampling", expanded=False):
         5,
         key=KEY + "curvature",
         bind="query-params",
-        help="Points per axis of the coarse grid on which Lanczos computes the Hessian's extreme "
-        "eigenvalues (0 switches the map off; the cost grows with its square).",
+        help="Points per axis of the coarse grid on which Lanczos computes the Hessian's "
+        "extreme eigenvalues (0 switches the map off; the cost grows with its square).",
     )
     lanczos_iterations = cols[1].slider(
         "Lanczos budget",
@@ -251,40 +290,18 @@ with controls("Curvature and sub-sampling", expanded=False):
         help="With a sub-sample, the 1-D slices show mean +/- std of the loss over "
         f"{study.BAND_REPEATS} random sub-samples of this size.",
     )
+    return {
+        "curvature_resolution": curvature_resolution,
+        "lanczos_iterations": lanczos_iterations,
+        "sample_size": int(sample_size),
+    }
 
-upload_fields = lab_uploads.upload_fields(model_file, data_file, model, dataset)
 
-config = None
-if upload_fields is not None:
-    config = build_config(
-        study.Config,
-        model=model,
-        branches=branches,
-        width=width,
-        depth=depth,
-        hidden=hidden,
-        activation=activation,
-        dataset=dataset,
-        epochs=epochs,
-        lr=lr,
-        directions=direction,
-        normalization=normalization,
-        one_dim=one_dim,
-        span=span,
-        resolution=resolution,
-        sample_size=int(sample_size),
-        curvature_resolution=curvature_resolution,
-        lanczos_iterations=lanczos_iterations,
-        seed=settings.seed,
-        device=settings.device,
-        **upload_fields,
-    )
-result = run_study(study, config) if config is not None and opened is None else None
-
-if opened is not None:
+def show_opened(opened: study.Result, meta: dict, name: str, log_scale: bool) -> None:
+    """An opened surface file: what it is, its surface, and its slices and map if it has them."""
     st.info(
-        f"Showing the computed surface {surface_upload.name}; remove the file (Open a computed "
-        "surface) to use the controls again."
+        f"Showing the computed surface {name}; remove the file (Open a computed surface) to use "
+        "the controls again."
     )
     cols = st.columns(4)
     cols[0].metric("Loss at the centre", f"{opened.center_loss:.4g}")
@@ -292,28 +309,12 @@ if opened is not None:
         cols[1].metric("Parameters", f"{opened.n_parameters:,}")
     if opened.n_samples:
         cols[2].metric("Samples", f"{opened.n_samples:,}")
-    if opened_meta.get("surface_seconds") is not None:
-        cols[3].metric(
-            "Surface",
-            f"{opened.surface_seconds:.1f} s",
-            help=f"engine path: {opened.surface_method}",
-        )
-    described = [
-        f"{len(opened.alphas)} x {len(opened.betas)} grid",
-        f"model {opened.model_name} ({opened_meta.get('model_format', 'unknown format')}, "
-        f"SHA-256 {str(opened_meta.get('model_sha256', '?'))[:12]})",
-    ]
-    if "data_sha256" in opened_meta:
-        described.append(
-            f"data {opened_meta.get('data_file', '')} (SHA-256 {opened_meta['data_sha256'][:12]})"
-        )
-    if "directions" in opened_meta:
-        described.append(
-            f"{opened_meta['directions']} directions, seed {opened_meta.get('seed', '?')}"
-        )
-    st.caption("; ".join(described) + ".")
-    if "command" in opened_meta:
-        st.code(opened_meta["command"], language="bash")
+    if meta.get("surface_seconds") is not None:
+        seconds = f"{opened.surface_seconds:.1f} s"
+        cols[3].metric("Surface", seconds, help=f"engine path: {opened.surface_method}")
+    st.caption("; ".join(opened_description(opened, meta)) + ".")
+    if "command" in meta:
+        st.code(meta["command"], language="bash")
     show_figure(figures.lab_surface(opened, log_scale), "lab_surface")
     left, right = st.columns(2)
     with left:
@@ -326,10 +327,24 @@ if opened is not None:
             show_figure(figures.lab_curvature(opened), "lab_curvature")
         else:
             st.info("No curvature map in this file (convexify surface --curvature N adds one).")
-elif result is not None and result.diverged:
-    st.warning(result.message)
-    show_figure(figures.lab_training(result), "lab_training")
-elif result is not None:
+
+
+def opened_description(opened: study.Result, meta: dict) -> list[str]:
+    """The opened file in a few phrases: grid, model (format, digest), data, directions."""
+    described = [
+        f"{len(opened.alphas)} x {len(opened.betas)} grid",
+        f"model {opened.model_name} ({meta.get('model_format', 'unknown format')}, "
+        f"SHA-256 {str(meta.get('model_sha256', '?'))[:12]})",
+    ]
+    if "data_sha256" in meta:
+        described.append(f"data {meta.get('data_file', '')} (SHA-256 {meta['data_sha256'][:12]})")
+    if "directions" in meta:
+        described.append(f"{meta['directions']} directions, seed {meta.get('seed', '?')}")
+    return described
+
+
+def show_metrics(result: study.Result) -> None:
+    """Loss, accuracy, size, the surface's time and the Hessian's trace."""
     cols = st.columns(5)
     cols[0].metric("Training loss at the centre", f"{result.center_loss:.4g}")
     if result.task == "classification":
@@ -344,25 +359,23 @@ elif result is not None:
         help=f"+/- {result.hessian_trace_error:.2g} (standard error, {study.TRACE_PRODUCTS} "
         "probes); the curvature section compares Hutch++ and, for small models, the exact trace.",
     )
-    st.markdown(
-        "**What you are seeing.** Left, the training loss over the plane as a surface; right, "
-        "its contours (the trained weights sit at the centre"
-        + (
-            ", the projected training trajectory is drawn in white"
-            if len(result.trajectory)
-            else ""
-        )
-        + (", the three trained models are marked w0, w1, w2" if len(result.model_points) else "")
-        + "). A bowl means the loss looks convex along this plane, which is only a 2-D view of a "
-        f"{result.n_parameters:,}-dimensional function: the curvature map below measures the "
-        "whole Hessian instead. Cosine between the two directions: "
-        f"{result.direction_cosine:.3f}"
-        + (
-            f"; the PCA plane explains {result.explained_variance.sum():.1%} of the trajectory's "
-            "variance."
-            if len(result.trajectory)
+
+
+def show_surface(result: study.Result, log_scale: bool) -> None:
+    """What the surface shows, the surface with its contours, and its downloads."""
+    traced = len(result.trajectory) > 0
+    show_prose(
+        PAGE,
+        "seeing",
+        trajectory=prose(PAGE, "seeing_trajectory") if traced else "",
+        models=prose(PAGE, "seeing_models") if len(result.model_points) else "",
+        parameters=f"{result.n_parameters:,}",
+        cosine=f"{result.direction_cosine:.3f}",
+        variance=(
+            prose(PAGE, "seeing_variance", explained=f"{result.explained_variance.sum():.1%}")
+            if traced
             else "."
-        )
+        ),
     )
     st.caption(
         f"{result.model_name} on {result.n_samples} samples ({result.task}); "
@@ -389,6 +402,9 @@ elif result is not None:
         help="One row per grid point: alpha, beta, loss.",
     )
 
+
+def show_slices(result: study.Result) -> None:
+    """The 1-D slices beside the line from the initial to the trained weights."""
     left, right = st.columns(2)
     with left:
         show_figure(figures.lab_slices(result), "lab_slices")
@@ -398,6 +414,9 @@ elif result is not None:
         else:
             st.info("No training, no interpolation: the initial and final weights coincide.")
 
+
+def show_curvature_map(result: study.Result) -> None:
+    """The curvature map beside the slice's own 2x2 Hessian at the centre."""
     left, right = st.columns([3, 2])
     with left:
         if result.curvature_ratio.size:
@@ -410,116 +429,109 @@ elif result is not None:
         st.dataframe(
             {
                 "entry": ["d1 H d1", "d1 H d2", "d2 H d2", "eigenvalues"],
-                "Hessian-vector products": [
-                    f"{exact[0, 0]:.4g}",
-                    f"{exact[0, 1]:.4g}",
-                    f"{exact[1, 1]:.4g}",
-                    ", ".join(f"{v:.3g}" for v in result.slice_eigenvalues),
-                ],
-                "finite differences": [
-                    f"{fd[0, 0]:.4g}",
-                    f"{fd[0, 1]:.4g}",
-                    f"{fd[1, 1]:.4g}",
-                    ", ".join(f"{v:.3g}" for v in result.slice_fd_eigenvalues),
-                ],
+                "Hessian-vector products": hessian_column(exact, result.slice_eigenvalues),
+                "finite differences": hessian_column(fd, result.slice_fd_eigenvalues),
             },
             hide_index=True,
         )
-        st.caption(
-            r"Both eigenvalues $\ge 0$: the slice curves up in every direction of the plane at the "
-            "centre. With ReLU the two columns can differ: the finite differences (step 1% of "
-            "the range) also see the kinks of ReLU that the Hessian ignores."
-        )
+        caption(PAGE, "slice_hessian_caption")
+
+
+def hessian_column(hessian: np.ndarray, eigenvalues: np.ndarray) -> list[str]:
+    """A 2x2 symmetric matrix's three entries and its eigenvalues, as table cells."""
+    entries = [f"{hessian[0, 0]:.4g}", f"{hessian[0, 1]:.4g}", f"{hessian[1, 1]:.4g}"]
+    return [*entries, ", ".join(f"{v:.3g}" for v in eigenvalues)]
+
+
+def show_evidence(result: study.Result) -> None:
+    """What the curvature proves at the centre: its state, the densities and the traces."""
     st.markdown("**What the curvature proves at the centre**")
-    if np.isfinite(result.centre_lambda_max):
-        STATE_BOXES[result.centre_state](figures.centre_state_text(result))
-        left, right = st.columns([3, 2])
-        with left:
-            show_figure(figures.lab_density(result), "lab_density")
-        with right:
-            show_figure(figures.lab_training_density(result), "lab_training_density")
-        exact_trace = (
-            f"{result.exact_trace:.4g}" if np.isfinite(result.exact_trace) else "(model too large)"
-        )
-        st.dataframe(
-            {
-                "trace estimator": ["Hutchinson", "Hutch++", "exact (dense Hessian)"],
-                "estimate": [
-                    f"{result.hessian_trace:.4g}",
-                    f"{result.hutchpp_trace:.4g}",
-                    exact_trace,
-                ],
-                "standard error": [
-                    f"{result.hessian_trace_error:.2g}",
-                    f"{result.hutchpp_trace_error:.2g}",
-                    "0",
-                ],
-                "Hessian-vector products": [
-                    str(study.TRACE_PRODUCTS),
-                    str(study.TRACE_PRODUCTS),
-                    f"{result.n_parameters:,}" if np.isfinite(result.exact_trace) else "",
-                ],
-            },
-            hide_index=True,
-        )
-        st.caption(
-            "The density is stochastic Lanczos quadrature: "
-            f"{study.DENSITY_PROBES} random probes of {study.DENSITY_ITERATIONS} Lanczos steps, "
-            "each node broadened by a Gaussian; the negative mass is the share of the spectrum "
-            "below -t, +/- its standard error over probes, where t = spread / steps^2 is the "
-            "quadrature's resolution (closer to zero it cannot tell an eigenvalue from zero; "
-            "along training: "
-            f"{study.TRAINING_PROBES} probes of {study.TRAINING_ITERATIONS} steps). Hutch++ "
-            "spends a third of its products on the top of the spectrum, which it takes exactly "
-            "(benchmarks/curvature.py measures the products each estimator needs for a given "
-            "error)."
-        )
-    else:
+    if not np.isfinite(result.centre_lambda_max):
         st.info("This result was saved before the curvature evidence existed: run it again.")
+        return
+    STATE_BOXES[result.centre_state](figures.centre_state_text(result))
+    left, right = st.columns([3, 2])
+    with left:
+        show_figure(figures.lab_density(result), "lab_density")
+    with right:
+        show_figure(figures.lab_training_density(result), "lab_training_density")
+    st.dataframe(trace_table(result), hide_index=True)
+    caption(
+        PAGE,
+        "density_caption",
+        probes=study.DENSITY_PROBES,
+        iterations=study.DENSITY_ITERATIONS,
+        training_probes=study.TRAINING_PROBES,
+        training_iterations=study.TRAINING_ITERATIONS,
+    )
+
+
+def trace_table(result: study.Result) -> dict[str, list[str]]:
+    """Hutchinson, Hutch++ and (small models) the exact trace, with errors and costs."""
+    exact = np.isfinite(result.exact_trace)
+    return {
+        "trace estimator": ["Hutchinson", "Hutch++", "exact (dense Hessian)"],
+        "estimate": [
+            f"{result.hessian_trace:.4g}",
+            f"{result.hutchpp_trace:.4g}",
+            f"{result.exact_trace:.4g}" if exact else "(model too large)",
+        ],
+        "standard error": [
+            f"{result.hessian_trace_error:.2g}",
+            f"{result.hutchpp_trace_error:.2g}",
+            "0",
+        ],
+        "Hessian-vector products": [
+            str(study.TRACE_PRODUCTS),
+            str(study.TRACE_PRODUCTS),
+            f"{result.n_parameters:,}" if exact else "",
+        ],
+    }
+
+
+def show_result(result: study.Result, log_scale: bool) -> None:
+    """A computed run: metrics, surface, slices, curvature, evidence and training."""
+    if result.diverged:
+        st.warning(result.message)
+        show_figure(figures.lab_training(result), "lab_training")
+        return
+    show_metrics(result)
+    show_surface(result, log_scale)
+    show_slices(result)
+    show_curvature_map(result)
+    show_evidence(result)
     show_figure(figures.lab_training(result), "lab_training")
 
+
+settings = current_settings()
+st.title("Landscape Lab")
+show_prose(PAGE, "intro")
+surface_upload, opened, opened_meta = surface_file_ui()
+plane, log_scale = plane_ui()
+with controls("Model, data and training", expanded=False):
+    training = model_ui()
+    model_file, data_file = upload_ui(training["model"], training["dataset"])
+with controls("Curvature and sub-sampling", expanded=False):
+    sampling = curvature_ui()
+upload_fields = lab_uploads.upload_fields(
+    model_file, data_file, training["model"], training["dataset"]
+)
+config = None
+if upload_fields is not None:
+    config = build_config(
+        study.Config,
+        **training,
+        **plane,
+        **sampling,
+        seed=settings.seed,
+        device=settings.device,
+        **upload_fields,
+    )
+if opened is not None:
+    show_opened(opened, opened_meta, surface_upload.name, log_scale)
+else:
+    result = run_study(study, config)
+    if result is not None:
+        show_result(result, log_scale)
 with st.expander("The theorem"):
-    st.markdown(
-        "There is no single theorem here: the Lab draws the pictures that the convexity results "
-        "of the seed are about (seed section 3.2, Figure 2, after Li, Xu, Taylor, Studer & "
-        "Goldstein 2018; MATH.md section 5). The surface is"
-    )
-    st.latex(r"Z(\alpha, \beta) = L(\theta^* + \alpha\, d_1 + \beta\, d_2)")
-    st.markdown("with random directions normalised filter by filter (rows ``i`` of each weight):")
-    st.latex(r"d_{j,i} \leftarrow \frac{d_{j,i}}{\|d_{j,i}\|}\,\|\theta^*_i\|")
-    st.markdown(
-        "For the three-model plane of Zhang, Shao & Salakhutdinov: "
-        r"$\theta^* = \tfrac13(w_0 + w_1 + w_2)$, "
-        r"$d_1 = (w_0 - w_1)\,\|w_2\| / \|w_0 - w_1\|$, "
-        r"$d_2 = (w_0 - w_2)\,\|w_2\| / \|w_0 - w_2\|$. "
-        "Local convexity is measured by the Hessian's extreme eigenvalues (Lanczos on "
-        "Hessian-vector products):"
-    )
-    st.latex(
-        r"\rho = \left|\frac{\lambda_{\min}(\nabla^2 L)}{\lambda_{\max}(\nabla^2 L)}\right|,"
-        r"\qquad \rho = 0 \iff \nabla^2 L \succeq 0 \text{ (locally convex)}"
-    )
-    st.markdown(
-        "What a computation can prove. A unit vector $v$ with $v^\\top H v < 0$ proves that the "
-        "point is not convex (the smallest eigenvalue is at most $v^\\top H v$); the Lab checks "
-        "the Ritz vector's Rayleigh quotient in float64. Lanczos' Ritz values lie inside the "
-        "spectrum, so a run that finds no such vector proves nothing; with $m$ steps from a "
-        "random start, Kuczynski and Wozniakowski (1992) bound what it can have missed:"
-    )
-    st.latex(
-        r"\Pr\left[\frac{\theta_{\min} - \lambda_{\min}}{\lambda_{\max} - \lambda_{\min}}"
-        r" \ge \varepsilon\right] \le 1.648\,\sqrt{P}\; e^{-\sqrt{\varepsilon}\,(2m - 1)}"
-    )
-    st.markdown(
-        "Only the exact eigenvalues (models of at most "
-        f"{study.EXACT_LIMIT:,} parameters, dense Hessian) can say *convex here*. Each Ritz "
-        "value $\\theta$ with residual $r = \\|Hv - \\theta v\\|$ has an eigenvalue in "
-        "$[\\theta - r, \\theta + r]$; Lanczos stops once the extreme residuals are small."
-    )
-    st.markdown(
-        "Assumptions and limits: a 2-D slice can look convex while the full Hessian has "
-        "negative eigenvalues (compare the slice's 2x2 Hessian with the map); ReLU networks are "
-        "only piecewise twice differentiable, so Hessians are taken where they exist. The "
-        r"seed's theorem (duality gap $\le 2\Delta_{worst}/I$ for $I$ branches) is measured on the "
-        "Branches page."
-    )
+    show_prose(PAGE, "theorem", exact_limit=f"{study.EXACT_LIMIT:,}")
