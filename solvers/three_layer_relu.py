@@ -1,7 +1,7 @@
 """Exact convex program of a parallel three-layer ReLU network with path regularisation.
 
-After Ergen & Pilanci ("Global Optimality Beyond Two Layers", ICML 2021; "Path Regularization",
-ICLR 2022): a network of ``K`` parallel three-layer sub-networks,
+After Ergen & Pilanci ("Global Optimality Beyond Two Layers", ICML 2021): a network of ``K``
+parallel three-layer sub-networks,
 
     f(X) = sum_k w3_k relu( relu(X W1_k^T) w2_k )           W1_k (m1, d), w2_k (m1,), w3_k scalar
 
@@ -9,13 +9,37 @@ ICLR 2022): a network of ``K`` parallel three-layer sub-networks,
 
     ell(f(X), y) + beta R(theta),   R = sum_k |w3_k| sum_j |w2_kj| ||W1_kj||_2         (non-convex)
 
-``R`` is a path norm: the sum over the paths input-row -> hidden-1 unit j -> hidden-2 unit k ->
-output of the product of the weights along the path, with the first layer's rows taken in the
-l2 norm. It is invariant under the rescalings that leave ``f`` unchanged. (Ergen & Pilanci's
-l2 path norm takes the square root of a sum of squares inside each sub-network; that version
-depends on the inner width ``m1``, since splitting a neuron into ``m`` copies divides it by
-``sqrt(m)``. The group form above does not, which is what makes the program below exact for
-every width large enough.)
+``R`` is the l1 path norm: the sum over the paths input-row -> hidden-1 unit j -> hidden-2
+unit k -> output of the product of the weights along the path, with the first layer's rows
+taken in the l2 norm. Which program of the paper this is (Ergen & Pilanci, ICML 2021, Theorem 1;
+the paper's text was read through its abstract and a survey's statement of the theorem):
+
+* The paper trains ``K`` three-layer sub-networks with weight decay and shows the problem equal
+  to a group-l1 program whose groups are single first-layer neurons, ``v_{ijl}`` in R^d, with
+  the features ``D2_l D1_ij X`` (``j`` = neuron, ``i`` = inner pattern, ``l`` = outer pattern).
+  A group-l1 penalty over single neurons is the convex image of any regulariser whose least
+  value over the network's rescalings (``W1_kj -> a W1_kj``, ``w2_kj -> w2_kj / a``;
+  ``w2_k -> b w2_k``, ``w3_k -> w3_k / b``; ``f`` unchanged) is ``R``. Three such forms:
+
+      (a) R         = sum_k |w3_k| sum_j |w2_kj| ||W1_kj||_2            (path norm, here)
+      (b) R_product = sum_k |w3_k| ||W1_k||_F ||w2_k||_2                (norms per layer)
+      (c) R_decay   = 1/2 sum_k (||W1_k||_F^2 + ||w2_k||_2^2),  |w3_k| = 1  (weight decay)
+
+  ``R <= R_product`` (Cauchy-Schwarz) and ``R <= R_decay`` (AM-GM) for every network, with
+  equality at the balanced network ``balanced(...)`` (``|w3_k| = 1``, ``||W1_kj|| = |w2_kj|``),
+  which computes the same ``f``. So the three trainings have the same optimum, for every
+  ``K`` and inner width ``m1``; `tests/test_three_layer_relu.py` checks the inequalities, the
+  balancing, and trains (a) and (c) against the program's optimum.
+* The paper's program fixes ``m1`` and gives each of a sub-network's ``m1`` neurons its own
+  pattern. Here a sub-network may use any number of neurons: neurons of one sub-network that
+  share an inner pattern and a sign add up (the norm of a sum is at most the sum of the norms,
+  the cone is convex), so this program is the paper's for every ``m1`` at least the number of
+  neurons of the largest recovered sub-network (``ThreeLayerSolution.inner_width``), and a
+  lower bound on it for smaller ``m1``.
+* Not this program: the l2 path norm of "Path Regularization" (Ergen & Pilanci, ICLR 2022),
+  ``sum_k |w3_k| sqrt(sum_j w2_kj^2 ||W1_kj||^2)``, whose convex image has a Frobenius group per
+  sub-network (all its neurons' patterns at once) and whose optimum falls with ``m1`` (splitting
+  a neuron into ``m`` copies divides its term by ``sqrt(m)``).
 
 Over the non-zero inner activation patterns ``D1_i = diag(1[X g_i > 0])`` (i = 1..P1) and the
 outer patterns ``D2_l`` (l = 1..P2, patterns of the second hidden layer's pre-activation),
@@ -74,6 +98,12 @@ class ThreeLayerSolution:
         return int(self.third_layer.shape[0])
 
     @property
+    def inner_width(self) -> int:
+        """Neurons of the largest recovered sub-network: the program is the paper's for every
+        ``m1`` at least this (module docstring)."""
+        return max((int(w.shape[0]) for w in self.second_layers), default=0)
+
+    @property
     def neurons(self) -> int:
         """Total number of first-hidden-layer neurons over all sub-networks."""
         return int(sum(w.shape[0] for w in self.second_layers))
@@ -103,6 +133,51 @@ def path_norm(
         rows = np.linalg.norm(np.atleast_2d(np.asarray(W1, dtype=np.float64)), axis=1)
         total += abs(float(w3)) * float(np.abs(np.ravel(w2)) @ rows)
     return total
+
+
+def product_norm(
+    first_layers: list[np.ndarray], second_layers: list[np.ndarray], third_layer: np.ndarray
+) -> float:
+    """``R_product = sum_k |w3_k| ||W1_k||_F ||w2_k||_2`` (form (b) of the module docstring)."""
+    return float(
+        sum(
+            abs(float(w3)) * np.linalg.norm(W1) * np.linalg.norm(w2)
+            for W1, w2, w3 in zip(first_layers, second_layers, np.ravel(third_layer), strict=True)
+        )
+    )
+
+
+def decay_norm(first_layers: list[np.ndarray], second_layers: list[np.ndarray]) -> float:
+    """``R_decay = 1/2 sum_k (||W1_k||_F^2 + ||w2_k||^2)`` (form (c); the third layer is +-1)."""
+    return 0.5 * float(
+        sum(
+            np.sum(np.square(W1)) + np.sum(np.square(w2))
+            for W1, w2 in zip(first_layers, second_layers, strict=True)
+        )
+    )
+
+
+def balanced(
+    first_layers: list[np.ndarray], second_layers: list[np.ndarray], third_layer: np.ndarray
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """The same function with ``|w3_k| = 1`` and ``||W1_kj|| = |w2_kj|`` for every neuron.
+
+    ``w2_k -> |w3_k| w2_k``, ``w3_k -> sign(w3_k)`` (ReLU is positively homogeneous), then
+    ``W1_kj -> W1_kj c_j``, ``w2_kj -> w2_kj / c_j`` with ``c_j = sqrt(|w2_kj| / ||W1_kj||)``.
+    There ``path_norm = product_norm = decay_norm`` (neurons with a zero row or weight are set
+    to zero, which changes neither ``f`` nor the path norm).
+    """
+    firsts, seconds = [], []
+    for W1, w2, w3 in zip(first_layers, second_layers, np.ravel(third_layer), strict=True):
+        W1 = np.atleast_2d(np.asarray(W1, dtype=np.float64))
+        w2 = abs(float(w3)) * np.ravel(np.asarray(w2, dtype=np.float64))
+        rows = np.linalg.norm(W1, axis=1)
+        live = (rows > 0) & (w2 != 0)
+        c = np.sqrt(np.abs(w2) / np.where(live, rows, 1.0))
+        firsts.append(np.where(live[:, None], W1 * c[:, None], 0.0))
+        seconds.append(np.where(live, w2 / np.where(live, c, 1.0), 0.0))
+    signs = np.sign(np.ravel(np.asarray(third_layer, dtype=np.float64)))
+    return firsts, seconds, np.where(signs == 0, 1.0, signs)
 
 
 def three_layer_objective(
@@ -310,9 +385,12 @@ def _recover(
 __all__ = [
     "LOSSES",
     "ThreeLayerSolution",
+    "balanced",
+    "decay_norm",
     "outer_patterns",
     "parallel_output",
     "path_norm",
+    "product_norm",
     "solve_three_layer",
     "three_layer_objective",
 ]

@@ -8,9 +8,12 @@ import torch
 
 from solvers.patterns import enumerate_patterns
 from solvers.three_layer_relu import (
+    balanced,
+    decay_norm,
     outer_patterns,
     parallel_output,
     path_norm,
+    product_norm,
     solve_three_layer,
     three_layer_objective,
 )
@@ -72,33 +75,96 @@ def test_recovered_network_attains_the_optimum(exact) -> None:
     assert solution.network_objective == pytest.approx(solution.objective, rel=1e-7)
 
 
-def train(X: np.ndarray, y: np.ndarray, beta: float, seed: int, K: int = 6, m: int = 6) -> float:
-    """Adam on the path-regularised objective of a (K sub-networks, m neurons) network."""
+def train(
+    X: np.ndarray,
+    y: np.ndarray,
+    beta: float,
+    seed: int,
+    K: int = 6,
+    m: int = 6,
+    form: str = "path",
+) -> float:
+    """Adam on ``ell + beta R`` of a (K sub-networks, m neurons) network, scored by path norm.
+
+    ``form="path"``: ``R`` = the path norm (a); ``"decay"``: ``R`` = weight decay of the first two
+    layers (c), the third layer fixed at random signs (module docstring of the solver).
+    """
     g = torch.Generator().manual_seed(seed)
     Xt, yt = torch.tensor(X), torch.tensor(y)
     W1 = (0.7 * torch.randn(K, m, X.shape[1], generator=g, dtype=torch.float64)).requires_grad_()
     w2 = (0.5 * torch.randn(K, m, generator=g, dtype=torch.float64)).requires_grad_()
-    w3 = (0.5 * torch.randn(K, generator=g, dtype=torch.float64)).requires_grad_()
-    optimiser = torch.optim.Adam([W1, w2, w3], lr=0.01)
+    w3 = 0.5 * torch.randn(K, generator=g, dtype=torch.float64)
+    if form == "decay":
+        w3 = torch.sign(w3)
+    else:
+        w3.requires_grad_()
+    optimiser = torch.optim.Adam([W1, w2] + ([w3] if w3.requires_grad else []), lr=0.01)
     for _ in range(1500):
         optimiser.zero_grad()
         hidden = torch.relu(torch.einsum("nd,kmd->knm", Xt, W1))
         f = (torch.relu((hidden * w2[:, None, :]).sum(-1)) * w3[:, None]).sum(0)
-        path = (w3.abs()[:, None] * w2.abs() * W1.norm(dim=-1)).sum()
-        (0.5 * ((f - yt) ** 2).sum() + beta * path).backward()
+        if form == "decay":
+            penalty = 0.5 * (W1.square().sum() + w2.square().sum())
+        else:
+            penalty = (w3.abs()[:, None] * w2.abs() * W1.norm(dim=-1)).sum()
+        (0.5 * ((f - yt) ** 2).sum() + beta * penalty).backward()
         optimiser.step()
-    return three_layer_objective(
-        list(W1.detach().numpy()), list(w2.detach().numpy()), w3.detach().numpy(), X, y, beta
-    )
+    first, second, third = list(W1.detach().numpy()), list(w2.detach().numpy()), w3.detach()
+    if form == "decay":  # the trained objective itself, with its own regulariser
+        f_np = parallel_output(first, second, third.numpy(), X)
+        return 0.5 * float(np.sum((f_np - y) ** 2)) + beta * decay_norm(first, second)
+    return three_layer_objective(first, second, third.numpy(), X, y, beta)
 
 
-def test_no_trained_network_beats_the_optimum(exact) -> None:
+@pytest.mark.parametrize("form", ["path", "decay"])
+def test_no_trained_network_beats_the_optimum(exact, form: str) -> None:
     X, y, solution = exact
     torch.set_num_threads(1)
-    trained = [train(X, y, BETA, seed) for seed in range(8)]
+    trained = [train(X, y, BETA, seed, form=form) for seed in range(8)]
     assert min(trained) >= solution.objective * (1 - 1e-7)
     # and training gets close: the optimum is not a loose bound
     assert min(trained) <= solution.objective * 1.05
+
+
+def test_recovered_network_attains_the_optimum_in_every_form(exact) -> None:
+    """Balanced, the recovered network scores the optimum under (a), (b) and (c) alike."""
+    X, y, solution = exact
+    first, second, third = balanced(
+        solution.first_layers, solution.second_layers, solution.third_layer
+    )
+    fit = 0.5 * float(np.sum((parallel_output(first, second, third, X) - y) ** 2))
+    for regulariser in (
+        path_norm(first, second, third),
+        product_norm(first, second, third),
+        decay_norm(first, second),
+    ):
+        assert fit + BETA * regulariser == pytest.approx(solution.objective, rel=1e-7)
+    assert np.all(np.abs(third) == 1.0)
+    assert solution.inner_width == max(w.shape[0] for w in solution.second_layers) >= 1
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_three_regularisers_share_their_least_value(seed: int) -> None:
+    """``R <= R_product``, ``R <= R_decay`` (with |w3| moved into w2) for any network, with
+    equality at `balanced`, which computes the same function."""
+    rng = np.random.default_rng(seed)
+    K, m, d = 3, 4, 3
+    first = [rng.standard_normal((m, d)) * rng.uniform(0.1, 3.0, (m, 1)) for _ in range(K)]
+    second = [rng.standard_normal(m) for _ in range(K)]
+    third = rng.standard_normal(K)
+    X = rng.standard_normal((10, d))
+    R = path_norm(first, second, third)
+    assert R <= product_norm(first, second, third) * (1 + 1e-12)
+    moved = [abs(w3) * w2 for w2, w3 in zip(second, third, strict=True)]
+    assert R <= decay_norm(first, moved) * (1 + 1e-12)
+    B1, B2, B3 = balanced(first, second, third)
+    np.testing.assert_allclose(
+        parallel_output(B1, B2, B3, X), parallel_output(first, second, third, X), atol=1e-12
+    )
+    for value in (path_norm(B1, B2, B3), product_norm(B1, B2, B3), decay_norm(B1, B2)):
+        assert value == pytest.approx(R, rel=1e-12)
+    # the inequality is strict off balance: the test can fail
+    assert product_norm(first, second, third) > R * (1 + 1e-6)
 
 
 def test_sampled_patterns_give_an_upper_bound(exact) -> None:

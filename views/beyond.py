@@ -259,7 +259,10 @@ with st.expander("The theorem: exact convex programs of deeper networks"):
     st.markdown(
         "subject to $(2D^{(1)}_i - I)Xv \\ge 0$ and $(2D^{(2)}_l - I)h \\ge 0$: the three-layer "
         "program, whose network is $f = \\sum_k w_{3k}\\,\\mathrm{relu}(\\mathrm{relu}(XW_{1k}^T)"
-        "w_{2k})$ with the path norm $\\sum_k |w_{3k}| \\sum_j |w_{2kj}|\\,\\|W_{1kj}\\|_2$. The "
+        "w_{2k})$ with the path norm $\\sum_k |w_{3k}| \\sum_j |w_{2kj}|\\,\\|W_{1kj}\\|_2$ "
+        "(the least value, over the rescalings that leave $f$ unchanged, of the paper's weight "
+        "decay $\\frac12\\sum_k(\\|W_{1k}\\|_F^2 + \\|w_{2k}\\|^2)$ with $|w_{3k}| = 1$, so both "
+        "trainings have the same optimum). The "
         "CNN program replaces $D_i X$ by the pooled $\\frac1K \\sum_k D_{ik} X_k$ over the "
         "patches. With every pattern the optimum is the global one; with sampled patterns (the "
         "digits CNN) it is an upper bound."
