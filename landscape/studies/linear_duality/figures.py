@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from landscape.engine.plotting import float32
+from landscape.engine.plotting import float32, line_trace
 from landscape.studies.linear_duality.linear_duality import Result
 
 GAP_FLOOR = 1e-17  # relative gaps of exactly 0 are drawn here on the log axis
@@ -38,34 +38,12 @@ def gamma_sweep(result: Result) -> go.Figure:
     )
     g = float32(result.gammas)
     gap = relative_gap(result.sweep_primal, result.sweep_dual)
-    fig.add_scatter(
-        x=g,
-        y=float32(result.sweep_primal),
-        name="primal P(W<sub>rec</sub>)",
-        mode="lines",
-        line={"width": 4, "color": PALETTE[0]},
-        row=1,
-        col=1,
-    )
-    fig.add_scatter(
-        x=g,
-        y=float32(result.sweep_dual),
-        name="dual D(Λ*)",
-        mode="lines",
-        line={"dash": "dash", "color": PALETTE[1]},
-        row=1,
-        col=1,
-    )
-    fig.add_scatter(
-        x=g,
-        y=gap,
-        name="relative gap",
-        mode="lines+markers",
-        marker={"size": 5},
-        line={"color": PALETTE[2]},
-        row=2,
-        col=1,
-    )
+    primal = line_trace(g, result.sweep_primal, "primal P(W<sub>rec</sub>)", PALETTE[0], width=4)
+    fig.add_trace(primal, row=1, col=1)
+    dual = line_trace(g, result.sweep_dual, "dual D(Λ*)", PALETTE[1], dash="dash")
+    fig.add_trace(dual, row=1, col=1)
+    gaps = line_trace(g, gap, "relative gap", PALETTE[2], mode="lines+markers", marker_size=5)
+    fig.add_trace(gaps, row=2, col=1)
     fig.update_yaxes(type="log", exponentformat="power", row=2, col=1)
     for row in (1, 2):
         fig.add_vrect(

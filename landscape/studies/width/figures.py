@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from landscape.engine.gram import ARCHITECTURES
+from landscape.engine.plotting import line_trace
 from landscape.studies.width import depth_sweep, width_sweep
 from landscape.studies.width.width import Result
 
@@ -42,15 +43,8 @@ def gram_heatmap(result: Result) -> go.Figure:
 def gram_spectrum(result: Result) -> go.Figure:
     """Eigenvalues of ``K^(H)`` in decreasing order on a log axis, ``lambda_min`` marked."""
     values = np.sort(result.eigenvalues)[::-1]
-    fig = go.Figure(
-        go.Scatter(
-            x=np.arange(1, len(values) + 1),
-            y=_f32(values),
-            mode="lines+markers",
-            name="eigenvalues",
-            line={"color": PALETTE[0]},
-        )
-    )
+    rank = np.arange(1, len(values) + 1)
+    fig = go.Figure(line_trace(rank, _f32(values), "eigenvalues", PALETTE[0], mode="lines+markers"))
     fig.add_hline(
         y=max(result.lambda_min, LOG_FLOOR),
         line_dash="dot",
@@ -72,20 +66,9 @@ def convergence(result: Result) -> go.Figure:
     """Training loss ``L(k)`` against the bound ``L(0) (1 - eta lambda_min / 2)^k`` (eq. 15)."""
     fig = go.Figure()
     steps = np.arange(len(result.loss))
-    fig.add_scatter(
-        x=steps,
-        y=_f32(result.loss),
-        name="loss L(k)",
-        mode="lines",
-        line={"width": 3, "color": PALETTE[0]},
-    )
-    fig.add_scatter(
-        x=steps,
-        y=_f32(result.bound),
-        name="bound L(0)(1 − ηλ<sub>min</sub>/2)<sup>k</sup>",
-        mode="lines",
-        line={"dash": "dash", "color": PALETTE[1]},
-    )
+    fig.add_trace(line_trace(steps, _f32(result.loss), "loss L(k)", PALETTE[0], width=3))
+    bound = "bound L(0)(1 − ηλ<sub>min</sub>/2)<sup>k</sup>"
+    fig.add_trace(line_trace(steps, _f32(result.bound), bound, PALETTE[1], dash="dash"))
     title = "Loss against the theorem's bound"
     if result.diverged:
         title += " (diverged: stopped)"
@@ -113,55 +96,21 @@ def dynamics(result: Result) -> go.Figure:
         ),
     )
     steps = np.arange(len(result.loss))
-    fig.add_scatter(
-        x=steps,
-        y=_f32(result.weight_movement),
-        mode="lines",
-        name="movement",
-        line={"color": PALETTE[0]},
-        row=1,
-        col=1,
+    curves = (
+        (1, result.weight_movement, "movement", PALETTE[0]),
+        (2, result.gram_drift, "drift", PALETTE[2]),
+        (3, result.lambda_min_last, "λ<sub>min</sub>(G<sup>(H)</sup>(k))", PALETTE[3]),
+        (3, result.lambda_min_full, "λ<sub>min</sub>(G(k)), all layers", PALETTE[4]),
     )
-    fig.add_scatter(
-        x=steps,
-        y=_f32(result.gram_drift),
-        mode="lines",
-        name="drift",
-        line={"color": PALETTE[2]},
-        row=1,
-        col=2,
-    )
-    fig.add_scatter(
-        x=steps,
-        y=_f32(result.lambda_min_last),
-        mode="lines",
-        name="λ<sub>min</sub>(G<sup>(H)</sup>(k))",
-        line={"color": PALETTE[3]},
-        row=1,
-        col=3,
-    )
-    fig.add_scatter(
-        x=steps,
-        y=_f32(result.lambda_min_full),
-        mode="lines",
-        name="λ<sub>min</sub>(G(k)), all layers",
-        line={"color": PALETTE[4]},
-        row=1,
-        col=3,
-    )
+    for col, values, name, color in curves:
+        fig.add_trace(line_trace(steps, _f32(values), name, color), row=1, col=col)
+    ends = [0, max(len(steps) - 1, 1)]
     for level, label in (
         (result.lambda_min, "λ<sub>min</sub>(K<sup>(H)</sup>)"),
         (result.lambda_min / 2, "λ<sub>min</sub>(K<sup>(H)</sup>) / 2"),
     ):
-        fig.add_scatter(
-            x=[0, max(len(steps) - 1, 1)],
-            y=_f32(np.array([level, level])),
-            mode="lines",
-            name=label,
-            line={"dash": "dot", "color": PALETTE[1]},
-            row=1,
-            col=3,
-        )
+        level_line = line_trace(ends, _f32(np.array([level, level])), label, PALETTE[1], dash="dot")
+        fig.add_trace(level_line, row=1, col=3)
     fig.update_yaxes(type="log", row=1, col=3, exponentformat="power")
     fig.update_xaxes(title="iteration k")
     fig.update_layout(
@@ -201,23 +150,13 @@ def width_scaling(sweep: width_sweep.Result) -> go.Figure:
             name=f"{name}: slope {slope:.2f}",
         )
         if np.isfinite(slope):
-            fig.add_scatter(
-                x=m,
-                y=_f32(np.exp(intercept) * m**slope),
-                mode="lines",
-                line={"color": color},
-                showlegend=False,
-            )
+            fit = _f32(np.exp(intercept) * m**slope)
+            fig.add_trace(line_trace(m, fit, f"{name}: fit", color, showlegend=False))
     movement = sweep.weight_movement[np.isfinite(sweep.weight_movement)]
     if movement.size:
         reference = movement[0] * np.sqrt(m[np.isfinite(sweep.weight_movement)][0] / m)
-        fig.add_scatter(
-            x=m,
-            y=_f32(reference),
-            mode="lines",
-            name="theory: slope -1/2",
-            line={"dash": "dash", "color": "gray"},
-        )
+        theory = line_trace(m, _f32(reference), "theory: slope -1/2", "gray", dash="dash")
+        fig.add_trace(theory)
     fig.update_layout(
         title="Against width m (log-log)",
         height=440,
@@ -236,20 +175,9 @@ def width_curves(sweep: width_sweep.Result) -> go.Figure:
     for index, m in enumerate(sweep.widths):
         keep = np.isfinite(sweep.loss[index])
         label = f"m = {m}" + (" (diverged)" if sweep.diverged[index] else "")
-        fig.add_scatter(
-            x=steps[keep],
-            y=_f32(sweep.loss[index][keep]),
-            mode="lines",
-            name=label,
-            line={"color": PALETTE[index % len(PALETTE)]},
-        )
-    fig.add_scatter(
-        x=steps,
-        y=_f32(sweep.bound),
-        mode="lines",
-        name="bound",
-        line={"dash": "dash", "color": "black"},
-    )
+        color = PALETTE[index % len(PALETTE)]
+        fig.add_trace(line_trace(steps[keep], _f32(sweep.loss[index][keep]), label, color))
+    fig.add_trace(line_trace(steps, _f32(sweep.bound), "bound", "black", dash="dash"))
     fig.update_layout(
         title="Convergence per width", height=440, margin={"l": 40, "r": 20, "t": 50, "b": 40}
     )
@@ -262,13 +190,9 @@ def depth_lambda(sweep: depth_sweep.Result) -> go.Figure:
     """``lambda_min(K^(H))`` against depth H, fully connected against ResNet."""
     fig = go.Figure()
     for index, architecture in enumerate(ARCHITECTURES):
-        fig.add_scatter(
-            x=sweep.depths,
-            y=_f32(sweep.lambda_min[index]),
-            mode="lines+markers",
-            name=ARCHITECTURE_NAMES[architecture],
-            line={"color": PALETTE[index]},
-        )
+        name = ARCHITECTURE_NAMES[architecture]
+        values = _f32(sweep.lambda_min[index])
+        fig.add_trace(line_trace(sweep.depths, values, name, PALETTE[index], mode="lines+markers"))
     fig.update_layout(
         title="λ<sub>min</sub>(K<sup>(H)</sup>) against depth",
         height=400,
@@ -291,27 +215,17 @@ def depth_widths(sweep: depth_sweep.Result) -> go.Figure:
         ),
     )
     for index, architecture in enumerate(ARCHITECTURES):
-        style = {"color": PALETTE[index]}
-        name = ARCHITECTURE_NAMES[architecture]
-        fig.add_scatter(
-            x=sweep.depths,
-            y=_f32(sweep.width_needed[index]),
-            mode="lines+markers",
-            name=name,
-            line=style,
-            row=1,
-            col=1,
-        )
-        fig.add_scatter(
-            x=sweep.depths,
-            y=_f32(sweep.width_to_target[index]),
-            mode="lines+markers",
-            name=name,
-            line=style,
-            showlegend=False,
-            row=1,
-            col=2,
-        )
+        name, color = ARCHITECTURE_NAMES[architecture], PALETTE[index]
+        for col, values in ((1, sweep.width_needed[index]), (2, sweep.width_to_target[index])):
+            trace = line_trace(
+                sweep.depths,
+                _f32(values),
+                name,
+                color,
+                mode="lines+markers",
+                showlegend=False if col == 2 else None,
+            )
+            fig.add_trace(trace, row=1, col=col)
     fig.update_xaxes(title="depth H")
     fig.update_yaxes(type="log", exponentformat="power")
     fig.update_layout(
