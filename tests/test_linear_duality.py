@@ -174,3 +174,54 @@ def test_moving_gamma_reuses_the_sweep_and_matches_a_fresh_run() -> None:
         np.testing.assert_array_equal(getattr(cached, field), getattr(fresh, field))
     assert cached.gamma == pytest.approx(1.7 * cached.sigma_min)
     assert cached.gamma in cached.gammas  # the selected gamma joins the sweep
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+def test_written_out_gradient_matches_autograd(depth: int) -> None:
+    """`primal_value_and_gradient` (Gram identities, no autograd, no n-sized matrix) gives the
+    objective of `primal_objective` and the gradient autograd finds through it."""
+    from landscape.studies.linear_duality.linear_net import primal_value_and_gradient
+
+    rng = np.random.default_rng(depth)
+    X, Y = rng.normal(size=(30, 5)), rng.normal(size=(30, 3))
+    widths = [5, *([4] * (depth - 1)), 3]
+    weights = [rng.normal(size=(2, o, i)) for i, o in zip(widths[:-1], widths[1:], strict=True)]
+    value, gradients = primal_value_and_gradient(
+        weights, X.T @ X, X.T @ Y, float(np.sum(Y**2)), 0.7
+    )
+    leaves = [torch.tensor(W, requires_grad=True) for W in weights]
+    reference = primal_objective(leaves, torch.tensor(X), torch.tensor(Y), 0.7)
+    reference.sum().backward()
+    np.testing.assert_allclose(value, reference.detach().numpy(), rtol=1e-10)
+    for mine, leaf in zip(gradients, leaves, strict=True):
+        np.testing.assert_allclose(mine, leaf.grad.numpy(), rtol=1e-8, atol=1e-10)
+
+
+def test_moving_gamma_solves_the_sweep_once_and_the_dual_only_at_gamma(monkeypatch) -> None:
+    """A new gamma reuses the gamma-free part (counted): no second `_solve_problem`, and the
+    dual is solved only at the selected gamma (closed form and Douglas-Rachford), not across
+    the sweep's grid; the answer equals a run from scratch."""
+    from solvers import linear_dual
+
+    config = study.Config(steps=30, restarts=1, slice_resolution=5, sweep_points=9, seed=11)
+    study._PROBLEMS.clear()
+    problems, duals = [], []
+    solve_problem, solve_dual = study._solve_problem, linear_dual.solve_dual
+    monkeypatch.setattr(study, "_solve_problem", lambda *a: problems.append(1) or solve_problem(*a))
+    monkeypatch.setattr(
+        linear_dual, "solve_dual", lambda *a, **k: duals.append(a[2]) or solve_dual(*a, **k)
+    )
+    study.run(config)
+    assert len(problems) == 1 and len(duals) == len(study.problem(config).sweep.gammas) + 2
+    duals.clear()
+    moved = dataclasses.replace(config, gamma_ratio=1.37)
+    cached = study.run(moved)
+    assert len(problems) == 1, "moving gamma re-solved the gamma-free part"
+    assert len(duals) == 2 and all(g == pytest.approx(cached.gamma) for g in duals)
+    study._PROBLEMS.clear()
+    fresh = study.run(moved)
+    assert len(problems) == 2
+    for field in dataclasses.fields(fresh):
+        a, b = getattr(cached, field.name), getattr(fresh, field.name)
+        if not field.name.endswith("_seconds"):
+            np.testing.assert_array_equal(a, b, err_msg=field.name)

@@ -15,10 +15,9 @@ from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 import numpy as np
-import torch
 
 from landscape.engine import datasets
-from landscape.engine.device import Device, limited_threads, resolve_device
+from landscape.engine.device import Device, resolve_device
 from landscape.engine.directions import cosine, random_directions
 from landscape.engine.progress import Progress, silent
 from landscape.engine.results import from_groups
@@ -310,14 +309,15 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     """
     config.validate()
     report = progress or silent
-    device = resolve_device(config.device)
+    resolve_device(config.device)  # refuses a device this machine lacks; the matrices here
+    # have a few dozen entries, so every step below runs on the CPU
     base = problem(config, lambda fraction, stage: report(0.4 * fraction, stage))
     X, Y, widths = base.X, base.Y, list(base.widths)
     setting = _setting(config, X, Y, widths, base.s)
     report(0.4, "Douglas-Rachford at the selected gamma")
     weights, at_gamma = _at_gamma(config, X, Y, widths, setting, base.Ytil, base.s)
     sweep = _with_gamma(base.sweep, setting.gamma, at_gamma)
-    descent = _descent(config, X, Y, widths, setting.gamma, device, report)
+    descent = _descent(config, X, Y, widths, setting.gamma, report)
     report(0.92, "Slicing the primal around the recovered optimum")
     slice_ = _slice(config, X, Y, weights, setting.gamma)
     report(1.0, "Done")
@@ -421,27 +421,18 @@ def _descent(
     Y: np.ndarray,
     widths: list[int],
     gamma: float,
-    device: torch.device,
     report: Progress,
 ) -> Descent:
     """``restarts`` runs of ``config.optimizer`` on the primal from every initial scale, all
-    in one batch (`train_primal_batch`: the same steps as one run at a time)."""
+    in one batch (`train_primal_batch`: the same steps as one run at a time, the gradient
+    written out on matrices of at most ``max(d_i)`` rows, on the CPU whatever the device)."""
     runs = [
         (scale, config.seed + r) for scale in config.init_scales for r in range(config.restarts)
     ]
     report(0.45, f"Gradient descent on the primal: {len(runs)} starts in one batch")
-    with limited_threads(1):  # matrices of a few dozen entries: threads only add overhead
-        curves = train_primal_batch(
-            widths,
-            runs,
-            X,
-            Y,
-            gamma,
-            config.steps,
-            config.lr,
-            optimizer=config.optimizer,
-            device=device,
-        )
+    curves = train_primal_batch(
+        widths, runs, X, Y, gamma, config.steps, config.lr, optimizer=config.optimizer
+    )
     return Descent(
         gd_scales=np.array([scale for scale, _ in runs], dtype=np.float64),
         gd_seeds=np.array([seed for _, seed in runs], dtype=np.int64),

@@ -168,6 +168,52 @@ def primal_slice(
     return values.reshape(len(a), len(b)).numpy()
 
 
+def _gram_power(C: np.ndarray, power: float) -> tuple[np.ndarray, np.ndarray]:
+    """For symmetric PSD ``C = V diag(lam) V^T`` (batched): ``sum_j lam_j^(power + 1)`` and
+    ``V diag(lam^power) V^T``, the eigenvalues clipped at 0 (rounding may make them negative)."""
+    lam, V = np.linalg.eigh(C)
+    lam = np.maximum(lam, 0.0)
+    return (lam ** (power + 1)).sum(-1), (V * lam[..., None, :] ** power) @ V.swapaxes(-1, -2)
+
+
+def primal_value_and_gradient(
+    weights: list[np.ndarray], G: np.ndarray, B: np.ndarray, YY: float, gamma: float
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Seed eq. (2) and its exact gradient in every ``W_i``, by hand, batched over a leading
+    dimension ``R`` shared by all ``weights``; the data enter only through ``G = X^T X``
+    ``(d0, d0)``, ``B = X^T Y`` ``(d0, dH)`` and ``YY = ||Y||_F^2``.
+
+    Fit: with ``M = W_1^T ... W_H^T``, ``1/2 ||Y - X M||^2 = 1/2 (YY - 2 tr(M^T B) +
+    tr(M^T G M))``; with ``D = G M - B``, its gradient in ``W_i`` is ``Q_i D^T P_{i-1}``,
+    ``P_{i-1} = W_1^T ... W_{i-1}^T``, ``Q_i = W_{i+1}^T ... W_H^T``.
+    Regulariser: for ``A`` with Gram ``C = A^T A = V diag(s^2) V^T``, ``||A||_{S_H}^H =
+    sum s^H`` and ``d/dA = H A V diag(s^{H-2}) V^T``. For ``A = X W_1^T``, ``C = W_1 G W_1^T``
+    and the gradient in ``W_1`` is ``H S W_1 G`` with ``S = V diag(s^{H-2}) V^T``. No matrix
+    here has more than ``max(d_i)`` rows: the cost of a step does not grow with ``n``.
+    """
+    H = len(weights)
+    T = [W.swapaxes(-1, -2) for W in weights]
+    prefix = [T[0]]  # P_1, ..., P_H = M (P_0 = I is left implicit)
+    for Wt in T[1:]:
+        prefix.append(prefix[-1] @ Wt)
+    M = prefix[-1]
+    D = G @ M - B
+    value = (
+        0.5 * YY - np.einsum("...ij,ij->...", M, B) + 0.5 * np.einsum("...ij,...ij->...", M, D + B)
+    )
+    suffix = None  # Q_i = W_{i+1}^T ... W_H^T, built from the right (Q_H = I implicit)
+    gradients: list[np.ndarray] = [np.empty(0)] * H
+    for i in range(H - 1, -1, -1):
+        fit_grad = D.swapaxes(-1, -2) if i == 0 else D.swapaxes(-1, -2) @ prefix[i - 1]
+        if suffix is not None:
+            fit_grad = suffix @ fit_grad
+        power, S = _gram_power(weights[i] @ G @ T[i] if i == 0 else T[i] @ weights[i], (H - 2) / 2)
+        value = value + gamma / H * power
+        gradients[i] = fit_grad + gamma * (S @ weights[i] @ G if i == 0 else weights[i] @ S)
+        suffix = T[i] if suffix is None else T[i] @ suffix
+    return value, gradients
+
+
 def train_primal_batch(
     widths: list[int],
     starts: list[tuple[float, int]],
@@ -177,63 +223,74 @@ def train_primal_batch(
     steps: int,
     lr: float,
     optimizer: str = "gd",
-    device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float64,
 ) -> list[TrainingCurve]:
-    """`train_primal` for several starts at once: one batched objective for all of them.
+    """`train_primal` for several starts at once, in float64 NumPy on the CPU.
 
     ``starts`` lists ``(init_scale, seed)``; run ``r`` starts from the weights of
     ``DeepLinearNet(widths, init_scale, seed)``, its weights stacked as ``(R, d_i, d_{i-1})``.
-    The runs share no parameter and the optimisers act entry by entry (SGD, Adam), so the loss
-    ``sum_r P_r(W_r)`` gives every run the steps it would take alone: the curves equal those of
-    `train_primal` up to rounding. A run whose weights or objective stop being finite is marked
-    diverged, padded with NaN and frozen (its weights zeroed, left out of the sum).
+    Each step evaluates the objective and its exact gradient for every run at once
+    (`primal_value_and_gradient`: matrices of at most ``max(d_i)`` rows, so a few dozen
+    microseconds whatever ``n``), then takes plain gradient descent ``W <- W - lr grad`` or
+    Adam with torch's defaults, entry by entry: every run takes the steps it would take alone,
+    and the curves equal those of `train_primal` (autograd and ``torch.optim``) up to rounding.
+    A run whose weights or objective stop being finite is marked diverged, padded with NaN and
+    frozen (its weights zeroed, its updates dropped).
     """
     if optimizer not in ("gd", "adam"):
         raise ValueError(f"optimizer must be 'gd' or 'adam', got {optimizer!r}")
     if not starts:
         raise ValueError("starts must list at least one (init_scale, seed), got []")
-    nets = [
-        DeepLinearNet(widths, init_scale=scale, seed=seed, dtype=dtype) for scale, seed in starts
+    nets = [DeepLinearNet(widths, init_scale=scale, seed=seed) for scale, seed in starts]
+    params = [
+        np.stack([net.weights[i].detach().numpy() for net in nets]) for i in range(len(widths) - 1)
     ]
-    params: list[torch.Tensor] = [
-        nn.Parameter(torch.stack([net.weights[i].detach() for net in nets]).to(device))
-        for i in range(len(widths) - 1)
-    ]
-    Xt = torch.as_tensor(X, dtype=dtype, device=device)
-    Yt = torch.as_tensor(Y, dtype=dtype, device=device)
-    opt = torch.optim.SGD(params, lr=lr) if optimizer == "gd" else torch.optim.Adam(params, lr=lr)
+    X64, Y64 = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+    G, B, YY = X64.T @ X64, X64.T @ Y64, float(np.sum(Y64**2))
+    moments = [(np.zeros_like(W), np.zeros_like(W)) for W in params]
     R = len(starts)
     values = np.full((R, steps + 1), np.nan)
-    active = torch.ones(R, dtype=torch.bool, device=device)
-    for step in range(steps + 1):
-        with torch.no_grad():
-            finite = torch.stack([W.isfinite().flatten(1).all(1) for W in params]).all(0)
-            if not bool(finite.all()):
+    active = np.ones(R, dtype=bool)
+    with np.errstate(all="ignore"):  # a diverging run overflows: its objective says so below
+        for step in range(steps + 1):
+            objective, gradients = primal_value_and_gradient(params, G, B, YY, gamma)
+            failed = active & ~np.isfinite(objective)  # weights not finite give NaN here too
+            if failed.any():
+                active &= ~failed
                 for W in params:
-                    W[~finite] = 0.0
-            active &= finite
-        opt.zero_grad(set_to_none=True)
-        objective = primal_objective(params, Xt, Yt, gamma)
-        with torch.no_grad():
-            active &= objective.isfinite()
-            current = objective.detach().cpu().numpy()
-        keep = active.cpu().numpy()
-        values[keep, step] = current[keep]
-        if step == steps or not bool(active.any()):
-            break
-        objective[active].sum().backward()
-        with torch.no_grad():
-            for W in params:
-                if W.grad is not None:
-                    W.grad[~active] = 0.0
-        opt.step()
-    diverged = ~active.cpu().numpy()
+                    W[failed] = 0.0
+            values[active, step] = objective[active]
+            if step == steps or not active.any():
+                break
+            for W, grad, moment in zip(params, gradients, moments, strict=True):
+                W[active] -= _update(grad[active], moment, active, step + 1, lr, optimizer)
     return [
         TrainingCurve(
             objective=values[r],
-            diverged=bool(diverged[r]),
-            weights=[W[r].detach().cpu().numpy().copy() for W in params],
+            diverged=not bool(active[r]),
+            weights=[W[r].copy() for W in params],
         )
         for r in range(R)
     ]
+
+
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
+
+
+def _update(
+    grad: np.ndarray,
+    moment: tuple[np.ndarray, np.ndarray],
+    active: np.ndarray,
+    t: int,
+    lr: float,
+    optimizer: str,
+) -> np.ndarray:
+    """The step to subtract from the active runs' weights: ``lr grad`` (gradient descent), or
+    Adam's ``lr/(1 - b1^t) m / (sqrt(v)/sqrt(1 - b2^t) + eps)`` with ``m, v`` the moving
+    averages of the gradient and its square (updated in ``moment``), as in ``torch.optim.Adam``."""
+    if optimizer == "gd":
+        return lr * grad
+    (beta1, beta2), (mean, square) = ADAM_BETAS, moment
+    mean[active] += (1 - beta1) * (grad - mean[active])
+    square[active] = beta2 * square[active] + (1 - beta2) * grad * grad
+    denom = np.sqrt(square[active]) / np.sqrt(1 - beta2**t) + ADAM_EPS
+    return lr / (1 - beta1**t) * mean[active] / denom
