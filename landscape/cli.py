@@ -212,14 +212,50 @@ def surface_command(args: argparse.Namespace, argv: list[str]) -> Path:
     center = parameters_of(model)
     d1, d2, extent, pca_info = _directions(args, model, center, device, dtype)
     grid = np.linspace(-extent, extent, args.resolution)
+    job = _surface_job(args, model_file, model, data, center, (d1, d2), grid)
+    run = _run_surface_job(args, job, device)
+    extra = _slices(args, job, extent)
+    curvature_meta: dict[str, Any] = {}
+    if args.curvature:
+        curvature, curvature_meta = _curvature(args, job, task, device, dtype, extent)
+        extra.update(curvature)
+    meta = {
+        "command": "convexify " + shlex.join(argv),
+        **_inputs_metadata(args, model_file, job),
+        **_plane_metadata(args, extent, pca_info, device),
+        **_run_metadata(args, job, run, started),
+        **curvature_meta,
+    }
+    save_surface(
+        args.out,
+        SurfaceFile(alphas=grid, betas=grid, loss=run.surface, metadata=meta, **extra),
+    )
+    print(
+        f"wrote {args.out}: {args.resolution}x{args.resolution} surface in "
+        f"{run.seconds:.1f} s ({run.backend}, {len(run.computed)} of {len(run.shards)} "
+        "shards computed)"
+    )
+    return Path(args.out)
+
+
+def _surface_job(
+    args: argparse.Namespace,
+    model_file: Any,
+    model: nn.Module,
+    data: Any,
+    center: dict[str, torch.Tensor],
+    directions: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]],
+    grid: np.ndarray,
+) -> cluster.SurfaceJob:
+    """The grid job: model, loss, data, the plane ``center + a d1 + b d2`` and the budgets."""
     memory_budget = int(args.memory_budget * MiB) if args.memory_budget else None
-    job = cluster.SurfaceJob(
+    return cluster.SurfaceJob(
         model=model,
         loss=args.loss,
         data=data,
         center=center,
-        d1=d1,
-        d2=d2,
+        d1=directions[0],
+        d2=directions[1],
         alphas=grid,
         betas=grid,
         memory_budget=memory_budget,
@@ -228,10 +264,16 @@ def surface_command(args: argparse.Namespace, argv: list[str]) -> Path:
         model_digest=model_file.digest,
         model_file=(model_file.format, model_file.data),
     )
+
+
+def _run_surface_job(
+    args: argparse.Namespace, job: cluster.SurfaceJob, device: torch.device
+) -> cluster.SurfaceRun:
+    """`cluster.run_surface` with a progress bar (a GPU per shard on Ray when on CUDA)."""
     gpus = 1.0 if device.type == "cuda" and args.ray is not None else 0.0
     bar = _progress_bar(job.shape[0] * job.shape[1], args.no_progress)
     with bar:
-        run = cluster.run_surface(
+        return cluster.run_surface(
             job,
             ray_address=args.ray,
             shard_rows=args.shard_rows,
@@ -239,25 +281,31 @@ def surface_command(args: argparse.Namespace, argv: list[str]) -> Path:
             points_done=_points_reporter(bar),
             gpus_per_shard=gpus,
         )
-    surface_seconds = run.seconds
-    extra = _slices(args, job, extent)
-    curvature_meta: dict[str, Any] = {}
-    if args.curvature:
-        curvature, curvature_meta = _curvature(args, job, task, device, dtype, extent)
-        extra.update(curvature)
-    n_points = job.shape[0] * job.shape[1]
-    meta = {
-        "command": "convexify " + shlex.join(argv),
+
+
+def _inputs_metadata(
+    args: argparse.Namespace, model_file: Any, job: cluster.SurfaceJob
+) -> dict[str, Any]:
+    """What was read: the model file and the data file (names, digests, sizes), and the loss."""
+    return {
         "model_file": Path(args.model).name,
         "model_format": model_file.format,
         "model_sha256": model_file.digest,
-        "model_class": type(model).__name__,
-        "n_parameters": int(sum(t.numel() for t in center.values())),
+        "model_class": type(job.model).__name__,
+        "n_parameters": int(sum(t.numel() for t in job.center.values())),
         "data_file": Path(args.data).name,
-        "data_sha256": data.digest,
-        "n_samples": data.n,
-        "data_streamed": isinstance(data, NpzStream),
+        "data_sha256": job.data.digest,
+        "n_samples": job.data.n,
+        "data_streamed": isinstance(job.data, NpzStream),
         "loss": args.loss,
+    }
+
+
+def _plane_metadata(
+    args: argparse.Namespace, extent: float, pca_info: dict[str, Any], device: torch.device
+) -> dict[str, Any]:
+    """The plane: directions and their seeds (or the PCA), range, grid, device and dtype."""
+    return {
         "directions": args.directions,
         "one_dim": args.one_dim,
         "seed": args.seed,
@@ -268,27 +316,25 @@ def surface_command(args: argparse.Namespace, argv: list[str]) -> Path:
         "resolution": args.resolution,
         "device": str(device),
         "dtype": args.dtype,
-        "engine_path": auto_method(model),
+    }
+
+
+def _run_metadata(
+    args: argparse.Namespace, job: cluster.SurfaceJob, run: cluster.SurfaceRun, started: float
+) -> dict[str, Any]:
+    """How it ran: engine path, backend, shards, checkpoint, timings and package versions."""
+    n_points = job.shape[0] * job.shape[1]
+    return {
+        "engine_path": auto_method(job.model),
         "backend": run.backend,
         "shards": len(run.shards),
         "shards_computed": len(run.computed),
         "checkpoint": args.checkpoint or "",
-        "surface_seconds": surface_seconds,
-        "points_per_second": n_points / surface_seconds if run.computed else None,
+        "surface_seconds": run.seconds,
+        "points_per_second": n_points / run.seconds if run.computed else None,
         "total_seconds": time.perf_counter() - started,
         "versions": versions(),
-        **curvature_meta,
     }
-    save_surface(
-        args.out,
-        SurfaceFile(alphas=grid, betas=grid, loss=run.surface, metadata=meta, **extra),
-    )
-    print(
-        f"wrote {args.out}: {args.resolution}x{args.resolution} surface in "
-        f"{surface_seconds:.1f} s ({run.backend}, {len(run.computed)} of {len(run.shards)} "
-        "shards computed)"
-    )
-    return Path(args.out)
 
 
 def _check_surface_arguments(args: argparse.Namespace) -> None:

@@ -229,14 +229,37 @@ def curvature_evidence(
             stop_when_negative=PROOF_TRIGGER if stop_at_proof else None,
         )
         products = op.products
+    ends, rho, residual, checked = _float64_check(problem, point, kind, batch_size, run)
+    return _lanczos_evidence(run, ends, rho, residual, products + checked, dimension, delta)
+
+
+def _float64_check(
+    problem: Problem, point: Point, kind: str, batch_size: int | None, run: Lanczos
+) -> tuple[list[torch.Tensor], list[float], list[float], int]:
+    """Both extreme Ritz vectors ``v`` applied once more in float64: the vectors, their Rayleigh
+    quotients ``rho = v^T A v``, residuals ``||A v - rho v||`` and the products spent."""
     ends = [run.ritz_vector(0), run.ritz_vector(run.iterations - 1)]
     with curvature_operator(
         problem, point, kind=kind, batch_size=batch_size, dtype=torch.float64
     ) as op:
         images = [op.matvec(v) for v in ends]
-        products += op.products
+        products = op.products
     rho = [float(v @ Av) for v, Av in zip(ends, images, strict=True)]
     residual = [float((Av - r * v).norm()) for v, Av, r in zip(ends, images, rho, strict=True)]
+    return ends, rho, residual, products
+
+
+def _lanczos_evidence(
+    run: Lanczos,
+    ends: list[torch.Tensor],
+    rho: list[float],
+    residual: list[float],
+    products: int,
+    dimension: int,
+    delta: float,
+) -> Evidence:
+    """The Lanczos route's verdict: "negative" when ``rho_min < -ROUNDING max|theta, rho|``,
+    else "none found" with the Kuczynski-Wozniakowski bound (exact when the run exhausted P)."""
     theta_min, theta_max = float(run.ritz_values[0]), float(run.ritz_values[-1])
     margin = ROUNDING * max(abs(theta_min), abs(theta_max), abs(rho[0]), abs(rho[1]))
     bound, epsilon = lower_bound_on_lambda_min(

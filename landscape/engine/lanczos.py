@@ -81,18 +81,10 @@ def lanczos_run(
     ``stop_when_negative`` (relative, e.g. 1e-5) also stops once ``theta_min < -stop_when_negative
     * max|theta|``: enough to hand a candidate proof of negative curvature to the caller.
     """
-    if int(max_iterations) != max_iterations or not 1 <= max_iterations <= dimension:
-        raise ValueError(f"iterations must be an integer in [1, {dimension}], got {max_iterations}")
-    if wanted not in WANTED:
-        raise ValueError(f"wanted must be one of {WANTED}, got {wanted!r}")
-    if int(k) != k or not 1 <= k <= max_iterations:
-        raise ValueError(f"k must be an integer in [1, {max_iterations}], got {k}")
-    if tolerance is not None and not 0 < tolerance < 1:
-        raise ValueError(f"tolerance must be in (0, 1), got {tolerance}")
+    _check_arguments(dimension, max_iterations, wanted, k, tolerance)
     q = start_vector(dimension, seed, device) if start is None else start.to(device, torch.float64)
-    q = q / q.norm()
     basis = torch.empty(int(max_iterations), dimension, dtype=torch.float64, device=q.device)
-    basis[0] = q
+    basis[0] = q / q.norm()
     alphas: list[float] = []
     betas: list[float] = []
     converged = exhausted = False
@@ -100,27 +92,16 @@ def lanczos_run(
     S = np.zeros((0, 0))
     residuals = np.zeros(0)
     for m in range(1, int(max_iterations) + 1):
-        w = matvec(basis[m - 1]).to(torch.float64)
-        alpha = float(basis[m - 1] @ w)
+        alpha, w = _orthogonal_step(matvec, basis[:m])
         alphas.append(alpha)
-        Q = basis[:m]
-        for _ in range(2):  # classical Gram-Schmidt, twice, against every basis vector
-            w = w - Q.T @ (Q @ w)
         beta = float(w.norm())
         T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
         theta, S = np.linalg.eigh(T)
         residuals = beta * np.abs(S[-1])
         scale = max(float(np.abs(theta).max()), np.finfo(float).tiny)
         exhausted = beta <= 1e-12 * scale
-        wanted_residuals = {
-            "extremes": residuals[[0, -1]],
-            "largest": residuals[-min(k, m) :],
-            "none": np.array([np.inf]),
-        }[wanted]
         enough = m >= max(min_iterations, k if wanted == "largest" else 1)
-        converged = (
-            tolerance is not None and enough and bool(np.all(wanted_residuals <= tolerance * scale))
-        )
+        converged = enough and _wanted_converged(residuals, wanted, k, tolerance, scale)
         found = stop_when_negative is not None and theta[0] < -stop_when_negative * scale
         if exhausted or converged or found or m == max_iterations:
             break
@@ -137,6 +118,45 @@ def lanczos_run(
         basis=basis[:m],
         eigenvectors=S,
     )
+
+
+def _check_arguments(
+    dimension: int, max_iterations: int, wanted: str, k: int, tolerance: float | None
+) -> None:
+    """`lanczos_run`'s arguments in range, or a ValueError naming the first that is not."""
+    if int(max_iterations) != max_iterations or not 1 <= max_iterations <= dimension:
+        raise ValueError(f"iterations must be an integer in [1, {dimension}], got {max_iterations}")
+    if wanted not in WANTED:
+        raise ValueError(f"wanted must be one of {WANTED}, got {wanted!r}")
+    if int(k) != k or not 1 <= k <= max_iterations:
+        raise ValueError(f"k must be an integer in [1, {max_iterations}], got {k}")
+    if tolerance is not None and not 0 < tolerance < 1:
+        raise ValueError(f"tolerance must be in (0, 1), got {tolerance}")
+
+
+def _orthogonal_step(matvec: Matvec, Q: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """``alpha_m = q_m^T A q_m`` and ``w = A q_m`` orthogonalised against the basis ``Q`` (m, P):
+    classical Gram-Schmidt, twice, in float64 (its norm is ``beta_m``)."""
+    w = matvec(Q[-1]).to(torch.float64)
+    alpha = float(Q[-1] @ w)
+    for _ in range(2):
+        w = w - Q.T @ (Q @ w)
+    return alpha, w
+
+
+def _wanted_converged(
+    residuals: np.ndarray, wanted: str, k: int, tolerance: float | None, scale: float
+) -> bool:
+    """Whether every wanted Ritz pair has residual ``<= tolerance * scale``: the extremes, the
+    ``k`` largest, or (``"none"``, or no ``tolerance``) never."""
+    if tolerance is None:
+        return False
+    chosen = {
+        "extremes": residuals[[0, -1]],
+        "largest": residuals[-min(k, len(residuals)) :],
+        "none": np.array([np.inf]),
+    }[wanted]
+    return bool(np.all(chosen <= tolerance * scale))
 
 
 def lanczos(

@@ -32,51 +32,35 @@ def neuron_curves(result: single_neuron.Result) -> go.Figure:
             with np.errstate(all="ignore"):
                 low, mid, high = np.nanpercentile(values, (BAND[0], 50, BAND[1]), axis=0)
             colour = COLOURS[method]
-            fig.add_trace(
-                go.Scatter(
-                    x=x,
-                    y=float32(high),
-                    mode="lines",
-                    line={"width": 0},
-                    showlegend=False,
-                    hoverinfo="skip",
-                    legendgroup=method,
-                ),
-                row=1,
-                col=col,
+            band = _band(x, low, high, colour, method)
+            median = go.Scatter(
+                x=x,
+                y=float32(mid),
+                mode="lines",
+                name=label,
+                line={"color": colour},
+                legendgroup=method,
+                showlegend=col == 1,
             )
-            fig.add_trace(
-                go.Scatter(
-                    x=x,
-                    y=float32(low),
-                    mode="lines",
-                    line={"width": 0},
-                    fill="tonexty",
-                    fillcolor=_fill(colour),
-                    showlegend=False,
-                    hoverinfo="skip",
-                    legendgroup=method,
-                ),
-                row=1,
-                col=col,
-            )
-            fig.add_trace(
-                go.Scatter(
-                    x=x,
-                    y=float32(mid),
-                    mode="lines",
-                    name=label,
-                    line={"color": colour},
-                    legendgroup=method,
-                    showlegend=col == 1,
-                ),
-                row=1,
-                col=col,
-            )
+            for trace in (*band, median):
+                fig.add_trace(trace, row=1, col=col)
     fig.update_yaxes(type="log")
     fig.update_xaxes(title_text="iteration")
     fig.update_layout(height=380, margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.2})
     return fig
+
+
+def _band(
+    x: np.ndarray, low: np.ndarray, high: np.ndarray, colour: str, group: str
+) -> tuple[go.Scatter, go.Scatter]:
+    """A shaded band between ``low`` and ``high`` (two invisible lines, the second filled to the
+    first), in the legend group ``group``."""
+    edges = {"mode": "lines", "line": {"width": 0}, "showlegend": False, "hoverinfo": "skip"}
+    top = go.Scatter(x=x, y=float32(high), legendgroup=group, **edges)
+    bottom = go.Scatter(
+        x=x, y=float32(low), fill="tonexty", fillcolor=_fill(colour), legendgroup=group, **edges
+    )
+    return top, bottom
 
 
 def _log_levels(values: np.ndarray) -> np.ndarray:
@@ -252,70 +236,71 @@ def fits(result: two_layer.Result) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.08)
     for col, output in enumerate((result.convex_output, result.trained_output), start=1):
         if result.points.shape[1] == 1:
-            fig.add_trace(
-                go.Scatter(
-                    x=float32(result.grid_x),
-                    y=float32(output),
-                    mode="lines",
-                    line={"color": COLOURS["convex" if col == 1 else "trained"]},
-                    showlegend=False,
-                ),
-                row=1,
-                col=col,
-            )
-            fig.add_trace(
-                go.Scatter(
-                    x=float32(result.points[:, 0]),
-                    y=float32(result.targets),
-                    mode="markers",
-                    marker={"color": "black", "size": 6},
-                    showlegend=False,
-                ),
-                row=1,
-                col=col,
-            )
-            continue
-        limit = float(np.max(np.abs(output))) or 1.0
-        fig.add_trace(
-            go.Heatmap(
-                x=float32(result.grid_x),
-                y=float32(result.grid_y),
-                z=float32(output.T),
-                colorscale="RdBu",
-                zmin=-limit,
-                zmax=limit,
-                showscale=False,
-                hovertemplate="f = %{z:.3g}<extra></extra>",
-            ),
-            row=1,
-            col=col,
-        )
-        fig.add_trace(
-            go.Contour(
-                x=float32(result.grid_x),
-                y=float32(result.grid_y),
-                z=float32(output.T),
-                contours={"start": 0, "end": 0, "size": 1, "coloring": "none"},
-                line={"color": "black", "width": 2},
-                showscale=False,
-                showlegend=False,
-                hoverinfo="skip",
-            ),
-            row=1,
-            col=col,
-        )
-        for label, colour in ((1.0, "#08306b"), (-1.0, "#67000d")):
-            chosen = result.targets == label
-            fig.add_trace(
-                go.Scatter(
-                    x=float32(result.points[chosen, 0]),
-                    y=float32(result.points[chosen, 1]),
-                    mode="markers",
-                    marker={"color": colour, "size": 7, "line": {"color": "white", "width": 1}},
-                    showlegend=False,
-                ),
-                row=1,
-                col=col,
-            )
+            traces = _curve_fit(result, output, COLOURS["convex" if col == 1 else "trained"])
+        else:
+            traces = _decision_map(result, output)
+        for trace in traces:
+            fig.add_trace(trace, row=1, col=col)
     fig.update_layout(height=420, margin={"t": 40, "b": 30})
     return fig
+
+
+def _curve_fit(result: two_layer.Result, output: np.ndarray, colour: str) -> list[go.Scatter]:
+    """1-D data: the network's output as a curve over the data points."""
+    curve = go.Scatter(
+        x=float32(result.grid_x),
+        y=float32(output),
+        mode="lines",
+        line={"color": colour},
+        showlegend=False,
+    )
+    points = go.Scatter(
+        x=float32(result.points[:, 0]),
+        y=float32(result.targets),
+        mode="markers",
+        marker={"color": "black", "size": 6},
+        showlegend=False,
+    )
+    return [curve, points]
+
+
+def _decision_map(result: two_layer.Result, output: np.ndarray) -> list[go.BaseTraceType]:
+    """2-D data: the output as a heat map, its zero level as the decision boundary, and the
+    points of each class."""
+    limit = float(np.max(np.abs(output))) or 1.0
+    x, y, z = float32(result.grid_x), float32(result.grid_y), float32(output.T)
+    traces: list[go.BaseTraceType] = [
+        go.Heatmap(
+            x=x,
+            y=y,
+            z=z,
+            colorscale="RdBu",
+            zmin=-limit,
+            zmax=limit,
+            showscale=False,
+            hovertemplate="f = %{z:.3g}<extra></extra>",
+        ),
+        go.Contour(
+            x=x,
+            y=y,
+            z=z,
+            contours={"start": 0, "end": 0, "size": 1, "coloring": "none"},
+            line={"color": "black", "width": 2},
+            showscale=False,
+            showlegend=False,
+            hoverinfo="skip",
+        ),
+    ]
+    for label, colour in ((1.0, "#08306b"), (-1.0, "#67000d")):
+        chosen = result.targets == label
+        marker = {"color": colour, "size": 7, "line": {"color": "white", "width": 1}}
+        traces.append(
+            go.Scatter(
+                x=float32(result.points[chosen, 0]),
+                y=float32(result.points[chosen, 1]),
+                mode="markers",
+                marker=marker,
+                showlegend=False,
+            )
+        )
+    return traces

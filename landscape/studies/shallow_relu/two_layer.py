@@ -14,6 +14,7 @@ network can go below the optimum; narrow ones often stay above it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -224,24 +225,14 @@ def train_networks(
     ``U ~ N(0, 2/d)``, ``a ~ N(0, 1/m)``.
     """
     device = torch.device(device)
-    B, m, d = len(widths), max(widths), X.shape[1]
     mask = torch.as_tensor(
-        np.arange(m)[None, :] < np.array(widths)[:, None], dtype=torch.float64, device=device
+        np.arange(max(widths))[None, :] < np.array(widths)[:, None],
+        dtype=torch.float64,
+        device=device,
     )
-    generator = torch.Generator().manual_seed(seed)
-    U = torch.randn(B, m, d, generator=generator, dtype=torch.float64) * np.sqrt(2.0 / d)
-    a = (
-        torch.randn(B, m, generator=generator, dtype=torch.float64)
-        / torch.sqrt(torch.as_tensor(widths, dtype=torch.float64))[:, None]
-    )
-    U = (U.to(device) * mask[:, :, None]).requires_grad_()
-    a = (a.to(device) * mask).requires_grad_()
+    U, a = _initial_weights(widths, X.shape[1], seed, mask)
     Xt = torch.as_tensor(X, dtype=torch.float64, device=device)
     yt = torch.as_tensor(y, dtype=torch.float64, device=device)
-    solver = (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)([U, a], lr=lr)
-    record = np.unique(np.linspace(0, steps, min(checkpoints, steps + 1)).round().astype(int))
-    histories = np.full((B, len(record)), np.nan)
-    alive = torch.ones(B, dtype=torch.bool, device=device)
 
     def objective() -> torch.Tensor:
         Um, am = U * mask[:, :, None], a * mask
@@ -250,6 +241,51 @@ def train_networks(
             torch.sum(Um**2, dim=(1, 2)) + torch.sum(am**2, dim=1)
         )
 
+    solver = (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)([U, a], lr=lr)
+    record = np.unique(np.linspace(0, steps, min(checkpoints, steps + 1)).round().astype(int))
+    histories, alive = _descend(objective, solver, steps, record, mask)
+    with torch.no_grad():
+        for param in (U, a):
+            param.masked_fill_(~alive.reshape(-1, *([1] * (param.dim() - 1))), 0.0)
+    return Training(
+        first_layers=(U * mask[:, :, None]).detach().cpu().numpy(),
+        second_layers=(a * mask).detach().cpu().numpy(),
+        history_steps=record,
+        histories=histories,
+        diverged=(~alive).cpu().numpy(),
+    )
+
+
+def _initial_weights(
+    widths: list[int], d: int, seed: int, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``U ~ N(0, 2/d)`` (B, m, d) and ``a ~ N(0, 1/m_b)`` (B, m), masked, requiring grad
+    (drawn on the CPU from ``seed``, then moved to the mask's device)."""
+    B, m = mask.shape
+    generator = torch.Generator().manual_seed(seed)
+    U = torch.randn(B, m, d, generator=generator, dtype=torch.float64) * np.sqrt(2.0 / d)
+    a = (
+        torch.randn(B, m, generator=generator, dtype=torch.float64)
+        / torch.sqrt(torch.as_tensor(widths, dtype=torch.float64))[:, None]
+    )
+    U = (U.to(mask.device) * mask[:, :, None]).requires_grad_()
+    a = (a.to(mask.device) * mask).requires_grad_()
+    return U, a
+
+
+def _descend(
+    objective: Callable[[], torch.Tensor],
+    solver: torch.optim.Optimizer,
+    steps: int,
+    record: np.ndarray,
+    mask: torch.Tensor,
+) -> tuple[np.ndarray, torch.Tensor]:
+    """Full-batch steps on the sum of the B objectives (one per row of ``mask``) that are still
+    finite; returns the objectives at the ``record`` steps (B, C), NaN once diverged, and which
+    stayed finite (B,)."""
+    count = mask.shape[0]
+    histories = np.full((count, len(record)), np.nan)
+    alive = torch.ones(count, dtype=torch.bool, device=mask.device)
     column = 0
     for step in range(steps + 1):
         solver.zero_grad()
@@ -262,16 +298,7 @@ def train_networks(
             break
         torch.where(alive, values, 0.0).sum().backward()
         solver.step()
-    with torch.no_grad():
-        for param in (U, a):
-            param.masked_fill_(~alive.reshape(-1, *([1] * (param.dim() - 1))), 0.0)
-    return Training(
-        first_layers=(U * mask[:, :, None]).detach().cpu().numpy(),
-        second_layers=(a * mask).detach().cpu().numpy(),
-        history_steps=record,
-        histories=histories,
-        diverged=(~alive).cpu().numpy(),
-    )
+    return histories, alive
 
 
 def width_sweep(critical: int, factor: float, count: int) -> np.ndarray:
@@ -308,36 +335,11 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     widths = width_sweep(critical, config.width_factor, config.width_count)
     batch = [int(m) for m in widths for _ in range(config.restarts)]
     report(0.3, f"Training {len(batch)} networks ({config.optimizer}, {config.steps} steps)")
-    with limited_threads(1):
-        trained = train_networks(
-            X,
-            y,
-            batch,
-            config.beta,
-            config.loss,
-            config.optimizer,
-            config.lr,
-            config.steps,
-            config.seed,
-            device,
-        )
+    trained = _train(config, X, y, batch, device)
     report(0.9, "Evaluating the networks")
-    finals = np.array(
-        [
-            nonconvex_objective(U, a, X, y, config.beta, config.loss) if not bad else np.nan
-            for U, a, bad in zip(
-                trained.first_layers, trained.second_layers, trained.diverged, strict=True
-            )
-        ]
-    )
+    finals = _final_objectives(config, X, y, trained)
     shape = (len(widths), config.restarts)
-    if np.all(np.isnan(finals)):
-        best = 0
-        message = "Every training run diverged (NaN/inf): lower the learning rate."
-    else:
-        best = int(np.nanargmin(finals))
-        count = int(trained.diverged.sum())
-        message = f"{count} training run(s) diverged: lower the learning rate." if count else ""
+    best, message = _best_run(finals, trained.diverged)
     grid_x, grid_y, inputs = _grid(points, config.grid)
     size = (config.grid,) if points.shape[1] == 1 else (config.grid, config.grid)
     convex_out = network_output(solution.first_layer, solution.second_layer, inputs)
@@ -368,6 +370,47 @@ def run(config: Config, progress: Progress | None = None) -> Result:
         trained_output=trained_out.reshape(size),
         message=message,
     )
+
+
+def _train(
+    config: Config, X: np.ndarray, y: np.ndarray, batch: list[int], device: torch.device
+) -> Training:
+    """`train_networks` on one thread with the config's loss, optimiser, steps and seed."""
+    with limited_threads(1):
+        return train_networks(
+            X,
+            y,
+            batch,
+            config.beta,
+            config.loss,
+            config.optimizer,
+            config.lr,
+            config.steps,
+            config.seed,
+            device,
+        )
+
+
+def _final_objectives(
+    config: Config, X: np.ndarray, y: np.ndarray, trained: Training
+) -> np.ndarray:
+    """The non-convex objective of every trained network in float64 (NaN where it diverged)."""
+    layers = zip(trained.first_layers, trained.second_layers, trained.diverged, strict=True)
+    return np.array(
+        [
+            nonconvex_objective(U, a, X, y, config.beta, config.loss) if not bad else np.nan
+            for U, a, bad in layers
+        ]
+    )
+
+
+def _best_run(finals: np.ndarray, diverged: np.ndarray) -> tuple[int, str]:
+    """The index of the lowest final objective, and what the page says about divergences."""
+    if np.all(np.isnan(finals)):
+        return 0, "Every training run diverged (NaN/inf): lower the learning rate."
+    count = int(diverged.sum())
+    message = f"{count} training run(s) diverged: lower the learning rate." if count else ""
+    return int(np.nanargmin(finals)), message
 
 
 BETA_LADDER = (0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0)  # with the default 0.02
