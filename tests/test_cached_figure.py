@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
+import numpy as np
 import plotly.graph_objects as go
 
+from landscape.engine import serving
 from ui import export
 
 
@@ -31,14 +36,29 @@ def test_a_figure_is_built_once_per_result_and_options() -> None:
     assert calls == [(1.0, "heatmap"), (1.0, "contour"), (1.0, "heatmap")]
 
 
-def test_the_cache_is_bounded_and_keeps_its_arguments_alive() -> None:
-    def make(result: _Result) -> go.Figure:
-        return go.Figure()
+def test_the_cache_is_bounded_in_bytes_and_keeps_its_arguments_alive(monkeypatch) -> None:
+    """Each figure holds 80 kB of float64 values; the ceiling holds three of them, never more."""
+    points = 10_000
+    one = export._figure_nbytes(((), go.Figure(go.Scatter(y=np.zeros(points)))))
+    small = serving.ByteLRU(int(3.5 * one), sizer=export._figure_nbytes, name="Figures")
+    monkeypatch.setattr(export, "_figures", small)
+    calls: list[int] = []
 
-    results = [_Result(float(i)) for i in range(export.MAX_FIGURES + 5)]
-    for result in results:
-        export.cached_figure(make, result)
-    mine = [k for k in export._figures if k[:2] == (make.__module__, make.__qualname__)]
-    assert len(mine) <= export.MAX_FIGURES
-    for args, _ in export._figures.values():
-        assert args  # the result is held, so its id cannot be reused while cached
+    def make(result: _Result) -> go.Figure:
+        calls.append(id(result))
+        return go.Figure(go.Scatter(y=np.full(points, result.value)))
+
+    results = [_Result(float(i)) for i in range(6)]
+    alive = [weakref.ref(r) for r in results]
+    built = [export.cached_figure(make, result) for result in results]
+    assert one > 8 * points
+    assert small.nbytes <= small.max_bytes and small.stats().evictions == 3
+    assert export.cached_figure(make, results[-1]) is built[-1]  # recent: kept
+    assert len(calls) == 6
+    export.cached_figure(make, results[0])  # the oldest was evicted: built again
+    assert len(calls) == 7
+    del results, built
+    assert alive[-1]() is not None  # the cache holds the result: its id is not reused
+    export.clear_figures()
+    gc.collect()
+    assert alive[-1]() is None

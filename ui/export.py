@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from functools import lru_cache
 from typing import Any
@@ -14,13 +12,28 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from landscape.engine import results
+from landscape.engine import plotting, results, serving
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
-MAX_FIGURES = 64  # figures kept by `cached_figure`
+FIGURE_CACHE_VARIABLE = "CONVEXIFY_FIGURE_CACHE_MB"
+FIGURE_CACHE_DEFAULT_MB = 64
 
-_figures: OrderedDict[tuple[Hashable, ...], tuple[tuple[Any, ...], go.Figure]] = OrderedDict()
-_figures_lock = threading.Lock()
+
+def _figure_nbytes(entry: tuple[tuple[Any, ...], go.Figure]) -> int:
+    """Bytes a cached figure keeps alive: its traces' and layout's values (NumPy arrays mostly)
+    and the arguments it was built from (results the result cache may have let go)."""
+    args, fig = entry
+    parts = (getattr(fig, "_data", None), getattr(fig, "_layout", None), args)
+    return serving.estimate_nbytes(parts)
+
+
+_figures: serving.ByteLRU[tuple[Hashable, ...], tuple[tuple[Any, ...], go.Figure]] = (
+    serving.ByteLRU(
+        serving.mebibytes_from_env(FIGURE_CACHE_VARIABLE, FIGURE_CACHE_DEFAULT_MB),
+        sizer=_figure_nbytes,
+        name="Figures",
+    )
+)
 
 
 def _identity(value: Any) -> Hashable:
@@ -32,22 +45,33 @@ def _identity(value: Any) -> Hashable:
 
 
 def cached_figure(make: Callable[..., go.Figure], *args: Any) -> go.Figure:
-    """``make(*args)``, built once per (function, result, options): a rerun that shows an
-    already computed result (a preset, a cached run, a value seen before) does not rebuild its
-    Plotly figures. The arguments are kept with the figure, so no id is reused while the entry
-    lives; figures are only read (``st.plotly_chart`` serialises a copy)."""
+    """``make(*args)``, built once per (function, result, options) and shared by every session:
+    a rerun that shows an already computed result (a preset, a cached run, a value seen before)
+    does not rebuild its Plotly figures. Built under `plotting.FIGURE_LOCK` (Plotly's figure
+    construction is not thread-safe), once even when several sessions ask at the same moment.
+
+    The arguments are kept with the figure, so no id is reused while the entry lives; the cache
+    is bounded in bytes (``CONVEXIFY_FIGURE_CACHE_MB``, default 64); figures are only read
+    (``st.plotly_chart`` serialises a copy)."""
     key = (make.__module__, make.__qualname__, *(_identity(a) for a in args))
-    with _figures_lock:
-        found = _figures.get(key)
-        if found is not None:
-            _figures.move_to_end(key)
-            return found[1]
-    fig = make(*args)
-    with _figures_lock:
-        _figures[key] = (args, fig)
-        while len(_figures) > MAX_FIGURES:
-            _figures.popitem(last=False)
-    return fig
+    found = _figures.get(key)
+    if found is None:
+        with plotting.FIGURE_LOCK:
+            found = _figures.get(key)  # built by another session while this one waited
+            if found is None:
+                found = (args, make(*args))
+                _figures.put(key, found)
+    return found[1]
+
+
+def clear_figures() -> None:
+    """Forget every cached figure (tests call this between runs)."""
+    _figures.clear()
+
+
+def figure_cache_stats() -> serving.CacheStats:
+    """The figure cache's entries and bytes against its ceiling, for the about box."""
+    return _figures.stats()
 
 
 @lru_cache(maxsize=1)

@@ -8,6 +8,9 @@ every page is checked against *its own* arguments (type, ``[min_value, max_value
 options, length) before Streamlit sees the value. A value that does not fit is removed from the
 link and the page says which parameter was ignored and why (`begin_page` makes the place where
 it says so, at the top of the page). Pages need no code of their own for this.
+
+A link never chooses anything on the server: parameters in `SERVER_ONLY` (once widgets that took
+a server folder) are removed from every link before any page runs, and the page says why.
 """
 
 from __future__ import annotations
@@ -45,6 +48,14 @@ WIDGETS = (
 MAX_TEXT = 1000  # characters of a free-text link parameter without its own max_chars
 CARRIED = "_convexify_ignored_link_parameters"  # session state: notices of the last run
 MAX_SHOWN = 40  # characters of an ignored value quoted on the page
+
+#: Link parameters that would point the server at something of its own (a folder): never read
+#: from a link. The value is the reason the page gives; the setting belongs to the operator.
+SERVER_ONLY = {
+    "branches_dir": "a link cannot choose a folder on the server. The folder of MNIST and "
+    "CIFAR-10 files is the server operator's setting (CONVEXIFY_DATA_DIR, or data_dir under "
+    "[convexify] in .streamlit/secrets.toml)",
+}
 
 _local = threading.local()
 _bound: dict[str, str] = {}  # every bound widget key seen in this process -> its kind
@@ -284,6 +295,23 @@ def begin_page() -> None:
     for ignored in carried:
         _local.place.warning(ignored.message(), icon=":material/link_off:")
         _local.seen.add(ignored.key)
+    refuse_server_only()
+
+
+def refuse_server_only() -> None:
+    """Remove every `SERVER_ONLY` parameter from the link, unread, and say so on the page."""
+    for key, reason in SERVER_ONLY.items():
+        try:
+            with _query_params() as params:
+                raw = params.get_all(key) if params.has_param(key) else None
+                raw = raw or params.get_initial_value(key)
+        except (AttributeError, KeyError, RuntimeError) as error:  # no session (bare mode)
+            log.warning("link check of %s skipped: %s", key, error)
+            continue
+        if raw is None:
+            continue
+        _drop(key)
+        _report(Ignored(key, ",".join(_values(raw)), reason))
 
 
 def bound_keys() -> dict[str, str]:

@@ -57,9 +57,11 @@ class Study(Protocol[ConfigT, ResultT]):
 RESULT_CACHE_VARIABLE = "CONVEXIFY_RESULT_CACHE_MB"
 RESULT_CACHE_DEFAULT_MB = 128
 MAX_RUNS_VARIABLE = "CONVEXIFY_MAX_RUNS"
+DATA_DIR_VARIABLE = "CONVEXIFY_DATA_DIR"
 POLL_SECONDS = 0.25  # how often a waiting page looks at its run
 REDRAW_SECONDS = 1.0  # the longest a waiting page goes without a redraw (which notices an exit)
-SECRETS_SECTION = "convexify"  # [convexify] in .streamlit/secrets.toml: max_runs, result_cache_mb
+SECRETS_SECTION = "convexify"  # [convexify] in .streamlit/secrets.toml: max_runs, result_cache_mb,
+# data_dir
 
 
 class ResultCache(serving.ByteLRU[tuple[str, Any], Any]):
@@ -104,6 +106,19 @@ def max_runs() -> int:
     if value < 1:
         raise ValueError(f"{source} must be an integer >= 1, got {text!r}")
     return value
+
+
+def data_folder() -> str:
+    """The server's folder of data files (full MNIST, CIFAR-10): ``CONVEXIFY_DATA_DIR``, else
+    ``[convexify] data_dir`` in the Streamlit secrets, else ``""`` (none).
+
+    The operator's setting only: no link, widget or upload chooses a folder on the server.
+    """
+    text = os.environ.get(DATA_DIR_VARIABLE, "").strip()
+    if not text:
+        secret = _secret("data_dir")
+        text = str(secret).strip() if secret is not None else ""
+    return text
 
 
 def result_cache_bytes() -> int:

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from landscape.studies.beyond import budget, exact, figures, gram_depth, skips
-from ui.export import show_figure
+from ui.export import cached_figure, show_figure
 from ui.lecture import controls
 from ui.runner import build_config, run_study
 from ui.sidebar import current_settings
@@ -93,7 +93,7 @@ if result is not None:
         "target). Right: the held-out score. A family is drawn only at budgets its sizes can "
         "match within a factor 1.5."
     )
-    show_figure(figures.budget_curves(result, target), "beyond_budget")
+    show_figure(cached_figure(figures.budget_curves, result, target), "beyond_budget")
     st.markdown("**What the data say.** " + " ".join(budget.summary(result, fraction)))
 
 # ---------------------------------------------------------------- Question 2
@@ -148,10 +148,10 @@ if result is not None:
         "network (red); lines are means, bands span the measured restarts. The last panel is the "
         "relative gap of every restart's final objective to the best restart of the same model."
     )
-    show_figure(figures.skips_measures(result), "beyond_skips_measures")
+    show_figure(cached_figure(figures.skips_measures, result), "beyond_skips_measures")
     st.markdown("**What the data say.** " + " ".join(skips.summary(result)))
     with st.expander("The planes (log10 of the mean squared error)"):
-        show_figure(figures.skips_surfaces(result), "beyond_skips_surfaces")
+        show_figure(cached_figure(figures.skips_surfaces, result), "beyond_skips_surfaces")
 
 # ---------------------------------------------------------------- Question 3
 st.header("3. Which other architectures need only polynomial width?")
@@ -206,10 +206,10 @@ if result is not None:
         "(log scale) and, dotted, the better of an exponential and a power-law fit over "
         "$H \\ge 2$; the legend gives the law and its slope."
     )
-    show_figure(figures.lambda_vs_depth(result), "beyond_lambda_depth")
+    show_figure(cached_figure(figures.lambda_vs_depth, result), "beyond_lambda_depth")
     st.markdown("**What the data say.** " + " ".join(gram_depth.summary(result)))
     with st.expander("The width the theorem asks for"):
-        show_figure(figures.width_vs_depth(result), "beyond_width_depth")
+        show_figure(cached_figure(figures.width_vs_depth, result), "beyond_width_depth")
 with st.expander("The theorem: the Gram recursions of more architectures"):
     st.latex(
         r"\text{branch: } K^{(h)} = c_\sigma\Big[\tfrac1I\,\mathbb E\,\sigma(u)\sigma(v)"
@@ -249,7 +249,7 @@ if result is not None:
         "to the convex optimum (dashed line at 0). For the two exact programs no point may fall "
         "below 0; for the sampled digits program the optimum is only an upper bound."
     )
-    show_figure(figures.exact_vs_trained(result), "beyond_exact")
+    show_figure(cached_figure(figures.exact_vs_trained, result), "beyond_exact")
     st.markdown("**What the data say.** " + " ".join(exact.summary(result)))
 with st.expander("The theorem: exact convex programs of deeper networks"):
     st.latex(

