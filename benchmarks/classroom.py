@@ -28,27 +28,23 @@ import asyncio
 import os
 import random
 import re
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.app_server import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    CONNECTED,
+    ERRORS,
+    NOT_RUNNING,
+    AppServer,
+)
+
 MOVE_TIMEOUT_S = 300.0
 
 # The lecture: (page url path, widget key of its headline slider, arrow presses per move).
@@ -73,12 +69,6 @@ CHANGED_JS = f"""() => {{
     return els.some((el, i) => el.data && (i >= window.__refs.length || (
         el.data !== window.__refs[i] && JSON.stringify(el.data) !== window.__sigs[i])));
 }}"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -109,44 +99,12 @@ def rss_mib(pid: int) -> float:
     return total
 
 
-class Server:
-    """``streamlit run app.py`` on a free port, its memory sampled every ``every`` seconds."""
+class Server(AppServer):
+    """The app (`benchmarks.app_server.AppServer`), its memory and CPU time sampled every
+    ``every`` seconds."""
 
     def __init__(self, env: dict[str, str], every: float = 5.0) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        command = [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.headless",
-            "true",
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(self.port),
-            "--server.fileWatcherType",
-            "none",
-            "--browser.gatherUsageStats",
-            "false",
-        ]
-        self.log = tempfile.TemporaryFile(mode="w+")
-        self.process = subprocess.Popen(
-            command, env={**os.environ, **env}, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT
-        )
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            self.stop()
-            raise RuntimeError("streamlit did not start")
+        super().__init__(env, start_timeout=90.0)
         self.started = time.monotonic()
         self.memory: list[tuple[float, float]] = []
         self.cpu: list[tuple[float, float]] = []
@@ -158,22 +116,14 @@ class Server:
     def _sample(self) -> None:
         while not self._stop.is_set():
             now = time.monotonic() - self.started
-            self.memory.append((now, rss_mib(self.process.pid)))
-            self.cpu.append((now, cpu_seconds(self.process.pid)))
+            self.memory.append((now, rss_mib(self.pid)))
+            self.cpu.append((now, cpu_seconds(self.pid)))
             self._stop.wait(self._every)
 
     def stop(self) -> str:
         if hasattr(self, "_stop"):
             self._stop.set()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.seek(0)
-        text = self.log.read()
-        self.log.close()
-        return text
+        return super().stop()
 
 
 @dataclass
@@ -185,13 +135,12 @@ class Record:
 
 
 async def wait_for_run(page) -> None:
-    await page.wait_for_selector('[data-testid="stApp"][data-test-connection-state="CONNECTED"]')
-    await page.wait_for_selector('[data-test-script-state="notRunning"]', state="attached")
+    await page.wait_for_selector(CONNECTED)
+    await page.wait_for_selector(NOT_RUNNING, state="attached")
 
 
 async def error_count(page) -> int:
-    selector = '[data-testid="stException"], [data-testid="stAlertContentError"]'
-    return len(await page.query_selector_all(selector))
+    return len(await page.query_selector_all(ERRORS))
 
 
 async def open_study(page, url: str, record: Record) -> None:

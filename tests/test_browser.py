@@ -9,32 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from benchmarks.app_server import CHROMIUM, CHROMIUM_ARGS, CONNECTED, NOT_RUNNING, AppServer
 from ui.catalogue import STUDIES
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
 RUN_TIMEOUT_MS = 180_000
 
 if not Path(CHROMIUM).exists():
@@ -45,56 +29,11 @@ if not Path(CHROMIUM).exists():
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    port = _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.headless",
-        "true",
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        "--server.fileWatcherType",
-        "none",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
     # one torch thread: pytest runs beside the server on the 2-core CI machine
-    env = {**os.environ, "CONVEXIFY_TORCH_THREADS": "1"}
-    log = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a full pipe would block it
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        log.seek(0)
-        raise RuntimeError(f"streamlit did not start: {log.read()}")
-    yield url
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    with AppServer({"CONVEXIFY_TORCH_THREADS": "1"}, start_timeout=60) as app:
+        yield app.url
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +59,10 @@ def page(browser) -> Iterator[object]:
 
 def wait_for_run(tab) -> None:
     """Wait until the app is connected and its script run has finished."""
-    tab.wait_for_selector('[data-testid="stApp"][data-test-connection-state="CONNECTED"]')
-    tab.wait_for_selector('[data-test-script-state="notRunning"]', state="attached")
+    tab.wait_for_selector(CONNECTED)
+    tab.wait_for_selector(NOT_RUNNING, state="attached")
     tab.wait_for_timeout(300)
-    tab.wait_for_selector('[data-test-script-state="notRunning"]', state="attached")
+    tab.wait_for_selector(NOT_RUNNING, state="attached")
 
 
 def error_texts(tab) -> list[str]:
@@ -353,6 +292,14 @@ def test_hostile_links_and_files_end_in_messages(server, page, tmp_path) -> None
     said = _alerts(page)
     for key in ("branches_b", "seed", "branches_largest"):
         assert f"{key}=" in said and "was ignored" in said, said
+
+    page.goto(f"{server}/branches?branches_dir=/etc&branches_data=cifar10")
+    wait_for_run(page)
+    assert not _tracebacks(page), _tracebacks(page)
+    said = _alerts(page)
+    assert "branches_dir=/etc was ignored" in said and "cannot choose a folder" in said, said
+    assert "this server has none" in said, said
+    assert "branches_dir" not in page.url
 
     page.goto(f"{server}/landscape_lab?landscape_lab_model=upload&landscape_lab_dataset=upload")
     wait_for_run(page)

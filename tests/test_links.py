@@ -182,3 +182,51 @@ def test_hostile_links_never_break_a_page(data) -> None:
     for key in query:
         if key in drawn_keys:
             assert f"`{key}=" in said, (key, query[key], said)
+
+
+# --- a link never chooses a folder on the server -----------------------------------------------
+
+
+@pytest.fixture
+def folder_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every folder the Branches study's file loaders are asked to read (they read nothing)."""
+    from landscape.studies.branches import data
+
+    asked: list[str] = []
+
+    def refuse(directory: str, split: str = "train") -> None:
+        asked.append(str(directory))
+        raise ValueError("test: the loader was called")
+
+    monkeypatch.setattr(data, "mnist_from_directory", refuse)
+    monkeypatch.setattr(data, "cifar10_from_directory", refuse)
+    return asked
+
+
+@pytest.mark.parametrize("folder", ["/etc", "/", "../../root", "C:\\Windows", ""])
+@pytest.mark.parametrize("dataset", ["cifar10", "mnist_full"])
+def test_a_link_naming_a_server_folder_is_refused_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, folder_reads: list[str], folder: str, dataset: str
+) -> None:
+    monkeypatch.delenv("CONVEXIFY_DATA_DIR", raising=False)
+    at = open_page("views/branches.py", {"branches_dir": folder, "branches_data": dataset})
+    assert_no_exception(at)
+    said = warnings_of(at)
+    assert f"`branches_dir={folder}` was ignored" in said
+    assert "cannot choose a folder on the server" in said
+    assert "branches_dir" not in at.query_params  # gone from the URL: a reload is clean
+    assert folder_reads == []  # nothing was read, from the link's folder or any other
+    errors = " ".join(e.value for e in at.error)
+    assert f"{dataset} is read from the server's data folder" in errors
+    assert "this server has none" in errors and "CONVEXIFY_DATA_DIR" in errors
+    assert "branches_dir" not in links.bound_keys()  # no widget takes a folder from a link
+
+
+def test_the_data_folder_is_the_operators_setting_whatever_the_link_says(
+    monkeypatch: pytest.MonkeyPatch, folder_reads: list[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CONVEXIFY_DATA_DIR", str(tmp_path))
+    at = open_page("views/branches.py", {"branches_dir": "/etc", "branches_data": "cifar10"})
+    assert_no_exception(at)
+    assert "`branches_dir=/etc` was ignored" in warnings_of(at)
+    assert folder_reads == [str(tmp_path)]  # the operator's folder, and only that one

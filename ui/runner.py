@@ -16,7 +16,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import RerunException, StopException
 
 from landscape.engine import cluster, presets, results, serving, uploads
-from ui.export import result_downloads
+from ui.export import figure_cache_stats, result_downloads
 
 log = logging.getLogger(__name__)
 
@@ -321,6 +321,7 @@ def serving_stats() -> tuple[serving.QueueStats, list[serving.CacheStats]]:
     """The admission queue's state and each cache's bytes and ceiling, for the about box."""
     return run_queue().stats(), [
         result_cache().stats(),
+        figure_cache_stats(),
         presets.cache_stats(),
         uploads.store_stats(),
     ]

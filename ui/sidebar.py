@@ -113,6 +113,6 @@ def about_box() -> None:
             for cache in caches
         ]
         st.caption(
-            "Memory ceilings (CONVEXIFY_RESULT_CACHE_MB, CONVEXIFY_PRESET_CACHE_MB, "
-            "CONVEXIFY_UPLOAD_CACHE_MB):\n" + "\n".join(lines)
+            "Memory ceilings (CONVEXIFY_RESULT_CACHE_MB, CONVEXIFY_FIGURE_CACHE_MB, "
+            "CONVEXIFY_PRESET_CACHE_MB, CONVEXIFY_UPLOAD_CACHE_MB):\n" + "\n".join(lines)
         )

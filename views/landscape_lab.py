@@ -14,7 +14,7 @@ import streamlit as st
 from landscape.studies.lab import figures
 from landscape.studies.lab import lab as study
 from ui import lab_uploads
-from ui.export import show_figure
+from ui.export import cached_figure, show_figure
 from ui.lecture import controls
 from ui.prose import caption, prose, show_prose
 from ui.runner import build_config, run_study
@@ -381,7 +381,7 @@ def show_surface(result: study.Result, log_scale: bool) -> None:
         f"{result.model_name} on {result.n_samples} samples ({result.task}); "
         f"{len(result.alphas)} x {len(result.betas)} grid; engine path: {result.surface_method}."
     )
-    show_figure(figures.lab_surface(result, log_scale), "lab_surface")
+    show_figure(cached_figure(figures.lab_surface, result, log_scale), "lab_surface")
     downloads = st.columns([1, 1, 4])
     downloads[0].download_button(
         "Surface (NPZ)",
@@ -407,10 +407,10 @@ def show_slices(result: study.Result) -> None:
     """The 1-D slices beside the line from the initial to the trained weights."""
     left, right = st.columns(2)
     with left:
-        show_figure(figures.lab_slices(result), "lab_slices")
+        show_figure(cached_figure(figures.lab_slices, result), "lab_slices")
     with right:
         if len(result.interpolation):
-            show_figure(figures.lab_interpolation(result), "lab_interpolation")
+            show_figure(cached_figure(figures.lab_interpolation, result), "lab_interpolation")
         else:
             st.info("No training, no interpolation: the initial and final weights coincide.")
 
@@ -420,7 +420,7 @@ def show_curvature_map(result: study.Result) -> None:
     left, right = st.columns([3, 2])
     with left:
         if result.curvature_ratio.size:
-            show_figure(figures.lab_curvature(result), "lab_curvature")
+            show_figure(cached_figure(figures.lab_curvature, result), "lab_curvature")
         else:
             st.info("The curvature map is off (Curvature grid = 0).")
     with right:
@@ -452,9 +452,9 @@ def show_evidence(result: study.Result) -> None:
     STATE_BOXES[result.centre_state](figures.centre_state_text(result))
     left, right = st.columns([3, 2])
     with left:
-        show_figure(figures.lab_density(result), "lab_density")
+        show_figure(cached_figure(figures.lab_density, result), "lab_density")
     with right:
-        show_figure(figures.lab_training_density(result), "lab_training_density")
+        show_figure(cached_figure(figures.lab_training_density, result), "lab_training_density")
     st.dataframe(trace_table(result), hide_index=True)
     caption(
         PAGE,
@@ -493,14 +493,14 @@ def show_result(result: study.Result, log_scale: bool) -> None:
     """A computed run: metrics, surface, slices, curvature, evidence and training."""
     if result.diverged:
         st.warning(result.message)
-        show_figure(figures.lab_training(result), "lab_training")
+        show_figure(cached_figure(figures.lab_training, result), "lab_training")
         return
     show_metrics(result)
     show_surface(result, log_scale)
     show_slices(result)
     show_curvature_map(result)
     show_evidence(result)
-    show_figure(figures.lab_training(result), "lab_training")
+    show_figure(cached_figure(figures.lab_training, result), "lab_training")
 
 
 settings = current_settings()
