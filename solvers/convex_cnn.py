@@ -31,7 +31,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solvers.convex_relu import Loss, _check_problem, loss_value, recover_network
+from solvers.convex_relu import (
+    Loss,
+    _check_device,
+    _check_options,
+    _check_problem,
+    _solve_scaled,
+    cvxpy_fit,
+    loss_value,
+    recover_network,
+)
 from solvers.patterns import DEFAULT_MAX_PATTERNS, enumerate_patterns, sample_patterns
 
 
@@ -50,6 +59,9 @@ class ConvexCNNSolution:
     beta: float
     status: str
     seconds: float
+    method: str = "cvxpy"
+    lower_bound: float = float("nan")  # interior point: dual bound <= convex optimum
+    iterations: int = 0  # interior point: Newton steps
 
     @property
     def width(self) -> int:
@@ -133,50 +145,59 @@ def solve_convex_cnn(
     seed: int = 0,
     *,
     max_patterns: int = DEFAULT_MAX_PATTERNS,
-    tol: float = 1e-9,
+    tol: float | None = None,
+    method: str = "cvxpy",
+    max_iter: int = 500,
+    device: str = "cpu",
 ) -> ConvexCNNSolution:
-    """Solve the convex program of the CNN (cvxpy + Clarabel) and recover its filters.
+    """Solve the convex program of the CNN and recover its filters.
 
     ``patches`` (n, K, h), ``y`` (n,), ``beta > 0``. ``patterns='all'`` enumerates the patterns of
     the stacked patches (rank <= 3): the optimum is then the CNN's global optimum; an integer
-    samples that many Gaussian gates (``seed``): an upper bound.
+    samples that many Gaussian gates (``seed``): an upper bound. ``method="cvxpy"`` (Clarabel,
+    ``tol`` default 1e-9) or ``"interior_point"``: the two-layer program's torch barrier method
+    (`solvers.convex_relu`) with the patches as its rows, pooled into the samples (``tol``
+    default 1e-8 on the relative gap to its dual bound, at most ``max_iter`` Newton steps).
     """
-    import cvxpy as cp
-
     patches = _check_patches(patches)
     n, K, h = patches.shape
     _, y, beta = _check_problem(patches[:, 0, :], y, beta, loss)
+    _check_options(method, tol, max_iter)
     S = patches.reshape(n * K, h)
     if isinstance(patterns, str):
         if patterns != "all":
             raise ValueError(f"patterns must be 'all' or an integer >= 1, got {patterns!r}")
-        gates = enumerate_patterns(S, max_patterns)[0]
+        gates, interior = enumerate_patterns(S, max_patterns)
     elif isinstance(patterns, (int, np.integer)) and not isinstance(patterns, bool):
-        gates = sample_patterns(S, int(patterns), seed)[0]
+        gates, interior = sample_patterns(S, int(patterns), seed)
     else:
         raise ValueError(f"patterns must be 'all' or an integer >= 1, got {patterns!r}")
     P = gates.shape[0]
     start = time.perf_counter()
     G = gates.T.astype(np.float64)  # (nK, P)
     pool = np.kron(np.eye(n), np.full((1, K), 1.0 / K))  # (n, nK)
-    V, W = cp.Variable((P, h)), cp.Variable((P, h))
-    SV, SW = S @ V.T, S @ W.T
-    f = cp.sum(pool @ cp.multiply(G, SV - SW), axis=1)
     walls = 2.0 * G - 1.0
-    constraints = [cp.multiply(walls, SV) >= 0, cp.multiply(walls, SW) >= 0]
-    if loss == "squared":
-        fit = 0.5 * cp.sum_squares(f - y)
-    elif loss == "hinge":
-        fit = cp.sum(cp.pos(1 - cp.multiply(y, f)))
+    bound, iterations = float("nan"), 0
+    if method == "interior_point" and (P == 0 or loss_value(np.zeros_like(y), y, loss) == 0.0):
+        v = w = np.zeros((P, h))  # the zero network is optimal (what the two-layer solver does)
+        bound, status = loss_value(np.zeros_like(y), y, loss), "optimal"
+    elif method == "interior_point":
+        v, w, bound, iterations, converged = _solve_scaled(
+            S,
+            y,
+            gates,
+            interior,
+            beta,
+            loss,
+            method,
+            tol or 1e-8,
+            int(max_iter),
+            _check_device(device),
+            pool,
+        )
+        status = "optimal" if converged else "not converged"
     else:
-        fit = cp.sum(cp.logistic(-cp.multiply(y, f)))
-    penalty = cp.sum(cp.norm(V, 2, axis=1)) + cp.sum(cp.norm(W, 2, axis=1))
-    problem = cp.Problem(cp.Minimize(fit + beta * penalty), constraints)
-    settings = {"tol_gap_abs": tol, "tol_gap_rel": tol, "tol_feas": tol, "max_iter": 500}
-    problem.solve(solver=cp.CLARABEL, **settings)
-    if V.value is None:
-        raise RuntimeError(f"cvxpy/Clarabel did not solve the CNN program: {problem.status}")
-    v, w = np.asarray(V.value), np.asarray(W.value)
+        v, w, status = _solve_cnn_cvxpy(S, y, G, pool, beta, loss, tol or 1e-9)
     seconds = time.perf_counter() - start
     fn = (pool @ (G * (S @ (v - w).T))).sum(axis=1)
     objective = loss_value(fn, y, loss) + beta * float(
@@ -194,6 +215,38 @@ def solve_convex_cnn(
         max_violation=violation,
         loss=loss,
         beta=beta,
-        status=str(problem.status),
+        status=status,
         seconds=seconds,
+        method=method,
+        lower_bound=float(bound),
+        iterations=int(iterations),
     )
+
+
+def _solve_cnn_cvxpy(
+    S: np.ndarray,
+    y: np.ndarray,
+    G: np.ndarray,
+    pool: np.ndarray,
+    beta: float,
+    loss: str,
+    tol: float,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(v, w, status)`` of the program by cvxpy + Clarabel: ``S`` (nK, h) patches as rows,
+    ``G`` (nK, P) their patterns, ``pool`` (n, nK) the average over each sample's patches."""
+    import cvxpy as cp
+
+    P, h = G.shape[1], S.shape[1]
+    V, W = cp.Variable((P, h)), cp.Variable((P, h))
+    SV, SW = S @ V.T, S @ W.T
+    f = cp.sum(pool @ cp.multiply(G, SV - SW), axis=1)
+    walls = 2.0 * G - 1.0
+    constraints = [cp.multiply(walls, SV) >= 0, cp.multiply(walls, SW) >= 0]
+    fit = cvxpy_fit(f, y, loss)
+    penalty = cp.sum(cp.norm(V, 2, axis=1)) + cp.sum(cp.norm(W, 2, axis=1))
+    problem = cp.Problem(cp.Minimize(fit + beta * penalty), constraints)
+    settings = {"tol_gap_abs": tol, "tol_gap_rel": tol, "tol_feas": tol, "max_iter": 500}
+    problem.solve(solver=cp.CLARABEL, **settings)
+    if V.value is None:
+        raise RuntimeError(f"cvxpy/Clarabel did not solve the CNN program: {problem.status}")
+    return np.asarray(V.value), np.asarray(W.value), str(problem.status)

@@ -28,8 +28,9 @@ evaluated at the method's multipliers, scaled into the feasible set.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 import torch
@@ -173,12 +174,30 @@ def convex_objective(
     y: np.ndarray,
     beta: float,
     loss: Loss = "squared",
+    pool: np.ndarray | None = None,
 ) -> float:
-    """``ell(sum_i D_i X (v_i - w_i), y) + beta sum_i (||v_i|| + ||w_i||)``; ``v``, ``w`` (P, d)."""
-    X, y, beta = _check_problem(X, y, beta, loss)
-    f = np.sum(patterns.T * (X @ (np.asarray(v) - np.asarray(w)).T), axis=1)
+    """``ell(sum_i D_i X (v_i - w_i), y) + beta sum_i (||v_i|| + ||w_i||)``; ``v``, ``w`` (P, d).
+
+    ``pool`` (n, m) pools the m rows of ``X`` into the n outputs, ``f = pool @ sum_i D_i X (v_i -
+    w_i)`` (the CNN program: patches into samples; ``X``, ``y`` are then not re-checked).
+    """
+    if pool is None:
+        X, y, beta = _check_problem(X, y, beta, loss)
+    rows = np.sum(patterns.T * (X @ (np.asarray(v) - np.asarray(w)).T), axis=1)
+    f = rows if pool is None else pool @ rows
     penalty = np.sum(np.linalg.norm(v, axis=1)) + np.sum(np.linalg.norm(w, axis=1))
     return loss_value(f, y, loss) + beta * float(penalty)
+
+
+def cvxpy_fit(f: Any, y: np.ndarray, loss: str) -> Any:
+    """``ell(f, y)`` as a cvxpy expression of the affine expression ``f`` (n,)."""
+    import cvxpy as cp
+
+    if loss == "squared":
+        return 0.5 * cp.sum_squares(f - y)
+    if loss == "hinge":
+        return cp.sum(cp.pos(1 - cp.multiply(y, f)))
+    return cp.sum(cp.logistic(-cp.multiply(y, f)))
 
 
 def recover_network(v: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -251,21 +270,43 @@ def dual_bound(
     y: np.ndarray,
     beta: float,
     loss: str,
+    pool: np.ndarray | None = None,
 ) -> float:
     """A lower bound on the convex optimum from multipliers ``q`` (n,), ``mu_v``, ``mu_w`` (P, n).
+
+    With ``pool`` (n, m) the rows of ``X`` (m, d) are pooled into the n outputs (the CNN
+    program, ``F_i = pool D_i X``): the loss multiplier enters the blocks as ``pool^T q``.
 
     ``q`` is the loss multiplier (``grad ell`` at the optimum), ``mu <= 0`` those of the cone
     constraints. ``(t q, t mu)`` is dual feasible for
     ``t = min(1, beta / max_i ||X^T(+-D_i q + (2D_i - I) mu_i)||)``, and ``-ell^*(t q)``
     (maximised over ``t`` for the squared loss) is the bound.
     """
-    if loss != "squared":
-        q = -y * np.clip(-q * y, 0.0, 1.0)
-    signs = 2.0 * patterns - 1.0  # (P, n)
-    gated = patterns * q[None, :]
+    q = dual_domain(q, y, loss)
+    signs = 2.0 * patterns - 1.0  # (P, m)
+    gated = patterns * (q if pool is None else pool.T @ q)[None, :]
     mu_v, mu_w = np.minimum(mu_v, 0.0), np.minimum(mu_w, 0.0)
     block = np.concatenate([(gated + signs * mu_v) @ X, (-gated + signs * mu_w) @ X])
-    largest = float(np.max(np.linalg.norm(block, axis=1), initial=0.0))
+    return scaled_dual_value(q, np.linalg.norm(block, axis=1), y, beta, loss)
+
+
+def dual_domain(q: np.ndarray, y: np.ndarray, loss: str) -> np.ndarray:
+    """``q`` moved into the domain of ``ell^*`` (hinge, logistic: ``q_j = -p_j y_j``,
+    ``p_j in [0, 1]``); unchanged for the squared loss."""
+    return q if loss == "squared" else -y * np.clip(-q * y, 0.0, 1.0)
+
+
+def scaled_dual_value(
+    q: np.ndarray, block_norms: np.ndarray, y: np.ndarray, beta: float, loss: str
+) -> float:
+    """``-ell^*(t q)`` at the largest ``t`` that makes the multipliers dual feasible.
+
+    Any group-l1 program ``min ell(F u) + beta sum_b ||u_b||`` under linear cones has, for
+    multipliers whose block residuals ``c_b`` (``F_b^T q`` plus the cones' terms) have the
+    norms ``block_norms``, the feasible scaling ``t = min(1, beta / max_b ||c_b||)``; for the
+    squared loss ``t`` is further chosen in ``[0, t]`` to maximise the (concave) bound.
+    """
+    largest = float(np.max(block_norms, initial=0.0))
     t = 1.0 if largest <= beta else beta / largest
     if loss == "squared" and q @ q > 0:
         t = float(np.clip(-(q @ y) / (q @ q), 0.0, t))
@@ -307,14 +348,10 @@ def _solve_cvxpy(
     XV, XW = X @ V.T, X @ W.T
     link = r == cp.sum(cp.multiply(gates, XV - XW), axis=1)
     cone_v, cone_w = cp.multiply(signs, XV) >= 0, cp.multiply(signs, XW) >= 0
-    if loss == "squared":
-        fit = 0.5 * cp.sum_squares(r - y)
-    elif loss == "hinge":
-        fit = cp.sum(cp.pos(1 - cp.multiply(y, r)))
-    else:
-        fit = cp.sum(cp.logistic(-cp.multiply(y, r)))
     penalty = cp.sum(cp.norm(V, 2, axis=1)) + cp.sum(cp.norm(W, 2, axis=1))
-    problem = cp.Problem(cp.Minimize(fit + beta * penalty), [link, cone_v, cone_w])
+    problem = cp.Problem(
+        cp.Minimize(cvxpy_fit(r, y, loss) + beta * penalty), [link, cone_v, cone_w]
+    )
     settings = {"tol_gap_abs": tol, "tol_gap_rel": tol, "tol_feas": tol, "max_iter": 500}
     try:
         try:
@@ -401,6 +438,8 @@ class _BarrierProblem:
     epigraph of ``beta ||u||`` with ``t`` minimised out, and ``fit_tau`` is ``tau ell`` (or, for
     the hinge loss, the barrier of its epigraph with the slack minimised out: ``_fit_terms``).
     ``X`` is scaled to unit spectral norm and ``beta`` with it, which changes no value.
+    ``pool`` (n, m) pools the m rows of ``X`` into the n outputs, ``F_k = s_k pool D_k X`` (the
+    CNN program: patches into samples); ``None`` is the identity (the two-layer program).
     """
 
     def __init__(
@@ -411,11 +450,16 @@ class _BarrierProblem:
         beta: float,
         loss: Loss,
         device: str | torch.device,
+        pool: np.ndarray | None = None,
     ) -> None:
         self.device, self.loss = torch.device(device), loss
         self.scale = float(np.linalg.norm(X, 2))
         self.beta = beta / self.scale
-        self.n, self.d = X.shape
+        self.m, self.d = X.shape  # rows carrying the walls
+        self.n = self.m if pool is None else pool.shape[0]  # outputs
+        self.pool = (
+            None if pool is None else torch.as_tensor(pool, dtype=torch.float64, device=self.device)
+        )
         P = patterns.shape[0]
         self.K = 2 * P
         self.X = torch.as_tensor(X / self.scale, dtype=torch.float64, device=self.device)
@@ -433,13 +477,18 @@ class _BarrierProblem:
         )[:, None]
         self.walls = (2.0 * self.gates - 1.0) * self.live  # diag(2 D_k - I) on non-zero rows
 
+    def pooled(self, rows: torch.Tensor) -> torch.Tensor:
+        """``pool @ rows`` (n, ...) of row values (m, ...)."""
+        return rows if self.pool is None else self.pool @ rows
+
     def predictions(self, U: torch.Tensor) -> torch.Tensor:
-        """``F u = sum_k s_k D_k X u_k`` (n,)."""
-        return ((self.X @ U.T) * self.signs).sum(dim=1)
+        """``F u = sum_k s_k pool D_k X u_k`` (n,)."""
+        return self.pooled(((self.X @ U.T) * self.signs).sum(dim=1))
 
     def adjoint(self, q: torch.Tensor) -> torch.Tensor:
         """``F^T q`` (K, d)."""
-        return (self.signs * q[:, None]).T @ self.X
+        rows = q if self.pool is None else self.pool.T @ q
+        return (self.signs * rows[:, None]).T @ self.X
 
     def slacks(self, U: torch.Tensor) -> torch.Tensor:
         """``(2 D_k - I) X u_k`` as columns (n, K); 1 on zero rows of ``X`` (no wall there)."""
@@ -461,7 +510,7 @@ class _BarrierProblem:
         ``F^T Omega F`` of rank ``n``, inverted by Woodbury with the (n, n) matrix
         ``I + Omega^1/2 Y Y^T Omega^1/2``, ``Y_i = D_i X L_i``, ``L_i L_i^T = B_vi^-1 + B_wi^-1``.
         """
-        n, d, K, X = self.n, self.d, self.K, self.X
+        n, m, d, K, X = self.n, self.m, self.d, self.K, self.X
         inv_s = self.live / self.slacks(U)
         _, g_norm, h_root = _norm_barrier(U, tau * self.beta)
         _, grad, omega = _fit_terms(self.predictions(U), self.y, self.loss, tau)
@@ -479,9 +528,8 @@ class _BarrierProblem:
         stacked = torch.cat([R_inv[:P].transpose(1, 2), R_inv[P:].transpose(1, 2)], dim=1)
         L = torch.linalg.qr(stacked, mode="r")[1].transpose(1, 2)  # (P, d, d)
         root = torch.sqrt(omega)
-        Z = root[:, None] * (torch.einsum("nd,pde->npe", X, L) * self.gates[:, :P, None]).reshape(
-            n, P * d
-        )
+        rows = (torch.einsum("md,pde->mpe", X, L) * self.gates[:, :P, None]).reshape(m, P * d)
+        Z = root[:, None] * self.pooled(rows)
         C = torch.linalg.cholesky(torch.eye(n, dtype=torch.float64, device=self.device) + Z @ Z.T)
         z = solve_blocks(-gradient)
         corr = root * torch.cholesky_solve((root * self.predictions(z))[:, None], C)[:, 0]
@@ -506,35 +554,31 @@ class _BarrierProblem:
         return q.cpu().numpy(), mu.cpu().numpy()
 
 
-def _solve_interior_point(
-    X: np.ndarray,
-    y: np.ndarray,
-    patterns: np.ndarray,
-    gates: np.ndarray,
-    beta: float,
-    loss: Loss,
+class BarrierProblem(Protocol):
+    """What `path_following` needs of a barrier problem: ``phi_tau`` and its Newton step."""
+
+    def merit(self, tau: float, U: torch.Tensor) -> torch.Tensor: ...
+
+    def newton(self, tau: float, U: torch.Tensor) -> tuple[torch.Tensor, float]: ...
+
+
+def path_following(
+    problem: BarrierProblem,
+    U: torch.Tensor,
+    tau: float,
+    certify: Callable[[float, torch.Tensor, torch.Tensor], tuple[float, float]],
     tol: float,
     max_iter: int,
-    device: str | torch.device,
-) -> tuple[np.ndarray, np.ndarray, float, int, bool]:
-    """Barrier method in torch (float64): damped Newton on ``phi_tau``, ``tau`` times 10 per round.
+) -> tuple[torch.Tensor, float, int, bool]:
+    """The barrier method's outer loop: damped Newton on ``phi_tau`` from a strictly feasible
+    ``U``, ``tau`` times 10 per round.
 
-    Starts from ``v_i = w_i = c g_i`` (interior gates, zero output). After each centring, stops
-    when the objective is within ``tol`` (relative) of the dual bound at the barrier multipliers;
-    gives up (``converged=False``, best bound kept) when one centring needs over 50 steps, three
-    rounds in a row need none, the line search finds no descent or the Newton system is
-    numerically singular.
+    After each centring (Newton decrement <= 1e-3), ``certify(tau, U, dU)`` gives a dual lower bound
+    and the objective; stops when they are within ``tol`` (relative). Gives up (converged False,
+    best bound kept) when one centring needs over 50 steps, three rounds in a row need none,
+    the line search finds no descent or the Newton system is numerically singular. Returns
+    ``(U, best bound, Newton steps, converged)``.
     """
-    problem = _BarrierProblem(X, y, patterns, beta, loss, device)
-    P = patterns.shape[0]
-    gate = torch.as_tensor(
-        gates / np.linalg.norm(gates, axis=1, keepdims=True),
-        dtype=torch.float64,
-        device=problem.device,
-    )
-    fit0 = loss_value(np.zeros_like(y), y, loss)
-    U = fit0 / (4.0 * problem.K * problem.beta) * torch.cat([gate, gate])
-    tau = (float(problem.live.sum()) * problem.K + 2 * problem.K) / fit0
     bound, converged, steps, round_start, idle_rounds = -np.inf, False, 0, 0, 0
     while steps < max_iter and steps - round_start <= 50 and idle_rounds < 3:  # else stalled
         try:
@@ -542,13 +586,8 @@ def _solve_interior_point(
         except torch.linalg.LinAlgError:
             break  # the Newton system is numerically singular: keep the last certificate
         if decrement <= 1e-3:  # centred: certify, then move along the central path
-            q, mu = problem.multipliers(tau, U, dU)
-            bound = max(
-                bound,
-                dual_bound(q, mu[:P], mu[P:], patterns, X / problem.scale, y, problem.beta, loss),
-            )
-            Un = (U / problem.scale).cpu().numpy()
-            value = convex_objective(Un[:P], Un[P:], patterns, X, y, beta, loss)
+            candidate, value = certify(tau, U, dU)
+            bound = max(bound, candidate)
             if value - bound <= tol * max(abs(value), 1e-300):
                 converged = True
                 break
@@ -564,6 +603,49 @@ def _solve_interior_point(
             break  # no descent left in floating point: keep the last certificate
         U = U + alpha * dU
         steps += 1
+    return U, bound, steps, converged
+
+
+def _solve_interior_point(
+    X: np.ndarray,
+    y: np.ndarray,
+    patterns: np.ndarray,
+    gates: np.ndarray,
+    beta: float,
+    loss: Loss,
+    tol: float,
+    max_iter: int,
+    device: str | torch.device,
+    pool: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, float, int, bool]:
+    """Barrier method in torch (float64): damped Newton on ``phi_tau``, ``tau`` times 10 per round.
+
+    Starts from ``v_i = w_i = c g_i`` (interior gates, zero output). After each centring, stops
+    when the objective is within ``tol`` (relative) of the dual bound at the barrier multipliers;
+    gives up (``converged=False``, best bound kept) when one centring needs over 50 steps, three
+    rounds in a row need none, the line search finds no descent or the Newton system is
+    numerically singular.
+    """
+    problem = _BarrierProblem(X, y, patterns, beta, loss, device, pool)
+    P = patterns.shape[0]
+    gate = torch.as_tensor(
+        gates / np.linalg.norm(gates, axis=1, keepdims=True),
+        dtype=torch.float64,
+        device=problem.device,
+    )
+    fit0 = loss_value(np.zeros_like(y), y, loss)
+    U = fit0 / (4.0 * problem.K * problem.beta) * torch.cat([gate, gate])
+    tau = (float(problem.live.sum()) * problem.K + 2 * problem.K) / fit0
+
+    def certify(tau: float, U: torch.Tensor, dU: torch.Tensor) -> tuple[float, float]:
+        q, mu = problem.multipliers(tau, U, dU)
+        bound = dual_bound(
+            q, mu[:P], mu[P:], patterns, X / problem.scale, y, problem.beta, loss, pool
+        )
+        Un = (U / problem.scale).cpu().numpy()
+        return bound, convex_objective(Un[:P], Un[P:], patterns, X, y, beta, loss, pool)
+
+    U, bound, steps, converged = path_following(problem, U, tau, certify, tol, max_iter)
     Un = (U / problem.scale).cpu().numpy()
     return Un[:P], Un[P:], bound, steps, converged
 
@@ -607,6 +689,7 @@ def _solve_scaled(
     tol: float | None,
     max_iter: int,
     device: str | torch.device,
+    pool: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float, int, bool]:
     """``(v, w, lower bound, iterations, converged)`` of the program, solved on scaled data.
 
@@ -624,7 +707,7 @@ def _solve_scaled(
         v, w, bound, iterations, converged = _solve_cvxpy(Xs, ys, gates, betas, loss, tol or 1e-8)
     else:
         v, w, bound, iterations, converged = _solve_interior_point(
-            Xs, ys, gates, interior, betas, loss, tol or 1e-6, max_iter, device
+            Xs, ys, gates, interior, betas, loss, tol or 1e-6, max_iter, device, pool
         )
     return v * (c / a), w * (c / a), bound * c**2, iterations, converged
 

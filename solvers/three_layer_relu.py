@@ -66,7 +66,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solvers.convex_relu import LOSSES, Loss, _check_problem, loss_value
+from solvers.convex_relu import LOSSES, Loss, _check_problem, cvxpy_fit, loss_value
 from solvers.patterns import DEFAULT_MAX_PATTERNS, enumerate_patterns, sample_patterns
 
 MAX_EXACT_SAMPLES = 8  # 2^n - 1 outer patterns: 255 at n = 8
@@ -350,12 +350,7 @@ def _solve_program(
         cp.multiply(2.0 * layout.gate_in - 1.0, XV) >= 0,
         cp.multiply(2.0 * layout.gate_out - 1.0, H) >= 0,
     ]
-    if loss == "squared":
-        fit = 0.5 * cp.sum_squares(f - y)
-    elif loss == "hinge":
-        fit = cp.sum(cp.pos(1 - cp.multiply(y, f)))
-    else:
-        fit = cp.sum(cp.logistic(-cp.multiply(y, f)))
+    fit = cvxpy_fit(f, y, loss)
     problem = cp.Problem(cp.Minimize(fit + beta * cp.sum(cp.norm(V, 2, axis=1))), constraints)
     settings = {"tol_gap_abs": tol, "tol_gap_rel": tol, "tol_feas": tol, "max_iter": 500}
     problem.solve(solver=cp.CLARABEL, **settings)

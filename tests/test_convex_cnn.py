@@ -121,3 +121,30 @@ def test_bad_input_is_refused() -> None:
     patches, y = signals(4, 0)
     with pytest.raises(ValueError, match="beta"):
         solve_convex_cnn(patches, y, 0.0)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic", "hinge"])
+def test_interior_point_matches_cvxpy(loss: str) -> None:
+    """The torch barrier method (the two-layer one, pooled over patches) against Clarabel."""
+    patches, y = signals(8, 0, loss)
+    reference = solve_convex_cnn(patches, y, BETA, loss=loss)
+    interior = solve_convex_cnn(patches, y, BETA, loss=loss, method="interior_point")
+    assert interior.method == "interior_point" and interior.n_patterns == reference.n_patterns
+    assert interior.max_violation == 0.0  # iterates stay strictly inside every cone
+    assert interior.network_objective == pytest.approx(interior.objective, rel=1e-8)
+    # its certificate is a valid lower bound for Clarabel's feasible point too
+    assert interior.lower_bound <= reference.objective * (1 + 1e-9)
+    if loss == "hinge":  # the primal barrier stalls near 1e-6 on the hinge (as in two layers)
+        assert interior.objective == pytest.approx(reference.objective, rel=1e-5)
+    else:
+        assert interior.status == "optimal"
+        assert interior.objective == pytest.approx(reference.objective, rel=1e-6)
+        assert interior.objective - interior.lower_bound <= 1e-8 * interior.objective
+
+
+def test_bad_method_is_refused() -> None:
+    patches, y = signals(4, 0)
+    with pytest.raises(ValueError, match="method"):
+        solve_convex_cnn(patches, y, BETA, method="newton")
+    with pytest.raises(ValueError, match="device"):
+        solve_convex_cnn(patches, y, BETA, method="interior_point", device="tpu")

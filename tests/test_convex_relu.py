@@ -100,12 +100,16 @@ def test_interior_point_on_sampled_patterns_matches_cvxpy() -> None:
     assert interior.objective == pytest.approx(reference.objective, rel=1e-5)
 
 
-def test_newton_direction_equals_autograd_newton_step() -> None:
+@pytest.mark.parametrize("pooled", [False, True])
+def test_newton_direction_equals_autograd_newton_step(pooled: bool) -> None:
+    """Also with rows pooled into outputs (the CNN program: patches averaged into samples)."""
     X, y = planar(9, 1, "hinge")
     patterns, gates = sample_patterns(X, 6, seed=0)
+    pool = np.kron(np.eye(3), np.full((1, 3), 1.0 / 3.0)) if pooled else None
     for loss in LOSSES:
         target = y if loss != "squared" else planar(9, 1, "squared")[1]
-        problem = _BarrierProblem(X, target, patterns, 0.3, loss, "cpu")
+        target = target[::3] if pooled else target
+        problem = _BarrierProblem(X, target, patterns, 0.3, loss, "cpu", pool)
         gate = torch.as_tensor(gates / np.linalg.norm(gates, axis=1, keepdims=True))
         U = torch.cat([gate, 0.5 * gate]).reshape(-1)
         for tau in (2.0, 1e4):
