@@ -127,6 +127,13 @@ def _add_surface_command(commands: Any, common: argparse.ArgumentParser) -> None
         epilog=SURFACE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_plane_arguments(s)
+    _add_curvature_arguments(s)
+    _add_compute_arguments(s)
+
+
+def _add_plane_arguments(s: argparse.ArgumentParser) -> None:
+    """What the surface is of: model, data, loss, directions, grid and output file."""
     s.add_argument("--model", required=True, help="ONNX, TorchScript or .pt2 file (see below)")
     s.add_argument("--data", required=True, help=".npz with arrays X and y")
     s.add_argument("--loss", required=True, choices=tuple(cluster.LOSSES))
@@ -150,6 +157,10 @@ def _add_surface_command(commands: Any, common: argparse.ArgumentParser) -> None
     s.add_argument("--resolution", type=int, default=51, help="grid points per axis")
     s.add_argument("--out", required=True, help="surface file to write (.npz)")
     s.add_argument("--slices", type=int, default=0, help="points of 1-D slices (0: none)")
+
+
+def _add_curvature_arguments(s: argparse.ArgumentParser) -> None:
+    """The Lanczos curvature map: its grid, budget and batching."""
     s.add_argument(
         "--curvature",
         type=int,
@@ -171,6 +182,10 @@ def _add_surface_command(commands: Any, common: argparse.ArgumentParser) -> None
         help="Hessian-vector products accumulated over batches of this many samples (0: one "
         "pass), for data whose double-backward graph does not fit in memory at once",
     )
+
+
+def _add_compute_arguments(s: argparse.ArgumentParser) -> None:
+    """Where and how it runs: device, dtype, Ray, checkpoints, shards, budgets, progress."""
     s.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
     s.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     s.add_argument("--ray", default=None, metavar="auto|local|ADDRESS", help="run on Ray")

@@ -750,13 +750,7 @@ def solve_convex_relu(
         )
     seconds = time.perf_counter() - start
     objective = convex_objective(v, w, gates, X, y, beta, loss)
-    if not (np.isfinite(objective) and np.all(np.isfinite(v)) and np.all(np.isfinite(w))):
-        raise ValueError(
-            f"{method} returned a non-finite solution (objective {objective}); rescale X and y "
-            "or raise beta"
-        )
-    if not np.isfinite(bound) and bool(converged):
-        raise ValueError(f"{method} reported convergence without a finite lower bound")
+    _check_finite(method, objective, v, w, bound, bool(converged))
     first_layer, second_layer = recover_network(v, w)
     return ConvexReLUSolution(
         objective=objective,
@@ -777,3 +771,17 @@ def solve_convex_relu(
         converged=bool(converged),
         seconds=seconds,
     )
+
+
+def _check_finite(
+    method: str, objective: float, v: np.ndarray, w: np.ndarray, bound: float, converged: bool
+) -> None:
+    """A ValueError when the solver returned non-finite weights or objective, or claimed
+    convergence without a finite lower bound."""
+    if not (np.isfinite(objective) and np.all(np.isfinite(v)) and np.all(np.isfinite(w))):
+        raise ValueError(
+            f"{method} returned a non-finite solution (objective {objective}); rescale X and y "
+            "or raise beta"
+        )
+    if not np.isfinite(bound) and converged:
+        raise ValueError(f"{method} reported convergence without a finite lower bound")

@@ -381,21 +381,8 @@ def solve_dual(
     X, Y = _as_data(X, Y)
     gamma = _check_gamma(gamma)
     d_min = _check_d_min(d_min)
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    tol = _check_positive("tol", tol, 0.1)
-    if not isinstance(max_iter, int | np.integer) or isinstance(max_iter, bool) or max_iter < 1:
-        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
-    if max_iter > 10**7:
-        raise ValueError(f"max_iter must be at most 10^7 (hours of SVDs), got {max_iter}")
-    step = _check_positive("step", step, 1e6)
-    # Scale: with c = ||Ytil||_2, (Y / c, gamma / c) has the solution Lambda / c and the value
-    # D / c^2, so every solver sees numbers of order 1. A gamma above ||Ytil||_2 leaves the
-    # constraint inactive (Lambda = Ytil either way): clip it there.
-    Ytil = projected_targets(X, Y)
-    scale = float(np.linalg.norm(Ytil, 2)) if Ytil.size else 0.0
-    if scale == 0.0 or not np.isfinite(scale):
-        scale = max(float(np.max(np.abs(Y))), 1e-300)
+    tol, step = _check_solver_options(method, tol, max_iter, step)
+    scale = _problem_scale(X, Y)
     gamma_scaled = min(gamma / scale, 1.0 + 1e-12)
     Y_scaled = Y / scale
     start = time.perf_counter()
@@ -427,6 +414,36 @@ def solve_dual(
     )
     _certify(solution, X, Y, gamma, d_min, max_iter)
     return solution
+
+
+def _check_solver_options(
+    method: object, tol: float, max_iter: object, step: float
+) -> tuple[float, float]:
+    """``method`` one of METHODS, ``tol`` in (0, 0.1], ``max_iter`` an integer in [1, 10^7],
+    ``step`` in (0, 1e6]; returns ``tol`` and ``step`` as floats, or a ValueError naming the
+    field."""
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    tol = _check_positive("tol", tol, 0.1)
+    if not isinstance(max_iter, int | np.integer) or isinstance(max_iter, bool) or max_iter < 1:
+        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
+    if max_iter > 10**7:
+        raise ValueError(f"max_iter must be at most 10^7 (hours of SVDs), got {max_iter}")
+    return tol, _check_positive("step", step, 1e6)
+
+
+def _problem_scale(X: np.ndarray, Y: np.ndarray) -> float:
+    """``c = ||Ytil||_2`` (or ``max |Y|`` when that is 0 or not finite).
+
+    With it, (Y / c, gamma / c) has the solution Lambda / c and the value D / c^2, so every
+    solver sees numbers of order 1. A gamma above ``||Ytil||_2`` leaves the constraint inactive
+    (Lambda = Ytil either way): the caller clips ``gamma / c`` at 1.
+    """
+    Ytil = projected_targets(X, Y)
+    scale = float(np.linalg.norm(Ytil, 2)) if Ytil.size else 0.0
+    if scale == 0.0 or not np.isfinite(scale):
+        scale = max(float(np.max(np.abs(Y))), 1e-300)
+    return scale
 
 
 def _certify(

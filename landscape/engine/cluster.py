@@ -398,15 +398,8 @@ def run_surface(
     )
     shards = plan_shards(A, store.shard_rows if store is not None else shard_rows)
     Z = np.full((A, B), np.nan)
-    missing = []
-    finished = 0
-    for start, stop in shards:
-        rows = store.load(start, stop) if store is not None else None
-        if rows is None:
-            missing.append((start, stop))
-        else:
-            Z[start:stop] = rows
-            finished += (stop - start) * B
+    missing, loaded = _load_checkpointed(store, shards, Z)
+    finished = loaded * B
     report = points_done or (lambda p: None)
     report(finished)
 
@@ -433,6 +426,23 @@ def run_surface(
         backend = f"ray ({cluster_workers(ray_module)} CPUs)"
     seconds = time.perf_counter() - started
     return SurfaceRun(Z, shards, missing, seconds, backend, shard_seconds)
+
+
+def _load_checkpointed(
+    store: ShardCheckpoint | None, shards: list[tuple[int, int]], Z: np.ndarray
+) -> tuple[list[tuple[int, int]], int]:
+    """Fill the rows of ``Z`` whose shards the checkpoint holds; returns the shards still
+    missing and the number of rows loaded."""
+    missing = []
+    loaded = 0
+    for start, stop in shards:
+        rows = store.load(start, stop) if store is not None else None
+        if rows is None:
+            missing.append((start, stop))
+        else:
+            Z[start:stop] = rows
+            loaded += stop - start
+    return missing, loaded
 
 
 _WORKER_JOBS: dict[str, SurfaceJob] = {}

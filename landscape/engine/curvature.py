@@ -543,12 +543,30 @@ def curvature_map(
                 batch_size=batch_size,
                 stop_at_proof=stop_at_proof,
             )
-            fields["lambda_min"][i, j], fields["lambda_max"][i, j] = e.lambda_min, e.lambda_max
-            fields["state"][i, j], fields["rayleigh"][i, j] = e.code, e.rayleigh
-            fields["bound"][i, j], fields["residual"][i, j] = e.bound, e.residual_min
+            for name, value in _map_fields(e).items():
+                fields[name][i, j] = value
             steps[i, j] = e.iterations
             if progress is not None:
                 progress((i * len(betas) + j + 1) / total, "Curvature map")
+    return _curvature_map_of(alphas, betas, fields, steps)
+
+
+def _map_fields(e: Evidence) -> dict[str, float]:
+    """The numbers a curvature map keeps of one point's evidence (not its vector)."""
+    return {
+        "lambda_min": e.lambda_min,
+        "lambda_max": e.lambda_max,
+        "state": e.code,
+        "rayleigh": e.rayleigh,
+        "bound": e.bound,
+        "residual": e.residual_min,
+    }
+
+
+def _curvature_map_of(
+    alphas: np.ndarray, betas: np.ndarray, fields: dict[str, np.ndarray], steps: np.ndarray
+) -> CurvatureMap:
+    """The map from its grids of fields, with ``ratio = |lambda_min| / |lambda_max|``."""
     lo, hi = fields["lambda_min"], fields["lambda_max"]
     ratio = np.abs(lo) / np.maximum(np.abs(hi), np.finfo(float).tiny)
     return CurvatureMap(

@@ -513,58 +513,101 @@ def _fast_multibranch(
     U1, u1, U2, u2 = _stacked(model, plane.directions["d1"])
     V1, v1, V2, v2 = _stacked(model, plane.directions["d2"])
     P0, P1, P2 = (torch.addmm(bias, X, W.T) for W, bias in ((W1, b1), (U1, u1), (V1, v1)))
-    K, k_out = P0.shape[1], W2.shape[0]
+    k_out = W2.shape[0]
+    J, m, blocks = _block_shape(plane.device, budget, P0, len(betas))
+    grid = _BlockBuffers(P0, P1, P2, J, m, blocks, len(betas), k_out)
     b_all = torch.as_tensor(betas, device=plane.device, dtype=P0.dtype)
-    # One block of activations (betas x samples x units): a quarter of the budget, and on a CPU
-    # at most CPU_BLOCK_BYTES per thread, so that it stays in cache between its three passes.
-    block_bytes = budget // 4
-    if plane.device.type == "cpu":
-        block_bytes = min(block_bytes, CPU_BLOCK_BYTES * torch.get_num_threads())
-    block = max(1, block_bytes // (P0.element_size() * K))
-    J = min(len(betas), block)  # betas per block
-    m = max(1, min(n, block // J))  # samples per block
-    blocks = -(-n // m)
-    # Samples padded to whole blocks (zero rows, dropped before the loss); buffers are reused
-    # across blocks and rows, since fresh large tensors cost page faults on every allocation.
-    pad = blocks * m - n
-    P0, P1, P2 = (torch.cat([P, P.new_zeros(pad, K)]) for P in (P0, P1, P2))
-    Q = torch.empty_like(P0)
-    Q_blocks = Q.view(blocks, 1, m * K).unbind(0)  # views: Q is refilled in place every row
-    P2_blocks = P2.view(blocks, m * K).unbind(0)
-    device, dtype = plane.device, P0.dtype
-    hidden = torch.empty(J * m * K, device=device, dtype=dtype)
-    products = torch.empty(blocks, J * k_out * m, device=device, dtype=dtype)
-    logits = torch.empty(len(betas), k_out, blocks * m, device=device, dtype=dtype)
     activation = _in_place_activation(model)
     Z = np.empty((len(alphas), len(betas)))
     for i, a in enumerate(alphas.tolist()):
-        torch.add(P0, P1, alpha=a, out=Q)
+        torch.add(grid.P0, grid.P1, alpha=a, out=grid.Q)
         Wa, ba = torch.add(W2, U2, alpha=a), torch.add(b2, u2, alpha=a)
         for j0 in range(0, len(betas), J):
             bj = b_all[j0 : j0 + J]
-            width = len(bj)
             # Output weights and biases at every beta of the chunk: (width, k, K), (width, k).
             weights = torch.addcmul(Wa, bj[:, None, None], V2)
             biases = torch.addcmul(ba, bj[:, None], v2)
-            h = hidden[: width * m * K].view(width, m * K)
-            hT = h.view(width, m, K).transpose(1, 2)
-            out = products[:, : width * k_out * m]
-            targets = out.view(blocks, width, k_out, m).unbind(0)
-            for q, p, target in zip(Q_blocks, P2_blocks, targets, strict=True):
-                torch.addr(q, bj, p, out=h)
-                activation(h)
-                torch.bmm(weights, hT, out=target)
-            # (blocks, width, k, m) + bias -> logits (width, k, blocks * m), in one pass
-            torch.add(
-                out.view(blocks, width, k_out, m).permute(1, 2, 0, 3),
-                biases[:, :, None, None],
-                out=logits[j0 : j0 + width].view(width, k_out, blocks, m),
-            )
-        losses = batched_loss(plane.loss_fn, logits[:, :, :n].transpose(1, 2), plane.y)
+            grid.fill_logits(j0, bj, weights, biases, activation)
+        losses = batched_loss(plane.loss_fn, grid.logits[:, :, :n].transpose(1, 2), plane.y)
         Z[i] = losses.cpu().numpy()
         if progress is not None:
             progress((i + 1) / len(alphas), f"Surface row {i + 1} of {len(alphas)}")
     return Z
+
+
+def _block_shape(
+    device: torch.device, budget: int, P0: torch.Tensor, n_betas: int
+) -> tuple[int, int, int]:
+    """Betas per block ``J``, samples per block ``m`` and the number of sample blocks.
+
+    One block of activations (betas x samples x units) takes a quarter of the budget, and on a
+    CPU at most CPU_BLOCK_BYTES per thread, so that it stays in cache between its three passes.
+    """
+    n, K = P0.shape
+    block_bytes = budget // 4
+    if device.type == "cpu":
+        block_bytes = min(block_bytes, CPU_BLOCK_BYTES * torch.get_num_threads())
+    block = max(1, block_bytes // (P0.element_size() * K))
+    J = min(n_betas, block)
+    m = max(1, min(n, block // J))
+    return J, m, -(-n // m)
+
+
+class _BlockBuffers:
+    """The multi-branch path's buffers, allocated once and refilled in place for every row.
+
+    Samples are padded to whole blocks (zero rows, dropped before the loss); buffers are reused
+    across blocks and rows, since fresh large tensors cost page faults on every allocation.
+    """
+
+    def __init__(
+        self,
+        P0: torch.Tensor,
+        P1: torch.Tensor,
+        P2: torch.Tensor,
+        J: int,
+        m: int,
+        blocks: int,
+        n_betas: int,
+        k_out: int,
+    ) -> None:
+        K = P0.shape[1]
+        pad = blocks * m - P0.shape[0]
+        self.P0, self.P1, P2 = (torch.cat([P, P.new_zeros(pad, K)]) for P in (P0, P1, P2))
+        self.Q = torch.empty_like(self.P0)
+        self.Q_blocks = self.Q.view(blocks, 1, m * K).unbind(0)  # views: Q is refilled per row
+        self.P2_blocks = P2.view(blocks, m * K).unbind(0)
+        device, dtype = P0.device, P0.dtype
+        self.hidden = torch.empty(J * m * K, device=device, dtype=dtype)
+        self.products = torch.empty(blocks, J * k_out * m, device=device, dtype=dtype)
+        self.logits = torch.empty(n_betas, k_out, blocks * m, device=device, dtype=dtype)
+        self.m, self.K, self.k_out, self.blocks = m, K, k_out, blocks
+
+    def fill_logits(
+        self,
+        j0: int,
+        bj: torch.Tensor,
+        weights: torch.Tensor,
+        biases: torch.Tensor,
+        activation: Callable[[torch.Tensor], object],
+    ) -> None:
+        """``logits[j0 : j0 + len(bj)]`` = ``s(Q + b_j P2) weights_j^T + biases_j``, block by
+        block of samples (``Q`` holds ``P0 + a P1`` for the current row)."""
+        m, K, k_out, blocks, width = self.m, self.K, self.k_out, self.blocks, len(bj)
+        h = self.hidden[: width * m * K].view(width, m * K)
+        hT = h.view(width, m, K).transpose(1, 2)
+        out = self.products[:, : width * k_out * m]
+        targets = out.view(blocks, width, k_out, m).unbind(0)
+        for q, p, target in zip(self.Q_blocks, self.P2_blocks, targets, strict=True):
+            torch.addr(q, bj, p, out=h)
+            activation(h)
+            torch.bmm(weights, hT, out=target)
+        # (blocks, width, k, m) + bias -> logits (width, k, blocks * m), in one pass
+        torch.add(
+            out.view(blocks, width, k_out, m).permute(1, 2, 0, 3),
+            biases[:, :, None, None],
+            out=self.logits[j0 : j0 + width].view(width, k_out, blocks, m),
+        )
 
 
 def _in_place_activation(model: MultiBranchNet) -> Callable[[torch.Tensor], object]:

@@ -182,6 +182,10 @@ RESULT_SHAPES: dict[str, str] = {
 }
 
 
+PlantedData = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # X, y, tests, w*
+Curves = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # train, test, recovery, diverged
+
+
 def planted_data(
     config: Config, replicate: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -300,47 +304,17 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     report(0.0, "Drawing planted data")
     data = [planted_data(config, s) for s in range(config.seeds)]
     starts = [initial_weights(config, d[0], d[4], s) for s, d in enumerate(data)]
-    stack = {
-        name: torch.as_tensor(np.stack([d[i] for d in data]), dtype=torch.float64, device=device)
-        for i, name in enumerate(("X", "y", "X_test", "y_test", "w_star"))
-    }
-    lipschitz = [2.0 * np.linalg.norm(d[0], 2) ** 2 for d in data]
-    steps = torch.as_tensor(config.step / np.array(lipschitz), dtype=torch.float64, device=device)
-    w0 = torch.as_tensor(np.stack(starts), dtype=torch.float64, device=device)
-    curves = {}
-    with limited_threads(1):  # thousands of tiny batched products: threads only add overhead
-        for index, relaxed in enumerate((False, True)):
-            report(0.1 + 0.4 * index, f"Gradient descent on {'L_r' if relaxed else 'L'}")
-            curves[relaxed] = gradient_descent(
-                stack["X"],
-                stack["y"],
-                stack["X_test"],
-                stack["y_test"],
-                stack["w_star"],
-                w0,
-                steps,
-                config.iterations,
-                relaxed,
-            )
+    curves = _descend_both(config, data, starts, device, report)
     report(0.9, "Slicing L and L_r")
     X, y, _, _, w_star = data[0]
     alphas, betas, values, relaxed_values, identity_error = _slice(config, X, y, w_star)
     peak = max(float(np.max(values)), 1e-300)
     dead = np.array([bool(np.all(d[0] @ w <= 0)) for d, w in zip(data, starts, strict=True)])
-    at_star = np.array(
-        [
-            np.linalg.norm(relaxed_gradient(d[4], d[0], d[1]))
-            / max(np.linalg.norm(d[0].T @ d[1]), 1e-300)
-            for d in data
-        ]
-    )
+    at_star = np.array([_relative_gradient_at_star(d) for d in data])
     diverged = {key: curves[key][3] for key in curves}
     count = int(diverged[False].sum() + diverged[True].sum())
-    message = (
-        f"{count} of {2 * config.seeds} runs diverged (NaN/inf): lower the step size."
-        if count
-        else ""
-    )
+    message = f"{count} of {2 * config.seeds} runs diverged (NaN/inf): lower the step size."
+    message = message if count else ""
     report(1.0, "Done")
     return Result(
         iterations=np.arange(config.iterations + 1),
@@ -362,6 +336,48 @@ def run(config: Config, progress: Progress | None = None) -> Result:
         slice_min_curvature_loss=min_second_difference(values) / peak,
         slice_min_curvature_relaxed=min_second_difference(relaxed_values) / peak,
         message=message,
+    )
+
+
+def _descend_both(
+    config: Config,
+    data: list[PlantedData],
+    starts: list[np.ndarray],
+    device: torch.device,
+    report: Progress,
+) -> dict[bool, Curves]:
+    """Gradient descent on ``L`` (key False) and on ``L_r`` (key True) for every seed at once:
+    the same data, start and step ``step / (2 ||X||_2^2)``."""
+    stack = {
+        name: torch.as_tensor(np.stack([d[i] for d in data]), dtype=torch.float64, device=device)
+        for i, name in enumerate(("X", "y", "X_test", "y_test", "w_star"))
+    }
+    lipschitz = [2.0 * np.linalg.norm(d[0], 2) ** 2 for d in data]
+    steps = torch.as_tensor(config.step / np.array(lipschitz), dtype=torch.float64, device=device)
+    w0 = torch.as_tensor(np.stack(starts), dtype=torch.float64, device=device)
+    curves: dict[bool, Curves] = {}
+    with limited_threads(1):  # thousands of tiny batched products: threads only add overhead
+        for index, relaxed in enumerate((False, True)):
+            report(0.1 + 0.4 * index, f"Gradient descent on {'L_r' if relaxed else 'L'}")
+            curves[relaxed] = gradient_descent(
+                stack["X"],
+                stack["y"],
+                stack["X_test"],
+                stack["y_test"],
+                stack["w_star"],
+                w0,
+                steps,
+                config.iterations,
+                relaxed,
+            )
+    return curves
+
+
+def _relative_gradient_at_star(data: PlantedData) -> float:
+    """``||grad L_r(w*)|| / ||X^T y||`` for one seed's planted data ``(X, y, ..., w*)``."""
+    X, y, w_star = data[0], data[1], data[4]
+    return float(
+        np.linalg.norm(relaxed_gradient(w_star, X, y)) / max(np.linalg.norm(X.T @ y), 1e-300)
     )
 
 

@@ -243,12 +243,7 @@ def train(
     if int(iterations) != iterations or iterations < 0:
         raise ValueError(f"iterations must be an integer >= 0, got {iterations}")
     device = float64_device(device)
-    X_t = torch.as_tensor(np.asarray(X, dtype=np.float64), device=device)
-    y_t = torch.as_tensor(np.asarray(y, dtype=np.float64).reshape(-1), device=device)
-    if X_t.shape[0] != y_t.shape[0]:
-        raise ValueError(
-            f"X and y must have the same number of rows, got {X_t.shape[0]} and {y_t.shape[0]}"
-        )
+    X_t, y_t = _training_data(X, y, device)
     weights = init_weights(spec, X_t.shape[1], seed, device)
     start = [w.clone() for w in weights[:-1]] if track else []
     root_m = math.sqrt(spec.width)
@@ -281,6 +276,20 @@ def train(
             progress((k + 1) / (iterations + 1))
 
     return _history(records, gram_init, outputs_init, lambda_max_init, len(y_t), diverged)
+
+
+def _training_data(
+    X: np.ndarray, y: np.ndarray, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``X`` (n, d) and ``y`` flattened to (n,), float64 on ``device``; a ValueError when their
+    numbers of rows differ."""
+    X_t = torch.as_tensor(np.asarray(X, dtype=np.float64), device=device)
+    y_t = torch.as_tensor(np.asarray(y, dtype=np.float64).reshape(-1), device=device)
+    if X_t.shape[0] != y_t.shape[0]:
+        raise ValueError(
+            f"X and y must have the same number of rows, got {X_t.shape[0]} and {y_t.shape[0]}"
+        )
+    return X_t, y_t
 
 
 def _record_step(
