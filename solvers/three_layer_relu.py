@@ -66,8 +66,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solvers.convex_relu import LOSSES, Loss, _check_problem, cvxpy_fit, loss_value
+from solvers.convex_relu import (
+    LOSSES,
+    Loss,
+    _check_device,
+    _check_options,
+    _check_problem,
+    cvxpy_fit,
+    loss_value,
+)
 from solvers.patterns import DEFAULT_MAX_PATTERNS, enumerate_patterns, sample_patterns
+from solvers.three_layer_barrier import solve_three_layer_barrier
 
 MAX_EXACT_SAMPLES = 8  # 2^n - 1 outer patterns: 255 at n = 8
 MAX_BLOCKS = 40_000  # 4 P1 P2 blocks of d variables: the largest program this module builds
@@ -91,6 +100,9 @@ class ThreeLayerSolution:
     beta: float
     status: str
     seconds: float
+    method: str = "cvxpy"
+    lower_bound: float = float("nan")  # interior point: dual bound <= convex optimum
+    iterations: int = 0  # interior point: Newton steps
 
     @property
     def subnetworks(self) -> int:
@@ -225,18 +237,19 @@ def outer_patterns(X: np.ndarray, patterns: str | int, seed: int = 0, width: int
 
 def _patterns(
     X: np.ndarray, patterns: str | int, seed: int, max_patterns: int
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inner patterns (P1, n), their interior gates (P1, d) and outer patterns (P2, n)."""
     if isinstance(patterns, str):
         if patterns != "all":
             raise ValueError(f"patterns must be 'all' or an integer >= 1, got {patterns!r}")
-        inner = enumerate_patterns(X, max_patterns)[0]
+        inner, interior = enumerate_patterns(X, max_patterns)
     elif isinstance(patterns, (int, np.integer)) and not isinstance(patterns, bool) and patterns:
         if patterns < 1:
             raise ValueError(f"patterns must be 'all' or an integer >= 1, got {patterns}")
-        inner = sample_patterns(X, int(patterns), seed)[0]
+        inner, interior = sample_patterns(X, int(patterns), seed)
     else:
         raise ValueError(f"patterns must be 'all' or an integer >= 1, got {patterns!r}")
-    return inner, outer_patterns(X, patterns, seed)
+    return inner, interior, outer_patterns(X, patterns, seed)
 
 
 def solve_three_layer(
@@ -248,7 +261,10 @@ def solve_three_layer(
     seed: int = 0,
     *,
     max_patterns: int = DEFAULT_MAX_PATTERNS,
-    tol: float = 1e-9,
+    tol: float | None = None,
+    method: str = "cvxpy",
+    max_iter: int = 500,
+    device: str = "cpu",
 ) -> ThreeLayerSolution:
     """Solve the convex program (cvxpy + Clarabel) and recover the parallel network.
 
@@ -256,10 +272,13 @@ def solve_three_layer(
     and every outer pattern (n <= 8): the optimum is the global optimum of the network.
     An integer ``p``: ``p`` sampled gates and ``p`` sampled outer patterns (``seed``): an upper
     bound. The program has ``4 P1 P2`` blocks of ``d`` variables; more than ``MAX_BLOCKS`` is
-    refused with a ValueError.
+    refused with a ValueError. ``method="cvxpy"`` (Clarabel, ``tol`` default 1e-9) or
+    ``"interior_point"`` (`solvers.three_layer_barrier`, torch on ``device``, ``tol`` default
+    1e-6 on the relative gap to its dual bound, at most ``max_iter`` Newton steps).
     """
     X, y, beta = _check_problem(X, y, beta, loss)
-    inner, outer = _patterns(X, patterns, seed, max_patterns)
+    _check_options(method, tol, max_iter)
+    inner, interior, outer = _patterns(X, patterns, seed, max_patterns)
     P1, P2 = inner.shape[0], outer.shape[0]
     blocks = 4 * P1 * P2
     if blocks > MAX_BLOCKS:
@@ -269,7 +288,23 @@ def solve_three_layer(
         )
     start = time.perf_counter()
     layout = _BlockLayout.of(inner, outer)
-    values, status = _solve_program(X, y, beta, loss, layout, tol)
+    bound, iterations = float("nan"), 0
+    if method == "interior_point":
+        values, bound, iterations, converged = solve_three_layer_barrier(
+            X,
+            y,
+            beta,
+            loss,
+            inner,
+            interior,
+            outer,
+            tol or 1e-6,
+            int(max_iter),
+            _check_device(device),
+        )
+        status = "optimal" if converged else "not converged"
+    else:
+        values, status = _solve_program(X, y, beta, loss, layout, tol or 1e-9)
     seconds = time.perf_counter() - start
     XVn = X @ values.T
     Hn = (layout.gate_in * XVn) @ layout.summation
@@ -297,6 +332,9 @@ def solve_three_layer(
         beta=beta,
         status=status,
         seconds=seconds,
+        method=method,
+        lower_bound=float(bound),
+        iterations=int(iterations),
     )
 
 

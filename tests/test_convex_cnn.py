@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from solvers.convex_cnn import cnn_objective, cnn_output, image_patches, solve_convex_cnn
-from solvers.patterns import enumerate_patterns
+from solvers.reference_programs import blockwise_cnn
 
 BETA = 0.05
 
@@ -27,29 +27,9 @@ def exact() -> tuple[np.ndarray, np.ndarray, object]:
     return patches, y, solve_convex_cnn(patches, y, BETA)
 
 
-def reference_optimum(patches: np.ndarray, y: np.ndarray, beta: float) -> float:
-    """The program written per pattern and per position, with SCS (a different solver)."""
-    import cvxpy as cp
-
-    n, K, h = patches.shape
-    gates = enumerate_patterns(patches.reshape(n * K, h))[0].reshape(-1, n, K).astype(float)
-    f, penalty, constraints = 0, 0, []
-    for D in gates:  # D (n, K): the pattern of one filter at every sample and position
-        M = sum(D[:, k, None] * patches[:, k, :] for k in range(K)) / K  # (n, h)
-        for sign in (1.0, -1.0):
-            v = cp.Variable(h)
-            for k in range(K):
-                constraints.append(cp.multiply(2 * D[:, k] - 1, patches[:, k, :] @ v) >= 0)
-            f = f + sign * (M @ v)
-            penalty = penalty + cp.norm(v, 2)
-    problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(f - y) + beta * penalty), constraints)
-    problem.solve(solver=cp.SCS, eps_abs=1e-10, eps_rel=1e-10, max_iters=200_000)
-    return float(problem.value)
-
-
 def test_per_pattern_formulation_agrees(exact) -> None:
     patches, y, solution = exact
-    assert solution.objective == pytest.approx(reference_optimum(patches, y, BETA), rel=1e-6)
+    assert solution.objective == pytest.approx(blockwise_cnn(patches, y, BETA, "SCS"), rel=1e-6)
 
 
 def test_recovered_cnn_attains_the_optimum(exact) -> None:

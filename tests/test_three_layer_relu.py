@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from solvers.patterns import enumerate_patterns
+from solvers.reference_programs import blockwise_three_layer
 from solvers.three_layer_relu import (
     balanced,
     decay_norm,
@@ -36,35 +37,9 @@ def exact() -> tuple[np.ndarray, np.ndarray, object]:
     return X, y, solve_three_layer(X, y, BETA, patterns="all")
 
 
-def reference_optimum(X: np.ndarray, y: np.ndarray, beta: float) -> float:
-    """The same program written block by block: one cvxpy variable per (sub-network, neuron)."""
-    import warnings
-
-    import cvxpy as cp
-
-    warnings.filterwarnings("ignore", message=".*too many subexpressions", category=UserWarning)
-    inner = enumerate_patterns(X)[0].astype(float)
-    outer = outer_patterns(X, "all").astype(float)
-    f, penalty, constraints = 0, 0, []
-    for D2 in outer:
-        for s in (1.0, -1.0):
-            h = 0
-            for D1 in inner:
-                for t in (1.0, -1.0):
-                    v = cp.Variable(X.shape[1])
-                    constraints.append(cp.multiply(2 * D1 - 1, X @ v) >= 0)
-                    h = h + t * cp.multiply(D1, X @ v)
-                    penalty = penalty + cp.norm(v, 2)
-            constraints.append(cp.multiply(2 * D2 - 1, h) >= 0)
-            f = f + s * cp.multiply(D2, h)
-    problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(f - y) + beta * penalty), constraints)
-    problem.solve(solver=cp.SCS, eps_abs=1e-10, eps_rel=1e-10, max_iters=200_000)
-    return float(problem.value)
-
-
 def test_block_by_block_formulation_agrees(exact) -> None:
     X, y, solution = exact
-    reference = reference_optimum(X, y, BETA)
+    reference = blockwise_three_layer(X, y, BETA, "SCS")
     assert solution.objective == pytest.approx(reference, rel=1e-6)
 
 
@@ -206,3 +181,45 @@ def test_bad_input_is_refused() -> None:
         solve_three_layer(X[:4], y[:4], -1.0)
     with pytest.raises(ValueError, match="patterns"):
         solve_three_layer(X[:4], y[:4], BETA, patterns="some")
+
+
+@pytest.mark.parametrize("loss", ["squared", "hinge"])
+def test_interior_point_matches_cvxpy(loss: str) -> None:
+    """The torch barrier method (`solvers.three_layer_barrier`) against Clarabel."""
+    X, y = planar(5, 0 if loss == "squared" else 3, loss)
+    reference = solve_three_layer(X, y, BETA, loss=loss)
+    interior = solve_three_layer(X, y, BETA, loss=loss, method="interior_point")
+    assert interior.method == "interior_point"
+    assert interior.max_violation == 0.0  # iterates stay strictly inside every cone
+    assert interior.network_objective == pytest.approx(interior.objective, rel=1e-7)
+    # its certificate bounds Clarabel's feasible point, Clarabel's point bounds it
+    assert interior.lower_bound <= reference.objective * (1 + 1e-9)
+    assert interior.objective >= reference.objective * (1 - 1e-7)
+    if loss == "squared":
+        assert interior.status == "optimal"
+        assert interior.objective - interior.lower_bound <= 1e-6 * interior.objective
+        assert interior.objective == pytest.approx(reference.objective, rel=1e-6)
+    else:  # the primal barrier stalls near 1e-6 on the hinge (as in two layers)
+        assert interior.objective == pytest.approx(reference.objective, rel=1e-5)
+
+
+def test_interior_point_newton_step_is_exact() -> None:
+    """The two nested Woodbury solves give the Newton step of the barrier (autograd)."""
+    from solvers.three_layer_barrier import ThreeLayerBarrier
+
+    X, y = planar(4, 1)
+    inner, interior = enumerate_patterns(X)
+    problem = ThreeLayerBarrier(X, y, 0.3, "squared", inner, outer_patterns(X, "all")[:3], "cpu")
+    U, groups = problem.start(interior, 1.0)
+    assert groups.all()  # a bias column: every outer pattern has a strictly feasible point
+    for tau in (2.0, 1e3):
+        dU, decrement = problem.newton(tau, U)
+        flat = U.reshape(-1)
+
+        def merit(z: torch.Tensor, tau=tau) -> torch.Tensor:
+            return problem.merit(tau, z.reshape(U.shape))
+
+        gradient = torch.autograd.functional.jacobian(merit, flat)
+        step = -torch.linalg.solve(torch.autograd.functional.hessian(merit, flat), gradient)
+        assert torch.allclose(dU.reshape(-1), step, rtol=1e-7, atol=1e-12)
+        assert decrement == pytest.approx(float(-gradient @ step), rel=1e-7)
