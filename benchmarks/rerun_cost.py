@@ -12,6 +12,11 @@ cumulative time in one run (cProfile).
 
 ``--json FILE`` writes the medians, so that two checkouts compare (``--compare FILE`` prints the
 ratio of a saved run's medians to this run's).
+
+``--beside`` asks whether a heavy run blocks other sessions' preset answers: for each of a few
+fresh runs (a cvxpy solve, which holds the GIL in Python; torch training, which releases it),
+the run is started in the server's run queue and the Width page's preset rerun is timed in wall
+seconds while it computes, against the same rerun with nothing else running.
 """
 
 from __future__ import annotations
@@ -86,6 +91,56 @@ def rerun_seconds(path: str, runs: int, profile: int) -> tuple[list[float], str]
     return seconds, summary
 
 
+def beside_heavy_runs(runs: int) -> None:
+    """Wall seconds of a preset rerun while each heavy run computes, against an idle server."""
+    import dataclasses
+
+    from streamlit.testing.v1 import AppTest
+
+    from landscape.engine import serving
+    from landscape.studies.lab import lab
+    from landscape.studies.shallow_relu import two_layer
+    from landscape.studies.width import width
+    from ui import runner
+
+    heavy = [
+        ("two-layer ReLU, cvxpy (Python)", two_layer, {"beta": 0.0123}),
+        ("width, torch training", width, {"width": 200}),
+        ("Lab surface, torch", lab, {"resolution": 33}),
+    ]
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=900)
+    at.run()
+    at.switch_page("views/width.py")
+    at.run()
+
+    def walls() -> list[float]:
+        seconds = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            at.run()
+            seconds.append(time.perf_counter() - started)
+        return seconds
+
+    idle = statistics.median(walls())
+    print(f"preset rerun of the Width page, idle server: {idle:.3f} s (median of {runs})")
+    for label, module, fields in heavy:
+        config = dataclasses.replace(module.Config(), **fields)
+        ticket = runner.run_queue().submit(
+            (module.__name__, config), lambda progress, m=module, c=config: m.run(c, progress)
+        )
+        while ticket.state == serving.QUEUED:
+            time.sleep(0.01)
+        busy = []
+        while not ticket.wait(0):
+            busy.extend(walls())
+        ticket.release()
+        shown = statistics.median(busy) if busy else float("nan")
+        print(
+            f"  beside {label}: {shown:.3f} s (median of {len(busy)} reruns while it ran; "
+            f"{shown / idle:.1f}x idle)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="timed script runs per page")
@@ -93,7 +148,16 @@ def main() -> None:
     parser.add_argument("--only", default="", help="pages whose path contains this")
     parser.add_argument("--json", default="", help="write the medians to this file")
     parser.add_argument("--compare", default="", help="a --json file of another checkout")
+    parser.add_argument(
+        "--beside", action="store_true", help="preset reruns while heavy runs compute"
+    )
     args = parser.parse_args()
+    if args.beside:
+        from landscape.engine.device import configure_threads
+
+        configure_threads()
+        beside_heavy_runs(args.runs)
+        return
 
     from landscape.engine.device import configure_threads
     from ui.catalogue import STUDIES

@@ -4,14 +4,20 @@ parameter dict in place while making a validator; ``InfoArrayValidator`` renames
 validators while it checks a value). Builders are serialised (landscape.engine.plotting); these
 tests build figures from many threads at once, on a cold validator cache, and watch Plotly's
 unsafe sections: two threads are never inside them together, nothing raises, and every figure
-equals the one built alone.
+equals the one built alone. And a study importing pandas for the first time (in the run queue's
+thread) while a session draws a figure: Plotly reads pandas from ``sys.modules`` half imported.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -142,3 +148,54 @@ def test_cached_figures_of_other_studies_built_at_once(
     assert not errors, errors[0]
     assert watched.most == 1, f"{watched.most} threads inside Plotly's unsafe sections at once"
     assert len(figures) == THREADS and all(figure == figures[0] for figure in figures)
+
+
+FIRST_IMPORT_WHILE_DRAWING = textwrap.dedent(
+    """
+    import threading, time, traceback
+    import numpy as np
+    from landscape.studies.lab import figures  # what a page imports before drawing
+
+    errors, drawn, stop = [], [0], threading.Event()
+    x = np.linspace(-1.0, 1.0, 9)
+    z = np.add.outer(x**2, x**2)
+
+    def draw():  # a session: build the Lab's figure and serialise it, as st.plotly_chart does
+        while not stop.is_set():
+            try:
+                figures.surface_and_contour(x, x, z).to_json()
+                drawn[0] += 1
+            except Exception:
+                errors.append(traceback.format_exc(limit=3))
+                return
+
+    session = threading.Thread(target=draw)
+    session.start()
+    time.sleep(0.2)
+    import pandas  # a study reading data imports it for the first time, in another thread
+    import PIL.Image
+    stop.set()
+    session.join()
+    print(drawn[0], len(errors))
+    print(errors[0] if errors else "")
+    """
+)
+
+
+def test_a_first_import_of_pandas_elsewhere_never_breaks_a_figure() -> None:
+    """In a fresh interpreter (pandas not yet imported): one thread draws figures in a loop
+    while another imports pandas and PIL for the first time; every drawing succeeds."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_IMPORT_WHILE_DRAWING],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts, _, first_error = done.stdout.partition("\n")
+    drawn, errors = map(int, counts.split())
+    assert drawn > 0
+    assert errors == 0, first_error

@@ -385,7 +385,7 @@ def show_surface(result: study.Result, log_scale: bool) -> None:
     downloads = st.columns([1, 1, 4])
     downloads[0].download_button(
         "Surface (NPZ)",
-        data=study.surface_npz(result),
+        data=lambda: study.surface_npz(result),  # built on click only
         file_name="surface.npz",
         mime="application/octet-stream",
         key=KEY + "npz",
@@ -394,7 +394,7 @@ def show_surface(result: study.Result, log_scale: bool) -> None:
     )
     downloads[1].download_button(
         "Surface (CSV)",
-        data=study.surface_csv(result),
+        data=lambda: study.surface_csv(result),
         file_name="surface.csv",
         mime="text/csv",
         key=KEY + "csv",

@@ -8,6 +8,14 @@ two threads making ``xaxis`` and ``xaxis2`` at once can each get the other's nam
 ``InfoArrayValidator`` renames its shared item validators while it checks a value (a domain, a
 range). `serialised` builders hold `FIGURE_LOCK`, one process-wide lock: building is pure
 Python, which holds the GIL anyway, so the lock costs no parallelism.
+
+Plotly also looks up pandas and PIL.Image in ``sys.modules`` without importing them
+(``get_module(name, should_load=False)``) and tests ``isinstance(v, pd.Series)`` on every array
+it validates or serialises. A first ``import pandas`` in another thread (a study reading data in
+the run queue) leaves a partially initialised module there for a moment, and a figure built or
+drawn in that moment fails (``AttributeError: partially initialized module 'pandas' has no
+attribute 'Series'``): so this module, which every figure module imports, imports both in full
+before any figure exists.
 """
 
 from __future__ import annotations
@@ -18,8 +26,14 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import numpy as np
+import pandas  # noqa: F401 - loaded in full before any figure: see the module's docstring
 import plotly.graph_objects as go
 from numpy.typing import ArrayLike
+
+try:
+    import PIL.Image  # noqa: F401 - idem (plotly.io's JSON encoder looks for PIL.Image.Image)
+except ImportError:  # pragma: no cover - Pillow comes with Streamlit
+    pass
 
 P = ParamSpec("P")
 R = TypeVar("R")
