@@ -4,6 +4,7 @@ Top-down: the headline controls (I), the secondary controls (one function per ex
 then the figures; the duality gap on request. The prose lives in views/text/branches.md.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 import streamlit as st
@@ -76,6 +77,17 @@ def network_ui() -> dict[str, Any]:
         help=r"Binary (labels $\pm 1$, for the $\tau$-hinge of eq. 17) or ten classes (the "
         "original authors used the multi-class hinge on MNIST).",
     )
+    more = {**loss_ui(cols, task), **training_ui(cols)}
+    return {
+        "depths": tuple(sorted(depths)) or (1,),
+        "width": width,
+        "task": task,
+        **more,
+    }
+
+
+def loss_ui(cols: Sequence[Any], task: str) -> dict[str, Any]:
+    """The loss (its choices follow the task) and the tau-hinge's margin scale (column 2)."""
     loss_choices = (
         ("tau_hinge", "multiclass_hinge", "cross_entropy")
         if task == "pair"
@@ -100,6 +112,11 @@ def network_ui() -> dict[str, Any]:
         disabled=loss != "tau_hinge",
         help=r"Margin scale of the $\tau$-hinge loss; the theorem needs $\tau$ large.",
     )
+    return {"loss": loss, "tau": tau}
+
+
+def training_ui(cols: Sequence[Any]) -> dict[str, Any]:
+    """The optimiser, its learning rate, the epochs and the batch size (columns 3 and 4)."""
     optimizer = cols[2].radio(
         "Optimizer",
         study.OPTIMIZERS,
@@ -134,11 +151,6 @@ def network_ui() -> dict[str, Any]:
         help="Mini-batch size; 0 is full batch.",
     )
     return {
-        "depths": tuple(sorted(depths)) or (1,),
-        "width": width,
-        "task": task,
-        "loss": loss,
-        "tau": tau,
         "optimizer": optimizer,
         "lr": lr,
         "epochs": epochs,
@@ -188,6 +200,21 @@ def data_ui() -> tuple[dict[str, Any], str]:
         bind="query-params",
         help="Stratified sample of the training set used for training and the surface; 0: all.",
     )
+    plane, style = plane_ui(cols)
+    fields = {
+        "dataset": dataset,
+        "data_dir": folder if dataset in FOLDER_DATASETS else "",
+        "digit_a": int(digit_a),
+        "digit_b": int(digit_b),
+        "n_samples": n_samples,
+        **plane,
+    }
+    return fields, style
+
+
+def plane_ui(cols: Sequence[Any]) -> tuple[dict[str, Any], str]:
+    """The plane's construction, resolution, radius and seeds (columns 3 and 4); and the grid's
+    style."""
     construction = cols[2].radio(
         "Surface plane",
         study.CONSTRUCTIONS,
@@ -238,18 +265,13 @@ def data_ui() -> tuple[dict[str, Any], str]:
         bind="query-params",
         help="Independent trainings per $I$: the band in the measures plot.",
     )
-    fields = {
-        "dataset": dataset,
-        "data_dir": folder if dataset in FOLDER_DATASETS else "",
-        "digit_a": int(digit_a),
-        "digit_b": int(digit_b),
-        "n_samples": n_samples,
+    plane = {
         "construction": construction,
         "resolution": resolution,
         "radius": radius,
         "seeds": seeds,
     }
-    return fields, style
+    return plane, style
 
 
 def gap_ui(expanded: bool) -> dict[str, Any]:

@@ -4,6 +4,7 @@ Top-down: the headline controls, the secondary controls (one function per expand
 then the figures. The prose lives in views/text/linear_duality.md.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 import streamlit as st
@@ -89,6 +90,18 @@ def data_ui() -> dict[str, Any]:
         disabled=fixed,
         help="Output dimension (columns of $Y$).",
     )
+    more = planted_and_architecture_ui(cols, fixed)
+    return {
+        "dataset": dataset,
+        "n": n,
+        "d0": d0,
+        "dH": dH,
+        **more,
+    }
+
+
+def planted_and_architecture_ui(cols: Sequence[Any], fixed: bool) -> dict[str, Any]:
+    """The planted map's rank, the noise, the depth and the hidden width."""
     rank = cols[2].slider(
         "rank of $B$",
         1,
@@ -130,10 +143,6 @@ def data_ui() -> dict[str, Any]:
         r"$d_{\min} = \min(d_0, \dots, d_H, n)$ caps the rank of the network.",
     )
     return {
-        "dataset": dataset,
-        "n": n,
-        "d0": d0,
-        "dH": dH,
         "rank": rank,
         "noise": noise,
         "depth": depth,
@@ -187,6 +196,19 @@ def descent_ui() -> dict[str, Any]:
         bind="query-params",
         help="Number of full-batch steps.",
     )
+    more = slice_ui(cols)
+    return {
+        "init_scales": tuple(scales),
+        "restarts": restarts,
+        "optimizer": optimizer,
+        "lr": lr,
+        "steps": steps,
+        **more,
+    }
+
+
+def slice_ui(cols: Sequence[Any]) -> dict[str, Any]:
+    """The slice around W*: its resolution and radius (column 4)."""
     resolution = cols[3].slider(
         "slice resolution",
         11,
@@ -208,11 +230,6 @@ def descent_ui() -> dict[str, Any]:
         help="The slice covers $[-r, r]^2$ in units of the filter-normalised directions.",
     )
     return {
-        "init_scales": tuple(scales),
-        "restarts": restarts,
-        "optimizer": optimizer,
-        "lr": lr,
-        "steps": steps,
         "slice_resolution": resolution,
         "slice_radius": radius,
     }

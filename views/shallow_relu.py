@@ -4,6 +4,7 @@ Top-down: for each of the two studies, its headline controls, its secondary cont
 function per expander), one run and its figures. The prose lives in views/text/shallow_relu.md.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 import streamlit as st
@@ -62,59 +63,61 @@ def neuron_ui() -> dict[str, Any]:
         r"Lipschitz constant of $\nabla L_r$; the same step and start serve both losses.",
     )
     with controls("More single-neuron controls"):
-        cols = st.columns(4)
-        init = cols[0].radio(
-            "initialisation",
-            single_neuron.INITIALISATIONS,
-            key="shallow_relu_init",
-            bind="query-params",
-            help=r"gaussian: $N(0, I/D)$. opposite: $-w^*/\|w^*\|$, the wrong half-space. dead: "
-            r"the bias set so low that the neuron is off on every sample, where $\nabla L = 0$.",
-        )
-        condition = cols[1].select_slider(
-            "condition number of the features",
-            [1.0, 3.0, 10.0, 30.0, 100.0, 1000.0],
-            value=1.0,
-            key="shallow_relu_condition",
-            bind="query-params",
-            help="Ratio of the largest to the smallest eigenvalue of the feature covariance.",
-        )
-        iterations = cols[2].slider(
-            "iterations",
-            10,
-            3000,
-            300,
-            10,
-            key="shallow_relu_iterations",
-            bind="query-params",
-            help="Gradient-descent steps on each loss.",
-        )
-        n_test = cols[2].slider(
-            "test samples",
-            10,
-            2000,
-            200,
-            10,
-            key="shallow_relu_n_test",
-            bind="query-params",
-            help="Held-out samples from the same planted model, for the test error.",
-        )
-        seeds = cols[3].slider(
-            "seeds",
-            1,
-            50,
-            10,
-            key="shallow_relu_seeds",
-            bind="query-params",
-            help="Independent data sets, planted $w^*$ and starts; curves show the median and the "
-            "10-90% band.",
-        )
+        more = neuron_more_ui()
+    return {"n": n, "d": d, "noise": noise, "step": step, **more}
+
+
+def neuron_more_ui() -> dict[str, Any]:
+    """The single neuron's start, conditioning, iterations, test set and seeds."""
+    cols = st.columns(4)
+    init = cols[0].radio(
+        "initialisation",
+        single_neuron.INITIALISATIONS,
+        key="shallow_relu_init",
+        bind="query-params",
+        help=r"gaussian: $N(0, I/D)$. opposite: $-w^*/\|w^*\|$, the wrong half-space. dead: "
+        r"the bias set so low that the neuron is off on every sample, where $\nabla L = 0$.",
+    )
+    condition = cols[1].select_slider(
+        "condition number of the features",
+        [1.0, 3.0, 10.0, 30.0, 100.0, 1000.0],
+        value=1.0,
+        key="shallow_relu_condition",
+        bind="query-params",
+        help="Ratio of the largest to the smallest eigenvalue of the feature covariance.",
+    )
+    iterations = cols[2].slider(
+        "iterations",
+        10,
+        3000,
+        300,
+        10,
+        key="shallow_relu_iterations",
+        bind="query-params",
+        help="Gradient-descent steps on each loss.",
+    )
+    n_test = cols[2].slider(
+        "test samples",
+        10,
+        2000,
+        200,
+        10,
+        key="shallow_relu_n_test",
+        bind="query-params",
+        help="Held-out samples from the same planted model, for the test error.",
+    )
+    seeds = cols[3].slider(
+        "seeds",
+        1,
+        50,
+        10,
+        key="shallow_relu_seeds",
+        bind="query-params",
+        help="Independent data sets, planted $w^*$ and starts; curves show the median and the "
+        "10-90% band.",
+    )
     return {
-        "n": n,
         "n_test": n_test,
-        "d": d,
-        "noise": noise,
-        "step": step,
         "init": init,
         "condition": float(condition),
         "iterations": iterations,
@@ -164,81 +167,92 @@ def net_ui() -> dict[str, Any]:
         help="Networks of widths from 1 to this multiple of the critical width $m^*$ are trained.",
     )
     with controls("More two-layer controls"):
-        cols = st.columns(4)
-        loss = cols[0].radio(
-            "loss",
-            two_layer.LOSSES if not one_d else ("squared",),
-            index=0 if one_d else 2,
-            key="shallow_relu_loss",
-            bind="query-params",
-            help=r"squared: $\frac12\|f - y\|^2$; hinge: $\sum\max(0, 1 - yf)$; logistic: "
-            r"$\sum\log(1 + e^{-yf})$. Regression uses the squared loss.",
-        )
-        solver = cols[0].radio(
-            "convex solver",
-            two_layer.METHODS,
-            key="shallow_relu_solver",
-            bind="query-params",
-            help="cvxpy: Clarabel, the reference. interior_point: this project's barrier method in "
-            "torch (GPU-capable), certified by a dual bound.",
-        )
-        restarts = cols[1].slider(
-            "restarts",
-            1,
-            10,
-            4,
-            key="shallow_relu_restarts",
-            bind="query-params",
-            help="Random initialisations per width.",
-        )
-        data_noise = cols[1].slider(
-            "data noise",
-            0.0,
-            0.5,
-            0.1,
-            0.05,
-            key="shallow_relu_data_noise",
-            bind="query-params",
-            help="Noise of the regression targets or of the 2-D point positions.",
-        )
-        optimizer = cols[2].radio(
-            "optimizer",
-            two_layer.OPTIMIZERS,
-            key="shallow_relu_optimizer",
-            bind="query-params",
-            help="Full-batch Adam or SGD on the same weight-decay objective.",
-        )
-        lr = cols[2].select_slider(
-            "learning rate",
-            [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1],
-            value=0.01,
-            key="shallow_relu_lr",
-            bind="query-params",
-            help="Step size of the optimizer.",
-        )
-        steps = cols[3].slider(
-            "training steps",
-            100,
-            10000,
-            1500,
-            100,
-            key="shallow_relu_steps",
-            bind="query-params",
-            help="Full-batch steps per network.",
-        )
+        more = net_more_ui(one_d)
     return {
         "dataset": dataset,
         "n": points,
+        "beta": float(beta),
+        "width_factor": width_factor,
+        **more,
+    }
+
+
+def net_more_ui(one_d: bool) -> dict[str, Any]:
+    """The two-layer loss, solver, restarts and data noise; then the training."""
+    cols = st.columns(4)
+    loss = cols[0].radio(
+        "loss",
+        two_layer.LOSSES if not one_d else ("squared",),
+        index=0 if one_d else 2,
+        key="shallow_relu_loss",
+        bind="query-params",
+        help=r"squared: $\frac12\|f - y\|^2$; hinge: $\sum\max(0, 1 - yf)$; logistic: "
+        r"$\sum\log(1 + e^{-yf})$. Regression uses the squared loss.",
+    )
+    solver = cols[0].radio(
+        "convex solver",
+        two_layer.METHODS,
+        key="shallow_relu_solver",
+        bind="query-params",
+        help="cvxpy: Clarabel, the reference. interior_point: this project's barrier method in "
+        "torch (GPU-capable), certified by a dual bound.",
+    )
+    restarts = cols[1].slider(
+        "restarts",
+        1,
+        10,
+        4,
+        key="shallow_relu_restarts",
+        bind="query-params",
+        help="Random initialisations per width.",
+    )
+    data_noise = cols[1].slider(
+        "data noise",
+        0.0,
+        0.5,
+        0.1,
+        0.05,
+        key="shallow_relu_data_noise",
+        bind="query-params",
+        help="Noise of the regression targets or of the 2-D point positions.",
+    )
+    return {
         "noise": data_noise,
         "loss": loss,
-        "beta": float(beta),
         "solver": solver,
         "restarts": restarts,
-        "width_factor": width_factor,
-        "optimizer": optimizer,
-        "lr": float(lr),
-        "steps": steps,
+        **net_training_ui(cols),
     }
+
+
+def net_training_ui(cols: Sequence[Any]) -> dict[str, Any]:
+    """The optimiser, its learning rate and the number of steps (columns 3 and 4)."""
+    optimizer = cols[2].radio(
+        "optimizer",
+        two_layer.OPTIMIZERS,
+        key="shallow_relu_optimizer",
+        bind="query-params",
+        help="Full-batch Adam or SGD on the same weight-decay objective.",
+    )
+    lr = cols[2].select_slider(
+        "learning rate",
+        [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1],
+        value=0.01,
+        key="shallow_relu_lr",
+        bind="query-params",
+        help="Step size of the optimizer.",
+    )
+    steps = cols[3].slider(
+        "training steps",
+        100,
+        10000,
+        1500,
+        100,
+        key="shallow_relu_steps",
+        bind="query-params",
+        help="Full-batch steps per network.",
+    )
+    return {"optimizer": optimizer, "lr": float(lr), "steps": steps}
 
 
 def show_neuron(neuron: single_neuron.Result, seeds: int) -> None:

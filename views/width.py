@@ -4,6 +4,7 @@ Top-down: the headline controls (m, H), the secondary controls (one function per
 run, its figures, then the two sweeps on request. The prose lives in views/text/width.md.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 import streamlit as st
@@ -103,6 +104,17 @@ def data_ui(architecture: str) -> dict[str, Any]:
         r"digits: scikit-learn's $8\times8$ digits, centred, rows scaled to unit norm, $y = +1$ "
         "odd / $-1$ even.",
     )
+    more = sizes_ui(cols, dataset, architecture)
+    return {
+        "step_multiplier": multiplier,
+        "iterations": iterations,
+        "dataset": dataset,
+        **more,
+    }
+
+
+def sizes_ui(cols: Sequence[Any], dataset: str, architecture: str) -> dict[str, Any]:
+    """Data size n and input dimension d (column 3), and ResNet's c_res (column 4)."""
     n = cols[2].slider(
         "Data size $n$",
         4,
@@ -134,9 +146,6 @@ def data_ui(architecture: str) -> dict[str, Any]:
         help="Residual scale, $0 < c_{res} < 1$ (ResNet only).",
     )
     return {
-        "step_multiplier": multiplier,
-        "iterations": iterations,
-        "dataset": dataset,
         "n": n,
         "input_dim": input_dim,
         "c_res": c_res,

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import pandas  # noqa: F401 - loaded in full before any figure: see the module's docstring
@@ -83,3 +83,27 @@ def line_trace(
         marker=None if marker_size is None else {"size": marker_size},
         showlegend=showlegend,
     )
+
+
+def frame_slider(
+    frames: Sequence[str],
+    labels: Sequence[str],
+    *,
+    active: int,
+    prefix: str,
+    pad_top: int,
+    redraw: bool,
+) -> dict[str, Any]:
+    """A layout slider whose step ``k`` shows the figure's Plotly frame ``frames[k]`` (labelled
+    ``labels[k]``) in the browser, at once and with no round trip to the server; ``redraw`` is
+    needed for heat maps and contours, not for scatter traces."""
+    animate = {"mode": "immediate", "frame": {"duration": 0, "redraw": redraw}}
+    return {
+        "active": active,
+        "currentvalue": {"prefix": prefix},
+        "pad": {"t": pad_top},
+        "steps": [
+            {"label": label, "method": "animate", "args": [[name], animate]}
+            for name, label in zip(frames, labels, strict=True)
+        ],
+    }

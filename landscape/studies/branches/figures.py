@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from landscape.engine.plotting import float32
+from landscape.engine.plotting import float32, frame_slider
 from landscape.studies.branches import branch_gap, branches
 
 PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3")
@@ -21,6 +21,16 @@ MODEL_NAMES = ("w0", "w1", "w2")
 
 def _row_label(depth: int) -> str:
     return f"{depth} hidden layer" + ("s" if depth > 1 else "")
+
+
+def _loss_colours(surfaces: np.ndarray) -> dict:
+    """One Viridis colour axis from the smallest to the largest loss of ``surfaces``."""
+    return {
+        "colorscale": "Viridis",
+        "cmin": float(surfaces.min()),
+        "cmax": float(surfaces.max()),
+        "colorbar": {"title": {"text": "loss"}},
+    }
 
 
 def surface_grid(result: branches.Result, style: str = "heatmap") -> go.Figure:
@@ -73,12 +83,7 @@ def surface_grid(result: branches.Result, style: str = "heatmap") -> go.Figure:
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
     fig.update_layout(
-        coloraxis={
-            "colorscale": "Viridis",
-            "cmin": float(first.min()),
-            "cmax": float(first.max()),
-            "colorbar": {"title": {"text": "loss"}},
-        },
+        coloraxis=_loss_colours(first),
         height=230 * R + 60,
         margin={"t": 50, "b": 20, "l": 20, "r": 20},
     )
@@ -126,31 +131,11 @@ def surface_by_branches(result: branches.Result, style: str = "heatmap") -> go.F
         {"name": f"I = {i}", "data": panels(k), "traces": list(range(R))}
         for k, i in enumerate(counts)
     ]
+    names = [f"I = {i}" for i in counts]
+    slider = frame_slider(names, names, active=start, prefix="branches ", pad_top=30, redraw=True)
     fig.update_layout(
-        sliders=[
-            {
-                "active": start,
-                "currentvalue": {"prefix": "branches "},
-                "pad": {"t": 30},
-                "steps": [
-                    {
-                        "label": f"I = {i}",
-                        "method": "animate",
-                        "args": [
-                            [f"I = {i}"],
-                            {"mode": "immediate", "frame": {"duration": 0, "redraw": True}},
-                        ],
-                    }
-                    for i in counts
-                ],
-            }
-        ],
-        coloraxis={
-            "colorscale": "Viridis",
-            "cmin": float(first.min()),
-            "cmax": float(first.max()),
-            "colorbar": {"title": {"text": "loss"}},
-        },
+        sliders=[slider],
+        coloraxis=_loss_colours(first),
         height=420,
         margin={"t": 50, "b": 20, "l": 20, "r": 20},
     )

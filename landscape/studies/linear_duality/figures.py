@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from landscape.engine.plotting import float32, line_trace
+from landscape.engine.plotting import float32, frame_slider, line_trace
 from landscape.studies.linear_duality.linear_duality import Result
 
 GAP_FLOOR = 1e-17  # relative gaps of exactly 0 are drawn here on the log axis
@@ -66,26 +66,12 @@ def gamma_sweep(result: Result) -> go.Figure:
         for k in range(len(result.gammas))
     ]
     ratio = result.gammas / (result.sigma_min if result.sigma_min > 0 else 1.0)
-    fig.update_layout(
-        sliders=[
-            {
-                "active": selected,
-                "currentvalue": {"prefix": "marker at "},
-                "pad": {"t": 40},
-                "steps": [
-                    {
-                        "label": f"γ/σ<sub>min</sub> = {r:.2f}",
-                        "method": "animate",
-                        "args": [
-                            [str(k)],
-                            {"mode": "immediate", "frame": {"duration": 0, "redraw": False}},
-                        ],
-                    }
-                    for k, r in enumerate(ratio)
-                ],
-            }
-        ]
+    names = [str(k) for k in range(len(ratio))]
+    labels = [f"γ/σ<sub>min</sub> = {r:.2f}" for r in ratio]
+    slider = frame_slider(
+        names, labels, active=selected, prefix="marker at ", pad_top=40, redraw=False
     )
+    fig.update_layout(sliders=[slider])
     fig.add_annotation(
         x=result.sigma_min,
         y=1,
