@@ -99,6 +99,19 @@ def plane_ui() -> tuple[dict[str, Any], bool]:
         "the same row of the weights (Li et al.), so that the plot does not depend on the "
         "weights' scale. layer: the same per tensor. none: raw Gaussian.",
     )
+    one_dim, log_scale = second_row_ui(directions)
+    fields = {
+        "span": span,
+        "resolution": resolution,
+        "directions": directions,
+        "normalization": normalization,
+        "one_dim": one_dim,
+    }
+    return fields, log_scale
+
+
+def second_row_ui(directions: str | None) -> tuple[Any, bool]:
+    """The 1-D weights' choice (random directions only) and the log scale."""
     row = st.columns(4)
     one_dim = row[0].radio(
         "Biases and other 1-D weights",
@@ -117,14 +130,7 @@ def plane_ui() -> tuple[dict[str, Any], bool]:
         bind="query-params",
         help="Show log10 of the loss on the surface and contours.",
     )
-    fields = {
-        "span": span,
-        "resolution": resolution,
-        "directions": directions,
-        "normalization": normalization,
-        "one_dim": one_dim,
-    }
-    return fields, bool(log_scale)
+    return one_dim, bool(log_scale)
 
 
 def model_ui() -> dict[str, Any]:
