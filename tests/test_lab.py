@@ -264,8 +264,7 @@ def test_moving_range_or_resolution_reuses_training_and_matches_a_fresh_run() ->
     assert study.training_key(moved) == key
     cached = study.run(moved)
     assert study._TRAINED[key] is trained
-    study._TRAINED.clear()
-    study._CURVATURES.clear()
+    study.clear_caches()
     fresh = study.run(moved)
     for field in fields(fresh):
         if field.name.endswith("_seconds"):
@@ -275,3 +274,147 @@ def test_moving_range_or_resolution_reuses_training_and_matches_a_fresh_run() ->
             np.testing.assert_array_equal(a, b, err_msg=field.name)
         elif not (isinstance(b, float) and np.isnan(b)):
             assert a == b, field.name
+
+
+def _assert_same(
+    a: lab.Result, b: lab.Result, names: list[str] | None = None, rtol: float = 0.0
+) -> None:
+    """Field by field (NaN equal to NaN), wall-clock timings aside; floats to ``rtol``."""
+    from dataclasses import fields
+
+    for name in names or [f.name for f in fields(b)]:
+        if name.endswith("_seconds"):
+            continue
+        x, y = getattr(a, name), getattr(b, name)
+        if isinstance(y, np.ndarray) and y.dtype.kind == "f":
+            np.testing.assert_allclose(x, y, rtol=rtol, atol=0.0, err_msg=name)
+        elif isinstance(y, np.ndarray):
+            np.testing.assert_array_equal(x, y, err_msg=name)
+        elif isinstance(y, float):
+            assert x == pytest.approx(y, rel=rtol, abs=0.0, nan_ok=True), name
+        else:
+            assert x == y, name
+
+
+def _counting(monkeypatch, name: str) -> list[int]:
+    """Count the calls of ``lab.<name>`` (still calling it)."""
+    calls: list[int] = []
+    original = getattr(lab, name)
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(lab, name, counted)
+    return calls
+
+
+def test_moving_the_range_trains_once_and_keeps_the_centre_evidence(monkeypatch) -> None:
+    """A new range reuses the trained model and the centre's evidence (calls counted); only the
+    surface, the slices and the curvature map are recomputed; the answer equals a run from
+    scratch."""
+    from dataclasses import replace
+
+    from landscape.engine import presets
+
+    lab.clear_caches()
+    trainings = _counting(monkeypatch, "_train_models")
+    centres = _counting(monkeypatch, "_centre_evidence")
+    maps = _counting(monkeypatch, "_curvature")
+    base = small(curvature_resolution=2, lanczos_iterations=4, seed=3)
+    lab.run(base)
+    moved = lab.run(replace(base, span=1.7))
+    assert (len(trainings), len(centres), len(maps)) == (1, 1, 2)
+    lab.run(replace(base, span=1.7, resolution=9))
+    assert (len(trainings), len(centres), len(maps)) == (1, 1, 2)
+    lab.clear_caches()
+    with presets.afresh():
+        fresh = lab.run(replace(base, span=1.7))
+    assert (len(trainings), len(centres), len(maps)) == (2, 2, 3)
+    _assert_same(moved, fresh)
+
+
+def test_a_new_resolution_on_a_preset_takes_its_stored_curvature(monkeypatch) -> None:
+    """Moving the resolution off a stored preset computes no curvature: the curvature and the
+    evidence are the stored preset's (which tests/test_presets.py checks against a fresh run);
+    the surface at the new resolution equals one computed afresh."""
+    from dataclasses import fields, replace
+
+    from landscape.engine import presets
+
+    lab.clear_caches()
+    maps = _counting(monkeypatch, "_curvature")
+    centres = _counting(monkeypatch, "_centre_evidence")
+    default = lab.Config()
+    stored = presets.lookup(lab.__name__, default)
+    assert stored is not None, "run: python -m landscape precompute landscape.studies.lab.lab"
+    moved = lab.run(replace(default, resolution=45))
+    assert (len(maps), len(centres)) == (0, 0)
+    assert moved.surface.shape == (45, 45)
+    groups = [f.name for g in (lab.Curvature, lab.Evidence) for f in fields(g)]
+    _assert_same(moved, stored, groups)
+    lab.clear_caches()
+    with presets.afresh():
+        fresh = lab.run(replace(default, resolution=45, curvature_resolution=0))
+    assert len(centres) == 1
+    # the slices are the stored preset's too (the presets' own tolerance: they may come from
+    # another machine); the surface at the new resolution is this run's
+    _assert_same(moved, fresh, [f.name for f in fields(lab.Surface)])
+    _assert_same(moved, fresh, [f.name for g in (lab.Plane, lab.Slices) for f in fields(g)], 1e-6)
+
+
+def test_training_steps_equal_torch_adam() -> None:
+    """`_adam_step` takes torch.optim.Adam's steps bit for bit (the trained weights of every
+    stored preset stay what they were)."""
+    import copy
+
+    config = small(epochs=7)
+    data = lab._prepare(config)
+    ours = lab._model(config, data.X, data.y, data.task, data.outputs, seed=1)
+    theirs = copy.deepcopy(ours)
+    losses, _ = lab._train(ours, data.loss_fn, data.X_t, data.y_t, config, lambda *a: None, 0)
+    optimiser = torch.optim.Adam(theirs.parameters(), lr=config.lr)
+    reference = []
+    for _ in range(config.epochs):
+        optimiser.zero_grad()
+        loss = data.loss_fn(theirs(data.X_t), data.y_t)
+        loss.backward()
+        optimiser.step()
+        reference.append(float(loss.detach()))
+    np.testing.assert_array_equal(losses, reference)
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_digits_are_scikit_learns() -> None:
+    """The digits read from scikit-learn's file (without importing it) are `load_digits`'s."""
+    from sklearn.datasets import load_digits
+
+    from landscape.engine import datasets
+
+    X, y = datasets.digits()
+    bunch = load_digits()
+    np.testing.assert_array_equal(X, bunch.data / 16.0)
+    np.testing.assert_array_equal(y, bunch.target)
+    assert X.dtype == np.float64 and y.dtype == np.int64
+
+
+def test_a_new_resolution_below_the_slice_points_keeps_the_slices(monkeypatch) -> None:
+    """The slices have max(SLICE_POINTS, resolution) points: a new resolution below that
+    reuses them (calls counted), one above recomputes them; each equals a fresh run."""
+    from dataclasses import fields, replace
+
+    from landscape.engine import presets
+
+    lab.clear_caches()
+    slices = _counting(monkeypatch, "_slices")
+    base = small(seed=5)
+    lab.run(base)
+    moved = lab.run(replace(base, resolution=9))
+    assert len(slices) == 1
+    above = lab.run(replace(base, resolution=lab.SLICE_POINTS + 2))
+    assert len(slices) == 2 and len(above.slice_ts) == lab.SLICE_POINTS + 2
+    lab.clear_caches()
+    with presets.afresh():
+        fresh = lab.run(replace(base, resolution=9))
+    _assert_same(moved, fresh, [f.name for f in fields(lab.Slices)])

@@ -189,17 +189,13 @@ def _waiting_text(ticket: serving.Ticket, queue: serving.RunQueue) -> tuple[floa
     return fraction, stage + about
 
 
-def _await(study: Study[Config, Result], config: Config, key: tuple[str, Any]) -> Result:
-    """The answer for ``key`` through the admission queue, drawing the queue position or the
-    run's progress while it waits; raises what the run raised.
-
-    Every `POLL_SECONDS` the bar is redrawn if its text changed, and at least every
-    `REDRAW_SECONDS`: each redraw is a point where Streamlit stops the script when the session
-    reruns or leaves, and the ``finally`` then releases the ticket, so work nobody waits for any
-    more is dropped from the queue.
-    """
+def _computation(
+    study: Study[Config, Result], config: Config, key: tuple[str, Any]
+) -> Callable[[serving.Progress], Any]:
+    """What the queue runs for ``key``: the cached answer if one arrived meanwhile, else
+    ``study.run`` (on the sidebar's "Compute on" cluster, read here in the session's thread),
+    put into the result cache."""
     cache = result_cache()
-    queue = run_queue()
     # the sidebar's "Compute on" (a Ray address, or "" for this machine): the run happens in a
     # worker thread, so the setting is read here and set there
     address = getattr(st.session_state.get("settings"), "compute_on", "") or None
@@ -213,6 +209,20 @@ def _await(study: Study[Config, Result], config: Config, key: tuple[str, Any]) -
         cache.put(key, answer)
         return answer
 
+    return compute
+
+
+def _await(study: Study[Config, Result], config: Config, key: tuple[str, Any]) -> Result:
+    """The answer for ``key`` through the admission queue, drawing the queue position or the
+    run's progress while it waits; raises what the run raised.
+
+    Every `POLL_SECONDS` the bar is redrawn if its text changed, and at least every
+    `REDRAW_SECONDS`: each redraw is a point where Streamlit stops the script when the session
+    reruns or leaves, and the ``finally`` then releases the ticket, so work nobody waits for any
+    more is dropped from the queue.
+    """
+    queue = run_queue()
+    compute = _computation(study, config, key)
     bar = st.progress(0.0, text="Starting")
     try:
         for _attempt in range(3):
@@ -310,6 +320,65 @@ def run_study(study: Study[Config, Result], config: Config | None, name: str = "
         with box:
             result_downloads(module_name, config, result, stem)
     return result
+
+
+def computed(study: Study[Config, Result], config: Config) -> Result | None:
+    """The answer for ``config`` if it is already there (a stored preset or a cached run),
+    else None; computes nothing."""
+    stored = presets.lookup(study.__name__, config)
+    if stored is not None:
+        return cast(Result, stored)
+    return cast("Result | None", result_cache().get((study.__name__, config)))
+
+
+def poll_study(study: Study[Config, Result], config: Config) -> Result | None:
+    """Start ``study.run(config)`` in the admission queue, or join the run already under way,
+    without waiting for it: its answer once it is there, else None after drawing its progress.
+
+    For a part of a page that fills in later: call it again (an ``st.fragment`` with
+    ``run_every`` below the queue's grace time) until it answers. Each call holds the run only
+    while it draws; a page that stops asking lets it be dropped after the grace time. A failed
+    run is shown with ``st.error`` (a ``ValueError`` as an invalid setting) and gives None.
+    """
+    key = (study.__name__, config)
+    done = computed(study, config)
+    if done is not None:
+        return done
+    queue = run_queue()
+    ticket = queue.submit(key, _computation(study, config, key), kind=key[0])
+    try:
+        if not ticket.wait(0.0):
+            fraction, stage = _waiting_text(ticket, queue)
+            st.progress(fraction, text=stage)
+            return None
+        return cast(Result, ticket.result())
+    except ValueError as error:
+        st.error(f"Invalid setting: {error}")
+    except serving.Cancelled:
+        st.progress(0.0, text="Starting again")
+    except PASS_THROUGH:
+        raise
+    except BaseException as error:
+        log.exception("study %s failed", study.__name__)
+        st.error(f"The computation failed ({type(error).__name__}: {error}). Try other settings.")
+    finally:
+        ticket.release()
+    return None
+
+
+def prefetch(kind: str, key: Any, work: Callable[[], object]) -> None:
+    """Start ``work()`` in the admission queue without waiting for it (one at a time per
+    ``(kind, key)``): what a page expects its next run to need, computed while the page is
+    being read. Best effort: nobody holds it, so a queue busy for longer than its grace time
+    drops it, and a failure is only logged."""
+
+    def job(progress: serving.Progress) -> None:
+        try:
+            work()
+        except Exception:  # a prefetch that fails is redone, and reported, by the run itself
+            log.exception("prefetch %s failed", kind)
+
+    run_queue().submit((kind, key), job, kind=kind).release()
 
 
 def clear_cache() -> None:

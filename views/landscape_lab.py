@@ -6,6 +6,7 @@ the uploads are checked in ui/lab_uploads.py.
 """
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from ui import lab_uploads
 from ui.export import cached_figure, show_figure
 from ui.lecture import controls
 from ui.prose import caption, prose, show_prose
-from ui.runner import build_config, run_study
+from ui.runner import build_config, computed, poll_study, prefetch, run_study
 from ui.sidebar import current_settings
 
 PAGE = "landscape_lab"
@@ -30,6 +31,7 @@ DIRECTION_LABELS = {
 }
 MODEL_LABELS = {"multibranch": "MultiBranchNet", "mlp": "MLP", "upload": "upload"}
 STATE_BOXES = {-1: st.warning, 0: st.info, 1: st.success}
+MAP_WAITING = "_lab_map_waiting"  # session state: the configuration whose map the page awaits
 
 
 def surface_file_ui() -> tuple[Any, study.Result | None, dict]:
@@ -421,11 +423,52 @@ def show_slices(result: study.Result) -> None:
             st.info("No training, no interpolation: the initial and final weights coincide.")
 
 
-def show_curvature_map(result: study.Result) -> None:
-    """The curvature map beside the slice's own 2x2 Hessian at the centre."""
+def lab_run(config: study.Config | None) -> tuple[study.Result | None, study.Config | None]:
+    """The run to show now, and the configuration whose curvature map is still coming (None
+    when nothing is).
+
+    An answer already there (a preset, a cached run), or one whose curvature map is (a new
+    resolution, a range seen before), shows whole. Otherwise the page first shows
+    the run without the map (``curvature_resolution = 0``: the surface, the slices and the
+    centre's evidence, which reuse the cached training and evidence), and `pending_map` fills
+    the map in when the full run, started in the background, has answered.
+    """
+    if (
+        config is None
+        or config.curvature_resolution == 0
+        or study.curvature_ready(config)  # e.g. a new resolution: the map is the same
+        or computed(study, config) is not None
+    ):
+        return run_study(study, config), None
+    return run_study(study, replace(config, curvature_resolution=0)), config
+
+
+@st.fragment(run_every=1.0)
+def pending_map(config: study.Config) -> None:
+    """While the full run computes the curvature map: its progress, redrawn every second; once
+    it has answered, the whole page reruns and shows it (with its exports). The run starts on
+    the fragment's second run, so that only a configuration shown for a second costs a map."""
+    st.caption(
+        f"The curvature map (Lanczos at {config.curvature_resolution} x "
+        f"{config.curvature_resolution} points) is being computed: it appears here when ready."
+    )
+    # Started from the fragment's next run (a second later) for the configuration still shown:
+    # a teacher dragging the range starts no map for the values passed over.
+    if st.session_state.get(MAP_WAITING) != config:
+        st.session_state[MAP_WAITING] = config
+        return
+    if poll_study(study, config) is not None:
+        st.rerun()
+
+
+def show_curvature_map(result: study.Result, pending: study.Config | None = None) -> None:
+    """The curvature map (or, while it computes, `pending_map`) beside the slice's own 2x2
+    Hessian at the centre."""
     left, right = st.columns([3, 2])
     with left:
-        if result.curvature_ratio.size:
+        if pending is not None:
+            pending_map(pending)
+        elif result.curvature_ratio.size:
             show_figure(cached_figure(figures.lab_curvature, result), "lab_curvature")
         else:
             st.info("The curvature map is off (Curvature grid = 0).")
@@ -495,8 +538,9 @@ def trace_table(result: study.Result) -> dict[str, list[str]]:
     }
 
 
-def show_result(result: study.Result, log_scale: bool) -> None:
-    """A computed run: metrics, surface, slices, curvature, evidence and training."""
+def show_result(result: study.Result, log_scale: bool, pending: study.Config | None = None) -> None:
+    """A computed run: metrics, surface, slices, curvature (its map still coming for
+    ``pending``), evidence and training."""
     if result.diverged:
         st.warning(result.message)
         show_figure(cached_figure(figures.lab_training, result), "lab_training")
@@ -504,7 +548,7 @@ def show_result(result: study.Result, log_scale: bool) -> None:
     show_metrics(result)
     show_surface(result, log_scale)
     show_slices(result)
-    show_curvature_map(result)
+    show_curvature_map(result, pending)
     show_evidence(result)
     show_figure(cached_figure(figures.lab_training, result), "lab_training")
 
@@ -536,8 +580,11 @@ if upload_fields is not None:
 if opened is not None:
     show_opened(opened, opened_meta, surface_upload.name, log_scale)
 else:
-    result = run_study(study, config)
+    result, pending = lab_run(config)
     if result is not None:
-        show_result(result, log_scale)
+        show_result(result, log_scale, pending)
+    if config is not None and not study.trained_ready(config):
+        # a preset shown needed no training: train now for the next move of the range
+        prefetch("lab training", study.training_key(config), lambda: study.prepare(config))
 with st.expander("The theorem"):
     show_prose(PAGE, "theorem", exact_limit=f"{study.EXACT_LIMIT:,}")

@@ -181,7 +181,9 @@ def _batch_product(
         def hessian(v: torch.Tensor) -> torch.Tensor:
             if not flat_grad.requires_grad:
                 return torch.zeros_like(v, dtype=torch.float64)
-            products = _grad(flat_grad, leaves, v.to(flat_grad.dtype))
+            # the gradient of <grad, v> rather than grad_outputs=v: the same products, and no
+            # grad_outputs tensor, whose first use imports sympy (about 1.5 s) through torch.fx
+            products = _grad((flat_grad * v.to(flat_grad.dtype)).sum(), leaves)
             return _flat(products).to(torch.float64)
 
         return hessian, flat_grad.detach().to(torch.float64)

@@ -10,10 +10,12 @@ are computed on the CPU and shown on any device).
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import importlib
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,27 @@ def _key(module_name: str, config: Any) -> str:
     return json.dumps([module_name, values], sort_keys=True)
 
 
+_afresh: contextvars.ContextVar[bool] = contextvars.ContextVar("presets_afresh", default=False)
+
+
+@contextmanager
+def afresh() -> Iterator[None]:
+    """Inside (this thread or task), `stored_part` finds nothing: a study computes every part
+    itself. `precompute` runs inside it (a preset is never built from an older preset), and so
+    does the test that the stored presets are current."""
+    token = _afresh.set(True)
+    try:
+        yield
+    finally:
+        _afresh.reset(token)
+
+
+def stored_part(module_name: str, config: Any) -> Any | None:
+    """The stored result of ``config`` (as `lookup`) for a study that reuses parts of it, e.g.
+    the curvature that a new resolution does not change; None inside `afresh`."""
+    return None if _afresh.get() else lookup(module_name, config)
+
+
 def precompute(
     modules: list[str],
     directory: Path = PRESET_DIR,
@@ -63,7 +86,8 @@ def precompute(
         for name, config in presets_of(module_name).items():
             config = dataclasses.replace(config, device="cpu")
             log(f"{module_name}: {name}")
-            result = module.run(config)
+            with afresh():
+                result = module.run(config)
             file = f"{module_name.split('.')[-1]}__{name}.npz"
             (directory / file).write_bytes(results.result_to_npz_bytes(result))
             index.append(

@@ -21,7 +21,7 @@ import io
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.engine import curvature, datasets, surface_files, uploads
+from landscape.engine import curvature, datasets, presets, surface_files, uploads
 from landscape.engine.curvature import (
     CurvatureMap,
     curvature_map,
@@ -442,7 +442,11 @@ class _Trained:
 
 _TRAINED: dict[Config, tuple[_Data, _Trained]] = {}
 _TRAINED_LOCK = threading.Lock()
+_TRAINING: dict[Config, threading.Lock] = {}  # one training per key at a time
 _CURVATURES: dict[Config, tuple[Curvature, Evidence]] = {}
+_CENTRES: dict[Config, Evidence] = {}  # the centre's evidence, without the map's fields
+_HESSIANS: dict[Config, tuple[np.ndarray, float, float]] = {}  # slice Hessian, trace, error
+_SLICES: dict[Config, Slices] = {}
 
 
 @dataclass
@@ -479,38 +483,181 @@ def training_key(config: Config) -> Config:
 def _trained(config: Config, report: Progress) -> tuple[_Data, _Trained]:
     """The data and the trained models of ``config``, from a cache when this training was seen
     before: moving the range, the resolution or the curvature controls reuses it (the models
-    are only read afterwards). A diverged training raises `_Diverged` and is not kept."""
+    are only read afterwards). One training per key at a time: a second caller waits for the
+    first one's models (`prepare` may have started it). A diverged training raises `_Diverged`
+    and is not kept."""
     key = training_key(config)
     with _TRAINED_LOCK:
         found = _TRAINED.get(key)
-    if found is None:
-        data = _prepare(config)
-        found = (data, _train_models(config, data, report))
+        flight = _TRAINING.setdefault(key, threading.Lock())
+    if found is not None:
+        return found
+    try:
+        with flight:
+            with _TRAINED_LOCK:
+                found = _TRAINED.get(key)
+            if found is None:
+                data = _prepare(config)
+                found = (data, _train_models(config, data, report))
+                _remember(_TRAINED, key, found)
+    finally:
         with _TRAINED_LOCK:
-            _TRAINED[key] = found
-            while len(_TRAINED) > MAX_TRAINED:
-                _TRAINED.pop(next(iter(_TRAINED)))  # the oldest first
+            _TRAINING.pop(key, None)
+    return found
+
+
+def trained_ready(config: Config) -> bool:
+    """Whether the models of ``config`` are trained and kept (`_trained`)."""
+    with _TRAINED_LOCK:
+        return training_key(config) in _TRAINED
+
+
+def prepare(config: Config) -> None:
+    """Train ``config``'s models now and keep them (`_trained`), so that the runs that follow
+    (a new range or resolution) find them; a page calls it in the background while it shows a
+    stored preset, which needed no training. A diverged training is left for `run` to report."""
+    config.validate()
+    with limited_threads(1):
+        try:
+            _trained(config, silent)
+        except _Diverged:
+            pass
+
+
+def _defaults(config: Config, *names: str) -> Config:
+    """``config`` with the fields ``names`` set to their defaults."""
+    default = Config()
+    return replace(config, **{name: getattr(default, name) for name in names})
+
+
+def curvature_key(config: Config) -> Config:
+    """``config`` without what the curvature (`_curvature`, `_centre_evidence`) does not read: the
+    surface's resolution and the slices' sub-sample."""
+    return _defaults(config, "resolution", "sample_size")
+
+
+def centre_key(config: Config) -> Config:
+    """``config`` without what the centre's evidence (`_centre_evidence`) does not read: also
+    the plane's range, its random directions' normalisation and the curvature map's grid (the
+    centre, the trajectory and the seed fix it)."""
+    return _defaults(
+        curvature_key(config),
+        "span",
+        "normalization",
+        "one_dim",
+        "curvature_resolution",
+        "lanczos_iterations",
+    )
+
+
+def curvature_ready(config: Config) -> bool:
+    """Whether a run of ``config`` finds its curvature (the map included) already computed, in
+    memory or with a stored preset of the same `curvature_key`: it then costs the training (if
+    not cached), the surface and the slices only."""
+    key = curvature_key(config)
+    with _TRAINED_LOCK:
+        if key in _CURVATURES:
+            return True
+    return _stored_groups(key) is not None
+
+
+def hessian_key(config: Config) -> Config:
+    """``config`` without what the slice's exact 2x2 Hessian and Hutchinson's trace at the
+    centre (`_centre_hessian`) do not read: the range (the directions are not scaled by it) and
+    the curvature map's grid."""
+    return _defaults(curvature_key(config), "span", "curvature_resolution", "lanczos_iterations")
+
+
+def slices_key(config: Config) -> Config:
+    """``config`` without what the slices (`_slices`) do not read: the curvature map's grid,
+    and the resolution up to `SLICE_POINTS` (the slices have ``max(SLICE_POINTS, resolution)``
+    points)."""
+    return replace(
+        _defaults(config, "curvature_resolution", "lanczos_iterations"),
+        resolution=max(SLICE_POINTS, config.resolution),
+    )
+
+
+def clear_caches() -> None:
+    """Forget every cached training, curvature and centre evidence (tests start afresh)."""
+    with _TRAINED_LOCK:
+        _TRAINED.clear()
+        for table in (_CURVATURES, _CENTRES, _HESSIANS, _SLICES):
+            table.clear()
+
+
+def _remember(table: dict[Config, Any], key: Config, value: Any) -> None:
+    with _TRAINED_LOCK:
+        table[key] = value
+        while len(table) > MAX_TRAINED:
+            table.pop(next(iter(table)))  # the oldest first
+
+
+def _stored_groups(key: Config, *groups: type) -> list[Any] | None:
+    """The ``groups`` of the stored preset whose configuration is ``key`` (a run with these
+    settings already computed them: `landscape.engine.presets.stored_part`), or None."""
+    stored = presets.stored_part(__name__, key)
+    if stored is None or stored.diverged:
+        return None
+    return [
+        group(**{f.name: getattr(stored, f.name) for f in dataclasses.fields(group)})
+        for group in groups
+    ]
+
+
+def _kept(
+    table: dict[Config, Any],
+    key: Config,
+    compute: Callable[[], Any],
+    stored: Callable[[list[Any]], Any],
+    *groups: type,
+) -> Any:
+    """``table[key]``; else ``stored(groups of the stored preset of key)`` when there is one
+    (`_stored_groups`), else ``compute()``; kept in ``table`` (at most `MAX_TRAINED` entries)."""
+    with _TRAINED_LOCK:
+        found = table.get(key)
+    if found is None:
+        parts = _stored_groups(key, *groups)
+        found = stored(parts) if parts is not None else compute()
+        _remember(table, key, found)
     return found
 
 
 def _cached_curvature(
     config: Config, problem: Problem, frame: _Frame, trained: _Trained, report: Progress
 ) -> tuple[Curvature, Evidence]:
-    """`_curvature` and `_evidence`, kept per configuration up to its resolution and sub-sample
-    (the map, the slice Hessians, the traces and the spectra do not depend on them): moving the
-    resolution recomputes only the surface and the slices."""
-    default = Config()
-    key = replace(config, resolution=default.resolution, sample_size=default.sample_size)
-    with _TRAINED_LOCK:
-        found = _CURVATURES.get(key)
-    if found is None:
+    """`_curvature` and the evidence, kept per `curvature_key` (moving the resolution recomputes
+    only the surface and the slices), or taken from the stored preset of that key. Their
+    parts that the range does not change are kept too: the centre's evidence per `centre_key`
+    and the slice Hessian and trace per `hessian_key`, so moving the range computes only the map
+    and the slice's finite differences."""
+
+    def compute() -> tuple[Curvature, Evidence]:
         curvature, cmap = _curvature(config, problem, frame, report)
-        found = (curvature, _evidence(config, problem, frame, trained, cmap, report))
-        with _TRAINED_LOCK:
-            _CURVATURES[key] = found
-            while len(_CURVATURES) > MAX_TRAINED:
-                _CURVATURES.pop(next(iter(_CURVATURES)))  # the oldest first
-    return found
+        centre = _kept(
+            _CENTRES,
+            centre_key(config),
+            lambda: _centre_evidence(config, problem, frame, trained, report),
+            lambda parts: replace(parts[0], **_map_evidence(None)),
+            Evidence,
+        )
+        return curvature, replace(centre, **_map_evidence(cmap))
+
+    return _kept(
+        _CURVATURES, curvature_key(config), compute, lambda parts: tuple(parts), Curvature, Evidence
+    )
+
+
+def _cached_slices(config: Config, problem: Problem, frame: _Frame, start: Params) -> Slices:
+    """`_slices`, kept per `slices_key` (up to `SLICE_POINTS`, the slices do not depend on the
+    resolution) or taken from the stored preset of that key."""
+    return _kept(
+        _SLICES,
+        slices_key(config),
+        lambda: _slices(config, problem, frame, start),
+        lambda parts: parts[0],
+        Slices,
+    )
 
 
 def _run(config: Config, report: Progress, threads_at_start: int) -> Result:
@@ -530,7 +677,7 @@ def _run(config: Config, report: Progress, threads_at_start: int) -> Result:
         return _diverged(config, data, message, model, trained.history)
     plane = _plane(problem, frame)
     report(0.7, "Slices and interpolation")
-    slices = _slices(config, problem, frame, trained.start)
+    slices = _cached_slices(config, problem, frame, trained.start)
     report(0.75, "Curvature")
     curvature, evidence = _cached_curvature(config, problem, frame, trained, report)
     report(1.0, "Done")
@@ -682,9 +829,18 @@ def _curvature(
     curvature evidence on a ``curvature_resolution``-square grid (none when it is 0): Lanczos
     with the residual rule at `MAP_TOLERANCE` and a budget of ``lanczos_iterations`` steps."""
     center, d1, d2 = frame.center, frame.d1, frame.d2
-    H2 = slice_hessian(problem, d1, d2, center)
+    H2, trace, trace_error = _kept(
+        _HESSIANS,
+        hessian_key(config),
+        lambda: _centre_hessian(config, problem, frame),
+        lambda parts: (
+            parts[0].slice_hessian,
+            parts[0].hessian_trace,
+            parts[0].hessian_trace_error,
+        ),
+        Curvature,
+    )
     H2_fd = _slice_hessian_by_differences(problem, d1, d2, center, frame.extent)
-    trace, trace_error = hutchinson_trace(problem, center, samples=TRACE_PRODUCTS, seed=config.seed)
     c = config.curvature_resolution
     coarse = np.linspace(-frame.extent, frame.extent, c) if c else np.zeros(0)
     if c:
@@ -720,16 +876,40 @@ def _curvature(
     return group, cmap
 
 
-def _evidence(
+def _hessian_of(group: Curvature) -> tuple[np.ndarray, float, float]:
+    return group.slice_hessian, group.hessian_trace, group.hessian_trace_error
+
+
+def _centre_hessian(
+    config: Config, problem: Problem, frame: _Frame
+) -> tuple[np.ndarray, float, float]:
+    """The slice's exact 2x2 Hessian at the centre, and Hutchinson's trace there with
+    `TRACE_PRODUCTS` probes and its standard error."""
+    H2 = slice_hessian(problem, frame.d1, frame.d2, frame.center)
+    trace, error = hutchinson_trace(problem, frame.center, samples=TRACE_PRODUCTS, seed=config.seed)
+    return H2, float(trace), float(error)
+
+
+def _map_evidence(cmap: CurvatureMap | None) -> dict[str, np.ndarray]:
+    """The `Evidence` fields that come from the curvature map: its states, Rayleigh quotients,
+    bounds and Lanczos steps per point (empty without a map)."""
+    return {
+        "curvature_state": cmap.state if cmap else np.zeros((0, 0), dtype=np.int64),
+        "curvature_rayleigh": cmap.rayleigh if cmap else np.zeros((0, 0)),
+        "curvature_bound": cmap.bound if cmap else np.zeros((0, 0)),
+        "curvature_iterations": (cmap.iterations.astype(np.float64) if cmap else np.zeros((0, 0))),
+    }
+
+
+def _centre_evidence(
     config: Config,
     problem: Problem,
     frame: _Frame,
     trained: _Trained,
-    cmap: CurvatureMap | None,
     report: Progress,
 ) -> Evidence:
     """The centre's evidence (`_centre_curvature`), Hutch++, the SLQ density at the centre and
-    its negative mass along training, and the map's states."""
+    its negative mass along training; the map's fields empty (`_map_evidence`)."""
     center = frame.center
     report(0.76, "Curvature at the centre")
     centre = _centre_curvature(problem, center, config.seed)
@@ -756,10 +936,7 @@ def _evidence(
             [curvature.slice_hessian(problem, frame.d1, frame.d2, center)[i, i] for i in range(2)]
         )
     return Evidence(
-        curvature_state=cmap.state if cmap else np.zeros((0, 0), dtype=np.int64),
-        curvature_rayleigh=cmap.rayleigh if cmap else np.zeros((0, 0)),
-        curvature_bound=cmap.bound if cmap else np.zeros((0, 0)),
-        curvature_iterations=cmap.iterations.astype(np.float64) if cmap else np.zeros((0, 0)),
+        **_map_evidence(None),
         centre_state=int(centre["state"]),
         centre_exact=bool(centre["exact"]),
         centre_lambda_min=float(centre["lambda_min"]),
@@ -927,17 +1104,20 @@ def _train(
     report: Progress,
     k: int,
 ) -> tuple[np.ndarray, list[Params]]:
-    """Full-batch Adam; returns the loss per epoch and checkpoints (initial, ..., final)."""
+    """Full-batch Adam (`_adam_step`); returns the loss per epoch and checkpoints (initial, ...,
+    final)."""
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    params = [p for p in model.parameters() if p.requires_grad]
+    moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
     every = max(1, config.epochs // MAX_CHECKPOINTS)
     checkpoints = [parameters_of(model)]
     losses = np.empty(config.epochs)
     for epoch in range(config.epochs):
-        optimizer.zero_grad()
+        for p in params:
+            p.grad = None
         loss = loss_fn(model(X), y)
         loss.backward()
-        optimizer.step()
+        _adam_step(params, moments, epoch + 1, config.lr)
         losses[epoch] = loss.item()
         if not np.isfinite(losses[epoch]):
             return losses[: epoch + 1], checkpoints
@@ -950,6 +1130,33 @@ def _train(
             )
     model.eval()
     return losses, checkpoints
+
+
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
+
+
+@torch.no_grad()
+def _adam_step(
+    params: Sequence[torch.Tensor],
+    moments: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    t: int,
+    lr: float,
+) -> None:
+    """Step ``t`` (1, 2, ...) of Adam with torch's defaults, operation for operation as
+    ``torch.optim.Adam`` on the CPU (so the trained weights are the same), without building
+    an optimiser, whose first construction imports torch._dynamo (about 2 s)::
+
+        m <- b1 m + (1 - b1) g,  v <- b2 v + (1 - b2) g^2,
+        w <- w - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+    """
+    (beta1, beta2), step = ADAM_BETAS, float(t)
+    for p, (mean, square) in zip(params, moments, strict=True):
+        if p.grad is None:
+            continue
+        mean.lerp_(p.grad, 1 - beta1)
+        square.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+        denom = (square.sqrt() / (1 - beta2**step) ** 0.5).add_(ADAM_EPS)
+        p.addcdiv_(mean, denom, value=-(lr / (1 - beta1**step)))
 
 
 def _slice(
