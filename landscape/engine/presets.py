@@ -64,6 +64,11 @@ def afresh() -> Iterator[None]:
         _afresh.reset(token)
 
 
+def afresh_active() -> bool:
+    """Whether this thread or task is inside `afresh`."""
+    return _afresh.get()
+
+
 def stored_part(module_name: str, config: Any) -> Any | None:
     """The stored result of ``config`` (as `lookup`) for a study that reuses parts of it, e.g.
     the curvature that a new resolution does not change; None inside `afresh`."""

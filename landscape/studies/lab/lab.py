@@ -443,10 +443,12 @@ class _Trained:
 _TRAINED: dict[Config, tuple[_Data, _Trained]] = {}
 _TRAINED_LOCK = threading.Lock()
 _TRAINING: dict[Config, threading.Lock] = {}  # one training per key at a time
-_CURVATURES: dict[Config, tuple[Curvature, Evidence]] = {}
-_CENTRES: dict[Config, Evidence] = {}  # the centre's evidence, without the map's fields
-_HESSIANS: dict[Config, tuple[np.ndarray, float, float]] = {}  # slice Hessian, trace, error
-_SLICES: dict[Config, Slices] = {}
+# Parts of runs by key, each with whether it came from a stored preset (`_kept`): the curvature
+# and evidence, the centre's evidence without the map, the slice Hessian with the trace, slices.
+_CURVATURES: dict[Config, tuple[tuple[Curvature, Evidence], bool]] = {}
+_CENTRES: dict[Config, tuple[Evidence, bool]] = {}
+_HESSIANS: dict[Config, tuple[tuple[np.ndarray, float, float], bool]] = {}
+_SLICES: dict[Config, tuple[Slices, bool]] = {}
 
 
 @dataclass
@@ -606,20 +608,22 @@ def _stored_groups(key: Config, *groups: type) -> list[Any] | None:
 
 
 def _kept(
-    table: dict[Config, Any],
+    table: dict[Config, tuple[Any, bool]],
     key: Config,
     compute: Callable[[], Any],
     stored: Callable[[list[Any]], Any],
     *groups: type,
 ) -> Any:
     """``table[key]``; else ``stored(groups of the stored preset of key)`` when there is one
-    (`_stored_groups`), else ``compute()``; kept in ``table`` (at most `MAX_TRAINED` entries)."""
+    (`_stored_groups`), else ``compute()``; kept in ``table`` (at most `MAX_TRAINED` entries),
+    with whether it came from a preset: inside `presets.afresh` such an entry is computed anew."""
     with _TRAINED_LOCK:
-        found = table.get(key)
-    if found is None:
-        parts = _stored_groups(key, *groups)
-        found = stored(parts) if parts is not None else compute()
-        _remember(table, key, found)
+        entry = table.get(key)
+    if entry is not None and not (entry[1] and presets.afresh_active()):
+        return entry[0]
+    parts = _stored_groups(key, *groups)
+    found = stored(parts) if parts is not None else compute()
+    _remember(table, key, (found, parts is not None))
     return found
 
 
