@@ -1,12 +1,17 @@
-"""Command line: ``python -m landscape precompute [study ...]`` writes the presets."""
+"""Command line: ``python -m landscape precompute [study ...]`` writes the presets.
+
+Presets are computed under pinned numerics (`landscape.engine.numerics`): when the environment
+does not hold them, the command runs itself again in a child process that does, before torch or
+NumPy is imported.
+"""
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
-from landscape import studies
-from landscape.engine import presets
-from landscape.engine.device import configure_threads
+from landscape.engine import numerics
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,6 +24,16 @@ def main(argv: list[str] | None = None) -> None:
         "studies", nargs="*", help="study modules (default: every study with PRESETS)"
     )
     args = parser.parse_args(argv)
+    if not numerics.is_pinned():  # torch and NumPy read it when they load: a child process
+        done = subprocess.run(
+            [sys.executable, "-m", "landscape", *(sys.argv[1:] if argv is None else argv)],
+            env=numerics.pinned_environment(),
+        )
+        sys.exit(done.returncode)
+    from landscape import studies  # imports torch: only under the pinned environment
+    from landscape.engine import presets
+    from landscape.engine.device import configure_threads
+
     configure_threads()
     if args.command == "precompute":
         written = presets.precompute(args.studies or studies.study_modules())

@@ -2,10 +2,10 @@
 
 A study module lists its headline configurations in ``PRESETS: dict[str, Config]``.
 ``python -m landscape precompute`` finds the studies in `landscape.studies`, runs them on the CPU
-and writes one NPZ per preset under ``assets/presets/`` plus ``index.json`` (study, name,
-configuration, file). `lookup` returns the
-stored result when a page asks for exactly a preset's configuration (the device aside: presets
-are computed on the CPU and shown on any device).
+under pinned numerics (`landscape.engine.numerics`) and writes one NPZ per preset under
+``assets/presets/`` plus ``index.json`` (study, name, configuration, file, numerics). `lookup`
+returns the stored result when a page asks for exactly a preset's configuration (the device
+aside: presets are computed on the CPU and shown on any device).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from landscape.engine import results, serving
+from landscape.engine import numerics, results, serving
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "assets" / "presets"
 INDEX = "index.json"
@@ -101,6 +101,7 @@ def precompute(
                     "name": name,
                     "file": file,
                     "config": results.config_to_dict(config),
+                    "numerics": numerics.fingerprint(),
                 }
             )
     index_path.write_text(json.dumps(index, indent=1) + "\n")
