@@ -288,7 +288,7 @@ def stable_multiplier(result: Result, multiplier: float) -> float:
     return multiplier * result.eta_stable / result.eta
 
 
-WIDTH_LADDER = (16, 32, 64, 128, 512, 1024, 2048)  # with the default m = 256 (4096: minutes)
+WIDTH_LADDER = (16, 32, 64, 128, 512, 1024, 2048, 4096)  # with the default m = 256 (4096: minutes)
 DEPTH_LADDER = (1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12)  # with the default H = 3
 
 PRESETS: dict[str, Config] = {
