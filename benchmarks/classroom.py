@@ -67,14 +67,35 @@ REMEMBER_JS = f"""() => {{
     window.__refs = els.map(el => el.data);
     window.__sigs = els.map(el => JSON.stringify(el.data || null));
 }}"""
-#: Before a move: watch for the runner's progress bar (a computation for this move).
-WATCH_PROGRESS_JS = """() => {
+#: Before a move: watch for the runner's progress bar (a computation for this move), and note
+#: when the app's script run starts and ends (its ``data-test-script-state``), in ms.
+WATCH_MOVE_JS = """() => {
     window.__computing = false;
-    if (window.__progressWatch) return;
-    window.__progressWatch = new MutationObserver(() => {
+    window.__runStart = null;
+    window.__runEnd = null;
+    if (window.__moveWatch) return;
+    window.__moveWatch = new MutationObserver(() => {
         if (document.querySelector('[data-testid="stProgress"]')) window.__computing = true;
     });
-    window.__progressWatch.observe(document.body, {childList: true, subtree: true});
+    window.__moveWatch.observe(document.body, {childList: true, subtree: true});
+    const app = document.querySelector('[data-testid="stApp"]');
+    new MutationObserver(() => {
+        const state = app.getAttribute('data-test-script-state');
+        if (state === 'running' && window.__runStart === null) {
+            window.__runStart = performance.now();
+        } else if (state !== 'running' && window.__runStart !== null && window.__runEnd === null) {
+            window.__runEnd = performance.now();
+        }
+    }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+PRESSED_JS = "() => { window.__pressed = performance.now(); }"
+#: After the chart changed: (press -> the server's run starts, that run, run end -> chart), s.
+PHASES_JS = """() => {
+    const now = performance.now();
+    const start = window.__runStart, end = window.__runEnd;
+    if (start === null) return null;
+    return [(start - window.__pressed) / 1000, ((end === null ? now : end) - start) / 1000,
+            (now - (end === null ? now : end)) / 1000];
 }"""
 KINDS = ("preset", "cached", "fresh")
 FAST_TARGET_S = 3.0  # p95 for preset and cached moves (issue 17)
@@ -146,6 +167,10 @@ class Server(AppServer):
 @dataclass
 class Record:
     moves: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    # per preset or cached move: seconds from the key press to the server's script run starting,
+    # of that run (as the browser sees it: sent, run, its elements received), and from its end
+    # to the changed chart (negative: the chart changed while the run was still sending)
+    phases: list[tuple[float, float, float]] = field(default_factory=list)
     opens: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     errors_on_page: int = 0
@@ -196,24 +221,28 @@ async def move(page, key: str, presses: int, record: Record) -> None:
     slider = page.locator(f'.st-key-{key} :is([role="slider"], input[type="range"])').first
     await wait_for_run(page)
     await page.evaluate(REMEMBER_JS)
-    await page.evaluate(WATCH_PROGRESS_JS)
+    await page.evaluate(WATCH_MOVE_JS)
     await slider.focus()
     arrow = "ArrowRight" if presses > 0 else "ArrowLeft"
     for _ in range(abs(presses)):
         await page.keyboard.press(arrow)
     started = time.perf_counter()
+    await page.evaluate(PRESSED_JS)
     try:
         await page.wait_for_function(CHANGED_JS, polling=100, timeout=MOVE_TIMEOUT_S * 1000)
     except Exception as error:  # noqa: BLE001 - a timeout is a result, recorded
         record.failures.append(f"{page.url} {key} {presses:+d}: {type(error).__name__}")
         return
     seconds = time.perf_counter() - started
+    phases = await page.evaluate(PHASES_JS)
     await wait_for_run(page)
     if await page.get_by_text("Precomputed preset").count():
         kind = "preset"
     else:
         kind = "fresh" if await page.evaluate("() => window.__computing") else "cached"
     record.moves[kind].append(seconds)
+    if phases is not None and kind != "fresh":
+        record.phases.append(tuple(phases))
     record.errors_on_page += await error_count(page)
 
 
@@ -353,6 +382,7 @@ async def class_run(sessions: int, minutes: float, env: dict[str, str], webgl: b
         for kind, values in record.moves.items():
             merged.moves[kind].extend(values)
         merged.opens.extend(record.opens)
+        merged.phases.extend(record.phases)
         merged.failures.extend(record.failures)
         merged.errors_on_page += record.errors_on_page
     longest = re.search(r"longest so far (\d+)", about)
@@ -394,6 +424,16 @@ def report(result: dict) -> float:
             f"{label:26}{len(values):7d}{percentile(values, 50):9.2f}"
             f"{percentile(values, 95):9.2f}{max(values, default=float('nan')):9.2f}"
         )
+    if record.phases:
+        print("preset and cached moves, where the time goes (p50 / p95 s):")
+        labels = (
+            "key press -> the server starts the rerun",
+            "the rerun (browser's view: run and its elements received)",
+            "rerun finished -> chart changed",
+        )
+        for label, values in zip(labels, zip(*record.phases, strict=True), strict=True):
+            p50, p95 = percentile(list(values), 50), percentile(list(values), 95)
+            print(f"  {label:58}{p50:7.2f} /{p95:6.2f}")
     print(
         f"longest queue of heavy runs: {result['longest_queue']}; answers shared between "
         f"sessions (single flight): {result['shared']}"

@@ -11,6 +11,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
+from plotly.basedatatypes import BaseFigure
 
 from landscape.engine import plotting, results, serving
 
@@ -19,12 +20,30 @@ FIGURE_CACHE_VARIABLE = "CONVEXIFY_FIGURE_CACHE_MB"
 FIGURE_CACHE_DEFAULT_MB = 64
 
 
+SPEC = "_convexify_spec"  # attribute of a cached figure: its dict, made once
+
+
+class _Specified(BaseFigure):
+    """What ``st.plotly_chart`` takes of a figure, made once: it asks a Figure for
+    ``to_dict()`` (a deep copy with every array encoded, the larger part of a rerun's cost),
+    then serialises that dict to JSON. This stands for a cached figure there, its ``to_dict``
+    returning the dict made when the figure was cached; that dict is only read. (A dict passed
+    as such would be validated again, property by property.)"""
+
+    def __init__(self, spec: dict[str, Any]) -> None:  # no BaseFigure.__init__: no validation
+        object.__setattr__(self, "_spec", spec)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._spec
+
+
 def _figure_nbytes(entry: tuple[tuple[Any, ...], go.Figure]) -> int:
-    """Bytes a cached figure keeps alive: its traces' and layout's values (NumPy arrays mostly)
-    and the arguments it was built from (results the result cache may have let go)."""
+    """Bytes a cached figure keeps alive: its traces' and layout's values (NumPy arrays mostly),
+    its dict for the browser, and the arguments it was built from (results the result cache may
+    have let go)."""
     args, fig = entry
-    parts = (getattr(fig, "_data", None), getattr(fig, "_layout", None), args)
-    return serving.estimate_nbytes(parts)
+    parts = (getattr(fig, "_data", None), getattr(fig, "_layout", None), fig.__dict__.get(SPEC))
+    return serving.estimate_nbytes((parts, args))
 
 
 _figures: serving.ByteLRU[tuple[Hashable, ...], tuple[tuple[Any, ...], go.Figure]] = (
@@ -51,15 +70,18 @@ def cached_figure(make: Callable[..., go.Figure], *args: Any) -> go.Figure:
     construction is not thread-safe), once even when several sessions ask at the same moment.
 
     The arguments are kept with the figure, so no id is reused while the entry lives; the cache
-    is bounded in bytes (``CONVEXIFY_FIGURE_CACHE_MB``, default 64); figures are only read
-    (``st.plotly_chart`` serialises a copy)."""
+    is bounded in bytes (``CONVEXIFY_FIGURE_CACHE_MB``, default 64). Figures are only read: the
+    dict the browser gets is made here once (`show_figure` sends it), so a figure changed after
+    this would not show its change."""
     key = (make.__module__, make.__qualname__, *(_identity(a) for a in args))
     found = _figures.get(key)
     if found is None:
         with plotting.FIGURE_LOCK:
             found = _figures.get(key)  # built by another session while this one waited
             if found is None:
-                found = (args, make(*args))
+                fig = make(*args)
+                setattr(fig, SPEC, fig.to_dict())
+                found = (args, fig)
                 _figures.put(key, found)
     return found[1]
 
@@ -82,8 +104,12 @@ def png_export_available() -> bool:
 
 
 def show_figure(fig: go.Figure, name: str) -> None:
-    """``st.plotly_chart`` plus download buttons for the figure (HTML, and PNG when possible)."""
-    st.plotly_chart(fig, width="stretch", key=f"chart_{name}")
+    """``st.plotly_chart`` plus download buttons for the figure (HTML, and PNG when possible).
+
+    A figure from `cached_figure` goes to the browser from the dict made when it was cached."""
+    spec = fig.__dict__.get(SPEC)
+    shown = fig if spec is None else _Specified(spec)
+    st.plotly_chart(shown, width="stretch", key=f"chart_{name}")
     cols = st.columns([1, 1, 4])
     cols[0].download_button(
         "HTML",
