@@ -188,3 +188,52 @@ def test_sidebar_about_box_shows_ceilings_and_runs() -> None:
     for name in ("Results", "Figures", "Presets", "Uploads"):
         assert name in text
     assert f"of {runner.result_cache().max_bytes / 2**20:.1f} MiB" in text
+
+
+def test_a_request_superseded_while_it_settles_never_computes(fake_study, monkeypatch) -> None:
+    """A slider moved with the arrow keys asks for every value on its way: a request the
+    session replaces within `runner.SETTLE_SECONDS` is stopped before it reaches the queue
+    (Streamlit raises StopException at the settle's redraw, as it does when a newer rerun came)."""
+    from streamlit.runtime.scriptrunner import StopException
+
+    settled: list[float] = []
+
+    def superseded(bar) -> None:
+        settled.append(time.monotonic())
+        raise StopException()
+
+    monkeypatch.setattr(runner, "_settle", superseded)
+    started = runner.run_queue().stats().started
+    answers: dict = {}
+    session(7.0, answers, "moving").join(WAIT)
+    markdown, exceptions, errors = answers["moving"]
+    assert settled and not exceptions and not errors
+    assert fake_study.calls == []  # nothing computed for a value the student moved past
+    assert runner.run_queue().stats().started == started
+
+
+def test_only_a_fresh_computation_settles(fake_study, monkeypatch) -> None:
+    """Cached answers and requests joining a computation in flight answer without the pause."""
+    settles: list[float] = []
+    original = runner._settle
+
+    def counted(bar) -> None:
+        settles.append(time.monotonic())
+        original(bar)
+
+    monkeypatch.setattr(runner, "_settle", counted)
+    gate = fake_study.gates[3.0] = threading.Event()
+    answers: dict = {}
+    joined = runner.run_queue().stats().joined
+    first = session(3.0, answers, "first")
+    eventually(lambda: fake_study.calls)
+    second = session(3.0, answers, "second")
+    eventually(lambda: runner.run_queue().stats().joined > joined)
+    gate.set()
+    first.join(WAIT)
+    second.join(WAIT)
+    session(3.0, answers, "cached").join(WAIT)
+    assert len(settles) == 1  # the first request only
+    assert fake_study.calls == [3.0]
+    for name in ("first", "second", "cached"):
+        assert "answer 12" in answers[name][0], answers[name]

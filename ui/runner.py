@@ -59,6 +59,8 @@ RESULT_CACHE_DEFAULT_MB = 128
 MAX_RUNS_VARIABLE = "CONVEXIFY_MAX_RUNS"
 DATA_DIR_VARIABLE = "CONVEXIFY_DATA_DIR"
 POLL_SECONDS = 0.25  # how often a waiting page looks at its run
+#: A fresh computation starts only once the page has asked for it this long (`_settle`).
+SETTLE_SECONDS = 0.5
 REDRAW_SECONDS = 1.0  # the longest a waiting page goes without a redraw (which notices an exit)
 SECRETS_SECTION = "convexify"  # [convexify] in .streamlit/secrets.toml: max_runs, result_cache_mb,
 # data_dir
@@ -189,6 +191,20 @@ def _waiting_text(ticket: serving.Ticket, queue: serving.RunQueue) -> tuple[floa
     return fraction, stage + about
 
 
+def _settle(bar: Any) -> None:
+    """Wait `SETTLE_SECONDS`, then redraw ``bar``: Streamlit stops the script at that redraw
+    when the session has asked for something newer meanwhile.
+
+    A slider moved with the arrow keys asks for every value on its way (``m`` = 272, 288, ...,
+    512: each press is a rerun); without this pause each of those values started a computation
+    that ran on, unwanted, until the queue's grace time was over, and filled the slots while
+    other students waited. Presets, cached answers and computations already in flight do not
+    wait here.
+    """
+    time.sleep(SETTLE_SECONDS)
+    bar.progress(0.0, text="Starting")
+
+
 def _computation(
     study: Study[Config, Result], config: Config, key: tuple[str, Any]
 ) -> Callable[[serving.Progress], Any]:
@@ -225,6 +241,11 @@ def _await(study: Study[Config, Result], config: Config, key: tuple[str, Any]) -
     compute = _computation(study, config, key)
     bar = st.progress(0.0, text="Starting")
     try:
+        if not queue.in_flight(key):
+            _settle(bar)
+            done = result_cache().get(key)  # computed by another session meanwhile
+            if done is not None:
+                return cast(Result, done)
         for _attempt in range(3):
             ticket = queue.submit(key, compute, kind=key[0])
             try:

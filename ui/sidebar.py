@@ -105,7 +105,8 @@ def about_box() -> None:
             f"Heavy runs at once: **{queue.running} of {queue.slots}** "
             f"(CONVEXIFY_MAX_RUNS); queued now: **{queue.queued}** "
             f"(longest so far {queue.longest_queue}); "
-            f"answers shared between sessions: {queue.joined}."
+            f"answers shared between sessions: {queue.joined}; "
+            f"runs started: {queue.started}, dropped unwanted: {queue.cancelled}."
         )
         lines = [
             f"- {cache.name}: **{_mib(cache.nbytes)} of {_mib(cache.max_bytes)} MiB** "

@@ -415,6 +415,11 @@ class RunQueue:
             job.orphaned_at = None
             return Ticket(self, job)
 
+    def in_flight(self, key: Hashable) -> bool:
+        """Whether a computation under ``key`` is queued or running (a request would join it)."""
+        with self._lock:
+            return key in self._inflight
+
     def run(self, key: Hashable, function: Callable[[Progress], Any], kind: str = "") -> Any:
         """Submit and wait: the answer, or the computation's exception."""
         with self.submit(key, function, kind) as ticket:
