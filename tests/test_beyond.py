@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
+from test_config_fuzz import SMALL  # the small configurations, one per study
 
 from landscape.engine.datasets import unit_sphere
 from landscape.engine.gram import gram_matrix
-from landscape.studies.beyond import budget, gram_depth
+from landscape.studies.beyond import budget, gram_depth, skips
 from landscape.studies.beyond.nets import (
     ResNet,
     branch_parameters,
@@ -125,20 +128,12 @@ def test_bad_configurations_name_the_field() -> None:
 def test_small_runs_draw_every_figure_and_summary() -> None:
     import plotly.graph_objects as go
 
-    from landscape.studies.beyond import exact, figures, skips
+    from landscape.studies.beyond import exact, figures
 
     torch.set_num_threads(1)
     g = gram_depth.run(gram_depth.Config(n=5, max_depth=4, mc_width=64, mc_draws=2, mc_depth=2))
     s = skips.run(
-        skips.Config(
-            max_blocks=1,
-            n=20,
-            restarts=2,
-            measured=1,
-            steps=10,
-            resolution=5,
-            hessian_iterations=3,
-        )
+        dataclasses.replace(SMALL[skips], sweep_widths=(2, 3), sweep_classes=(3, 8, 1, 7))
     )
     b = budget.run(
         budget.Config(
@@ -160,6 +155,7 @@ def test_small_runs_draw_every_figure_and_summary() -> None:
         figures.width_vs_depth(g),
         figures.skips_measures(s),
         figures.skips_surfaces(s),
+        figures.skips_sweep(s),
         figures.budget_curves(b, budget.reach(b, 0.5)[0]),
         figures.exact_vs_trained(e),
     ]
@@ -167,9 +163,30 @@ def test_small_runs_draw_every_figure_and_summary() -> None:
     for lines in (
         gram_depth.summary(g),
         skips.summary(s),
+        skips.sweep_summary(s),
         budget.summary(b, 0.5),
         exact.summary(e),
     ):
         assert lines and all(isinstance(line, str) for line in lines)
     assert s.gap.min() == 0.0  # the best restart has no gap
+    # the sweep: 2 pairs x 2 widths; the page's run (3 vs 8, width 2) is its first setting
+    assert s.sweep_gap.shape == (2, 2, 2, 1, 2) and s.sweep_non_psd.shape == (2, 2, 2, 1, 1)
+    assert np.all(s.sweep_gap.min(axis=-1) == 0.0)  # each setting's best restart has no gap
+    assert s.sweep_parameters[1, 0, 0] > s.sweep_parameters[0, 0, 0]  # wider ResNet, more
+    assert "of 4" in skips.sweep_summary(s)[0]
     assert np.all(e.trained[:2] >= e.optimum[:2, None] * (1 - 1e-7))  # exact programs bound
+
+
+def test_sweep_reuses_the_page_run_and_validates_its_pairs() -> None:
+    """A sweep setting equal to the page's (classes, resnet_width) is the page's own run."""
+
+    torch.set_num_threads(1)
+    config = dataclasses.replace(SMALL[skips], sweep_classes=(3, 8))  # classes = (3, 8)
+    result = skips.run(config)
+    np.testing.assert_array_equal(result.sweep_gap[0, 0], result.gap)
+    np.testing.assert_array_equal(result.sweep_non_psd[0, 0], result.non_psd)
+    for bad in ((3, 3), (3,), (3, 8, 1), (3, 10), ("a", "b")):
+        with pytest.raises(ValueError, match="sweep_classes"):
+            skips.Config(sweep_classes=bad).validate()
+    with pytest.raises(ValueError, match="sweep_widths"):
+        skips.Config(sweep_widths=(1,)).validate()

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from landscape.engine import results
+from landscape.studies.beyond import budget, exact, gram_depth, skips
 from landscape.studies.branches import branch_gap, branches
 from landscape.studies.lab import lab
 from landscape.studies.linear_duality import linear_duality
@@ -60,6 +61,44 @@ SMALL = {
     branch_gap: branch_gap.Config(branch_counts=(1, 2), n=6, restarts=1, steps=5),
     lab: lab.Config(
         branches=2, width=2, epochs=2, resolution=5, curvature_resolution=0, lanczos_iterations=2
+    ),
+    # budgets of 20 and 60 parameters: some families cannot fit them (NaN by design, said)
+    budget: budget.Config(
+        n_train=20,
+        n_test=20,
+        budgets=(20, 60),
+        branch_counts=(4,),
+        seeds=1,
+        steps=10,
+        convex_betas=(1.0,),
+        convex_gates=5,
+    ),
+    skips: skips.Config(
+        max_blocks=1,
+        resnet_width=2,
+        n=20,
+        restarts=2,
+        measured=1,
+        steps=10,
+        resolution=5,
+        hessian_iterations=3,
+        sweep_widths=(2,),
+        sweep_classes=(1, 7),
+    ),
+    # the ResNet has no depth 1: lambda_min is NaN there by design (said)
+    gram_depth: gram_depth.Config(
+        n=4, input_dim=3, max_depth=3, mc_width=16, mc_depth=2, mc_draws=2
+    ),
+    exact: exact.Config(
+        n_points=3,
+        n_signals=3,
+        n_images=10,
+        image_patterns=3,
+        restarts=1,
+        steps=10,
+        subnetworks=1,
+        inner_width=1,
+        filters=1,
     ),
 }
 STUDIES = list(SMALL)

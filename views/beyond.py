@@ -3,6 +3,7 @@
 import streamlit as st
 
 from landscape.studies.beyond import budget, exact, figures, gram_depth, skips
+from ui.controls import Slider, slider_ui, sliders_ui
 from ui.export import cached_figure, show_figure
 from ui.lecture import controls
 from ui.runner import build_config, run_study
@@ -25,16 +26,18 @@ st.markdown(
     "the exact two-layer convex program (stars, at the size the program picks)."
 )
 top = st.columns(2)
-fraction = top[0].slider(
-    "Target loss (fraction of the plain network's worst loss)",
-    0.05,
-    1.0,
-    0.5,
-    0.05,
-    key="beyond_target",
-    bind="query-params",
-    help="The dotted line: the training loss each family must reach. The text below says how "
-    "many parameters each one needs for it (log-log interpolation between budgets).",
+fraction = slider_ui(
+    top[0],
+    Slider(
+        "Target loss (fraction of the plain network's worst loss)",
+        "beyond_target",
+        "The dotted line: the training loss each family must reach. The text below says how "
+        "many parameters each one needs for it (log-log interpolation between budgets).",
+        0.5,
+        0.05,
+        1.0,
+        0.05,
+    ),
 )
 dataset = top[1].selectbox(
     "Data",
@@ -45,35 +48,36 @@ dataset = top[1].selectbox(
     "MNIST subset, pooled to 7x7; regression: scikit-learn's diabetes set (test $R^2$).",
 )
 with controls("Budget ladder and training"):
-    cols = st.columns(3)
-    seeds = cols[0].slider(
-        "Seeds",
-        1,
-        10,
+    seeds, steps, n_train = sliders_ui(
+        [
+            Slider(
+                "Seeds",
+                "beyond_seeds",
+                "Trainings per family and budget; the bands span them.",
+                3,
+                1,
+                10,
+            ),
+            Slider(
+                "Adam steps",
+                "beyond_steps",
+                "Full-batch Adam steps on the mean squared error.",
+                300,
+                50,
+                2000,
+                50,
+            ),
+            Slider(
+                "Training samples",
+                "beyond_n_train",
+                "Training set size (capped at half the data set); the test set is the next 200.",
+                200,
+                50,
+                1000,
+                50,
+            ),
+        ],
         3,
-        key="beyond_seeds",
-        bind="query-params",
-        help="Trainings per family and budget; the bands span them.",
-    )
-    steps = cols[1].slider(
-        "Adam steps",
-        50,
-        2000,
-        300,
-        50,
-        key="beyond_steps",
-        bind="query-params",
-        help="Full-batch Adam steps on the mean squared error.",
-    )
-    n_train = cols[2].slider(
-        "Training samples",
-        50,
-        1000,
-        200,
-        50,
-        key="beyond_n_train",
-        bind="query-params",
-        help="Training set size (capped at half the data set); the test set is the next 200.",
     )
 config = build_config(
     budget.Config,
@@ -95,6 +99,8 @@ if result is not None:
     )
     show_figure(cached_figure(figures.budget_curves, result, target), "beyond_budget")
     st.markdown("**What the data say.** " + " ".join(budget.summary(result, fraction)))
+    if result.message:
+        st.caption(result.message)
 
 # ---------------------------------------------------------------- Question 2
 st.header("2. Are skip connections parallel branches?")
@@ -105,33 +111,35 @@ st.markdown(
     "model, and the gap of each training to the best of the restarts."
 )
 with controls("ResNets and branches"):
-    cols = st.columns(3)
-    max_blocks = cols[0].slider(
-        "Largest k",
-        1,
-        4,
+    max_blocks, restarts, resnet_width = sliders_ui(
+        [
+            Slider(
+                "Largest k",
+                "beyond_blocks",
+                "ResNets with $k = 1, \\dots$ up to this many blocks, branch networks with "
+                "$I = 2^k$.",
+                3,
+                1,
+                4,
+            ),
+            Slider(
+                "Restarts",
+                "beyond_restarts",
+                "Trainings from different seeds per model; the best stands in for the optimum.",
+                5,
+                2,
+                20,
+            ),
+            Slider(
+                "ResNet width",
+                "beyond_resnet_width",
+                "Width of the residual stream; the branch width is matched to its parameters.",
+                8,
+                2,
+                32,
+            ),
+        ],
         3,
-        key="beyond_blocks",
-        bind="query-params",
-        help="ResNets with $k = 1, \\dots$ up to this many blocks, branch networks with $I = 2^k$.",
-    )
-    restarts = cols[1].slider(
-        "Restarts",
-        2,
-        20,
-        5,
-        key="beyond_restarts",
-        bind="query-params",
-        help="Trainings from different seeds per model; the best stands in for the optimum.",
-    )
-    resnet_width = cols[2].slider(
-        "ResNet width",
-        2,
-        32,
-        8,
-        key="beyond_resnet_width",
-        bind="query-params",
-        help="Width of the residual stream; the branch width is matched to its parameters.",
     )
 config = build_config(
     skips.Config,
@@ -150,6 +158,16 @@ if result is not None:
     )
     show_figure(cached_figure(figures.skips_measures, result), "beyond_skips_measures")
     st.markdown("**What the data say.** " + " ".join(skips.summary(result)))
+    if result.sweep_gap.size:
+        st.markdown(
+            "**At other widths and on other data.** The same comparison for each digit pair and "
+            "ResNet width of the sweep (points: mean over the restarts and every $k$; bars: one "
+            "standard deviation)."
+        )
+        show_figure(cached_figure(figures.skips_sweep, result), "beyond_skips_sweep")
+        st.markdown(" ".join(skips.sweep_summary(result)))
+    if result.message:
+        st.warning(result.message)
     with st.expander("The planes (log10 of the mean squared error)"):
         show_figure(cached_figure(figures.skips_surfaces, result), "beyond_skips_surfaces")
 
@@ -162,34 +180,35 @@ st.markdown(
     "concatenation; each is checked against a Monte Carlo of the network itself."
 )
 with controls("Architectures"):
-    cols = st.columns(3)
-    max_depth = cols[0].slider(
-        "Largest depth H",
+    max_depth, branches, alpha = sliders_ui(
+        [
+            Slider(
+                "Largest depth H",
+                "beyond_depth",
+                "$\\lambda_{\\min}(K^{(H)})$ is computed for $H = 1, \\dots$ up to this depth.",
+                20,
+                3,
+                60,
+            ),
+            Slider(
+                "Branches per layer I",
+                "beyond_branches",
+                "$I$ of the branch architecture ($I = 1$ is fully connected).",
+                4,
+                1,
+                16,
+            ),
+            Slider(
+                "Highway gate alpha",
+                "beyond_alpha",
+                "$x^{(h)} = \\sqrt{1-\\alpha}\\,x^{(h-1)} + \\sqrt{\\alpha}\\,$(new layer).",
+                0.5,
+                0.05,
+                1.0,
+                0.05,
+            ),
+        ],
         3,
-        60,
-        20,
-        key="beyond_depth",
-        bind="query-params",
-        help="$\\lambda_{\\min}(K^{(H)})$ is computed for $H = 1, \\dots$ up to this depth.",
-    )
-    branches = cols[1].slider(
-        "Branches per layer I",
-        1,
-        16,
-        4,
-        key="beyond_branches",
-        bind="query-params",
-        help="$I$ of the branch architecture ($I = 1$ is fully connected).",
-    )
-    alpha = cols[2].slider(
-        "Highway gate alpha",
-        0.05,
-        1.0,
-        0.5,
-        0.05,
-        key="beyond_alpha",
-        bind="query-params",
-        help="$x^{(h)} = \\sqrt{1-\\alpha}\\,x^{(h-1)} + \\sqrt{\\alpha}\\,$(new layer).",
     )
 config = build_config(
     gram_depth.Config,
@@ -208,6 +227,8 @@ if result is not None:
     )
     show_figure(cached_figure(figures.lambda_vs_depth, result), "beyond_lambda_depth")
     st.markdown("**What the data say.** " + " ".join(gram_depth.summary(result)))
+    if result.message:
+        st.caption(result.message)
     with st.expander("The width the theorem asks for"):
         show_figure(cached_figure(figures.width_vs_depth, result), "beyond_width_depth")
 with st.expander("The theorem: the Gram recursions of more architectures"):
@@ -251,6 +272,8 @@ if result is not None:
     )
     show_figure(cached_figure(figures.exact_vs_trained, result), "beyond_exact")
     st.markdown("**What the data say.** " + " ".join(exact.summary(result)))
+    if result.message:
+        st.warning(result.message)
 with st.expander("The theorem: exact convex programs of deeper networks"):
     st.latex(
         r"\min\ \ell\Big(\sum_{l,s} s\,D^{(2)}_l h_{l,s},\,y\Big) + \beta\!\!\sum_{l,s,i,t}"

@@ -12,6 +12,7 @@ import streamlit as st
 from landscape.studies.width import depth_sweep, figures, width_sweep
 from landscape.studies.width import width as study
 from landscape.studies.width.width import ACTIVATIONS, ARCHITECTURES
+from ui.controls import Slider, sliders_ui
 from ui.export import cached_figure, show_figure
 from ui.lecture import controls
 from ui.prose import caption, show_prose
@@ -285,63 +286,70 @@ if st.toggle(
             bind="query-params",
             help=r"Depths $H$ to compare (ResNet needs $H \ge 2$).",
         )
-        target = cols[1].select_slider(
-            "Target $L/L(0)$",
-            [1e-1, 1e-2, 1e-3, 1e-4],
-            value=1e-2,
-            key="width_target",
-            bind="query-params",
-            format_func=lambda v: f"{v:g}",
-            help="A width succeeds when the loss reaches this fraction of $L(0)$ in the "
-            "iterations.",
-        )
-        sweep_iterations = cols[1].slider(
-            "Iterations (depth sweep)",
-            10,
-            1000,
-            200,
-            10,
-            key="width_depth_iters",
-            bind="query-params",
-            help="Gradient-descent steps per training run in this sweep.",
-        )
-        multiplier_fc = cols[2].select_slider(
-            "Step multiplier, FC",
-            MULTIPLIERS,
-            value=100.0,
-            key="width_mult_fc",
-            bind="query-params",
-            format_func=lambda v: f"{v:g}",
-            help=r"The theorem's $O(\cdot)$ constant for the fully connected step "
-            r"$\eta = \text{multiplier}\cdot\lambda_{\min}/n^2$.",
-        )
-        multiplier_resnet = cols[2].select_slider(
-            "Step multiplier, ResNet",
-            MULTIPLIERS,
-            value=3000.0,
-            key="width_mult_res",
-            bind="query-params",
-            format_func=lambda v: f"{v:g}",
-            help=r"The constant for ResNet's step "
-            r"$\eta = \text{multiplier}\cdot\lambda_{\min}H^2/n^2$.",
-        )
-        train_max = cols[3].select_slider(
-            "Largest trained width",
-            [64, 128, 256, 512, 1024, 2048],
-            value=256,
-            key="width_depth_max",
-            bind="query-params",
-            help=r"Training tries $m = 16, 32, \dots$ up to this width and stops at the first "
-            "success.",
-        )
-        concentration_max = cols[3].select_slider(
-            "Largest width at initialisation",
-            [2**10, 2**12, 2**14, 2**16, 2**18],
-            value=2**14,
-            key="width_conc_max",
-            bind="query-params",
-            help=r"$G^{(H)}(0)$ is drawn exactly in $O(Hn^2m)$ without forming the $m\times m$ "
-            "weights, so much wider networks fit here than in training.",
+        target, sweep_iterations, multiplier_fc, multiplier_resnet, train_max, concentration_max = (
+            sliders_ui(
+                [
+                    Slider(
+                        "Target $L/L(0)$",
+                        "width_target",
+                        "A width succeeds when the loss reaches this fraction of $L(0)$ in the "
+                        "iterations.",
+                        1e-2,
+                        options=[1e-1, 1e-2, 1e-3, 1e-4],
+                        format_func=lambda v: f"{v:g}",
+                        column=1,
+                    ),
+                    Slider(
+                        "Iterations (depth sweep)",
+                        "width_depth_iters",
+                        "Gradient-descent steps per training run in this sweep.",
+                        200,
+                        10,
+                        1000,
+                        10,
+                        column=1,
+                    ),
+                    Slider(
+                        "Step multiplier, FC",
+                        "width_mult_fc",
+                        r"The theorem's $O(\cdot)$ constant for the fully connected step "
+                        r"$\eta = \text{multiplier}\cdot\lambda_{\min}/n^2$.",
+                        100.0,
+                        options=MULTIPLIERS,
+                        format_func=lambda v: f"{v:g}",
+                        column=2,
+                    ),
+                    Slider(
+                        "Step multiplier, ResNet",
+                        "width_mult_res",
+                        r"The constant for ResNet's step "
+                        r"$\eta = \text{multiplier}\cdot\lambda_{\min}H^2/n^2$.",
+                        3000.0,
+                        options=MULTIPLIERS,
+                        format_func=lambda v: f"{v:g}",
+                        column=2,
+                    ),
+                    Slider(
+                        "Largest trained width",
+                        "width_depth_max",
+                        r"Training tries $m = 16, 32, \dots$ up to this width and stops at the "
+                        "first success.",
+                        256,
+                        options=[64, 128, 256, 512, 1024, 2048],
+                        column=3,
+                    ),
+                    Slider(
+                        "Largest width at initialisation",
+                        "width_conc_max",
+                        r"$G^{(H)}(0)$ is drawn exactly in $O(Hn^2m)$ without forming the "
+                        r"$m\times m$ weights, so much wider networks fit here than in training.",
+                        2**14,
+                        options=[2**10, 2**12, 2**14, 2**16, 2**18],
+                        column=3,
+                    ),
+                ],
+                cols,
+            )
         )
     depth_config = build_config(
         depth_sweep.Config,

@@ -48,6 +48,7 @@ from landscape.studies.beyond.nets import (
     mlp_parameters,
     resnet_parameters,
 )
+from landscape.studies.beyond.notes import not_finite
 from solvers.convex_relu import solve_convex_relu
 
 DATASETS: tuple[str, ...] = ("digits", "mnist", "regression")
@@ -98,6 +99,7 @@ class Result:
     convex_test_score: np.ndarray  # (C,)
     score_name: str
     run_seconds: float
+    message: str = ""  # which numbers are NaN and why (a family that cannot fit a budget)
 
 
 def load(config: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
@@ -188,6 +190,7 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
     losses, scores = np.zeros((F, B, S)), np.zeros((F, B, S))
     X, Y = torch.as_tensor(Xtr, dtype=torch.float32), torch.as_tensor(Ytr, dtype=torch.float32)
     Xt = torch.as_tensor(Xte, dtype=torch.float32)
+    unfit: list[str] = []
     for fi, (name, family, size, count) in enumerate(specs):
         for bi, budget in enumerate(config.budgets):
             report((fi * B + bi) / (F * B + 1), f"{name}, P = {budget}")
@@ -195,6 +198,7 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
             if not budget / FIT_TOLERANCE <= count(width) <= budget * FIT_TOLERANCE:
                 parameters[fi, bi] = count(width)
                 losses[fi, bi], scores[fi, bi] = np.nan, np.nan  # the family cannot fit P
+                unfit.append(f"{name} at P = {budget}")
                 continue
             for s in range(S):
                 model = build(family, d, 1, width, size, config.seed + 1000 * s)
@@ -215,7 +219,7 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
         c_loss.append(float(np.mean((fit - Ytr[:, 0]) ** 2)))
         c_score.append(score(np.maximum(Xtb @ U.T, 0.0) @ a, Yte[:, 0], classification))
     report(1.0, "done")
-    return Result(
+    result = Result(
         families="|".join(spec[0] for spec in specs),
         budgets=np.asarray(config.budgets, dtype=np.int64),
         parameters=parameters,
@@ -227,6 +231,13 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
         score_name="test accuracy" if classification else "test R^2",
         run_seconds=time.perf_counter() - start,
     )
+    why = (
+        f"no size of the family comes within a factor {FIT_TOLERANCE} of the budget ("
+        + "; ".join(unfit)
+        + "), so it is not drawn there"
+    )
+    result.message = not_finite(result, {"train_loss": why, "test_score": why})
+    return result
 
 
 def _distinct_neurons(U: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -307,6 +318,7 @@ RESULT_SHAPES: dict[str, str] = {
     "convex_test_score": "f[convex_betas]",
     "score_name": "s",
     "run_seconds": "f",
+    "message": "s",
 }
 
 PRESETS: dict[str, Config] = {name: Config(dataset=name) for name in DATASETS[1:]}

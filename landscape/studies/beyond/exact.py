@@ -26,6 +26,7 @@ import torch
 
 from landscape.engine.datasets import digits
 from landscape.engine.validation import check_integer, check_number
+from landscape.studies.beyond.notes import not_finite
 from solvers.convex_cnn import cnn_objective, image_patches, solve_convex_cnn
 from solvers.convex_relu import Loss
 from solvers.three_layer_relu import solve_three_layer, three_layer_objective
@@ -71,6 +72,7 @@ class Result:
     trained: np.ndarray  # (3, R) final objective of every trained restart
     recovered_size: np.ndarray  # (3,) neurons / filters of the recovered network
     solver_seconds: np.ndarray  # (3,)
+    message: str = ""  # which numbers are NaN and why; empty when every number is finite
 
 
 def planar(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -181,7 +183,7 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
         report(0.75 + 0.25 * r / R, f"digits CNN restart {r + 1}/{R}")
         trained[2, r] = train_cnn(patches, labels, "hinge", image_config, config.seed + r)
     report(1.0, "done")
-    return Result(
+    result = Result(
         problems="three-layer parallel|CNN, 1-D signals|CNN, digits 3 vs 8",
         exact=np.array([True, True, False]),
         optimum=optimum,
@@ -190,6 +192,8 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
         recovered_size=size,
         solver_seconds=seconds,
     )
+    result.message = not_finite(result)
+    return result
 
 
 def summary(result: Result) -> list[str]:
@@ -215,6 +219,7 @@ RESULT_SHAPES: dict[str, str] = {
     "trained": "f[3,restarts]",
     "recovered_size": "f[3]",
     "solver_seconds": "f[3]",
+    "message": "s",
 }
 
 PRESETS: dict[str, Config] = {"default": Config()}

@@ -137,6 +137,37 @@ def skips_measures(result: skips.Result) -> go.Figure:
     return fig
 
 
+def skips_sweep(result: skips.Result) -> go.Figure:
+    """Gap to the best restart and non-PSD fraction per (digit pair, width): mean and standard
+    deviation over the restarts (pooled over k), ResNet beside the matched branches."""
+    C, W = result.sweep_gap.shape[:2]
+    labels = [f"{a} vs {b}, w = {w}" for a, b in result.sweep_pairs for w in result.sweep_widths]
+    panels = (
+        ("gap to the best restart (relative)", result.sweep_gap),
+        ("non-PSD fraction of the plane", result.sweep_non_psd),
+    )
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[p[0] for p in panels])
+    for col, (_, values) in enumerate(panels, start=1):
+        pooled = values.reshape(C * W, 2, -1)
+        for f, name in enumerate(("ResNet, k blocks", "multi-branch, I = 2^k")):
+            fig.add_trace(
+                go.Scatter(
+                    x=labels,
+                    y=_f32(pooled[:, f].mean(axis=1)),
+                    error_y={"type": "data", "array": _f32(pooled[:, f].std(axis=1))},
+                    mode="markers",
+                    marker={"color": PALETTE[f], "size": 9},
+                    name=name,
+                    showlegend=col == 1,
+                    offsetgroup=str(f),
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_layout(height=380, scattermode="group", legend={"orientation": "h", "y": -0.35})
+    return fig
+
+
 def skips_surfaces(result: skips.Result) -> go.Figure:
     """The first restart's plane for each (family, k), as contours."""
     K = len(result.blocks)

@@ -48,6 +48,7 @@ from landscape.engine.gram import (
     pair_expectation,
 )
 from landscape.engine.validation import check_choice, check_integer, check_number
+from landscape.studies.beyond.notes import not_finite
 
 ARCHITECTURES: tuple[str, ...] = ("fc", "resnet", "branch", "highway", "dense")
 NEW_ARCHITECTURES: tuple[str, ...] = ("branch", "highway", "dense")
@@ -88,8 +89,9 @@ class Config:
         check_integer("max_depth", self.max_depth, 3, MAX_DEPTH)
         check_integer("branches", self.branches, 1, 64)
         check_number("alpha", self.alpha, 1e-3, 1.0)
-        if not 0.0 < self.c_res < 1.0:
-            raise ValueError(f"c_res must be in (0, 1), got {self.c_res}")
+        c_res = self.c_res
+        if isinstance(c_res, bool) or not isinstance(c_res, int | float) or not 0.0 < c_res < 1.0:
+            raise ValueError(f"c_res must be a number in (0, 1), got {c_res!r}")
         check_choice("activation", self.activation, ACTIVATIONS)
         check_integer("mc_width", self.mc_width, 16, 65536)
         check_integer("mc_depth", self.mc_depth, 2, 12)
@@ -111,6 +113,7 @@ class Result:
     mc_relative_error: np.ndarray  # (A,) ||mean G_MC - K^(H)||_F / ||K^(H)||_F at mc_depth
     mc_standard_error: np.ndarray  # (A,) the same for half the draws against the other half
     n: int
+    message: str = ""  # which numbers are NaN and why; empty when every number is finite
 
 
 def recursion_gram(
@@ -277,7 +280,7 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
         )
     report(1.0, "done")
     exponential = fits[:, 1] >= fits[:, 3]
-    return Result(
+    result = Result(
         architectures="|".join(ARCHITECTURES),
         depths=depths,
         lambda_min=lam,
@@ -292,6 +295,21 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
         mc_standard_error=mc_noise,
         n=config.n,
     )
+    result.message = not_finite(
+        result,
+        {
+            "lambda_min": "the ResNet has no depth H = 1 (its first layer is fully connected)",
+            "width_poly": "n^4 / lambda_min^4 is undefined where lambda_min is NaN or <= 0",
+            "mc_standard_error": "one Monte Carlo draw has no half to compare with (mc_draws = 1)",
+            "fit_slope": "a decay law needs two depths H >= 2 with lambda_min > 0",
+            "exp_slope": "a decay law needs two depths H >= 2 with lambda_min > 0",
+            "power_slope": "a decay law needs two depths H >= 2 with lambda_min > 0",
+            "exp_r2": "a decay law needs two depths H >= 2 with lambda_min > 0",
+            "power_r2": "a decay law needs two depths H >= 2 with lambda_min > 0",
+            "mc_relative_error": "the Gram matrix at mc_depth is zero or not finite",
+        },
+    )
+    return result
 
 
 def summary(result: Result) -> list[str]:
@@ -327,6 +345,7 @@ RESULT_SHAPES: dict[str, str] = {
     "mc_relative_error": "f[A]",
     "mc_standard_error": "f[A]",
     "n": "i",
+    "message": "s",
 }
 
 PRESETS: dict[str, Config] = {"default": Config()}

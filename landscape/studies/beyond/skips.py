@@ -11,6 +11,10 @@ chosen so that the parameter counts match (`nets.matched_width`), on the same da
   ``(L_r - min_r L_r) / min_r L_r`` of the final training losses, where ``min_r L_r`` (the best of
   the restarts) stands in for the unknown global optimum.
 
+The page's run (``classes``, ``resnet_width``) is repeated over ``sweep_widths`` x the digit pairs
+of ``sweep_classes`` (read two at a time), so that each statement is checked at two widths and on
+two data sets, with its spread over the restarts.
+
 Data: two classes of scikit-learn's 8x8 digits (labels -1, +1), a stratified subsample. Training
 minimises the mean squared error plus ``weight_decay / 2 ||theta||^2`` (so that the optimum is
 not zero and the gaps are relative to a positive value) by full-batch Adam; the planes show the
@@ -20,7 +24,7 @@ mean squared error alone.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -40,6 +44,7 @@ from landscape.studies.beyond.nets import (
     resnet_parameters,
     unrolled_paths,
 )
+from landscape.studies.beyond.notes import not_finite
 
 FAMILIES: tuple[str, ...] = ("resnet", "branch")
 
@@ -58,8 +63,16 @@ class Config:
     resolution: int = 9
     radius: float = 0.5
     hessian_iterations: int = 15
+    sweep_widths: tuple[int, ...] = (8, 16)  # ResNet widths of the sweep
+    sweep_classes: tuple[int, ...] = (3, 8, 1, 7)  # digit pairs of the sweep, two at a time
     seed: int = 0
     device: str = "auto"
+
+    @property
+    def sweep_pairs(self) -> list[tuple[int, int]]:
+        """The digit pairs of ``sweep_classes``: entries (0, 1), (2, 3), ..."""
+        c = self.sweep_classes
+        return [(int(c[i]), int(c[i + 1])) for i in range(0, len(c), 2)]
 
     def validate(self) -> None:
         check_integer("seed", self.seed, 0, 2**31 - 1)
@@ -76,6 +89,20 @@ class Config:
         check_integer("resolution", self.resolution, 5, 41)
         check_number("radius", self.radius, 1e-3, 10.0)
         check_integer("hessian_iterations", self.hessian_iterations, 3, 100)
+        check_integers("sweep_widths", self.sweep_widths, 2, 128, 3)
+        pairs = self.sweep_classes
+        if (
+            isinstance(pairs, str | bytes)
+            or not isinstance(pairs, tuple | list)
+            or len(pairs) not in (2, 4, 6)
+            or not all(isinstance(c, int) and not isinstance(c, bool) for c in pairs)
+            or not all(0 <= c <= 9 for c in pairs)
+            or any(pairs[i] == pairs[i + 1] for i in range(0, len(pairs) - 1, 2))
+        ):
+            raise ValueError(
+                "sweep_classes must hold 1 to 3 digit pairs (2, 4 or 6 digits in [0, 9], the two "
+                f"of each pair distinct), got {pairs!r}"
+            )
 
 
 @dataclass
@@ -92,11 +119,25 @@ class Result:
     surfaces: np.ndarray  # (2, K, A, A) the first measured restart's plane
     alphas: np.ndarray  # (A,)
     run_seconds: float
+    # the sweep: C digit pairs x W ResNet widths (run files saved before it leave these empty)
+    sweep_pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
+    sweep_widths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    sweep_parameters: np.ndarray = field(  # (W, 2, K)
+        default_factory=lambda: np.zeros((0, 2, 0), dtype=np.int64)
+    )
+    sweep_gap: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 2, 0, 0)))  # (C,W,2,K,R)
+    sweep_non_psd: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 2, 0, 0)))  # M last
+    sweep_defect: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 2, 0, 0)))
+    sweep_ratio: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 2, 0, 0)))
+    message: str = ""  # what is not finite and why; empty when every number is finite
 
 
-def load(config: Config) -> tuple[torch.Tensor, torch.Tensor]:
-    """A stratified subsample of two digit classes: ``X`` (n, 64), ``y`` (n, 1) in {-1, +1}."""
-    X, y = digits(tuple(config.classes))
+def load(
+    config: Config, classes: tuple[int, int] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A stratified subsample of two digit classes (``config.classes`` unless ``classes``):
+    ``X`` (n, 64), ``y`` (n, 1) in {-1, +1}."""
+    X, y = digits(tuple(classes or config.classes))
     rng = np.random.default_rng(config.seed)
     picked = np.concatenate(
         [rng.permutation(np.flatnonzero(y == c))[: config.n // 2] for c in (0, 1)]
@@ -124,37 +165,57 @@ def train(
         return float(objective(model, X, y, weight_decay))
 
 
-def run(config: Config, progress: Callable[[float, str], None] | None = None) -> Result:
-    """Train both families at every k, measure the planes and the optimality gaps."""
-    import time
+@dataclass
+class _Measured:
+    """One (digit pair, ResNet width) of the study: every array of `Result` at that setting."""
 
-    config.validate()
-    start = time.perf_counter()
-    report = progress or (lambda fraction, text: None)
-    X, y = load(config)
+    final: np.ndarray  # (2, K, R)
+    measures: np.ndarray  # (3, 2, K, M) non-PSD, defect, ratio
+    surfaces: np.ndarray  # (2, K, A, A)
+    parameters: np.ndarray  # (2, K)
+    widths: np.ndarray  # (K,)
+
+    @property
+    def gap(self) -> np.ndarray:
+        best = self.final.min(axis=2, keepdims=True)
+        return (self.final - best) / np.where(best > 0, best, 1.0)
+
+
+def _measure(
+    config: Config,
+    classes: tuple[int, int],
+    resnet_width: int,
+    report: Callable[[float, str], None],
+) -> _Measured:
+    """Train both families at every k on one digit pair and ResNet width; measure them."""
+    X, y = load(config, classes)
     d = X.shape[1]
     ks = np.arange(1, config.max_blocks + 1)
     K, R, M, A = len(ks), config.restarts, config.measured, config.resolution
     grid = np.linspace(-config.radius, config.radius, A)
-    final = np.zeros((2, K, R))
-    measures = np.zeros((3, 2, K, M))
-    surfaces = np.zeros((2, K, A, A))
-    parameters = np.zeros((2, K), dtype=np.int64)
-    widths = np.zeros(K, dtype=np.int64)
+    out = _Measured(
+        final=np.zeros((2, K, R)),
+        measures=np.zeros((3, 2, K, M)),
+        surfaces=np.zeros((2, K, A, A)),
+        parameters=np.zeros((2, K), dtype=np.int64),
+        widths=np.zeros(K, dtype=np.int64),
+    )
     loss_fn = nn.MSELoss()
     for ki, k in enumerate(ks):
         I = unrolled_paths(int(k))
-        target = resnet_parameters(d, 1, config.resnet_width, int(k))
-        widths[ki] = matched_width(lambda w, I=I: branch_parameters(d, 1, I, w), target)
+        target = resnet_parameters(d, 1, resnet_width, int(k))
+        out.widths[ki] = matched_width(lambda w, I=I: branch_parameters(d, 1, I, w), target)
         for fi, family in enumerate(FAMILIES):
             report((ki * 2 + fi) / (2 * K), f"k = {k}: {family}")
-            width = config.resnet_width if family == "resnet" else int(widths[ki])
+            width = resnet_width if family == "resnet" else int(out.widths[ki])
             size = int(k) if family == "resnet" else I
             for r in range(R):
                 seed = config.seed + 1000 * r
                 model = build(family, d, 1, width, size, seed)
-                parameters[fi, ki] = count_parameters(model)
-                final[fi, ki, r] = train(model, X, y, config.steps, config.lr, config.weight_decay)
+                out.parameters[fi, ki] = count_parameters(model)
+                out.final[fi, ki, r] = train(
+                    model, X, y, config.steps, config.lr, config.weight_decay
+                )
                 if r >= M:
                     continue
                 problem = Problem(model, loss_fn, X, y)
@@ -164,29 +225,66 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
                 low, high = curvature.extreme_eigenvalues(
                     problem, iterations=config.hessian_iterations, seed=seed
                 )
-                measures[:, fi, ki, r] = (
+                out.measures[:, fi, ki, r] = (
                     non_psd_fraction(Z, grid, grid),
                     max_convexity_defect(Z),
                     hessian_ratio(low, high),
                 )
                 if r == 0:
-                    surfaces[fi, ki] = Z
-    best = final.min(axis=2, keepdims=True)
-    report(1.0, "done")
-    return Result(
+                    out.surfaces[fi, ki] = Z
+    return out
+
+
+def run(config: Config, progress: Callable[[float, str], None] | None = None) -> Result:
+    """Train both families at every k, measure the planes and the optimality gaps, on the
+    page's digit pair and width and over the sweep's pairs x widths."""
+    import time
+
+    config.validate()
+    start = time.perf_counter()
+    report = progress or (lambda fraction, text: None)
+    pairs, widths = config.sweep_pairs, list(config.sweep_widths)
+    steps = 1 + len(pairs) * len(widths)
+
+    def part(index: int, label: str) -> Callable[[float, str], None]:
+        return lambda fraction, text: report((index + fraction) / steps, f"{label}: {text}")
+
+    classes = (int(config.classes[0]), int(config.classes[1]))
+    main = _measure(config, classes, config.resnet_width, part(0, "page"))
+    runs: dict[tuple[tuple[int, int], int], _Measured] = {(classes, config.resnet_width): main}
+    for c, pair in enumerate(pairs):
+        for w, width in enumerate(widths):
+            if (pair, width) not in runs:
+                label = f"digits {pair[0]} vs {pair[1]}, width {width}"
+                runs[(pair, width)] = _measure(
+                    config, pair, width, part(1 + c * len(widths) + w, label)
+                )
+    sweep = [[runs[(pair, width)] for width in widths] for pair in pairs]
+    ks = np.arange(1, config.max_blocks + 1)
+    result = Result(
         blocks=ks,
         branches=2**ks,
-        parameters=parameters,
-        branch_width=widths,
-        final_loss=final,
-        gap=(final - best) / np.where(best > 0, best, 1.0),
-        non_psd=measures[0],
-        defect=measures[1],
-        ratio=measures[2],
-        surfaces=surfaces,
-        alphas=grid,
+        parameters=main.parameters,
+        branch_width=main.widths,
+        final_loss=main.final,
+        gap=main.gap,
+        non_psd=main.measures[0],
+        defect=main.measures[1],
+        ratio=main.measures[2],
+        surfaces=main.surfaces,
+        alphas=np.linspace(-config.radius, config.radius, config.resolution),
         run_seconds=time.perf_counter() - start,
+        sweep_pairs=np.asarray(pairs, dtype=np.int64).reshape(-1, 2),
+        sweep_widths=np.asarray(widths, dtype=np.int64),
+        sweep_parameters=np.stack([m.parameters for m in sweep[0]]),
+        sweep_gap=np.array([[m.gap for m in row] for row in sweep]),
+        sweep_non_psd=np.array([[m.measures[0] for m in row] for row in sweep]),
+        sweep_defect=np.array([[m.measures[1] for m in row] for row in sweep]),
+        sweep_ratio=np.array([[m.measures[2] for m in row] for row in sweep]),
     )
+    result.message = not_finite(result)
+    report(1.0, "done")
+    return result
 
 
 def summary(result: Result) -> list[str]:
@@ -204,6 +302,46 @@ def summary(result: Result) -> list[str]:
     return lines
 
 
+def sweep_summary(result: Result) -> list[str]:
+    """Sentences over the sweep (digit pairs x widths), from its numbers: in how many settings
+    the ResNet's mean gap and non-PSD fraction are below the matched branches', with the
+    spread over restarts, and whether its measures fall with k as the branches' do."""
+    C, W = result.sweep_gap.shape[:2]
+    if C * W == 0:
+        return []
+    settings = [
+        f"{a} vs {b}, width {w}" for a, b in result.sweep_pairs for w in result.sweep_widths
+    ]
+    gap = result.sweep_gap.reshape(C * W, 2, -1)  # restarts pooled over k
+    flat = result.sweep_non_psd.reshape(C * W, 2, -1)
+    lower_gap = int(np.sum(gap[:, 0].mean(axis=1) < gap[:, 1].mean(axis=1)))
+    lower_flat = int(np.sum(flat[:, 0].mean(axis=1) < flat[:, 1].mean(axis=1)))
+    lines = [
+        f"Over {C * W} settings ({C} digit pairs x {W} widths): the ResNet's mean gap to the "
+        f"best restart is below the matched branches' in {lower_gap} of {C * W}, its non-PSD "
+        f"fraction in {lower_flat} of {C * W}."
+    ]
+    for i, name in enumerate(settings):
+        lines.append(
+            f"{name}: gap {gap[i, 0].mean():.1%} ± {gap[i, 0].std():.1%} (ResNet) vs "
+            f"{gap[i, 1].mean():.1%} ± {gap[i, 1].std():.1%} (branches), non-PSD "
+            f"{flat[i, 0].mean():.2f} ± {flat[i, 0].std():.2f} vs "
+            f"{flat[i, 1].mean():.2f} ± {flat[i, 1].std():.2f}."
+        )
+    if result.sweep_non_psd.shape[3] >= 2:
+        trend = np.sign(
+            result.sweep_non_psd[:, :, :, -1].mean(axis=-1)
+            - result.sweep_non_psd[:, :, :, 0].mean(axis=-1)
+        ).reshape(C * W, 2)
+        same = int(np.sum(trend[:, 0] == trend[:, 1]))
+        lines.append(
+            f"From k = 1 to k = {result.sweep_non_psd.shape[3]}, the ResNet's non-PSD fraction "
+            f"moves the same way as the branches' (both up, both down or both flat) in {same} "
+            f"of {C * W} settings: where it does not, the two part."
+        )
+    return lines
+
+
 RESULT_SHAPES: dict[str, str] = {
     "blocks": "i[max_blocks]",
     "branches": "i[max_blocks]",
@@ -217,6 +355,14 @@ RESULT_SHAPES: dict[str, str] = {
     "surfaces": "f[2,max_blocks,resolution,resolution]",
     "alphas": "f[resolution]",
     "run_seconds": "f",
+    "sweep_pairs": "i[pairs?,2]",
+    "sweep_widths": "i[sweep_widths]",
+    "sweep_parameters": "i[sweep_widths,2,max_blocks]",
+    "sweep_gap": "f[pairs?,sweep_widths,2,max_blocks,restarts]",
+    "sweep_non_psd": "f[pairs?,sweep_widths,2,max_blocks,measured]",
+    "sweep_defect": "f[pairs?,sweep_widths,2,max_blocks,measured]",
+    "sweep_ratio": "f[pairs?,sweep_widths,2,max_blocks,measured]",
+    "message": "s",
 }
 
 PRESETS: dict[str, Config] = {"default": Config()}
