@@ -231,13 +231,18 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
         score_name="test accuracy" if classification else "test R^2",
         run_seconds=time.perf_counter() - start,
     )
+    result.message = _message(result, unfit)
+    return result
+
+
+def _message(result: Result, unfit: list[str]) -> str:
+    """`notes.not_finite` with the budgets each family cannot fit (NaN by design)."""
     why = (
         f"no size of the family comes within a factor {FIT_TOLERANCE} of the budget ("
         + "; ".join(unfit)
         + "), so it is not drawn there"
     )
-    result.message = not_finite(result, {"train_loss": why, "test_score": why})
-    return result
+    return not_finite(result, {"train_loss": why, "test_score": why})
 
 
 def _distinct_neurons(U: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -233,6 +233,56 @@ def fit_decay(depths: np.ndarray, values: np.ndarray) -> tuple[float, float, flo
     return results[0], results[1], results[2], results[3]
 
 
+def _monte_carlo_check(
+    config: Config, X: np.ndarray, architecture: str, K: np.ndarray
+) -> tuple[float, float]:
+    """``||mean G_MC - K|| / ||K||`` at ``mc_depth`` over ``mc_draws`` networks, and the same
+    between the two halves of the draws (the Monte Carlo's own noise; NaN with one draw)."""
+    draws = [
+        monte_carlo_gram(
+            X,
+            config.mc_depth,
+            config.mc_width,
+            architecture,
+            config.seed + k,
+            config.activation,
+            config.branches,
+            config.alpha,
+            config.c_res,
+        )
+        for k in range(config.mc_draws)
+    ]
+    error = np.linalg.norm(np.mean(draws, axis=0) - K) / np.linalg.norm(K)
+    half = max(1, len(draws) // 2)
+    noise = (
+        np.linalg.norm(np.mean(draws[:half], axis=0) - np.mean(draws[half:], axis=0))
+        / np.linalg.norm(K)
+        if len(draws) > 1
+        else np.nan
+    )
+    return float(error), float(noise)
+
+
+def _with_message(result: Result) -> Result:
+    """``result`` with its ``message``: which fields hold NaN and why (`NAN_REASONS`)."""
+    result.message = not_finite(result, NAN_REASONS)
+    return result
+
+
+#: Why a field may hold NaN by design (`notes.not_finite`; anything else is a divergence).
+NAN_REASONS: dict[str, str] = {
+    "lambda_min": "the ResNet has no depth H = 1 (its first layer is fully connected)",
+    "width_poly": "n^4 / lambda_min^4 is undefined where lambda_min is NaN or <= 0",
+    "mc_standard_error": "one Monte Carlo draw has no half to compare with (mc_draws = 1)",
+    "fit_slope": "a decay law needs two depths H >= 2 with lambda_min > 0",
+    "exp_slope": "a decay law needs two depths H >= 2 with lambda_min > 0",
+    "power_slope": "a decay law needs two depths H >= 2 with lambda_min > 0",
+    "exp_r2": "a decay law needs two depths H >= 2 with lambda_min > 0",
+    "power_r2": "a decay law needs two depths H >= 2 with lambda_min > 0",
+    "mc_relative_error": "the Gram matrix at mc_depth is zero or not finite",
+}
+
+
 def run(config: Config, progress: Callable[[float, str], None] | None = None) -> Result:
     """Every architecture's ``lambda_min(K^(H))`` for H = 1..max_depth, fits, Monte Carlo checks."""
     config.validate()
@@ -256,60 +306,26 @@ def run(config: Config, progress: Callable[[float, str], None] | None = None) ->
         (K,) = recursion_gram(
             X, [config.mc_depth], architecture, activation, branches, alpha, c_res
         )
-        draws = [
-            monte_carlo_gram(
-                X,
-                config.mc_depth,
-                config.mc_width,
-                architecture,
-                config.seed + k,
-                activation,
-                branches,
-                alpha,
-                c_res,
-            )
-            for k in range(config.mc_draws)
-        ]
-        mc_error[index] = np.linalg.norm(np.mean(draws, axis=0) - K) / np.linalg.norm(K)
-        half = max(1, len(draws) // 2)
-        mc_noise[index] = (
-            np.linalg.norm(np.mean(draws[:half], axis=0) - np.mean(draws[half:], axis=0))
-            / np.linalg.norm(K)
-            if len(draws) > 1
-            else np.nan
-        )
+        mc_error[index], mc_noise[index] = _monte_carlo_check(config, X, architecture, K)
     report(1.0, "done")
     exponential = fits[:, 1] >= fits[:, 3]
-    result = Result(
-        architectures="|".join(ARCHITECTURES),
-        depths=depths,
-        lambda_min=lam,
-        fit_exponential=exponential,
-        fit_slope=np.where(exponential, fits[:, 0], fits[:, 2]),
-        exp_slope=fits[:, 0],
-        power_slope=fits[:, 2],
-        exp_r2=fits[:, 1],
-        power_r2=fits[:, 3],
-        width_poly=config.n**4 / np.where(lam > 0, lam, np.nan) ** 4,
-        mc_relative_error=mc_error,
-        mc_standard_error=mc_noise,
-        n=config.n,
+    return _with_message(
+        Result(
+            architectures="|".join(ARCHITECTURES),
+            depths=depths,
+            lambda_min=lam,
+            fit_exponential=exponential,
+            fit_slope=np.where(exponential, fits[:, 0], fits[:, 2]),
+            exp_slope=fits[:, 0],
+            power_slope=fits[:, 2],
+            exp_r2=fits[:, 1],
+            power_r2=fits[:, 3],
+            width_poly=config.n**4 / np.where(lam > 0, lam, np.nan) ** 4,
+            mc_relative_error=mc_error,
+            mc_standard_error=mc_noise,
+            n=config.n,
+        )
     )
-    result.message = not_finite(
-        result,
-        {
-            "lambda_min": "the ResNet has no depth H = 1 (its first layer is fully connected)",
-            "width_poly": "n^4 / lambda_min^4 is undefined where lambda_min is NaN or <= 0",
-            "mc_standard_error": "one Monte Carlo draw has no half to compare with (mc_draws = 1)",
-            "fit_slope": "a decay law needs two depths H >= 2 with lambda_min > 0",
-            "exp_slope": "a decay law needs two depths H >= 2 with lambda_min > 0",
-            "power_slope": "a decay law needs two depths H >= 2 with lambda_min > 0",
-            "exp_r2": "a decay law needs two depths H >= 2 with lambda_min > 0",
-            "power_r2": "a decay law needs two depths H >= 2 with lambda_min > 0",
-            "mc_relative_error": "the Gram matrix at mc_depth is zero or not finite",
-        },
-    )
-    return result
 
 
 def summary(result: Result) -> list[str]:

@@ -316,10 +316,19 @@ def sweep_summary(result: Result) -> list[str]:
     flat = result.sweep_non_psd.reshape(C * W, 2, -1)
     lower_gap = int(np.sum(gap[:, 0].mean(axis=1) < gap[:, 1].mean(axis=1)))
     lower_flat = int(np.sum(flat[:, 0].mean(axis=1) < flat[:, 1].mean(axis=1)))
+
+    def within(values: np.ndarray) -> int:  # settings whose two means differ by < 1 sd
+        difference = np.abs(values[:, 0].mean(axis=1) - values[:, 1].mean(axis=1))
+        return int(
+            np.sum(difference < np.maximum(values[:, 0].std(axis=1), values[:, 1].std(axis=1)))
+        )
+
     lines = [
         f"Over {C * W} settings ({C} digit pairs x {W} widths): the ResNet's mean gap to the "
         f"best restart is below the matched branches' in {lower_gap} of {C * W}, its non-PSD "
-        f"fraction in {lower_flat} of {C * W}."
+        f"fraction in {lower_flat} of {C * W}; the two means differ by less than one standard "
+        f"deviation of the restarts in {within(gap)} of {C * W} settings for the gap and "
+        f"{within(flat)} of {C * W} for the non-PSD fraction."
     ]
     for i, name in enumerate(settings):
         lines.append(
@@ -355,13 +364,14 @@ RESULT_SHAPES: dict[str, str] = {
     "surfaces": "f[2,max_blocks,resolution,resolution]",
     "alphas": "f[resolution]",
     "run_seconds": "f",
+    # free sizes (run files saved before the sweep load with these empty)
     "sweep_pairs": "i[pairs?,2]",
-    "sweep_widths": "i[sweep_widths]",
-    "sweep_parameters": "i[sweep_widths,2,max_blocks]",
-    "sweep_gap": "f[pairs?,sweep_widths,2,max_blocks,restarts]",
-    "sweep_non_psd": "f[pairs?,sweep_widths,2,max_blocks,measured]",
-    "sweep_defect": "f[pairs?,sweep_widths,2,max_blocks,measured]",
-    "sweep_ratio": "f[pairs?,sweep_widths,2,max_blocks,measured]",
+    "sweep_widths": "i[widths?]",
+    "sweep_parameters": "i[widths?,2,ks?]",
+    "sweep_gap": "f[pairs?,widths?,2,ks?,runs?]",
+    "sweep_non_psd": "f[pairs?,widths?,2,ks?,planes?]",
+    "sweep_defect": "f[pairs?,widths?,2,ks?,planes?]",
+    "sweep_ratio": "f[pairs?,widths?,2,ks?,planes?]",
     "message": "s",
 }
 
