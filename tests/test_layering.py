@@ -108,8 +108,6 @@ LONGER_FOR_NOW = {
     "solvers/convex_cnn.py::solve_convex_cnn": 85,
     "solvers/three_layer_relu.py::solve_three_layer": 84,
     "landscape/studies/linear_duality/figures.py::gamma_sweep": 66,
-    "landscape/studies/beyond/skips.py::run": 63,
-    "landscape/studies/beyond/gram_depth.py::run": 62,
 }
 
 
