@@ -82,10 +82,15 @@ def eventually(condition) -> None:
         time.sleep(0.01)
 
 
-def session(value: float, answers: dict, name: str) -> threading.Thread:
+def session(value: float, answers: dict, name: str, burst: bool = False) -> threading.Thread:
+    """A session asking for ``value``; with ``burst``, as if its previous computation had been
+    stopped midway by this rerun (a key held down: `runner.RUN_OPEN` still set)."""
+
     def target() -> None:
         at = AppTest.from_function(page, default_timeout=WAIT)
         at.query_params["value"] = str(value)
+        if burst:
+            at.session_state[runner.RUN_OPEN] = True
         at.run()
         answers[name] = ([m.value for m in at.markdown], list(at.exception), list(at.error))
 
@@ -205,7 +210,7 @@ def test_a_request_superseded_while_it_settles_never_computes(fake_study, monkey
     monkeypatch.setattr(runner, "_settle", superseded)
     started = runner.run_queue().stats().started
     answers: dict = {}
-    session(7.0, answers, "moving").join(WAIT)
+    session(7.0, answers, "moving", burst=True).join(WAIT)
     markdown, exceptions, errors = answers["moving"]
     assert settled and not exceptions and not errors
     assert fake_study.calls == []  # nothing computed for a value the student moved past
@@ -225,15 +230,29 @@ def test_only_a_fresh_computation_settles(fake_study, monkeypatch) -> None:
     gate = fake_study.gates[3.0] = threading.Event()
     answers: dict = {}
     joined = runner.run_queue().stats().joined
-    first = session(3.0, answers, "first")
+    first = session(3.0, answers, "first", burst=True)
     eventually(lambda: fake_study.calls)
-    second = session(3.0, answers, "second")
+    second = session(3.0, answers, "second", burst=True)
     eventually(lambda: runner.run_queue().stats().joined > joined)
     gate.set()
     first.join(WAIT)
     second.join(WAIT)
-    session(3.0, answers, "cached").join(WAIT)
+    session(3.0, answers, "cached", burst=True).join(WAIT)
     assert len(settles) == 1  # the first request only
     assert fake_study.calls == [3.0]
     for name in ("first", "second", "cached"):
         assert "answer 12" in answers[name][0], answers[name]
+
+
+def test_a_single_move_starts_at_once(fake_study, monkeypatch) -> None:
+    """A session whose previous computation finished (a drag released, a click, a first visit)
+    does not settle: its fresh computation starts at once; one whose previous computation was
+    stopped midway does."""
+    settles: list[float] = []
+    monkeypatch.setattr(runner, "_settle", lambda bar: settles.append(time.monotonic()))
+    answers: dict = {}
+    session(5.0, answers, "single").join(WAIT)
+    assert settles == [] and fake_study.calls == [5.0]
+    assert "answer 20" in answers["single"][0], answers["single"]
+    session(6.0, answers, "burst", burst=True).join(WAIT)
+    assert len(settles) == 1 and fake_study.calls == [5.0, 6.0]

@@ -61,6 +61,9 @@ DATA_DIR_VARIABLE = "CONVEXIFY_DATA_DIR"
 POLL_SECONDS = 0.25  # how often a waiting page looks at its run
 #: A fresh computation starts only once the page has asked for it this long (`_settle`).
 SETTLE_SECONDS = 0.5
+#: Session state: a computation of this session is under way (`_compute`); still set when a run
+#: starts, the previous run was stopped midway by a newer rerun (a burst of moves: `_settle`).
+RUN_OPEN = "_convexify_run_open"
 REDRAW_SECONDS = 1.0  # the longest a waiting page goes without a redraw (which notices an exit)
 SECRETS_SECTION = "convexify"  # [convexify] in .streamlit/secrets.toml: max_runs, result_cache_mb,
 # data_dir
@@ -198,7 +201,9 @@ def _settle(bar: Any) -> None:
     A slider moved with the arrow keys asks for every value on its way (``m`` = 272, 288, ...,
     512: each press is a rerun); without this pause each of those values started a computation
     that ran on, unwanted, until the queue's grace time was over, and filled the slots while
-    other students waited. Presets, cached answers and computations already in flight do not
+    other students waited. Only such a burst settles: a run whose session's previous computation
+    was stopped midway by a newer rerun (`RUN_OPEN` still set). A single move (a drag released,
+    a click) starts at once; presets, cached answers and computations already in flight never
     wait here.
     """
     time.sleep(SETTLE_SECONDS)
@@ -228,9 +233,12 @@ def _computation(
     return compute
 
 
-def _await(study: Study[Config, Result], config: Config, key: tuple[str, Any]) -> Result:
+def _await(
+    study: Study[Config, Result], config: Config, key: tuple[str, Any], settle: bool = False
+) -> Result:
     """The answer for ``key`` through the admission queue, drawing the queue position or the
-    run's progress while it waits; raises what the run raised.
+    run's progress while it waits; raises what the run raised. With ``settle`` (the session's
+    previous computation was stopped for this rerun) a fresh computation first `_settle`s.
 
     Every `POLL_SECONDS` the bar is redrawn if its text changed, and at least every
     `REDRAW_SECONDS`: each redraw is a point where Streamlit stops the script when the session
@@ -241,7 +249,7 @@ def _await(study: Study[Config, Result], config: Config, key: tuple[str, Any]) -
     compute = _computation(study, config, key)
     bar = st.progress(0.0, text="Starting")
     try:
-        if not queue.in_flight(key):
+        if settle and not queue.in_flight(key):
             _settle(bar)
             done = result_cache().get(key)  # computed by another session meanwhile
             if done is not None:
@@ -286,16 +294,20 @@ def _compute(study: Study[Config, Result], config: Config) -> Result | None:
     cached = result_cache().get(key)
     if cached is not None:
         return cached
+    interrupted = bool(st.session_state.get(RUN_OPEN, False))
+    st.session_state[RUN_OPEN] = True
+    answer: Result | None = None
     try:
-        return _await(study, config, key)
+        answer = _await(study, config, key, settle=interrupted)
     except ValueError as error:
         st.error(f"Invalid setting: {error}")
     except PASS_THROUGH:
-        raise
+        raise  # stopped for a newer rerun: RUN_OPEN stays set, and that rerun settles
     except BaseException as error:
         log.exception("study %s failed", module_name)
         st.error(f"The computation failed ({type(error).__name__}: {error}). Try other settings.")
-    return None
+    st.session_state[RUN_OPEN] = False
+    return answer
 
 
 def run_study(study: Study[Config, Result], config: Config | None, name: str = "") -> Result | None:
