@@ -5,8 +5,9 @@ is a Playwright browser context. A lap of the lecture: every student opens the s
 first study, with the lap's seed), then for each study moves its headline slider through the
 lecture's values (keyboard arrows, as a student would) and opens the next study from the
 sidebar. Before the class, the teacher opens each study once (the server's first run of a page
-imports its modules; ``--cold`` skips this and lets the class pay it). The teacher paces the class: a step starts when every student has finished the last
-one, and each student starts it after a random 0-2 s. Laps repeat until ``--minutes`` have
+imports its modules; ``--cold`` skips this and lets the class pay it). The teacher paces the
+class: a step starts when every student has finished the last one, and each student starts it
+after a random 0-2 s. Laps repeat until ``--minutes`` have
 passed (the soak stops at the first step after that, even inside the first lap; 0 runs one
 lap); lap k uses seed k, so every lap after the first asks for new answers (the caches fill and
 must hold their ceilings).
