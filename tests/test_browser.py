@@ -70,11 +70,23 @@ def error_texts(tab) -> list[str]:
     return [element.inner_text() for element in tab.query_selector_all(selector)]
 
 
+CHARTS_DRAWN_JS = (
+    "JSON.stringify(Array.from(document.querySelectorAll('.js-plotly-plot'))"
+    ".map(el => [el.data, (el.layout || {}).shapes, (el.layout || {}).annotations]))"
+)
+
+
 def chart_data(tab) -> str:
     return tab.evaluate(
         "() => JSON.stringify(Array.from(document.querySelectorAll('.js-plotly-plot'))"
         ".map(el => el.data))"
     )
+
+
+def charts_drawn(tab) -> str:
+    """Every chart's traces and the lines and notes drawn over them (a control may move only a
+    line: Beyond's target)."""
+    return tab.evaluate(f"() => {CHARTS_DRAWN_JS}")
 
 
 def test_deep_link_goes_through_the_router(server, page) -> None:
@@ -102,7 +114,7 @@ def test_study_page_renders_and_its_first_slider_changes_a_chart(server, page, e
     wait_for_run(page)
     page.wait_for_selector(".js-plotly-plot")
     assert not error_texts(page), error_texts(page)
-    before = chart_data(page)
+    before = charts_drawn(page)
     assert json.loads(before), "no Plotly chart on the page"
 
     slider = page.locator(
@@ -110,11 +122,7 @@ def test_study_page_renders_and_its_first_slider_changes_a_chart(server, page, e
     ).first
     slider.focus()
     page.keyboard.press("ArrowRight")
-    page.wait_for_function(
-        "(before) => JSON.stringify(Array.from(document.querySelectorAll('.js-plotly-plot'))"
-        ".map(el => el.data)) !== before",
-        arg=before,
-    )
+    page.wait_for_function(f"(before) => {CHARTS_DRAWN_JS} !== before", arg=before)
     wait_for_run(page)
     assert not error_texts(page), error_texts(page)
 
