@@ -164,55 +164,28 @@ def solve_convex_cnn(
     _, y, beta = _check_problem(patches[:, 0, :], y, beta, loss)
     _check_options(method, tol, max_iter)
     S = patches.reshape(n * K, h)
-    if isinstance(patterns, str):
-        if patterns != "all":
-            raise ValueError(f"patterns must be 'all' or an integer >= 1, got {patterns!r}")
-        gates, interior = enumerate_patterns(S, max_patterns)
-    elif isinstance(patterns, (int, np.integer)) and not isinstance(patterns, bool):
-        gates, interior = sample_patterns(S, int(patterns), seed)
-    else:
-        raise ValueError(f"patterns must be 'all' or an integer >= 1, got {patterns!r}")
-    P = gates.shape[0]
-    start = time.perf_counter()
-    G = gates.T.astype(np.float64)  # (nK, P)
+    gates, interior = _patterns_of(S, patterns, seed, max_patterns)
     pool = np.kron(np.eye(n), np.full((1, K), 1.0 / K))  # (n, nK)
-    walls = 2.0 * G - 1.0
-    bound, iterations = float("nan"), 0
-    if method == "interior_point" and (P == 0 or loss_value(np.zeros_like(y), y, loss) == 0.0):
-        v = w = np.zeros((P, h))  # the zero network is optimal (what the two-layer solver does)
-        bound, status = loss_value(np.zeros_like(y), y, loss), "optimal"
-    elif method == "interior_point":
-        v, w, bound, iterations, converged = _solve_scaled(
-            S,
-            y,
-            gates,
-            interior,
-            beta,
-            loss,
-            method,
-            tol or 1e-8,
-            int(max_iter),
-            _check_device(device),
-            pool,
+    start = time.perf_counter()
+    if method == "interior_point":
+        v, w, bound, iterations, status = _interior_point(
+            S, y, gates, interior, pool, beta, loss, tol or 1e-8, int(max_iter), device
         )
-        status = "optimal" if converged else "not converged"
     else:
-        v, w, status = _solve_cnn_cvxpy(S, y, G, pool, beta, loss, tol or 1e-9)
+        v, w, status = _solve_cnn_cvxpy(
+            S, y, gates.T.astype(np.float64), pool, beta, loss, tol or 1e-9
+        )
+        bound, iterations = float("nan"), 0
     seconds = time.perf_counter() - start
-    fn = (pool @ (G * (S @ (v - w).T))).sum(axis=1)
-    objective = loss_value(fn, y, loss) + beta * float(
-        np.linalg.norm(v, axis=1).sum() + np.linalg.norm(w, axis=1).sum()
-    )
-    violation = max(float(np.max(np.maximum(-walls * (S @ b.T), 0.0))) for b in (v, w))
     filters, second_layer = recover_network(v, w)
     return ConvexCNNSolution(
-        objective=float(objective),
+        objective=_pooled_objective(S, y, gates, pool, v, w, beta, loss),
         network_objective=cnn_objective(filters, second_layer, patches, y, beta, loss),
         filters=filters,
         second_layer=second_layer,
-        n_patterns=int(P),
+        n_patterns=int(gates.shape[0]),
         exact=patterns == "all",
-        max_violation=violation,
+        max_violation=_max_violation(S, gates, v, w),
         loss=loss,
         beta=beta,
         status=status,
@@ -221,6 +194,75 @@ def solve_convex_cnn(
         lower_bound=float(bound),
         iterations=int(iterations),
     )
+
+
+def _patterns_of(
+    S: np.ndarray, patterns: str | int, seed: int, max_patterns: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The gates (P, nK) of the stacked patches ``S`` (nK, h) and their interior points:
+    every pattern (``'all'``) or ``patterns`` sampled Gaussian gates."""
+    if isinstance(patterns, str):
+        if patterns != "all":
+            raise ValueError(f"patterns must be 'all' or an integer >= 1, got {patterns!r}")
+        return enumerate_patterns(S, max_patterns)
+    if isinstance(patterns, (int, np.integer)) and not isinstance(patterns, bool):
+        return sample_patterns(S, int(patterns), seed)
+    raise ValueError(f"patterns must be 'all' or an integer >= 1, got {patterns!r}")
+
+
+def _interior_point(
+    S: np.ndarray,
+    y: np.ndarray,
+    gates: np.ndarray,
+    interior: np.ndarray,
+    pool: np.ndarray,
+    beta: float,
+    loss: Loss,
+    tol: float,
+    max_iter: int,
+    device: str,
+) -> tuple[np.ndarray, np.ndarray, float, int, str]:
+    """``(v, w, dual bound, Newton steps, status)`` by the two-layer torch barrier method with
+    the patches as its rows, pooled into the samples; the zero network when it is optimal."""
+    if gates.shape[0] == 0 or loss_value(np.zeros_like(y), y, loss) == 0.0:
+        v = w = np.zeros((gates.shape[0], S.shape[1]))  # as the two-layer solver does
+        return v, w, loss_value(np.zeros_like(y), y, loss), 0, "optimal"
+    v, w, bound, iterations, converged = _solve_scaled(
+        S,
+        y,
+        gates,
+        interior,
+        beta,
+        loss,
+        "interior_point",
+        tol,
+        max_iter,
+        _check_device(device),
+        pool,
+    )
+    return v, w, bound, iterations, "optimal" if converged else "not converged"
+
+
+def _pooled_objective(
+    S: np.ndarray,
+    y: np.ndarray,
+    gates: np.ndarray,
+    pool: np.ndarray,
+    v: np.ndarray,
+    w: np.ndarray,
+    beta: float,
+    loss: Loss,
+) -> float:
+    """``L(sum_k pool D_k S (v_k - w_k), y) + beta sum_k (||v_k|| + ||w_k||)``."""
+    fn = (pool @ (gates.T * (S @ (v - w).T))).sum(axis=1)
+    norms = np.linalg.norm(v, axis=1).sum() + np.linalg.norm(w, axis=1).sum()
+    return float(loss_value(fn, y, loss) + beta * float(norms))
+
+
+def _max_violation(S: np.ndarray, gates: np.ndarray, v: np.ndarray, w: np.ndarray) -> float:
+    """The largest violation of the cone constraints ``(2 D_k - I) S u_k >= 0``, u = v, w."""
+    walls = 2.0 * gates.T.astype(np.float64) - 1.0
+    return max(float(np.max(np.maximum(-walls * (S @ b.T), 0.0))) for b in (v, w))
 
 
 def _solve_cnn_cvxpy(

@@ -279,55 +279,27 @@ def solve_three_layer(
     X, y, beta = _check_problem(X, y, beta, loss)
     _check_options(method, tol, max_iter)
     inner, interior, outer = _patterns(X, patterns, seed, max_patterns)
-    P1, P2 = inner.shape[0], outer.shape[0]
-    blocks = 4 * P1 * P2
-    if blocks > MAX_BLOCKS:
-        raise ValueError(
-            f"the program would have 4 P1 P2 = {blocks} blocks (P1={P1} inner, P2={P2} outer "
-            f"patterns), more than {MAX_BLOCKS}: use fewer samples or fewer sampled patterns"
-        )
+    _check_blocks(inner.shape[0], outer.shape[0])
     start = time.perf_counter()
     layout = _BlockLayout.of(inner, outer)
-    bound, iterations = float("nan"), 0
-    if method == "interior_point":
-        values, bound, iterations, converged = solve_three_layer_barrier(
-            X,
-            y,
-            beta,
-            loss,
-            inner,
-            interior,
-            outer,
-            tol or 1e-6,
-            int(max_iter),
-            _check_device(device),
-        )
-        status = "optimal" if converged else "not converged"
-    else:
-        values, status = _solve_program(X, y, beta, loss, layout, tol or 1e-9)
-    seconds = time.perf_counter() - start
-    XVn = X @ values.T
-    Hn = (layout.gate_in * XVn) @ layout.summation
-    fn = np.sum(layout.gate_out * layout.signs_out[None, :] * Hn, axis=1)
-    norms = np.linalg.norm(values, axis=1)
-    objective = loss_value(fn, y, loss) + beta * float(norms.sum())
-    violation = max(
-        float(np.max(np.maximum(-(2.0 * layout.gate_in - 1.0) * XVn, 0.0), initial=0.0)),
-        float(np.max(np.maximum(-(2.0 * layout.gate_out - 1.0) * Hn, 0.0), initial=0.0)),
+    values, bound, iterations, status = _solve(
+        X, y, beta, loss, (inner, interior, outer), layout, method, tol, max_iter, device
     )
+    seconds = time.perf_counter() - start
+    norms = np.linalg.norm(values, axis=1)
     first_layers, second_layers, third_layer = _recover(values, norms, layout)
     return ThreeLayerSolution(
-        objective=float(objective),
+        objective=_program_objective(X, y, values, layout, beta, loss),
         network_objective=three_layer_objective(
             first_layers, second_layers, third_layer, X, y, beta, loss
         ),
         first_layers=first_layers,
         second_layers=second_layers,
         third_layer=third_layer,
-        n_inner_patterns=int(P1),
-        n_outer_patterns=int(P2),
+        n_inner_patterns=int(inner.shape[0]),
+        n_outer_patterns=int(outer.shape[0]),
         exact=patterns == "all",
-        max_violation=violation,
+        max_violation=_max_violation(X, values, layout),
         loss=loss,
         beta=beta,
         status=status,
@@ -335,6 +307,65 @@ def solve_three_layer(
         method=method,
         lower_bound=float(bound),
         iterations=int(iterations),
+    )
+
+
+def _solve(
+    X: np.ndarray,
+    y: np.ndarray,
+    beta: float,
+    loss: Loss,
+    gates: tuple[np.ndarray, np.ndarray, np.ndarray],
+    layout: _BlockLayout,
+    method: str,
+    tol: float | None,
+    max_iter: int,
+    device: str,
+) -> tuple[np.ndarray, float, int, str]:
+    """``(block values (B, d), dual bound, Newton steps, status)`` by cvxpy + Clarabel (no
+    bound: NaN) or by the torch barrier method; ``gates`` = (inner, interior, outer)."""
+    if method != "interior_point":
+        values, status = _solve_program(X, y, beta, loss, layout, tol or 1e-9)
+        return values, float("nan"), 0, status
+    inner, interior, outer = gates
+    values, bound, iterations, converged = solve_three_layer_barrier(
+        X, y, beta, loss, inner, interior, outer, tol or 1e-6, int(max_iter), _check_device(device)
+    )
+    return values, bound, iterations, "optimal" if converged else "not converged"
+
+
+def _check_blocks(P1: int, P2: int) -> None:
+    """Refuse a program of more than ``MAX_BLOCKS`` blocks (``4 P1 P2``)."""
+    blocks = 4 * P1 * P2
+    if blocks > MAX_BLOCKS:
+        raise ValueError(
+            f"the program would have 4 P1 P2 = {blocks} blocks (P1={P1} inner, P2={P2} outer "
+            f"patterns), more than {MAX_BLOCKS}: use fewer samples or fewer sampled patterns"
+        )
+
+
+def _program_objective(
+    X: np.ndarray, y: np.ndarray, values: np.ndarray, layout: _BlockLayout, beta: float, loss: Loss
+) -> float:
+    """``L(f, y) + beta sum_b ||values_b||`` with f the program's output (`_hidden`)."""
+    Hn = _hidden(X, values, layout)
+    fn = np.sum(layout.gate_out * layout.signs_out[None, :] * Hn, axis=1)
+    return float(loss_value(fn, y, loss) + beta * float(np.linalg.norm(values, axis=1).sum()))
+
+
+def _hidden(X: np.ndarray, values: np.ndarray, layout: _BlockLayout) -> np.ndarray:
+    """The second layer's pre-activations per block pair: ``(D_in * X V^T) summation``."""
+    return (layout.gate_in * (X @ values.T)) @ layout.summation
+
+
+def _max_violation(X: np.ndarray, values: np.ndarray, layout: _BlockLayout) -> float:
+    """The largest violation of the inner and outer cone constraints
+    ``(2 D - I) X v >= 0`` and ``(2 D' - I) h >= 0``."""
+    XVn = X @ values.T
+    Hn = _hidden(X, values, layout)
+    return max(
+        float(np.max(np.maximum(-(2.0 * layout.gate_in - 1.0) * XVn, 0.0), initial=0.0)),
+        float(np.max(np.maximum(-(2.0 * layout.gate_out - 1.0) * Hn, 0.0), initial=0.0)),
     )
 
 

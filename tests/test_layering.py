@@ -102,13 +102,6 @@ def test_ui_never_imports_a_view() -> None:
 # steps. Lines are counted as ast's ``end_lineno - lineno + 1`` (signature, docstring and body).
 
 LINE_LIMIT = 60
-# Functions above the limit in files that other work in progress owns, each held at its length
-# when this test was written: it may shrink (then remove it here), never grow.
-LONGER_FOR_NOW = {
-    "solvers/convex_cnn.py::solve_convex_cnn": 85,
-    "solvers/three_layer_relu.py::solve_three_layer": 84,
-    "landscape/studies/linear_duality/figures.py::gamma_sweep": 66,
-}
 
 
 def lengths_in(tree: ast.AST, where: str) -> dict[str, int]:
@@ -163,18 +156,8 @@ def test_function_lengths_are_counted_from_the_source() -> None:
 
 def test_no_function_is_longer_than_the_limit() -> None:
     too_long = [
-        f"{where}: {lines} lines (limit {LONGER_FOR_NOW.get(where, LINE_LIMIT)})"
+        f"{where}: {lines} lines (limit {LINE_LIMIT})"
         for where, lines in sorted(function_lengths().items())
-        if lines > LONGER_FOR_NOW.get(where, LINE_LIMIT)
+        if lines > LINE_LIMIT
     ]
     assert not too_long, "split these into named steps:\n" + "\n".join(too_long)
-
-
-def test_every_exception_to_the_limit_is_still_needed() -> None:
-    lengths = function_lengths()
-    stale = [
-        f"{where}: {lengths.get(where, 'gone')}"
-        for where in LONGER_FOR_NOW
-        if lengths.get(where, 0) <= LINE_LIMIT
-    ]
-    assert not stale, "now within the limit, remove from LONGER_FOR_NOW:\n" + "\n".join(stale)

@@ -49,6 +49,25 @@ def gamma_sweep(result: Result) -> go.Figure:
         fig.add_vrect(
             x0=0, x1=result.sigma_min, fillcolor="green", opacity=0.08, line_width=0, row=row, col=1
         )
+    _add_gamma_marker_frames(fig, result, gap)
+    fig.add_annotation(
+        x=result.sigma_min,
+        y=1,
+        yref="paper",
+        xanchor="left",
+        showarrow=False,
+        text=" theorem's range: γ ≤ σ<sub>min</sub>(Ỹ) (shaded)",
+        font={"color": "green"},
+    )
+    fig.update_xaxes(title_text="γ", row=2, col=1)
+    fig.update_xaxes(range=[0.0, float(g.max())])
+    fig.update_layout(height=640, legend={"orientation": "h", "y": 1.08}, margin={"t": 60, "b": 40})
+    return fig
+
+
+def _add_gamma_marker_frames(fig: go.Figure, result: Result, gap: np.ndarray) -> None:
+    """The marker at the selected gamma (traces 3-6), one Plotly frame per swept gamma that
+    moves it, and the figure's own slider over those frames."""
     values = np.concatenate([result.sweep_primal, result.sweep_dual])
     top = (float(values.min()), float(values.max()))
     bottom = (float(gap.min()), float(gap.max()))
@@ -72,19 +91,6 @@ def gamma_sweep(result: Result) -> go.Figure:
         names, labels, active=selected, prefix="marker at ", pad_top=40, redraw=False
     )
     fig.update_layout(sliders=[slider])
-    fig.add_annotation(
-        x=result.sigma_min,
-        y=1,
-        yref="paper",
-        xanchor="left",
-        showarrow=False,
-        text=" theorem's range: γ ≤ σ<sub>min</sub>(Ỹ) (shaded)",
-        font={"color": "green"},
-    )
-    fig.update_xaxes(title_text="γ", row=2, col=1)
-    fig.update_xaxes(range=[0.0, float(g.max())])
-    fig.update_layout(height=640, legend={"orientation": "h", "y": 1.08}, margin={"t": 60, "b": 40})
-    return fig
 
 
 def _gamma_marker(
