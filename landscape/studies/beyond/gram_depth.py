@@ -265,21 +265,34 @@ def _monte_carlo_check(
 
 def _with_message(result: Result) -> Result:
     """``result`` with its ``message``: which fields hold NaN and why (`NAN_REASONS`)."""
-    result.message = not_finite(result, NAN_REASONS)
+    result.message = not_finite(result, NAN_REASONS, NAN_LABELS)
     return result
 
 
+NO_DECAY_LAW = r"a decay law needs two depths $H \ge 2$ with $\lambda_{\min} > 0$"
 #: Why a field may hold NaN by design (`notes.not_finite`; anything else is a divergence).
 NAN_REASONS: dict[str, str] = {
-    "lambda_min": "the ResNet has no depth H = 1 (its first layer is fully connected)",
-    "width_poly": "n^4 / lambda_min^4 is undefined where lambda_min is NaN or <= 0",
-    "mc_standard_error": "one Monte Carlo draw has no half to compare with (mc_draws = 1)",
-    "fit_slope": "a decay law needs two depths H >= 2 with lambda_min > 0",
-    "exp_slope": "a decay law needs two depths H >= 2 with lambda_min > 0",
-    "power_slope": "a decay law needs two depths H >= 2 with lambda_min > 0",
-    "exp_r2": "a decay law needs two depths H >= 2 with lambda_min > 0",
-    "power_r2": "a decay law needs two depths H >= 2 with lambda_min > 0",
-    "mc_relative_error": "the Gram matrix at mc_depth is zero or not finite",
+    "lambda_min": "the ResNet has no depth $H = 1$ (its first layer is fully connected)",
+    "width_poly": r"$n^4/\lambda_{\min}^4$ is undefined where $\lambda_{\min}$ is NaN or $\le 0$",
+    "mc_standard_error": "one Monte Carlo draw has no half to compare with",
+    "fit_slope": NO_DECAY_LAW,
+    "exp_slope": NO_DECAY_LAW,
+    "power_slope": NO_DECAY_LAW,
+    "exp_r2": NO_DECAY_LAW,
+    "power_r2": NO_DECAY_LAW,
+    "mc_relative_error": "the Gram matrix at the Monte Carlo depth is zero or not finite",
+}
+#: The fields of `NAN_REASONS` as the page names them (typeset).
+NAN_LABELS: dict[str, str] = {
+    "lambda_min": r"$\lambda_{\min}(K^{(H)})$",
+    "width_poly": "the width the theorem asks for",
+    "mc_standard_error": "the Monte Carlo standard error",
+    "fit_slope": "the fitted decay rate",
+    "exp_slope": "the exponential fit's rate",
+    "power_slope": "the power law's exponent",
+    "exp_r2": "the exponential fit's $R^2$",
+    "power_r2": "the power law's $R^2$",
+    "mc_relative_error": "the Monte Carlo relative error",
 }
 
 

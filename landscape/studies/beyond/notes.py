@@ -10,11 +10,14 @@ import numpy as np
 DIVERGED = "a training diverged (its objective overflowed): lower lr"
 
 
-def not_finite(result: Any, reasons: dict[str, str] | None = None) -> str:
+def not_finite(
+    result: Any, reasons: dict[str, str] | None = None, labels: dict[str, str] | None = None
+) -> str:
     """One sentence per float field of ``result`` that holds NaN or inf: the field's reason in
-    ``reasons`` (NaN by design, e.g. a family that cannot fit a budget) or `DIVERGED`.
+    ``reasons`` (NaN by design, e.g. a family that cannot fit a budget) or `DIVERGED`; the field
+    named by its label in ``labels`` (typeset mathematics, shown on the page) or its name.
     Empty when every number is finite."""
-    reasons = reasons or {}
+    reasons, labels = reasons or {}, labels or {}
     notes = []
     for item in dataclasses.fields(result):
         value = getattr(result, item.name)
@@ -25,5 +28,6 @@ def not_finite(result: Any, reasons: dict[str, str] | None = None) -> str:
         else:
             continue
         if bad:
-            notes.append(f"{item.name} holds NaN or inf: {reasons.get(item.name, DIVERGED)}.")
+            label = labels.get(item.name, item.name)
+            notes.append(f"{label} holds NaN or inf: {reasons.get(item.name, DIVERGED)}.")
     return " ".join(notes)
