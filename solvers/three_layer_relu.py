@@ -287,9 +287,11 @@ def solve_three_layer(
     )
     seconds = time.perf_counter() - start
     norms = np.linalg.norm(values, axis=1)
+    XVn = X @ values.T  # (n, B) first-layer pre-activations per block
+    Hn = (layout.gate_in * XVn) @ layout.summation  # (n, 2 P2) second-layer pre-activations
     first_layers, second_layers, third_layer = _recover(values, norms, layout)
     return ThreeLayerSolution(
-        objective=_program_objective(X, y, values, layout, beta, loss),
+        objective=_program_objective(Hn, y, norms, layout, beta, loss),
         network_objective=three_layer_objective(
             first_layers, second_layers, third_layer, X, y, beta, loss
         ),
@@ -299,7 +301,7 @@ def solve_three_layer(
         n_inner_patterns=int(inner.shape[0]),
         n_outer_patterns=int(outer.shape[0]),
         exact=patterns == "all",
-        max_violation=_max_violation(X, values, layout),
+        max_violation=_max_violation(XVn, Hn, layout),
         loss=loss,
         beta=beta,
         status=status,
@@ -345,24 +347,17 @@ def _check_blocks(P1: int, P2: int) -> None:
 
 
 def _program_objective(
-    X: np.ndarray, y: np.ndarray, values: np.ndarray, layout: _BlockLayout, beta: float, loss: Loss
+    Hn: np.ndarray, y: np.ndarray, norms: np.ndarray, layout: _BlockLayout, beta: float, loss: Loss
 ) -> float:
-    """``L(f, y) + beta sum_b ||values_b||`` with f the program's output (`_hidden`)."""
-    Hn = _hidden(X, values, layout)
+    """``L(f, y) + beta sum_b ||values_b||``: f the program's output from the second layer's
+    pre-activations ``Hn``, ``norms`` the blocks' norms."""
     fn = np.sum(layout.gate_out * layout.signs_out[None, :] * Hn, axis=1)
-    return float(loss_value(fn, y, loss) + beta * float(np.linalg.norm(values, axis=1).sum()))
+    return float(loss_value(fn, y, loss) + beta * float(norms.sum()))
 
 
-def _hidden(X: np.ndarray, values: np.ndarray, layout: _BlockLayout) -> np.ndarray:
-    """The second layer's pre-activations per block pair: ``(D_in * X V^T) summation``."""
-    return (layout.gate_in * (X @ values.T)) @ layout.summation
-
-
-def _max_violation(X: np.ndarray, values: np.ndarray, layout: _BlockLayout) -> float:
+def _max_violation(XVn: np.ndarray, Hn: np.ndarray, layout: _BlockLayout) -> float:
     """The largest violation of the inner and outer cone constraints
-    ``(2 D - I) X v >= 0`` and ``(2 D' - I) h >= 0``."""
-    XVn = X @ values.T
-    Hn = _hidden(X, values, layout)
+    ``(2 D - I) X v >= 0`` and ``(2 D' - I) h >= 0``, from the pre-activations."""
     return max(
         float(np.max(np.maximum(-(2.0 * layout.gate_in - 1.0) * XVn, 0.0), initial=0.0)),
         float(np.max(np.maximum(-(2.0 * layout.gate_out - 1.0) * Hn, 0.0), initial=0.0)),
