@@ -127,14 +127,24 @@ def test_study_page_renders_and_its_first_slider_changes_a_chart(server, page, e
     assert not error_texts(page), error_texts(page)
 
 
+SLIDER_INPUTS = '[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]'
+
+
 def test_link_with_parameters_restores_the_controls(server, page) -> None:
     page.goto(f"{server}/linear_duality?lin_gamma=1.5&lin_depth=4&seed=3")
     wait_for_run(page)
-    ranges = page.locator('[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]')
+    labels = [r"$\gamma/\sigma_{\min}(\tilde Y)$", "depth $H$"]
+    page.wait_for_function(
+        f"labels => labels.every(l => Array.from(document.querySelectorAll({SLIDER_INPUTS!r}))"
+        ".some(e => e.getAttribute('aria-label') === l))",
+        arg=labels,
+    )
+    ranges = page.locator(SLIDER_INPUTS)
     values = ranges.evaluate_all("els => els.map(e => [e.getAttribute('aria-label'), e.value])")
     assert [r"$\gamma/\sigma_{\min}(\tilde Y)$", "1.5"] in values, values
     assert ["depth $H$", "4"] in values, values
     seed = page.locator('[data-testid="stSidebar"] [data-testid="stNumberInputField"]')
+    seed.wait_for(state="attached")
     assert seed.input_value() == "3"
     assert not error_texts(page), error_texts(page)
 
