@@ -418,3 +418,100 @@ def test_a_new_resolution_below_the_slice_points_keeps_the_slices(monkeypatch) -
     with presets.afresh():
         fresh = lab.run(replace(base, resolution=9))
     _assert_same(moved, fresh, [f.name for f in fields(lab.Slices)])
+
+
+def _assert_same_training(a: lab._Trained, b: lab._Trained, rtol: float) -> None:
+    """Equal weights of every model, checkpoints and loss history, to ``rtol``."""
+    assert len(a.models) == len(b.models) and len(a.trajectory) == len(b.trajectory)
+    for x, y in zip(a.models, b.models, strict=True):
+        p, q = x.state_dict(), y.state_dict()
+        assert p.keys() == q.keys()
+        for name in q:
+            np.testing.assert_allclose(p[name], q[name], rtol=rtol, atol=0.0, err_msg=name)
+    for c, d in zip(a.trajectory, b.trajectory, strict=True):
+        assert c.keys() == d.keys()
+        for name in d:
+            np.testing.assert_allclose(c[name], d[name], rtol=rtol, atol=0.0, err_msg=name)
+    np.testing.assert_allclose(a.history, b.history, rtol=rtol, atol=0.0)
+
+
+# Restored and fresh trainings agree to the presets' tolerance (tests/test_presets.py): float32
+# training under the pinned numerics repeats bit for bit on one machine, and to 1e-6 elsewhere.
+PRESET_RTOL = 1e-6
+
+
+def test_the_stored_training_is_the_training() -> None:
+    """A configuration off the presets with a preset's training key restores that training
+    (`lab._restored`): its models, checkpoints and loss history equal the training run anew
+    (`presets.afresh`), and its start is the fresh training's start bit for bit (both are the
+    model built from the seed) and its first checkpoint."""
+    from landscape.engine import presets
+    from landscape.engine.progress import silent
+
+    config = lab.Config(span=1.7)
+    lab.clear_caches()
+    _, restored = lab._trained(config, silent)
+    assert restored.restored, "run: python -m landscape precompute landscape.studies.lab.lab"
+    with presets.afresh():  # the restored training kept in memory is not used in there
+        _, fresh = lab._trained(config, silent)
+    assert not fresh.restored and len(fresh.history) == config.epochs
+    _assert_same_training(restored, fresh, PRESET_RTOL)
+    for name, tensor in fresh.start.items():
+        assert torch.equal(restored.start[name], tensor), name
+        assert torch.equal(restored.trajectory[0][name], tensor), name
+
+
+def test_a_range_off_the_presets_trains_nothing(monkeypatch) -> None:
+    """A range off the ladder (1.7) runs on the stored training (no training: calls counted) and
+    answers as the same run computed afresh, field by field to the presets' tolerance."""
+    from dataclasses import replace
+
+    from landscape.engine import presets
+
+    lab.clear_caches()
+    trainings = _counting(monkeypatch, "_train_models")
+    config = replace(lab.Config(span=1.7), curvature_resolution=0)  # no map: a faster test
+    moved = lab.run(config)
+    assert not trainings
+    lab.clear_caches()
+    with presets.afresh():
+        fresh = lab.run(config)
+    assert len(trainings) == 1
+    _assert_same(moved, fresh, rtol=PRESET_RTOL)
+
+
+@pytest.mark.parametrize("damage", ["intact", "missing", "truncated", "another_model"])
+def test_a_damaged_stored_training_is_trained_again(monkeypatch, tmp_path, damage) -> None:
+    """With the Lab's presets copied to another folder, an intact stored training is restored
+    there; one whose file is missing, cut short (not an NPZ archive) or holds another model's
+    arrays (a weight with a column fewer) is not: the Lab trains (counted) instead, and the
+    training equals the stored one's source (the intact file)."""
+    import json
+
+    from landscape.engine import presets
+    from landscape.engine.progress import silent
+
+    index = json.loads((presets.PRESET_DIR / presets.INDEX).read_text())
+    entries = [entry for entry in index if entry["study"] == lab.__name__]
+    (tmp_path / presets.INDEX).write_text(json.dumps(entries))
+    source = presets.PRESET_DIR / entries[0]["training"]
+    target = tmp_path / entries[0]["training"]
+    if damage == "intact":
+        target.write_bytes(source.read_bytes())
+    elif damage == "truncated":
+        target.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+    elif damage == "another_model":
+        arrays = dict(np.load(source, allow_pickle=False))
+        name = next(n for n in arrays if n.startswith("model/"))
+        arrays[name] = arrays[name][..., :-1]
+        np.savez(target, **arrays)
+    lab.clear_caches()
+    _, intact = lab._trained(lab.Config(), silent)  # from the presets' own folder
+    assert intact.restored
+    monkeypatch.setattr(presets, "PRESET_DIR", tmp_path)
+    lab.clear_caches()
+    trainings = _counting(monkeypatch, "_train_models")
+    _, trained = lab._trained(lab.Config(span=1.7), silent)
+    assert trained.restored == (damage == "intact")
+    assert len(trainings) == (0 if damage == "intact" else 1)
+    _assert_same_training(trained, intact, PRESET_RTOL)

@@ -53,6 +53,43 @@ def test_every_study_preset_is_stored() -> None:
             )
 
 
+def test_every_stored_file_is_in_the_index() -> None:
+    """The preset folder holds the listed files only (presets and their trainings), and every
+    preset of a study that stores its training (``training_state``) names its training file."""
+    listed = {e["file"] for e in ENTRIES} | {e["training"] for e in ENTRIES if "training" in e}
+    assert {path.name for path in presets.PRESET_DIR.glob("*.npz")} == listed
+    for entry in ENTRIES:
+        if hasattr(importlib.import_module(entry["study"]), "training_state"):
+            assert "training" in entry, f"{entry['study']}:{entry['name']}: precompute"
+
+
+TRAININGS = {e["training"]: e for e in ENTRIES if "training" in e}  # file -> an entry of its key
+
+
+@pytest.mark.parametrize("file", sorted(TRAININGS))
+def test_stored_training_is_current(file: str) -> None:
+    """A stored training (one file per training key of a study's presets) was written under the
+    pinned numerics and holds the arrays of the same training run now (``training_state``
+    inside `presets.afresh`), to the presets' tolerance; every preset of its key finds it."""
+    entry = TRAININGS[file]
+    assert entry.get("numerics") == numerics.fingerprint(), "python -m landscape precompute"
+    module = importlib.import_module(entry["study"])
+    key = module.training_key(results.config_from_dict(module.Config, entry["config"]))
+    stored = presets.stored_training(entry["study"], key)
+    assert stored is not None, f"{file} is not readable"
+    with presets.afresh():
+        assert presets.stored_training(entry["study"], key) is None
+        fresh = module.training_state(key)
+    assert stored.keys() == fresh.keys()
+    for name, array in fresh.items():
+        assert stored[name].dtype == array.dtype, name
+        np.testing.assert_allclose(stored[name], array, rtol=1e-6, atol=1e-9, err_msg=name)
+    for other in ENTRIES:
+        if other.get("training") == file:
+            config = results.config_from_dict(module.Config, other["config"])
+            assert module.training_key(config) == key, other["name"]
+
+
 @pytest.mark.parametrize(
     "entry",
     [pytest.param(e, marks=_marks(e), id=f"{e['study']}:{e['name']}") for e in ENTRIES],

@@ -6,6 +6,14 @@ under pinned numerics (`landscape.engine.numerics`) and writes one NPZ per prese
 ``assets/presets/`` plus ``index.json`` (study, name, configuration, file, numerics). `lookup`
 returns the stored result when a page asks for exactly a preset's configuration (the device
 aside: presets are computed on the CPU and shown on any device).
+
+A study whose runs share a training may store it too: its module defines
+``training_key(config) -> Config`` (the configuration with every field the training does not
+read at its default) and ``training_state(config) -> dict[str, np.ndarray]`` (what it keeps of
+that training, as named arrays). `precompute` then writes one ``<study>__<name>__training.npz``
+per distinct training key among the presets, named after the first preset of that key, and
+records it as ``"training"`` on each preset entry of that key; `stored_training` reads it back,
+so that a configuration off the presets with such a key need not train.
 """
 
 from __future__ import annotations
@@ -13,12 +21,15 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import importlib
+import io
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from landscape.engine import numerics, results, serving
 
@@ -80,34 +91,54 @@ def precompute(
     directory: Path = PRESET_DIR,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """Run the presets of the study ``modules`` on the CPU, write their NPZ files into
-    ``directory`` and update ``index.json``, keeping the other studies' entries."""
+    """Run the presets of the study ``modules`` on the CPU, write their NPZ files (and their
+    trainings', `_store_training`) into ``directory`` and update ``index.json``, keeping the
+    other studies' entries."""
     directory.mkdir(parents=True, exist_ok=True)
     index_path = directory / INDEX
     kept = json.loads(index_path.read_text()) if index_path.exists() else []
     index = [entry for entry in kept if entry["study"] not in modules]
     for module_name in modules:
         module = importlib.import_module(module_name)
+        trainings: dict[str, str] = {}  # training key -> its file, for this study
         for name, config in presets_of(module_name).items():
             config = dataclasses.replace(config, device="cpu")
             log(f"{module_name}: {name}")
             with afresh():
                 result = module.run(config)
-            file = f"{module_name.split('.')[-1]}__{name}.npz"
-            (directory / file).write_bytes(results.result_to_npz_bytes(result))
-            index.append(
-                {
-                    "study": module_name,
-                    "name": name,
-                    "file": file,
-                    "config": results.config_to_dict(config),
-                    "numerics": numerics.fingerprint(),
-                }
-            )
+            stem = f"{module_name.split('.')[-1]}__{name}"
+            (directory / f"{stem}.npz").write_bytes(results.result_to_npz_bytes(result))
+            entry = {
+                "study": module_name,
+                "name": name,
+                "file": f"{stem}.npz",
+                "config": results.config_to_dict(config),
+                "numerics": numerics.fingerprint(),
+            }
+            if hasattr(module, "training_state"):
+                entry["training"] = _store_training(module, config, stem, directory, trainings)
+            index.append(entry)
     index_path.write_text(json.dumps(index, indent=1) + "\n")
     _index.cache_clear()
+    _trainings.cache_clear()
     _load.cache_clear()
     return index
+
+
+def _store_training(
+    module: Any, config: Any, stem: str, directory: Path, written: dict[str, str]
+) -> str:
+    """The file of ``config``'s training state (``module.training_state``, computed afresh),
+    written as ``<stem>__training.npz`` unless ``written`` (training key -> file) holds its key."""
+    key = _key(module.__name__, module.training_key(config))
+    if key not in written:
+        with afresh():
+            state = module.training_state(config)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **state)
+        written[key] = f"{stem}__training.npz"
+        (directory / written[key]).write_bytes(buffer.getvalue())
+    return written[key]
 
 
 @lru_cache(maxsize=4)
@@ -122,6 +153,36 @@ def _index(directory: Path) -> dict[str, dict[str, Any]]:
         config = results.config_from_dict(module.Config, entry["config"])
         table[_key(entry["study"], config)] = entry
     return table
+
+
+@lru_cache(maxsize=4)
+def _trainings(directory: Path) -> dict[str, str]:
+    """Training key (as `_key`) -> the file of its stored training state."""
+    table = {}
+    for entry in _index(directory).values():
+        if "training" in entry:
+            module = importlib.import_module(entry["study"])
+            config = results.config_from_dict(module.Config, entry["config"])
+            table[_key(entry["study"], module.training_key(config))] = entry["training"]
+    return table
+
+
+def stored_training(
+    module_name: str, key: Any, directory: Path | None = None
+) -> dict[str, np.ndarray] | None:
+    """The training state stored with the presets (the study's ``training_state``, named arrays)
+    whose training key is ``key`` (the study's ``training_key(config)``, the device aside), read
+    without unpickling (`results.npz_arrays`) from ``directory`` (default `PRESET_DIR`); None
+    inside `afresh`, when no preset has this key, or when its file is missing or unreadable
+    (the study then trains)."""
+    directory = PRESET_DIR if directory is None else directory
+    file = None if _afresh.get() else _trainings(directory).get(_key(module_name, key))
+    if file is None:
+        return None
+    try:
+        return results.npz_arrays((directory / file).read_bytes())
+    except (OSError, ValueError):
+        return None
 
 
 def entries(directory: Path = PRESET_DIR) -> Iterator[dict[str, Any]]:

@@ -438,6 +438,7 @@ class _Trained:
     history: np.ndarray  # (E,) loss per epoch of models[0]
     trajectory: list[Params]  # checkpoints of models[0], initial to final
     start: Params  # models[0] before training
+    restored: bool = False  # read from the presets' stored training (`_restored`), not trained
 
 
 _TRAINED: dict[Config, tuple[_Data, _Trained]] = {}
@@ -487,20 +488,22 @@ def _trained(config: Config, report: Progress) -> tuple[_Data, _Trained]:
     before: moving the range, the resolution or the curvature controls reuses it (the models
     are only read afterwards). One training per key at a time: a second caller waits for the
     first one's models (`prepare` may have started it). A diverged training raises `_Diverged`
-    and is not kept."""
+    and is not kept. The training of a key that a stored preset has is restored from it
+    (`_restored`), not trained again."""
     key = training_key(config)
     with _TRAINED_LOCK:
-        found = _TRAINED.get(key)
+        found = _kept_training(key)
         flight = _TRAINING.setdefault(key, threading.Lock())
     if found is not None:
         return found
     try:
         with flight:
             with _TRAINED_LOCK:
-                found = _TRAINED.get(key)
+                found = _kept_training(key)
             if found is None:
                 data = _prepare(config)
-                found = (data, _train_models(config, data, report))
+                trained = _restored(config, data) or _train_models(config, data, report)
+                found = (data, trained)
                 _remember(_TRAINED, key, found)
     finally:
         with _TRAINED_LOCK:
@@ -508,8 +511,17 @@ def _trained(config: Config, report: Progress) -> tuple[_Data, _Trained]:
     return found
 
 
+def _kept_training(key: Config) -> tuple[_Data, _Trained] | None:
+    """``_TRAINED[key]`` (the caller holds `_TRAINED_LOCK`), unless it was restored from a
+    stored preset and this is inside `presets.afresh` (where everything is computed anew)."""
+    found = _TRAINED.get(key)
+    if found is not None and found[1].restored and presets.afresh_active():
+        return None
+    return found
+
+
 def trained_ready(config: Config) -> bool:
-    """Whether the models of ``config`` are trained and kept (`_trained`)."""
+    """Whether the models of ``config`` are trained (or restored) and kept (`_trained`)."""
     with _TRAINED_LOCK:
         return training_key(config) in _TRAINED
 
@@ -517,7 +529,8 @@ def trained_ready(config: Config) -> bool:
 def prepare(config: Config) -> None:
     """Train ``config``'s models now and keep them (`_trained`), so that the runs that follow
     (a new range or resolution) find them; a page calls it in the background while it shows a
-    stored preset, which needed no training. A diverged training is left for `run` to report."""
+    stored preset, which needed no training (the preset's stored training is restored at once,
+    `_restored`). A diverged training is left for `run` to report."""
     config.validate()
     with limited_threads(1):
         try:
@@ -708,12 +721,17 @@ def _prepare(config: Config) -> _Data:
     return _Data(X, y, task, X_t, y_t, loss_fn, outputs)
 
 
+def _model_count(config: Config) -> int:
+    """How many models are trained: three for the three-model plane (seeds ``seed + k``)."""
+    return 3 if config.directions == "three_models" else 1
+
+
 def _train_models(config: Config, data: _Data, report: Progress) -> _Trained:
     """One model (three for the three-model plane, seeds ``seed + k``), trained; raises
     `_Diverged` when a loss is not finite."""
     models: list[nn.Module] = []
     history, trajectory, start = np.zeros(0), [], {}
-    for k in range(3 if config.directions == "three_models" else 1):
+    for k in range(_model_count(config)):
         model = _model(config, data.X, data.y, data.task, data.outputs, seed=config.seed + k)
         model = model.to(data.X_t.device)
         initial = parameters_of(model)
@@ -725,6 +743,72 @@ def _train_models(config: Config, data: _Data, report: Progress) -> _Trained:
             raise _Diverged("training diverged (NaN/inf): lower the learning rate", model, losses)
         models.append(model)
     return _Trained(models, history, trajectory, start)
+
+
+def training_state(config: Config) -> dict[str, np.ndarray]:
+    """``config``'s training (`_trained`) as named arrays, which `presets.precompute` stores
+    once per `training_key` of the presets and `_restored` reads back instead of training:
+
+    - ``model/<name>`` (K, *shape): entry ``<name>`` of the K models' state dicts (float32);
+    - ``trajectory/<name>`` (T, *shape): parameter ``<name>`` at the T checkpoints of models[0]
+      (`_train`: initial, every ``epochs // MAX_CHECKPOINTS`` epochs, final);
+    - ``history`` (E,): the loss per epoch of models[0] (float64).
+
+    The start is not stored: training starts from the model that `_model` builds from the seed.
+    """
+    with limited_threads(1):
+        _, trained = _trained(config, silent)
+    state = {"history": trained.history}
+    for name in trained.models[0].state_dict():
+        state[f"model/{name}"] = np.stack(
+            [m.state_dict()[name].detach().cpu().numpy() for m in trained.models]
+        )
+    for name in trained.start:
+        state[f"trajectory/{name}"] = np.stack([c[name].cpu().numpy() for c in trained.trajectory])
+    return state
+
+
+def _restored(config: Config, data: _Data) -> _Trained | None:
+    """The training of ``config`` read back from the presets (`training_state`,
+    `presets.stored_training` of its `training_key`) onto the data's device: the models built
+    by `_model` from their seeds (models[0] so is the start), then their stored weights loaded.
+    None when no preset stores this key, inside `presets.afresh`, or when the stored arrays do
+    not fit these models (a file from another model, cut short): `_trained` then trains."""
+    state = presets.stored_training(__name__, training_key(config))
+    if state is None:
+        return None
+    device = data.X_t.device
+    models: list[nn.Module] = []
+    start: Params = {}
+    try:
+        for k in range(_model_count(config)):
+            model = _model(config, data.X, data.y, data.task, data.outputs, seed=config.seed + k)
+            model = model.to(device)
+            if k == 0:
+                start = parameters_of(model)
+            weights = {n: state[f"model/{n}"][k] for n in model.state_dict()}
+            model.load_state_dict({n: torch.as_tensor(w) for n, w in weights.items()})
+            models.append(model.eval())
+        trajectory = _checkpoints(state, start)
+        history = state["history"]
+        if history.shape != (config.epochs,):
+            raise ValueError(f"history of shape {history.shape}, not ({config.epochs},)")
+    except (KeyError, IndexError, RuntimeError, ValueError):
+        return None
+    return _Trained(models, history, trajectory, start, restored=True)
+
+
+def _checkpoints(state: dict[str, np.ndarray], start: Params) -> list[Params]:
+    """The checkpoints ``trajectory/<name>`` (T, *shape) of a stored training as T parameter
+    sets like ``start`` (names, shapes, device); ValueError when they do not fit it."""
+    stacks = {name: state[f"trajectory/{name}"] for name in start}
+    counts = {len(stack) for stack in stacks.values()}
+    if len(counts) != 1 or any(s.shape[1:] != start[n].shape for n, s in stacks.items()):
+        raise ValueError("the stored checkpoints do not fit the model")
+    return [
+        {n: torch.tensor(s[t], device=start[n].device) for n, s in stacks.items()}
+        for t in range(counts.pop())
+    ]
 
 
 def _frame(config: Config, trained: _Trained, problem: Problem) -> _Frame:
