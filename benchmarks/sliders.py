@@ -12,12 +12,13 @@ checkouts in the same run:
 Each side runs in its own process (fresh caches, its own imports), one after the other. Values
 include ladder rungs (precomputed after the change), values off the ladder (the first of them
 pays what the others share, e.g. a training; in the Lab none: the presets store their training,
-which the page restores while it shows the first preset), and a return to a value already seen. Browser rendering
-is not included (the frames of the Figure-2 grid and of the gamma marker answer in the browser
-with no script run at all; see tests/test_browser.py). In the Lab, a range off the stored presets
-is answered by a run without the curvature map (surface, slices, the centre's evidence): the map
-is computed after the measured run, starting once the value has rested a second (the page's
-fragment polls for it; AppTest does not run that timer), and is not in these times.
+which the page restores while it shows the first preset), and a return to a value already seen.
+Browser rendering is not included (the frames of the Figure-2 grid and of the gamma marker
+answer in the browser with no script run at all; see tests/test_browser.py). In the Lab, a range
+off the stored presets is answered by a run without the curvature map (surface, slices, the
+centre's evidence): the map is computed after the measured run, starting once the value has
+rested a second (the page's fragment polls for it; AppTest does not run that timer), and is not
+in these times.
 
     python benchmarks/sliders.py [--before REV] [--only linear_duality]
 """

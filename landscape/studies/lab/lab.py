@@ -791,9 +791,9 @@ def _restored(config: Config, data: _Data) -> _Trained | None:
             models.append(model.eval())
         trajectory = _checkpoints(state, start)
         history = state["history"]
-        if history.shape != (config.epochs,):
-            raise ValueError(f"history of shape {history.shape}, not ({config.epochs},)")
     except (KeyError, IndexError, RuntimeError, ValueError):
+        return None
+    if history.shape != (config.epochs,):
         return None
     return _Trained(models, history, trajectory, start, restored=True)
 
