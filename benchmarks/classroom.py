@@ -578,6 +578,12 @@ def main() -> None:
         help="the server's CONVEXIFY_RESULT_CACHE_MB (a small one shows the ceiling at work)",
     )
     parser.add_argument(
+        "--figure-cache-mb",
+        type=float,
+        default=None,
+        help="the server's CONVEXIFY_FIGURE_CACHE_MB (a small one shows the ceiling at work)",
+    )
+    parser.add_argument(
         "--webgl",
         action="store_true",
         help="let the benchmark's Chromium draw WebGL (3-D) charts in software; by default it "
@@ -595,6 +601,8 @@ def main() -> None:
     env = {"CONVEXIFY_TORCH_THREADS": str(args.threads)}
     if args.result_cache_mb is not None:
         env["CONVEXIFY_RESULT_CACHE_MB"] = str(args.result_cache_mb)
+    if args.figure_cache_mb is not None:
+        env["CONVEXIFY_FIGURE_CACHE_MB"] = str(args.figure_cache_mb)
     print(
         f"classroom benchmark on {os.cpu_count()} CPU(s), load average "
         f"{os.getloadavg()[0]:.1f} at start; server env {env} plus the caller's"
