@@ -13,6 +13,8 @@ import io
 import json
 import math
 import platform
+import re
+import struct
 import zipfile
 import zlib
 from importlib import metadata
@@ -147,13 +149,7 @@ def npz_arrays(data: bytes, max_member_bytes: int | None = None) -> dict[str, np
 
 def _read_npy(stream: Any, size: int, name: str) -> np.ndarray:
     """One ``.npy`` member: header checked (allowed dtype, shape agreeing with ``size``) first."""
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-    else:
-        raise ValueError(f".npy version {version} is not read here")
+    shape, fortran, dtype = _npy_header(stream)
     _check_dtype(dtype, name)
     if len(shape) > MAX_NDIM:
         raise ValueError(f"{len(shape)} dimensions, at most {MAX_NDIM}")
@@ -168,6 +164,46 @@ def _read_npy(stream: Any, size: int, name: str) -> np.ndarray:
         raise ValueError("the member ends early")
     array = np.frombuffer(raw, dtype=dtype, count=count)
     return array.reshape(shape, order="F" if fortran else "C").copy()
+
+
+#: The header NumPy writes (``numpy.lib.format``): the dict's keys sorted, then spaces to align.
+_NPY_HEADER = re.compile(
+    r"\{'descr': '(?P<descr>[^']+)', 'fortran_order': (?P<fortran>True|False), "
+    r"'shape': \((?P<shape>[0-9, ]*)\), \}\s*"
+)
+_NPY_MAGIC = b"\x93NUMPY"
+MAX_NPY_HEADER = 10_000  # bytes, as numpy.lib.format's own limit
+
+
+def _npy_header(stream: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """Shape, Fortran order and dtype from a ``.npy`` header (versions 1.0 and 2.0), read with a
+    regular expression. NumPy's own reader evaluates the header with ``ast.literal_eval``, and
+    CPython 3.11's conversion of syntax trees is not thread-safe (python/cpython#106905): a
+    preset read in a background thread while a session's script was compiled made that page
+    fail with "AST constructor recursion depth mismatch"."""
+    magic = stream.read(8)
+    if len(magic) != 8 or magic[:6] != _NPY_MAGIC:
+        raise ValueError("not a .npy array (no magic string)")
+    version = (magic[6], magic[7])
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f".npy version {version} is not read here")
+    width = 2 if version == (1, 0) else 4
+    prefix = stream.read(width)
+    if len(prefix) != width:
+        raise ValueError("the .npy header ends early")
+    length = struct.unpack("<H" if width == 2 else "<I", prefix)[0]
+    if length > MAX_NPY_HEADER:
+        raise ValueError(f"a .npy header of {length} bytes, over {MAX_NPY_HEADER}")
+    header = stream.read(length).decode("latin1")
+    found = _NPY_HEADER.fullmatch(header)
+    if found is None:
+        raise ValueError(f"a .npy header not written by NumPy: {header[:80]!r}")
+    shape = tuple(int(part) for part in found["shape"].split(",") if part.strip())
+    try:
+        dtype = np.dtype(found["descr"])
+    except TypeError:
+        raise ValueError(f"the .npy dtype {found['descr']!r} is not understood") from None
+    return shape, found["fortran"] == "True", dtype
 
 
 def result_to_csv(result: Any) -> str:
