@@ -123,6 +123,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU time every core of this machine has spent busy so far (``/proc/stat``), in seconds."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return float("nan")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib(pid: int) -> float:
     """Resident memory of a process and its children (the streamlit server), in MiB."""
     total = 0.0
@@ -151,6 +161,7 @@ class Server(AppServer):
         self.started = time.monotonic()
         self.memory: list[tuple[float, float]] = []
         self.cpu: list[tuple[float, float]] = []
+        self.machine: list[tuple[float, float]] = []  # every core's busy time
         self._stop = threading.Event()
         self._every = every
         self._sampler = threading.Thread(target=self._sample, daemon=True)
@@ -161,6 +172,7 @@ class Server(AppServer):
             now = time.monotonic() - self.started
             self.memory.append((now, rss_mib(self.pid)))
             self.cpu.append((now, cpu_seconds(self.pid)))
+            self.machine.append((now, machine_busy_seconds()))
             self._stop.wait(self._every)
 
     def stop(self) -> str:
@@ -425,6 +437,7 @@ async def class_run(
         "shared": int(shared.group(1)) if shared else None,
         "memory": server.memory,
         "cpu": server.cpu,
+        "machine": server.machine,
         "tracebacks": log.count("Traceback"),
         "log": log,
         "caches": re.findall(r"(\w+): ([\d.]+ of [\d.]+ MiB \(\d+ held, \d+ evicted\))", about),
@@ -484,6 +497,13 @@ def report(result: dict) -> float:
             f"per student move or study opened (everything the server did, shared runs "
             f"included): a lower bound for a step where all N act at once on an idle machine "
             f"is N x that / cores"
+        )
+        machine = result["machine"]
+        busy = (machine[-1][1] - machine[0][1]) / span
+        print(
+            f"machine CPU: {busy:.2f} cores busy of {os.cpu_count()}: the server "
+            f"{used / span:.2f}, the rest {busy - used / span:.2f} (the students' Chromium, "
+            f"Playwright's driver and this script: in a class, the students' own machines)"
         )
     memory = result["memory"]
     if memory:

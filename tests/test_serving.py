@@ -355,3 +355,26 @@ def test_a_computation_sees_the_context_of_its_request() -> None:
 def test_bad_slots_are_refused() -> None:
     with pytest.raises(ValueError, match="slots"):
         RunQueue(slots=0)
+
+
+def test_after_each_runs_once_per_computation_after_its_answer() -> None:
+    seen: list[tuple[int, bool]] = []  # (computations ended so far, the last ticket answered)
+    tickets: list[serving.Ticket] = []
+
+    def after() -> None:
+        seen.append((queue.stats().completed + queue.stats().failed, tickets[-1].wait(0)))
+
+    def fail(progress) -> int:
+        raise ValueError("no answer")
+
+    queue = RunQueue(1, after_each=after)
+    try:
+        for key, function in (("a", lambda progress: 1), ("b", fail), ("c", lambda progress: 3)):
+            with queue.submit(key, function) as ticket:
+                tickets.append(ticket)
+                ticket.wait(WAIT)
+                eventually(lambda: len(seen) == len(tickets))
+        assert seen == [(1, True), (2, True), (3, True)]  # failures included, answers first
+        assert tickets[0].result() == 1 and tickets[2].result() == 3
+    finally:
+        queue.close()

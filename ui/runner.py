@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar, cast
 import streamlit as st
 from streamlit.runtime.scriptrunner import RerunException, StopException
 
-from landscape.engine import cluster, presets, results, serving, uploads
+from landscape.engine import cluster, heap, presets, results, serving, uploads
 from ui.export import figure_cache_stats, result_downloads
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,9 @@ def result_cache_bytes() -> int:
 
 _shared_lock = threading.Lock()
 _shared: dict[str, Any] = {}
+#: After every heavy run, at most once per 5 s: cyclic garbage collected, freed pages given back
+#: to the system (`heap.HeapRelease`), so the server's memory returns to its level between runs.
+_heap_release = heap.HeapRelease(min_interval=5.0)
 
 
 def result_cache() -> ResultCache:
@@ -161,7 +164,7 @@ def run_queue() -> serving.RunQueue:
     """The process's admission queue: at most `max_runs` heavy runs at once, single flight."""
     with _shared_lock:
         if "queue" not in _shared:
-            _shared["queue"] = serving.RunQueue(max_runs())
+            _shared["queue"] = serving.RunQueue(max_runs(), after_each=_heap_release)
         return _shared["queue"]
 
 

@@ -346,10 +346,17 @@ class RunQueue:
     `Cancelled` when every ticket has been released for longer than ``grace`` seconds (a
     session rerunning with the same request within ``grace`` keeps its computation). It runs in
     a copy of the submitting thread's context variables (so ``cluster.compute_on`` set around
-    the request holds inside the computation).
+    the request holds inside the computation). ``after_each`` (e.g. `heap.HeapRelease`) is
+    called by the worker after every computation has ended, its answer handed over.
     """
 
-    def __init__(self, slots: int, grace: float = 2.0, history: int = 20) -> None:
+    def __init__(
+        self,
+        slots: int,
+        grace: float = 2.0,
+        history: int = 20,
+        after_each: Callable[[], object] | None = None,
+    ) -> None:
         if slots < 1:
             raise ValueError(f"slots must be >= 1, got {slots}")
         self._slots = int(slots)
@@ -366,6 +373,7 @@ class RunQueue:
         self._longest = 0
         self._counts = dict.fromkeys(("started", "completed", "failed", "cancelled", "joined"), 0)
         self._closed = False
+        self._after_each = after_each
         self._grow_workers()
 
     @property
@@ -569,6 +577,7 @@ class RunQueue:
                 if self._abandoned(job):
                     raise Cancelled("nobody waits for this computation")
 
+            result: Any = None
             try:
                 result = context.run(function, progress)
             except BaseException as error:  # noqa: BLE001 - handed to every waiter, never lost
@@ -576,13 +585,16 @@ class RunQueue:
                     state = CANCELLED if isinstance(error, Cancelled) else FAILED
                     self._end(job, state, error)
                     self._wake.notify_all()
-                continue
-            with self._lock:
-                seen = self._durations.setdefault(job.kind, deque(maxlen=self._history))
-                seen.append(time.monotonic() - job.started)
-                job.result = result
-                self._end(job, DONE)
-                self._wake.notify_all()
+            else:
+                with self._lock:
+                    seen = self._durations.setdefault(job.kind, deque(maxlen=self._history))
+                    seen.append(time.monotonic() - job.started)
+                    job.result = result
+                    self._end(job, DONE)
+                    self._wake.notify_all()
+            del function, context, result, progress, job  # nothing kept of a finished one
+            if self._after_each is not None:
+                self._after_each()
 
 
 def _spent(progress: Progress) -> Any:  # pragma: no cover - never called
