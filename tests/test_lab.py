@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -515,3 +516,52 @@ def test_a_damaged_stored_training_is_trained_again(monkeypatch, tmp_path, damag
     assert trained.restored == (damage == "intact")
     assert len(trainings) == (0 if damage == "intact" else 1)
     _assert_same_training(trained, intact, PRESET_RTOL)
+
+
+def test_each_run_evaluates_its_own_copy_of_the_shared_training() -> None:
+    """`torch.func.functional_call` swaps a module's parameters in place: the cached models are
+    copied for every caller, never handed out themselves."""
+    from landscape.engine.progress import silent
+
+    config = small(directions="three_models")
+    _, first = lab._trained(config, silent)
+    _, second = lab._trained(replace(config, resolution=9, span=1.5), silent)
+    _, shared = lab._shared_training(config, silent)
+    for a, b, kept in zip(first.models, second.models, shared.models, strict=True):
+        assert a is not b and a is not kept and b is not kept
+        assert not set(map(id, a.parameters())) & set(map(id, kept.parameters()))
+        for (name, weight), (_, original) in zip(
+            a.state_dict().items(), kept.state_dict().items(), strict=True
+        ):
+            torch.testing.assert_close(weight, original, rtol=0, atol=0, msg=name)
+
+
+def test_runs_of_one_training_at_once_equal_the_same_runs_in_turn() -> None:
+    """Three runs sharing one training (range and resolution moved) in three threads, as the
+    server's run queue does, against the same runs one after another: before each run had its
+    own models, the threads read each other's weights (surfaces off by up to 34)."""
+    import threading
+
+    base = small(resolution=15, curvature_resolution=0)
+    configs = [replace(base, resolution=r, span=s) for r, s in ((15, 1.3), (13, 1.7), (11, 1.1))]
+    lab.run(base)  # the shared training
+    at_once: dict[int, lab.Result] = {}
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            at_once[index] = lab.run(configs[index])
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(configs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    for index, config in enumerate(configs):
+        for parts in (lab._CURVATURES, lab._CENTRES, lab._HESSIANS, lab._SLICES):
+            parts.clear()  # computed again, in turn, from the same shared training
+        in_turn = lab.run(config)
+        np.testing.assert_allclose(at_once[index].surface, in_turn.surface, rtol=1e-12, atol=0)

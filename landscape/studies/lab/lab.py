@@ -484,12 +484,23 @@ def training_key(config: Config) -> Config:
 
 
 def _trained(config: Config, report: Progress) -> tuple[_Data, _Trained]:
+    """The data and the trained models of ``config`` (`_shared_training`), the models this
+    caller's own copies: ``torch.func.functional_call`` (the surface, the curvature) swaps a
+    module's parameters in place while it evaluates, and forward hooks are the module's, so two
+    runs evaluating one module object at once would read each other's weights. The server runs
+    runs of one training at once (several ranges or resolutions, `serving.RunQueue`'s slots);
+    sharing the models gave surfaces off by up to 34 in loss and functorch errors."""
+    data, trained = _shared_training(config, report)
+    return data, replace(trained, models=[copy.deepcopy(m) for m in trained.models])
+
+
+def _shared_training(config: Config, report: Progress) -> tuple[_Data, _Trained]:
     """The data and the trained models of ``config``, from a cache when this training was seen
-    before: moving the range, the resolution or the curvature controls reuses it (the models
-    are only read afterwards). One training per key at a time: a second caller waits for the
-    first one's models (`prepare` may have started it). A diverged training raises `_Diverged`
-    and is not kept. The training of a key that a stored preset has is restored from it
-    (`_restored`), not trained again."""
+    before: moving the range, the resolution or the curvature controls reuses it. The cached
+    models are never evaluated, only copied (`_trained`). One training per key at a time: a
+    second caller waits for the first one's models (`prepare` may have started it). A diverged
+    training raises `_Diverged` and is not kept. The training of a key that a stored preset has
+    is restored from it (`_restored`), not trained again."""
     key = training_key(config)
     with _TRAINED_LOCK:
         found = _kept_training(key)
@@ -527,14 +538,14 @@ def trained_ready(config: Config) -> bool:
 
 
 def prepare(config: Config) -> None:
-    """Train ``config``'s models now and keep them (`_trained`), so that the runs that follow
-    (a new range or resolution) find them; a page calls it in the background while it shows a
-    stored preset, which needed no training (the preset's stored training is restored at once,
-    `_restored`). A diverged training is left for `run` to report."""
+    """Train ``config``'s models now and keep them (`_shared_training`), so that the runs that
+    follow (a new range or resolution) find them; a page calls it in the background while it
+    shows a stored preset, which needed no training (the preset's stored training is restored
+    at once, `_restored`). A diverged training is left for `run` to report."""
     config.validate()
     with limited_threads(1):
         try:
-            _trained(config, silent)
+            _shared_training(config, silent)
         except _Diverged:
             pass
 
@@ -757,7 +768,7 @@ def training_state(config: Config) -> dict[str, np.ndarray]:
     The start is not stored: training starts from the model that `_model` builds from the seed.
     """
     with limited_threads(1):
-        _, trained = _trained(config, silent)
+        _, trained = _shared_training(config, silent)
     state = {"history": trained.history}
     for name in trained.models[0].state_dict():
         state[f"model/{name}"] = np.stack(
