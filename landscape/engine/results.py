@@ -171,7 +171,6 @@ _NPY_HEADER = re.compile(
     r"\{'descr': '(?P<descr>[^']+)', 'fortran_order': (?P<fortran>True|False), "
     r"'shape': \((?P<shape>[0-9, ]*)\), \}\s*"
 )
-_NPY_MAGIC = b"\x93NUMPY"
 MAX_NPY_HEADER = 10_000  # bytes, as numpy.lib.format's own limit
 
 
@@ -181,10 +180,7 @@ def _npy_header(stream: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
     CPython 3.11's conversion of syntax trees is not thread-safe (python/cpython#106905): a
     preset read in a background thread while a session's script was compiled made that page
     fail with "AST constructor recursion depth mismatch"."""
-    magic = stream.read(8)
-    if len(magic) != 8 or magic[:6] != _NPY_MAGIC:
-        raise ValueError("not a .npy array (no magic string)")
-    version = (magic[6], magic[7])
+    version = np.lib.format.read_magic(stream)  # a check of bytes only, no literal_eval
     if version not in ((1, 0), (2, 0)):
         raise ValueError(f".npy version {version} is not read here")
     width = 2 if version == (1, 0) else 4
