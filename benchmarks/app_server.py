@@ -74,10 +74,16 @@ class AppServer:
     ``env`` is added to this process's environment. The server's output goes to a temporary
     file (a pipe nobody reads would fill and block it); `stop` returns it, and ``log`` keeps it.
     Raises ``RuntimeError`` with that output when the server does not answer within
-    ``start_timeout`` seconds.
+    ``start_timeout`` seconds. ``root`` is the checkout whose ``app.py`` runs (this one by
+    default; a benchmark's "before" side passes a worktree of an older commit).
     """
 
-    def __init__(self, env: dict[str, str] | None = None, start_timeout: float = 90.0) -> None:
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        start_timeout: float = 90.0,
+        root: Path = ROOT,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = ""
@@ -85,7 +91,7 @@ class AppServer:
         self.process = subprocess.Popen(
             streamlit_command(self.port),
             env={**os.environ, **(env or {})},
-            cwd=ROOT,
+            cwd=root,
             stdout=self._output,
             stderr=subprocess.STDOUT,
         )

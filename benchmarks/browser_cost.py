@@ -2,31 +2,44 @@
 and what limits `benchmarks/classroom.py` when its browsers share the server's cores).
 
 One headless Chromium page opens each study of the lecture (`classroom.LECTURE`) and measures
-the renderer's main-thread busy time (Chrome's ``TaskDuration`` metric, through the DevTools
-protocol) for two kinds of rerun, several times each, in the same run:
+two kinds of rerun, several times each:
 
     baseline  the script rerun by Streamlit's "r" key: the same page again, no chart changes
     move      the page's headline slider moved one step with an arrow key, and back
 
-and prints the median seconds of each and their ratio. The charts a move changes are drawn again
-by Plotly; the rest is Streamlit drawing its elements (markdown, typeset mathematics, metrics).
+as the CPU seconds of all of Chromium's processes (renderer, GPU and browser processes, read
+from /proc) and, within them, the renderer's main-thread busy time (Chrome's ``TaskDuration``
+metric, through the DevTools protocol); medians per page. The charts a move changes are drawn
+again by Plotly; the rest is Streamlit drawing its elements (markdown, typeset mathematics,
+metrics).
 
-    python benchmarks/browser_cost.py [--repeats 6]
+Two checkouts are measured in the same run, one after the other, each with its own server and
+browser: ``--before`` (a `git worktree` of that revision; default 07cf3f7, where every chart was
+an ``st.plotly_chart``, rebuilt whenever its figure changed) and this checkout; the last column
+is the ratio of their moves' CPU. ``--before ''`` measures this checkout only.
+
+    python benchmarks/browser_cost.py [--repeats 6] [--before REV]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.app_server import CHROMIUM, CHROMIUM_ARGS, CONNECTED, NOT_RUNNING, AppServer
+from benchmarks.app_server import CHROMIUM, CHROMIUM_ARGS, CONNECTED, NOT_RUNNING, ROOT, AppServer
 from benchmarks.classroom import LECTURE
 
 SETTLE_MS = 1200  # after a run: the browser finishes drawing (charts draw after the run ends)
+DEFAULT_BEFORE = "07cf3f7"
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def busy_seconds(cdp) -> float:
@@ -35,22 +48,40 @@ def busy_seconds(cdp) -> float:
     return next(m["value"] for m in metrics if m["name"] == "TaskDuration")
 
 
+def chromium_seconds() -> float:
+    """CPU seconds (user and system) of every Chromium process on this machine so far."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            program = (entry / "cmdline").read_bytes().split(b"\0")[0]
+            if b"chrom" not in Path(program.decode(errors="replace")).name.encode():
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICKS
+
+
 def settle(page) -> None:
     page.wait_for_selector(CONNECTED)
     page.wait_for_selector(NOT_RUNNING, state="attached")
     page.wait_for_timeout(SETTLE_MS)
 
 
-def measured(page, cdp, press: str) -> float:
-    """Busy seconds from pressing ``press`` until the page has settled."""
-    before = busy_seconds(cdp)
+def measured(page, cdp, press: str) -> tuple[float, float]:
+    """Chromium's CPU seconds and the main thread's busy seconds from pressing ``press`` until
+    the page has settled."""
+    before, busy = chromium_seconds(), busy_seconds(cdp)
     page.keyboard.press(press)
     settle(page)
-    return busy_seconds(cdp) - before
+    return chromium_seconds() - before, busy_seconds(cdp) - busy
 
 
-def page_costs(page, cdp, base: str, path: str, key: str, repeats: int) -> tuple[float, float]:
-    """Median busy seconds of a plain rerun and of a one-step move of ``key`` on ``path``."""
+def page_costs(page, cdp, base: str, path: str, key: str, repeats: int) -> dict[str, float]:
+    """Median seconds of a plain rerun and of a one-step move of ``key`` on ``path``."""
     page.goto(f"{base}/{path}?seed=0")
     page.wait_for_selector(".js-plotly-plot")
     settle(page)
@@ -62,16 +93,20 @@ def page_costs(page, cdp, base: str, path: str, key: str, repeats: int) -> tuple
     moves = [
         measured(page, cdp, "ArrowRight" if k % 2 == 0 else "ArrowLeft") for k in range(repeats)
     ]
-    return statistics.median(plain), statistics.median(moves)
+    return {
+        "rerun": statistics.median(cpu for cpu, _ in plain),
+        "move": statistics.median(cpu for cpu, _ in moves),
+        "rerun_main": statistics.median(busy for _, busy in plain),
+        "move_main": statistics.median(busy for _, busy in moves),
+    }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=6, help="reruns of each kind per page")
-    args = parser.parse_args()
+def measure(root: Path, repeats: int) -> dict[str, dict[str, float]]:
+    """Every lecture page's costs, for the app of the checkout at ``root``."""
     from playwright.sync_api import sync_playwright
 
-    with AppServer({"CONVEXIFY_TORCH_THREADS": "1"}) as server, sync_playwright() as playwright:
+    env = {"CONVEXIFY_TORCH_THREADS": "1"}
+    with AppServer(env, root=root) as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, "--disable-3d-apis"]
         )
@@ -83,12 +118,65 @@ def main() -> None:
             page.goto(f"{server.url}/{path}?seed=0")
             page.wait_for_selector(".js-plotly-plot")
             settle(page)
-        print(f"{'page':16} {'rerun (baseline)':>17} {'slider move':>12} {'ratio':>6}")
-        for path, key, _ in LECTURE:
-            plain, move = page_costs(page, cdp, server.url, path, key, args.repeats)
-            print(f"{path:16} {plain:16.2f}s {move:11.2f}s {move / plain:6.1f}")
+        costs = {
+            path: page_costs(page, cdp, server.url, path, key, repeats) for path, key, _ in LECTURE
+        }
         browser.close()
-    print("(median busy seconds of the browser's main thread per rerun, one tab)")
+    return costs
+
+
+def measured_before(revision: str, repeats: int) -> dict[str, dict[str, float]]:
+    """`measure` run in a separate process on a worktree of ``revision``."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder) / "before"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(root), revision],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            command = [sys.executable, __file__, "--measure", str(root), "--repeats", str(repeats)]
+            done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(root)], check=False
+            )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def report(after: dict[str, dict[str, float]], before: dict[str, dict[str, float]]) -> None:
+    print(
+        f"{'page':16} {'rerun':>6} {'move':>6} {'(main thread)':>14}"
+        + (f" {'before: move':>13} {'after/before':>12}" if before else "")
+    )
+    for path, cost in after.items():
+        row = (
+            f"{path:16} {cost['rerun']:5.2f}s {cost['move']:5.2f}s"
+            f" {cost['rerun_main']:6.2f}s {cost['move_main']:5.2f}s"
+        )
+        if path in before:
+            was = before[path]["move"]
+            row += f" {was:12.2f}s {cost['move'] / was:12.2f}"
+        print(row)
+    print("(median CPU seconds per rerun of all Chromium's processes, one tab; main thread: its")
+    print(" renderer's main thread alone)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=6, help="reruns of each kind per page")
+    parser.add_argument("--before", default=DEFAULT_BEFORE, help="git revision of 'before'")
+    parser.add_argument("--measure", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(Path(args.measure), args.repeats)))
+        return
+    before = {}
+    if args.before:
+        print(f"before: {args.before}", file=sys.stderr)
+        before = measured_before(args.before, args.repeats)
+    print("after: this checkout", file=sys.stderr)
+    report(measure(ROOT, args.repeats), before)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.drawn_charts import drawn_charts
 from ui.catalogue import HOME, STUDIES
 from ui.runner import clear_cache
 
@@ -35,7 +36,7 @@ def test_page_renders_with_defaults(entry) -> None:
     at = open_page(entry.path)
     assert_clean(at)
     if entry is not HOME:
-        assert at.get("plotly_chart"), f"{entry.title} shows no Plotly chart"
+        assert drawn_charts(at), f"{entry.title} shows no Plotly chart"
 
 
 def test_home_links_every_study() -> None:
@@ -61,7 +62,7 @@ def test_moving_the_first_slider_and_back_is_clean(entry) -> None:
     assert_clean(at)
     at.slider[0].set_value(original).run()
     assert_clean(at)
-    assert at.get("plotly_chart")
+    assert drawn_charts(at)
 
 
 WIDGET_KINDS = (

@@ -17,6 +17,7 @@ from landscape.studies.branches import data as branch_data
 from landscape.studies.branches.losses import loss_function
 from landscape.studies.branches.training import objective, train
 from solvers.convex_relu import nonconvex_objective
+from tests.drawn_charts import drawn_charts
 
 # ---------------------------------------------------------------------------------------------
 # Duality gap
@@ -382,23 +383,23 @@ def test_page_revisits_cached_values_and_measures_the_gap() -> None:
     assert at.select_slider(key="branches_largest").value == 2
 
     def chart(key: str):
-        return next(c for c in at.get("plotly_chart") if c.key == f"chart_branches_{key}")
+        return next(c for c in drawn_charts(at) if c.key == f"chart_branches_{key}")
 
-    keys = [c.key for c in at.get("plotly_chart")]
+    keys = [c.key for c in drawn_charts(at)]
     assert keys == [
         f"chart_branches_{k}" for k in ("surface_grid", "surface_frames", "surface_3d", "measures")
     ]
-    assert "I = 1" in chart("surface_3d").proto.spec
+    assert "I = 1" in chart("surface_3d").spec
     trained = branches.measure_slice.cache_info().misses
     at.select_slider(key="branches_shown").set_value(2).run()
     assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
-    assert "I = 2" in chart("surface_3d").proto.spec  # the 3-D view follows the slider
+    assert "I = 2" in chart("surface_3d").spec  # the 3-D view follows the slider
     assert branches.measure_slice.cache_info().misses == trained  # from the cache, no training
     at.select_slider(key="branches_gap_restarts").set_value(8)
     at.select_slider(key="branches_gap_steps").set_value(250)
     at.toggle(key="branches_gap").set_value(True).run()
     assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
-    assert len(at.get("plotly_chart")) == 5  # and the gap against I
+    assert len(drawn_charts(at)) == 5  # and the gap against I
     assert any("exact convex program" in c.value for c in at.caption)
 
 

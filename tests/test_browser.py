@@ -127,6 +127,27 @@ def test_study_page_renders_and_its_first_slider_changes_a_chart(server, page, e
     assert not error_texts(page), error_texts(page)
 
 
+def test_a_moved_slider_updates_its_chart_in_place(server, page) -> None:
+    """A chart whose figure changes is updated where it stands (ui.charts: Plotly.react on the
+    same element), not removed and built anew: the element shown before the move is the one
+    showing the new figure. (With st.plotly_chart the old element left the page.)"""
+    page.goto(f"{server}/linear_duality")
+    wait_for_run(page)
+    page.wait_for_selector(".js-plotly-plot")
+    chart = page.locator(".js-plotly-plot").first.element_handle()
+    before = chart.evaluate("el => JSON.stringify(el.data)")
+    page.locator('.st-key-lin_gamma :is([role="slider"], input[type="range"])').first.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "([el, before]) => !el.isConnected || JSON.stringify(el.data) !== before",
+        arg=[chart, before],
+    )
+    wait_for_run(page)
+    assert chart.evaluate("el => el.isConnected"), "the chart was removed and drawn anew"
+    assert chart.evaluate("el => JSON.stringify(el.data)") != before
+    assert not error_texts(page), error_texts(page)
+
+
 SLIDER_INPUTS = '[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]'
 
 

@@ -44,7 +44,7 @@ def test_the_cache_is_bounded_in_bytes_and_keeps_its_arguments_alive(monkeypatch
     """Each figure holds 80 kB of float64 values (and their encoding for the browser); the
     ceiling holds three such figures, never more."""
     points = 10_000
-    sample = export.Specified(go.Figure(go.Scatter(y=np.zeros(points))).to_dict())  # as cached
+    sample = export.Specified(go.Figure(go.Scatter(y=np.zeros(points))))  # as cached
     one = export._figure_nbytes(((), sample))
     small = serving.ByteLRU(int(3.5 * one), sizer=export._figure_nbytes, name="Figures")
     monkeypatch.setattr(export, "_figures", small)
@@ -88,12 +88,14 @@ def _page() -> None:
     export.show_figure(export.cached_figure(spiral, "spiral"), "spiral")
 
 
-def test_a_cached_figure_reaches_the_browser_without_a_new_dict(monkeypatch) -> None:
-    """st.plotly_chart gets the dict made when the figure was cached: the same specification
-    as from the figure itself, and on a rerun no figure makes its dict again."""
+def test_a_cached_figure_reaches_the_browser_as_it_was_serialised(monkeypatch) -> None:
+    """The chart gets the JSON made when the figure was cached: the same specification as from
+    the figure itself, and on a rerun no figure is serialised again."""
     import plotly.io
     from plotly.basedatatypes import BaseFigure
     from streamlit.testing.v1 import AppTest
+
+    from tests.drawn_charts import drawn_charts
 
     export.clear_figures()
     made: list[str] = []
@@ -106,37 +108,39 @@ def test_a_cached_figure_reaches_the_browser_without_a_new_dict(monkeypatch) -> 
     monkeypatch.setattr(BaseFigure, "to_dict", counted)
     at = AppTest.from_function(_page).run()
     assert not at.exception, at.exception
-    (chart,) = at.get("plotly_chart")
-    expected = plotly.io.to_json(spiral("spiral").to_dict(), validate=False)
-    assert chart.proto.spec == expected
+    (chart,) = drawn_charts(at)
+    expected = plotly.io.to_json(spiral("spiral"), validate=False)
+    assert chart.key == "chart_spiral" and chart.spec == expected
     made.clear()
     at.run()
     assert not at.exception, at.exception
-    assert at.get("plotly_chart")[0].proto.spec == expected
-    assert made == []  # the cached dict was sent; no Figure made one
+    assert drawn_charts(at)[0].spec == expected
+    assert made == []  # the cached JSON was sent; no figure made a dict
     export.clear_figures()
 
 
-#: In a fresh interpreter (no test harness recording warnings meanwhile): the bytes that 20
+#: In a fresh interpreter (no test harness recording warnings meanwhile): the bytes that 20 more
 #: cached figures keep alive, traced by tracemalloc (NumPy's arrays included), and the bytes the
-#: cache counts for them.
+#: cache counts for them. Measured between 20 and 40 figures kept, so that what Plotly allocates
+#: once per process (validators; one 72 kB block when it first builds a figure's JSON) is not
+#: taken for the figures'.
 HELD_AND_COUNTED = textwrap.dedent(
     """
     import gc, tracemalloc
     from tests.test_cached_figure import spiral
     from ui import export
 
-    export.cached_figure(spiral, "warm-up")  # what Plotly builds once per process (validators)
+    export.cached_figure(spiral, "warm-up")
     export.clear_figures()
-    labels = [f"spiral {i}" for i in range(20)]
     gc.collect()
     tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    kept = [export.cached_figure(spiral, label) for label in labels]
+    kept = [export.cached_figure(spiral, f"spiral {i}") for i in range(20)]
     gc.collect()
-    held = tracemalloc.get_traced_memory()[0] - before
-    assert len(kept) == len(export._figures) == 20
-    print(held, export._figures.nbytes)
+    held, counted = tracemalloc.get_traced_memory()[0], export._figures.nbytes
+    kept += [export.cached_figure(spiral, f"spiral {i}") for i in range(20, 40)]
+    gc.collect()
+    assert len(kept) == len(export._figures) == 40
+    print(tracemalloc.get_traced_memory()[0] - held, export._figures.nbytes - counted)
     """
 )
 
@@ -144,7 +148,8 @@ HELD_AND_COUNTED = textwrap.dedent(
 def test_the_cache_counts_what_its_figures_really_hold() -> None:
     """The ceiling is honest: what cached figures keep alive is not more than the bytes the cache
     counts for them (a kept Figure's validated property trees were not counted: 1.8 times the
-    count for 25 Linear duality figures)."""
+    count for 25 Linear duality figures), give or take the cache's own bookkeeping, which is not
+    counted (its keys and links, 100-200 bytes a figure: 2-3% here)."""
     out = subprocess.run(
         [sys.executable, "-c", HELD_AND_COUNTED],
         capture_output=True,
@@ -153,11 +158,11 @@ def test_the_cache_counts_what_its_figures_really_hold() -> None:
         cwd=Path(__file__).resolve().parents[1],
     ).stdout
     held, counted = map(int, out.split())
-    assert 0 < held <= counted, (held, counted)
+    assert 0 < held <= 1.05 * counted, (held, counted)
 
 
 def test_a_cached_figure_exports_what_its_figure_would() -> None:
-    """The HTML and PNG exports read the kept dict: the same figure as the one it came from."""
+    """The HTML and PNG exports read the kept JSON: the same figure as the one it came from."""
     import json
 
     import plotly.io

@@ -160,7 +160,7 @@ FIRST_IMPORT_WHILE_DRAWING = textwrap.dedent(
     x = np.linspace(-1.0, 1.0, 9)
     z = np.add.outer(x**2, x**2)
 
-    def draw():  # a session: build the Lab's figure and serialise it, as st.plotly_chart does
+    def draw():  # a session: build the Lab's figure and serialise it for its chart
         while not stop.is_set():
             try:
                 figures.surface_and_contour(x, x, z).to_json()

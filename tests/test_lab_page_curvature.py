@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from test_app_pages import assert_clean, open_page
 
+from tests.drawn_charts import drawn_charts
 from ui.catalogue import STUDIES
 
 
@@ -18,7 +19,7 @@ def test_lab_page_with_the_sharpest_directions() -> None:
     assert at.selectbox(key="landscape_lab_directions").value == "sharpest"
     stated = [box.value for box in (*at.warning, *at.info, *at.success)]
     assert any("Lanczos" in text or "exact" in text for text in stated), stated
-    assert len(at.get("plotly_chart")) >= 5  # surface, slices, interpolation, density, training
+    assert len(drawn_charts(at)) >= 5  # surface, slices, interpolation, density, training
 
 
 def test_a_new_range_shows_the_surface_first_and_the_map_when_it_is_ready() -> None:
@@ -38,7 +39,7 @@ def test_a_new_range_shows_the_surface_first_and_the_map_when_it_is_ready() -> N
     at.slider(key="landscape_lab_resolution").set_value(5)
     at.slider(key="landscape_lab_span").set_value(1.3).run(timeout=300)
     assert_clean(at)
-    keys = {chart.key for chart in at.get("plotly_chart")}
+    keys = {chart.key for chart in drawn_charts(at)}
     assert "chart_lab_surface" in keys and "chart_lab_curvature" not in keys
     assert any("is being computed" in c.value for c in at.caption)
     full = at.session_state["_lab_map_waiting"]  # the page's own configuration (sidebar's seed)
@@ -52,6 +53,6 @@ def test_a_new_range_shows_the_surface_first_and_the_map_when_it_is_ready() -> N
     assert computed(lab, full) is not None, "the curvature map's run did not finish"
     at.run(timeout=300)
     assert_clean(at)
-    keys = {chart.key for chart in at.get("plotly_chart")}
+    keys = {chart.key for chart in drawn_charts(at)}
     assert "chart_lab_curvature" in keys
     assert not any("is being computed" in c.value for c in at.caption)

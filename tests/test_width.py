@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from landscape.engine.gram import gram_matrix, lambda_min
 from landscape.studies.width import depth_sweep, figures, width, width_sweep
 from landscape.studies.width.wide_nets import WideNetSpec, init_weights, layer_grams
+from tests.drawn_charts import drawn_charts
 from ui.runner import clear_cache
 
 SMALL = {"n": 8, "input_dim": 4}
@@ -199,7 +200,7 @@ def test_page_with_both_sweeps() -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     assert at.toggle(key="width_depth_on").value and at.slider(key="width_n").value == 8
-    assert len(at.get("plotly_chart")) == 8
+    assert len(drawn_charts(at)) == 8
 
 
 def test_stable_multiplier_is_the_stability_limit_in_units_of_the_step() -> None:

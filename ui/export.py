@@ -14,36 +14,18 @@ import streamlit as st
 from plotly.basedatatypes import BaseFigure
 
 from landscape.engine import plotting, results, serving
+from ui import charts
+from ui.charts import Specified
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
 FIGURE_CACHE_VARIABLE = "CONVEXIFY_FIGURE_CACHE_MB"
 FIGURE_CACHE_DEFAULT_MB = 64
 
 
-class Specified(BaseFigure):
-    """A figure as its dict only, made once: what `cached_figure` keeps and hands out.
-
-    ``st.plotly_chart`` asks a Figure for ``to_dict()`` (a deep copy with every array encoded,
-    the larger part of a rerun's cost), then serialises that dict to JSON; so do the HTML and
-    PNG exports (``plotly.io``). This stands for the figure in all three, its ``to_dict``
-    returning the dict made when the figure was cached; that dict is only read. (A dict passed
-    as such would be validated again, property by property.) The Figure itself is not kept: its
-    validated property trees held four times the memory of its dict (25 Linear duality figures:
-    6.4 MiB against 1.6 MiB, measured with tracemalloc), and bytes the cache's estimate did not
-    see."""
-
-    def __init__(self, spec: dict[str, Any]) -> None:  # no BaseFigure.__init__: no validation
-        object.__setattr__(self, "_spec", spec)
-
-    def to_dict(self) -> dict[str, Any]:
-        return self._spec
-
-
 def _figure_nbytes(entry: tuple[tuple[Any, ...], Specified]) -> int:
-    """Bytes a cached figure keeps alive: its dict (the arrays encoded as base64 strings), and
-    the arguments it was built from (results the result cache may have let go)."""
-    args, fig = entry
-    return serving.estimate_nbytes((fig.to_dict(), args))
+    """Bytes a cached figure keeps alive: the entry, the figure object and its JSON, and the
+    arguments it was built from (results the result cache may have let go)."""
+    return serving.estimate_nbytes((entry, vars(entry[1])))
 
 
 _figures: serving.ByteLRU[tuple[Hashable, ...], tuple[tuple[Any, ...], Specified]] = (
@@ -71,7 +53,7 @@ def cached_figure(make: Callable[..., go.Figure], *args: Any) -> Specified:
 
     The arguments are kept with the figure, so no id is reused while the entry lives; the cache
     is bounded in bytes (``CONVEXIFY_FIGURE_CACHE_MB``, default 64). What is kept and returned
-    is the figure's dict (`Specified`), made here once: `show_figure` sends it and exports it.
+    is the figure's JSON (`charts.Specified`), made here once: `show_figure` sends it as it is.
     """
     key = (make.__module__, make.__qualname__, *(_identity(a) for a in args))
     found = _figures.get(key)
@@ -79,7 +61,7 @@ def cached_figure(make: Callable[..., go.Figure], *args: Any) -> Specified:
         with plotting.FIGURE_LOCK:
             found = _figures.get(key)  # built by another session while this one waited
             if found is None:
-                found = (args, Specified(make(*args).to_dict()))
+                found = (args, Specified(make(*args)))
                 _figures.put(key, found)
     return found[1]
 
@@ -102,11 +84,11 @@ def png_export_available() -> bool:
 
 
 def show_figure(fig: BaseFigure, name: str) -> None:
-    """``st.plotly_chart`` plus download buttons for the figure (HTML, and PNG when possible).
+    """The chart (`charts.show_chart`, updated in place from run to run) and download buttons
+    for the figure (HTML, and PNG when possible).
 
-    A figure from `cached_figure` goes to the browser, and to the exports, from the dict made
-    when it was cached."""
-    st.plotly_chart(fig, width="stretch", key=f"chart_{name}")
+    A figure from `cached_figure` goes to the browser as the JSON made when it was cached."""
+    charts.show_chart(fig, key=f"chart_{name}")
     cols = st.columns([1, 1, 4])
     cols[0].download_button(
         "HTML",

@@ -1,0 +1,117 @@
+// One Plotly chart, drawn by plotly.js and updated in place (Plotly.react) when its figure
+// changes: a Streamlit v2 component (ui/charts.py). PLOTLY_URL is defined above this file by
+// ui/charts.py: the plotly.min.js of the installed plotly package.
+
+const decoder = new TextDecoder();
+const DEFAULT_HEIGHT = 450; // plotly.js's, for a figure that sets none
+
+// plotly.js, loaded once per page by a script tag (it sets window.Plotly).
+function plotlyLoaded() {
+  if (window.Plotly) return Promise.resolve(window.Plotly);
+  if (!window.__convexifyPlotly) {
+    window.__convexifyPlotly = new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      script.src = new URL(PLOTLY_URL, document.baseURI).href;
+      script.onload = () => resolve(window.Plotly);
+      script.onerror = () => {
+        window.__convexifyPlotly = undefined; // the next chart tries again
+        reject(new Error(`plotly.js did not load from ${script.src}`));
+      };
+      document.head.appendChild(script);
+    });
+  }
+  return window.__convexifyPlotly;
+}
+
+function isObject(value) {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+// `over` merged into `under`, recursively for objects: what `over` says wins.
+function merged(under, over) {
+  const out = { ...under };
+  for (const [key, value] of Object.entries(over)) {
+    out[key] = isObject(value) && isObject(out[key]) ? merged(out[key], value) : value;
+  }
+  return out;
+}
+
+// The page's light theme, as Streamlit's own Plotly theme sets it, laid over the figure's
+// template: the figure's explicit layout still decides.
+function themed(layout, element) {
+  const style = getComputedStyle(element);
+  const text = { family: style.fontFamily, color: style.color };
+  const grid = "rgba(49, 51, 63, 0.1)";
+  const theme = {
+    font: { ...text, size: 12 },
+    title: { font: { ...text, size: 16 }, x: 0, xanchor: "left", pad: { l: 4 } },
+    legend: { valign: "top", font: { size: 12 }, borderwidth: 0 },
+    paper_bgcolor: "rgba(0, 0, 0, 0)",
+    plot_bgcolor: "rgba(0, 0, 0, 0)",
+    margin: { l: 0, r: 0, pad: 6 },
+    xaxis: {
+      automargin: true,
+      showgrid: false,
+      zeroline: false,
+      gridcolor: grid,
+      tickfont: { size: 12 },
+    },
+    yaxis: { automargin: true, gridcolor: grid, zerolinecolor: grid, tickfont: { size: 12 } },
+    hoverlabel: { font: { family: text.family, size: 12 } },
+  };
+  const template = layout.template || {};
+  return { ...layout, template: { ...template, layout: merged(template.layout || {}, theme) } };
+}
+
+// The figure as plotly.js draws it here: themed, as wide as its column (kept so by a
+// ResizeObserver when the column changes width).
+function drawable(figure, chart) {
+  const layout = themed({ ...(figure.layout || {}), autosize: true }, chart);
+  delete layout.width;
+  return {
+    data: figure.data || [],
+    layout,
+    frames: figure.frames || [],
+    config: { displaylogo: false, ...(figure.config || {}) },
+  };
+}
+
+export default function (component) {
+  const { parentElement, data } = component;
+  let chart = parentElement.querySelector("div.convexify-chart");
+  if (!chart) {
+    chart = document.createElement("div");
+    chart.className = "convexify-chart";
+    parentElement.appendChild(chart);
+  }
+  // Streamlit calls the last function returned when the chart leaves the page.
+  const cleanup = () => {
+    chart.__convexifyResize?.disconnect();
+    if (window.Plotly) window.Plotly.purge(chart);
+  };
+  const text = typeof data === "string" ? data : decoder.decode(data);
+  if (chart.__convexifyText === text) return cleanup; // a rerun that left this chart alone
+  chart.__convexifyText = text;
+  const figure = JSON.parse(text);
+  // The chart's height at once, before plotly.js has loaded: nothing below it moves later.
+  chart.style.height = `${figure.layout?.height ?? DEFAULT_HEIGHT}px`;
+  plotlyLoaded()
+    .then(() => {
+      if (chart.__convexifyText !== text) return undefined; // a newer figure came meanwhile
+      if (!chart.__convexifyResize) {
+        let width = chart.clientWidth;
+        chart.__convexifyResize = new ResizeObserver(() => {
+          if (chart.clientWidth !== width && chart.classList.contains("js-plotly-plot")) {
+            width = chart.clientWidth;
+            window.Plotly.Plots.resize(chart);
+          }
+        });
+        chart.__convexifyResize.observe(chart);
+      }
+      return window.Plotly.react(chart, drawable(figure, chart));
+    })
+    .catch((error) => {
+      chart.textContent = `The chart could not be drawn: ${error.message}`;
+    });
+  return cleanup;
+}
