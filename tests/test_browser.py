@@ -148,6 +148,28 @@ def test_a_moved_slider_updates_its_chart_in_place(server, page) -> None:
     assert not error_texts(page), error_texts(page)
 
 
+def test_charts_follow_the_pages_theme(server, page) -> None:
+    """A browser switched to a dark colour scheme (Streamlit follows it) redraws the charts
+    already drawn in the page's light text colour (before, they kept the dark text on the dark
+    page: their figures had not changed)."""
+    fonts = (
+        "() => Array.from(document.querySelectorAll('.js-plotly-plot'),"
+        " g => g._fullLayout.font.color)"
+    )
+    page.goto(f"{server}/linear_duality")
+    wait_for_run(page)
+    page.wait_for_selector(".js-plotly-plot")
+    text = page.evaluate("() => getComputedStyle(document.querySelector('h1')).color")
+    assert set(page.evaluate(fonts)) == {text}
+    page.emulate_media(color_scheme="dark")
+    page.wait_for_function(
+        "(light) => getComputedStyle(document.querySelector('h1')).color !== light", arg=text
+    )
+    dark = page.evaluate("() => getComputedStyle(document.querySelector('h1')).color")
+    page.wait_for_function(f"(dark) => ({fonts})().every(c => c === dark)", arg=dark)
+    page.emulate_media(color_scheme="light")
+
+
 SLIDER_INPUTS = '[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]'
 
 

@@ -36,12 +36,18 @@ function merged(under, over) {
   return out;
 }
 
-// The page's light theme, as Streamlit's own Plotly theme sets it, laid over the figure's
-// template: the figure's explicit layout still decides.
+// A CSS colour ("rgb(r, g, b)", as getComputedStyle gives it) at the opacity alpha.
+function faded(color, alpha) {
+  const [r, g, b] = color.match(/[\d.]+/g) ?? [49, 51, 63];
+  return `rgba(${r}, ${g}, ${b}, ${alpha})`;
+}
+
+// The page's theme (its text colour and font), as Streamlit's own Plotly theme sets it, laid
+// over the figure's template: the figure's explicit layout still decides.
 function themed(layout, element) {
   const style = getComputedStyle(element);
   const text = { family: style.fontFamily, color: style.color };
-  const grid = "rgba(49, 51, 63, 0.1)";
+  const grid = faded(style.color, 0.1);
   const theme = {
     font: { ...text, size: 12 },
     title: { font: { ...text, size: 16 }, x: 0, xanchor: "left", pad: { l: 4 } },
@@ -90,14 +96,17 @@ export default function (component) {
     if (window.Plotly) window.Plotly.purge(chart);
   };
   const text = typeof data === "string" ? data : decoder.decode(data);
-  if (chart.__convexifyText === text) return cleanup; // a rerun that left this chart alone
-  chart.__convexifyText = text;
+  // What the chart shows: its figure in the page's colours (a switch to the dark theme redraws).
+  const style = getComputedStyle(parentElement);
+  const shown = `${style.color} ${style.fontFamily} ${text}`;
+  if (chart.__convexifyShown === shown) return cleanup; // a rerun that left this chart alone
+  chart.__convexifyShown = shown;
   const figure = JSON.parse(text);
   // The chart's height at once, before plotly.js has loaded: nothing below it moves later.
   chart.style.height = `${figure.layout?.height ?? DEFAULT_HEIGHT}px`;
   plotlyLoaded()
     .then(() => {
-      if (chart.__convexifyText !== text) return undefined; // a newer figure came meanwhile
+      if (chart.__convexifyShown !== shown) return undefined; // a newer figure came meanwhile
       if (!chart.__convexifyResize) {
         let width = chart.clientWidth;
         chart.__convexifyResize = new ResizeObserver(() => {

@@ -11,7 +11,8 @@ Linear duality 1.47 -> 0.90 s, Width 0.87 -> 0.68 s, the Lab 1.28 -> 1.02 s.
 plotly.js is the ``plotly.min.js`` that the installed plotly package ships (the file plotly.py
 writes into offline HTML, so the figures and their drawing come from one release), served by
 Streamlit's component file route: nothing is fetched from outside the server. The component
-lays Streamlit's light Plotly theme over each figure's template, as ``st.plotly_chart`` did.
+lays Streamlit's Plotly theme (the page's text colour and font) over each figure's template,
+as ``st.plotly_chart`` did, and redraws its charts when the page switches theme.
 """
 
 from __future__ import annotations
