@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -135,3 +137,22 @@ class AppServer:
         trace: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextmanager
+def worktree(revision: str) -> Iterator[Path]:
+    """A temporary `git worktree` of this repository at ``revision`` (a benchmark's "before"
+    side), removed afterwards."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder) / "before"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(root), revision],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            yield root
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(root)], check=False
+            )

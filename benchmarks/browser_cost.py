@@ -25,21 +25,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import math
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.app_server import CHROMIUM, CHROMIUM_ARGS, CONNECTED, NOT_RUNNING, ROOT, AppServer
-from benchmarks.classroom import LECTURE
+from benchmarks.app_server import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    CONNECTED,
+    NOT_RUNNING,
+    ROOT,
+    AppServer,
+    worktree,
+)
+from benchmarks.classroom import LECTURE, cpu_seconds
 
 SETTLE_MS = 1200  # after a run: the browser finishes drawing (charts draw after the run ends)
 DEFAULT_BEFORE = "07cf3f7"
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def busy_seconds(cdp) -> float:
@@ -50,19 +56,16 @@ def busy_seconds(cdp) -> float:
 
 def chromium_seconds() -> float:
     """CPU seconds (user and system) of every Chromium process on this machine so far."""
-    total = 0
+    total = 0.0
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
         try:
-            program = (entry / "cmdline").read_bytes().split(b"\0")[0]
-            if b"chrom" not in Path(program.decode(errors="replace")).name.encode():
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended meanwhile
+            program = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:  # not a process, or it ended meanwhile
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICKS
+        if "chrom" in Path(program).name:
+            seconds = cpu_seconds(int(entry.name))
+            total += 0.0 if math.isnan(seconds) else seconds  # nan: it ended meanwhile
+    return total
 
 
 def settle(page) -> None:
@@ -127,20 +130,9 @@ def measure(root: Path, repeats: int) -> dict[str, dict[str, float]]:
 
 def measured_before(revision: str, repeats: int) -> dict[str, dict[str, float]]:
     """`measure` run in a separate process on a worktree of ``revision``."""
-    with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder) / "before"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(root), revision],
-            check=True,
-            capture_output=True,
-        )
-        try:
-            command = [sys.executable, __file__, "--measure", str(root), "--repeats", str(repeats)]
-            done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(root)], check=False
-            )
+    with worktree(revision) as root:
+        command = [sys.executable, __file__, "--measure", str(root), "--repeats", str(repeats)]
+        done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -31,11 +31,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.app_server import ROOT, worktree
+
 DEFAULT_BEFORE = "6e3bcc6"
 
 # (page file, widget kind, key, values moved to in order)
@@ -111,21 +113,9 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(Path(args.measure), args.only)))
         return
-    with tempfile.TemporaryDirectory() as folder:
-        before_root = Path(folder) / "before"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before_root), args.before],
-            check=True,
-            capture_output=True,
-        )
-        try:
-            print(f"before: {args.before}", file=sys.stderr)
-            before = run_side(before_root, args.only)
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before_root)],
-                check=False,
-            )
+    with worktree(args.before) as before_root:
+        print(f"before: {args.before}", file=sys.stderr)
+        before = run_side(before_root, args.only)
     print("after: this checkout", file=sys.stderr)
     after = run_side(ROOT, args.only)
     print(

@@ -42,10 +42,9 @@ function faded(color, alpha) {
   return `rgba(${r}, ${g}, ${b}, ${alpha})`;
 }
 
-// The page's theme (its text colour and font), as Streamlit's own Plotly theme sets it, laid
-// over the figure's template: the figure's explicit layout still decides.
-function themed(layout, element) {
-  const style = getComputedStyle(element);
+// The page's theme (its text colour and font: `style`, computed), as Streamlit's own Plotly
+// theme sets it, laid over the figure's template: the figure's explicit layout still decides.
+function themed(layout, style) {
   const text = { family: style.fontFamily, color: style.color };
   const grid = faded(style.color, 0.1);
   const theme = {
@@ -71,8 +70,8 @@ function themed(layout, element) {
 
 // The figure as plotly.js draws it here: themed, as wide as its column (kept so by a
 // ResizeObserver when the column changes width).
-function drawable(figure, chart) {
-  const layout = themed({ ...(figure.layout || {}), autosize: true }, chart);
+function drawable(figure, style) {
+  const layout = themed({ ...(figure.layout || {}), autosize: true }, style);
   delete layout.width;
   return {
     data: figure.data || [],
@@ -117,7 +116,7 @@ export default function (component) {
         });
         chart.__convexifyResize.observe(chart);
       }
-      return window.Plotly.react(chart, drawable(figure, chart));
+      return window.Plotly.react(chart, drawable(figure, style));
     })
     .catch((error) => {
       chart.textContent = `The chart could not be drawn: ${error.message}`;
