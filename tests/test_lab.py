@@ -12,7 +12,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from landscape.engine import uploads
+from landscape.engine import study_parts, uploads
 from landscape.engine.nets import mlp
 from landscape.studies.lab import lab
 
@@ -260,11 +260,11 @@ def test_moving_range_or_resolution_reuses_training_and_matches_a_fresh_run() ->
     )
     study.run(base)
     key = study.training_key(base)
-    trained = study._TRAINED[key]
+    trained = study_parts.kept(study.TRAINED, key)
     moved = replace(base, resolution=9, span=1.5)
     assert study.training_key(moved) == key
     cached = study.run(moved)
-    assert study._TRAINED[key] is trained
+    assert study_parts.kept(study.TRAINED, key) is trained
     study.clear_caches()
     fresh = study.run(moved)
     for field in fields(fresh):
@@ -561,7 +561,7 @@ def test_runs_of_one_training_at_once_equal_the_same_runs_in_turn() -> None:
         thread.join()
     assert not errors, errors
     for index, config in enumerate(configs):
-        for parts in (lab._CURVATURES, lab._CENTRES, lab._HESSIANS, lab._SLICES):
-            parts.clear()  # computed again, in turn, from the same shared training
+        for table in (lab.CURVATURES, lab.CENTRES, lab.HESSIANS, lab.SLICES):
+            study_parts.forget(table)  # computed again, in turn, from the same shared training
         in_turn = lab.run(config)
         np.testing.assert_allclose(at_once[index].surface, in_turn.surface, rtol=1e-12, atol=0)

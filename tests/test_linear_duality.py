@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from landscape.engine import study_parts
 from landscape.studies.linear_duality import linear_duality as study
 from landscape.studies.linear_duality.linear_net import (
     DeepLinearNet,
@@ -168,7 +169,7 @@ def test_moving_gamma_reuses_the_sweep_and_matches_a_fresh_run() -> None:
     moved = dataclasses.replace(config, gamma_ratio=1.7)
     assert study.problem(moved) is first
     cached = study.run(moved)
-    study._PROBLEMS.clear()
+    study_parts.forget(study.PROBLEMS)
     fresh = study.run(moved)
     for field in ("gammas", "sweep_gap", "gd_objective", "slice_values", "singular_residual"):
         np.testing.assert_array_equal(getattr(cached, field), getattr(fresh, field))
@@ -204,7 +205,7 @@ def test_moving_gamma_solves_the_sweep_once_and_the_dual_only_at_gamma(monkeypat
     from solvers import linear_dual
 
     config = study.Config(steps=30, restarts=1, slice_resolution=5, sweep_points=9, seed=11)
-    study._PROBLEMS.clear()
+    study_parts.forget(study.PROBLEMS)
     problems, duals = [], []
     solve_problem, solve_dual = study._solve_problem, linear_dual.solve_dual
     monkeypatch.setattr(study, "_solve_problem", lambda *a: problems.append(1) or solve_problem(*a))
@@ -218,7 +219,7 @@ def test_moving_gamma_solves_the_sweep_once_and_the_dual_only_at_gamma(monkeypat
     cached = study.run(moved)
     assert len(problems) == 1, "moving gamma re-solved the gamma-free part"
     assert len(duals) == 2 and all(g == pytest.approx(cached.gamma) for g in duals)
-    study._PROBLEMS.clear()
+    study_parts.forget(study.PROBLEMS)
     fresh = study.run(moved)
     assert len(problems) == 2
     for field in dataclasses.fields(fresh):

@@ -190,7 +190,7 @@ def test_sidebar_about_box_shows_ceilings_and_runs() -> None:
     assert len(about) == 1
     text = " ".join(c.value for c in about[0].caption)
     assert f"of {runner.run_queue().slots}" in text
-    for name in ("Results", "Figures", "Presets", "Uploads"):
+    for name in ("Results", "Figures", "Presets", "Uploads", "Study parts"):
         assert name in text
     assert f"of {runner.result_cache().max_bytes / 2**20:.1f} MiB" in text
 

@@ -8,6 +8,7 @@ import dataclasses
 import sys
 import threading
 import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -55,7 +56,7 @@ def test_size_of_a_result_is_its_arrays_plus_small_overheads() -> None:
 
 
 def test_byte_ceiling_evicts_least_recently_used() -> None:
-    cache: ByteLRU[str, int] = ByteLRU(100, sizer=lambda value: value)
+    cache: ByteLRU[str, int] = ByteLRU(100, sizer=lambda value: value, bookkeeping=False)
     assert cache.put("a", 40) and cache.put("b", 40)
     assert cache.get("a") == 40  # a is now the most recently used
     assert cache.put("c", 40)  # 120 > 100: b goes
@@ -77,7 +78,7 @@ def test_byte_ceiling_evicts_least_recently_used() -> None:
     operations=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 200), st.booleans())),
 )
 def test_byte_ceiling_is_never_exceeded(ceiling: int, operations) -> None:
-    cache: ByteLRU[int, int] = ByteLRU(ceiling, sizer=lambda value: value)
+    cache: ByteLRU[int, int] = ByteLRU(ceiling, sizer=lambda value: value, bookkeeping=False)
     model: list[tuple[int, int]] = []  # (key, size), least recently used first
     for key, size, is_get in operations:
         if is_get:
@@ -121,10 +122,10 @@ def test_byte_ceiling_holds_under_threads() -> None:
 def test_byte_lru_cache_memoises_within_its_ceiling() -> None:
     calls = []
 
-    @byte_lru_cache(3 * 8000 + 1000)
+    @byte_lru_cache(3 * 8500 + 500)
     def load(n: int) -> np.ndarray:
         calls.append(n)
-        return np.zeros(1000)  # about 8 kB each: three fit
+        return np.zeros(1000)  # about 8.4 kB each, the key and the bookkeeping with it: 3 fit
 
     for n in (1, 2, 1, 3, 1, 4, 2):
         load(n)
@@ -133,6 +134,43 @@ def test_byte_lru_cache_memoises_within_its_ceiling() -> None:
     load.cache_clear()
     load(1)
     assert calls[-1] == 1
+
+
+def test_an_entry_counts_its_key_and_the_caches_bookkeeping() -> None:
+    """What the cache itself allocates for many entries (traced by tracemalloc: its table, links
+    and ``(value, size)`` tuples; the keys and values exist before) is at most
+    `serving.ENTRY_OVERHEAD` an entry, and not far below it; an entry counts its value, its key
+    and that overhead."""
+    entries = 20_000
+    keys = [(f"key {i}", i + 10**6) for i in range(entries)]
+    values = [float(i) for i in range(entries)]
+    cache: ByteLRU[tuple[str, int], float] = ByteLRU(2**30)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for key, value in zip(keys, values, strict=True):
+            cache.put(key, value)
+        bookkeeping = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert 0.7 * entries * serving.ENTRY_OVERHEAD <= bookkeeping
+    assert bookkeeping <= entries * serving.ENTRY_OVERHEAD
+    assert cache.entry_size(keys[0], values[0]) == (
+        sys.getsizeof(values[0]) + serving.estimate_nbytes(keys[0]) + serving.ENTRY_OVERHEAD
+    )
+    assert cache.nbytes == sum(map(cache.entry_size, keys, values))
+
+
+def test_a_modules_size_is_its_parameters_and_buffers() -> None:
+    import torch
+    from torch import nn
+
+    model = nn.Sequential(nn.Linear(100, 50), nn.BatchNorm1d(50))
+    tensors = [*model.parameters(), *model.buffers()]
+    weights = sum(t.numel() * t.element_size() for t in tensors)
+    assert weights <= serving.estimate_nbytes(model) <= weights + 200 * len(tensors) + 1000
+    assert serving.estimate_nbytes([model, model]) < weights + 200 * len(tensors) + 1100
+    assert serving.estimate_nbytes(torch.zeros(10)) >= 40
 
 
 def test_ceiling_from_environment(monkeypatch) -> None:

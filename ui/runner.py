@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar, cast
 import streamlit as st
 from streamlit.runtime.scriptrunner import RerunException, StopException
 
-from landscape.engine import cluster, heap, presets, results, serving, uploads
+from landscape.engine import cluster, heap, presets, results, serving, study_parts, uploads
 from ui.export import figure_cache_stats, result_downloads
 
 log = logging.getLogger(__name__)
@@ -429,4 +429,5 @@ def serving_stats() -> tuple[serving.QueueStats, list[serving.CacheStats]]:
         figure_cache_stats(),
         presets.cache_stats(),
         uploads.store_stats(),
+        study_parts.stats(),
     ]

@@ -115,5 +115,6 @@ def about_box() -> None:
         ]
         st.caption(
             "Memory ceilings (CONVEXIFY_RESULT_CACHE_MB, CONVEXIFY_FIGURE_CACHE_MB, "
-            "CONVEXIFY_PRESET_CACHE_MB, CONVEXIFY_UPLOAD_CACHE_MB):\n" + "\n".join(lines)
+            "CONVEXIFY_PRESET_CACHE_MB, CONVEXIFY_UPLOAD_CACHE_MB, CONVEXIFY_PARTS_CACHE_MB):\n"
+            + "\n".join(lines)
         )

@@ -16,7 +16,6 @@ The measured gap ``P_I - D`` is ``>= 0`` up to the solver's certified tolerance 
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from dataclasses import dataclass, replace
@@ -25,7 +24,7 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
-from landscape.engine import cluster, datasets
+from landscape.engine import cluster, datasets, study_parts
 from landscape.engine.device import Device, resolve_device
 from landscape.engine.nets import MultiBranchNet
 from landscape.engine.progress import Progress, silent
@@ -198,7 +197,7 @@ def merge_neurons(U: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return merged_u * root[:, None], merged_a * root
 
 
-@functools.lru_cache(maxsize=16)
+@study_parts.kept_function("branch_gap.convex_optimum")
 def convex_optimum(
     dataset: str, n: int, noise: float, beta: float, seed: int
 ) -> tuple[float, float, int, float, int]:
@@ -290,7 +289,7 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     )
 
 
-@functools.lru_cache(maxsize=128)
+@study_parts.kept_function("branch_gap.primal_restarts")
 def primal_restarts(config: Config) -> np.ndarray:
     """The two-layer objective of every restart for the one I in ``config.branch_counts``:
     shape (R,), ``inf`` where a restart diverged. Cached per configuration."""

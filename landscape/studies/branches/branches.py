@@ -9,7 +9,6 @@ cached on its own, so a run over a new list of I only trains the values it has n
 
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.engine import cluster, curvature, directions
+from landscape.engine import cluster, curvature, directions, study_parts
 from landscape.engine.device import Device, resolve_device
 from landscape.engine.nets import MultiBranchNet
 from landscape.engine.nonconvexity import hessian_ratio, max_convexity_defect, non_psd_fraction
@@ -303,7 +302,7 @@ def run(config: Config, progress: Progress | None = None) -> Result:
     )
 
 
-@functools.lru_cache(maxsize=128)
+@study_parts.kept_function("branches.measure_slice")
 def measure_slice(config: Config) -> dict[str, np.ndarray] | str:
     """One (depth, I) of the grid (``config`` holds one of each): the arrays of ``Result``
     without its two leading axes, or the reason it diverged. Cached per configuration."""

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.engine import curvature, datasets, presets, surface_files, uploads
+from landscape.engine import curvature, datasets, presets, study_parts, surface_files, uploads
 from landscape.engine.curvature import (
     CurvatureMap,
     curvature_map,
@@ -91,7 +91,6 @@ MAX_LANCZOS = 200
 TRACE_PRODUCTS = 30  # for Hutchinson and for Hutch++
 DENSITY_PROBES, DENSITY_ITERATIONS = 6, 30  # SLQ at the centre
 TRAINING_POINTS, TRAINING_PROBES, TRAINING_ITERATIONS = 5, 3, 15  # SLQ along training
-MAX_TRAINED = 8  # trainings kept in memory by `_trained` (small models: a few MiB at most)
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
@@ -441,15 +440,15 @@ class _Trained:
     restored: bool = False  # read from the presets' stored training (`_restored`), not trained
 
 
-_TRAINED: dict[Config, tuple[_Data, _Trained]] = {}
-_TRAINED_LOCK = threading.Lock()
+# The parts of runs kept between runs (`landscape.engine.study_parts`), by table: the trainings
+# (data, trained models); and, each with whether it came from a stored preset (`_kept`), the
+# curvature and evidence, the centre's evidence without the map, the slice Hessian with the
+# trace, the slices.
+TRAINED, CURVATURES, CENTRES, HESSIANS, SLICES = (
+    f"lab.{table}" for table in ("trained", "curvatures", "centres", "hessians", "slices")
+)
+_TRAINING_LOCK = threading.Lock()
 _TRAINING: dict[Config, threading.Lock] = {}  # one training per key at a time
-# Parts of runs by key, each with whether it came from a stored preset (`_kept`): the curvature
-# and evidence, the centre's evidence without the map, the slice Hessian with the trace, slices.
-_CURVATURES: dict[Config, tuple[tuple[Curvature, Evidence], bool]] = {}
-_CENTRES: dict[Config, tuple[Evidence, bool]] = {}
-_HESSIANS: dict[Config, tuple[tuple[np.ndarray, float, float], bool]] = {}
-_SLICES: dict[Config, tuple[Slices, bool]] = {}
 
 
 @dataclass
@@ -502,30 +501,29 @@ def _shared_training(config: Config, report: Progress) -> tuple[_Data, _Trained]
     training raises `_Diverged` and is not kept. The training of a key that a stored preset has
     is restored from it (`_restored`), not trained again."""
     key = training_key(config)
-    with _TRAINED_LOCK:
+    with _TRAINING_LOCK:
         found = _kept_training(key)
         flight = _TRAINING.setdefault(key, threading.Lock())
     if found is not None:
         return found
     try:
         with flight:
-            with _TRAINED_LOCK:
-                found = _kept_training(key)
+            found = _kept_training(key)
             if found is None:
                 data = _prepare(config)
                 trained = _restored(config, data) or _train_models(config, data, report)
                 found = (data, trained)
-                _remember(_TRAINED, key, found)
+                study_parts.keep(TRAINED, key, found)
     finally:
-        with _TRAINED_LOCK:
+        with _TRAINING_LOCK:
             _TRAINING.pop(key, None)
     return found
 
 
 def _kept_training(key: Config) -> tuple[_Data, _Trained] | None:
-    """``_TRAINED[key]`` (the caller holds `_TRAINED_LOCK`), unless it was restored from a
+    """The training kept under ``key`` (`TRAINED`), unless it was restored from a
     stored preset and this is inside `presets.afresh` (where everything is computed anew)."""
-    found = _TRAINED.get(key)
+    found = study_parts.kept(TRAINED, key)
     if found is not None and found[1].restored and presets.afresh_active():
         return None
     return found
@@ -533,8 +531,7 @@ def _kept_training(key: Config) -> tuple[_Data, _Trained] | None:
 
 def trained_ready(config: Config) -> bool:
     """Whether the models of ``config`` are trained (or restored) and kept (`_trained`)."""
-    with _TRAINED_LOCK:
-        return training_key(config) in _TRAINED
+    return study_parts.holds(TRAINED, training_key(config))
 
 
 def prepare(config: Config) -> None:
@@ -581,10 +578,7 @@ def curvature_ready(config: Config) -> bool:
     memory or with a stored preset of the same `curvature_key`: it then costs the training (if
     not cached), the surface and the slices only."""
     key = curvature_key(config)
-    with _TRAINED_LOCK:
-        if key in _CURVATURES:
-            return True
-    return _stored_groups(key) is not None
+    return study_parts.holds(CURVATURES, key) or _stored_groups(key) is not None
 
 
 def hessian_key(config: Config) -> Config:
@@ -605,18 +599,9 @@ def slices_key(config: Config) -> Config:
 
 
 def clear_caches() -> None:
-    """Forget every cached training, curvature and centre evidence (tests start afresh)."""
-    with _TRAINED_LOCK:
-        _TRAINED.clear()
-        for table in (_CURVATURES, _CENTRES, _HESSIANS, _SLICES):
-            table.clear()
-
-
-def _remember(table: dict[Config, Any], key: Config, value: Any) -> None:
-    with _TRAINED_LOCK:
-        table[key] = value
-        while len(table) > MAX_TRAINED:
-            table.pop(next(iter(table)))  # the oldest first
+    """Forget every kept training, curvature and centre evidence (tests start afresh)."""
+    for table in (TRAINED, CURVATURES, CENTRES, HESSIANS, SLICES):
+        study_parts.forget(table)
 
 
 def _stored_groups(key: Config, *groups: type) -> list[Any] | None:
@@ -632,22 +617,22 @@ def _stored_groups(key: Config, *groups: type) -> list[Any] | None:
 
 
 def _kept(
-    table: dict[Config, tuple[Any, bool]],
+    table: str,
     key: Config,
     compute: Callable[[], Any],
     stored: Callable[[list[Any]], Any],
     *groups: type,
 ) -> Any:
-    """``table[key]``; else ``stored(groups of the stored preset of key)`` when there is one
-    (`_stored_groups`), else ``compute()``; kept in ``table`` (at most `MAX_TRAINED` entries),
-    with whether it came from a preset: inside `presets.afresh` such an entry is computed anew."""
-    with _TRAINED_LOCK:
-        entry = table.get(key)
+    """The part kept under ``key`` in ``table`` (`landscape.engine.study_parts`); else
+    ``stored(groups of the stored preset of key)`` when there is one (`_stored_groups`), else
+    ``compute()``; kept with whether it came from a preset: inside `presets.afresh` such a part
+    is computed anew."""
+    entry = study_parts.kept(table, key)
     if entry is not None and not (entry[1] and presets.afresh_active()):
         return entry[0]
     parts = _stored_groups(key, *groups)
     found = stored(parts) if parts is not None else compute()
-    _remember(table, key, (found, parts is not None))
+    study_parts.keep(table, key, (found, parts is not None))
     return found
 
 
@@ -663,7 +648,7 @@ def _cached_curvature(
     def compute() -> tuple[Curvature, Evidence]:
         curvature, cmap = _curvature(config, problem, frame, report)
         centre = _kept(
-            _CENTRES,
+            CENTRES,
             centre_key(config),
             lambda: _centre_evidence(config, problem, frame, trained, report),
             lambda parts: replace(parts[0], **_map_evidence(None)),
@@ -672,7 +657,7 @@ def _cached_curvature(
         return curvature, replace(centre, **_map_evidence(cmap))
 
     return _kept(
-        _CURVATURES, curvature_key(config), compute, lambda parts: tuple(parts), Curvature, Evidence
+        CURVATURES, curvature_key(config), compute, lambda parts: tuple(parts), Curvature, Evidence
     )
 
 
@@ -680,7 +665,7 @@ def _cached_slices(config: Config, problem: Problem, frame: _Frame, start: Param
     """`_slices`, kept per `slices_key` (up to `SLICE_POINTS`, the slices do not depend on the
     resolution) or taken from the stored preset of that key."""
     return _kept(
-        _SLICES,
+        SLICES,
         slices_key(config),
         lambda: _slices(config, problem, frame, start),
         lambda parts: parts[0],
@@ -929,7 +914,7 @@ def _curvature(
     with the residual rule at `MAP_TOLERANCE` and a budget of ``lanczos_iterations`` steps."""
     center, d1, d2 = frame.center, frame.d1, frame.d2
     H2, trace, trace_error = _kept(
-        _HESSIANS,
+        HESSIANS,
         hessian_key(config),
         lambda: _centre_hessian(config, problem, frame),
         lambda parts: (

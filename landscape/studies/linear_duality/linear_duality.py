@@ -10,13 +10,12 @@ initial scales and seeds, and a 2-D slice of the primal around the recovered opt
 from __future__ import annotations
 
 import dataclasses
-import threading
 from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 import numpy as np
 
-from landscape.engine import datasets
+from landscape.engine import datasets, study_parts
 from landscape.engine.device import Device, resolve_device
 from landscape.engine.directions import cosine, random_directions
 from landscape.engine.progress import Progress, silent
@@ -42,7 +41,6 @@ DATASETS: tuple[Dataset, ...] = get_args(Dataset)
 Optimizer = Literal["gd", "adam"]
 OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
 SWEEP_RATIO = 5.0  # the sweep reaches 5 sigma_min, the top of the page's gamma slider
-MAX_PROBLEMS = 16  # gamma-free parts kept in memory
 LADDER = tuple(round(0.25 * k, 2) for k in range(21))  # gamma / sigma_min: 0, 0.25, ..., 5
 
 
@@ -276,17 +274,13 @@ def gamma_free_key(config: Config) -> Config:
 
 
 def problem(config: Config, progress: Progress | None = None) -> Problem:
-    """The gamma-free part of `run`, cached: moving gamma reuses it."""
+    """The gamma-free part of `run`, kept between runs (`PROBLEMS`): moving gamma reuses it."""
     config.validate()
     key = gamma_free_key(config)
-    with _PROBLEMS_LOCK:
-        found = _PROBLEMS.get(key)
+    found = study_parts.kept(PROBLEMS, key)
     if found is None:
         found = _solve_problem(key, progress or silent)
-        with _PROBLEMS_LOCK:
-            _PROBLEMS[key] = found
-            while len(_PROBLEMS) > MAX_PROBLEMS:
-                _PROBLEMS.pop(next(iter(_PROBLEMS)))  # the oldest first
+        study_parts.keep(PROBLEMS, key, found)
     return found
 
 
@@ -482,8 +476,7 @@ def _say_what_diverged(result: Result) -> Result:
     return result
 
 
-_PROBLEMS: dict[Config, Problem] = {}
-_PROBLEMS_LOCK = threading.Lock()
+PROBLEMS = "linear_duality.problems"  # the gamma-free parts (landscape.engine.study_parts)
 
 PRESETS: dict[str, Config] = {
     "default": Config(),
