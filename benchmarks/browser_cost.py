@@ -42,7 +42,7 @@ from benchmarks.app_server import (
     AppServer,
     worktree,
 )
-from benchmarks.classroom import LECTURE, cpu_seconds
+from benchmarks.classroom import LECTURE, Study, cpu_seconds
 
 SETTLE_MS = 1200  # after a run: the browser finishes drawing (charts draw after the run ends)
 DEFAULT_BEFORE = "07cf3f7"
@@ -83,16 +83,19 @@ def measured(page, cdp, press: str) -> tuple[float, float]:
     return chromium_seconds() - before, busy_seconds(cdp) - busy
 
 
-def page_costs(page, cdp, base: str, path: str, key: str, repeats: int) -> dict[str, float]:
-    """Median seconds of a plain rerun and of a one-step move of ``key`` on ``path``."""
-    page.goto(f"{base}/{path}?seed=0")
+def page_costs(page, cdp, base: str, study: Study, repeats: int) -> dict[str, float]:
+    """Median seconds of a plain rerun and of a one-step move of the study's slider, the chart
+    it changes in view (as a student watches it)."""
+    page.goto(f"{base}/{study.path}?seed=0")
     page.wait_for_selector(".js-plotly-plot")
     settle(page)
     plain = []
     for _ in range(repeats):
         page.locator("h1").first.click()  # focus on the page, not on a widget: "r" reruns
         plain.append(measured(page, cdp, "r"))
-    page.locator(f'.st-key-{key} input[type="range"]').first.focus()
+    page.locator(f'.st-key-{study.slider} input[type="range"]').first.focus()
+    page.locator(f".st-key-chart_{study.chart}").scroll_into_view_if_needed()
+    settle(page)  # charts that came near the view are drawn
     moves = [
         measured(page, cdp, "ArrowRight" if k % 2 == 0 else "ArrowLeft") for k in range(repeats)
     ]
@@ -117,13 +120,11 @@ def measure(root: Path, repeats: int) -> dict[str, dict[str, float]]:
         page.set_default_timeout(300_000)
         cdp = page.context.new_cdp_session(page)
         cdp.send("Performance.enable")
-        for path, _, _ in LECTURE:  # the server's first run of each page imports its modules
+        for path, *_ in LECTURE:  # the server's first run of each page imports its modules
             page.goto(f"{server.url}/{path}?seed=0")
             page.wait_for_selector(".js-plotly-plot")
             settle(page)
-        costs = {
-            path: page_costs(page, cdp, server.url, path, key, repeats) for path, key, _ in LECTURE
-        }
+        costs = {study.path: page_costs(page, cdp, server.url, study, repeats) for study in LECTURE}
         browser.close()
     return costs
 

@@ -40,6 +40,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -56,14 +57,25 @@ from benchmarks.app_server import (
 
 MOVE_TIMEOUT_S = 300.0
 
-# The lecture: (page url path, widget key of its headline slider, arrow presses per move).
-# Each study's moves end where they started, so the last one asks for the lap's start again.
-LECTURE: list[tuple[str, str, list[int]]] = [
-    ("linear_duality", "lin_gamma", [10, 10, -20]),
-    ("shallow_relu", "shallow_relu_beta", [1, 1, -2]),
-    ("width", "width_m", [16, -16]),
-    ("branches", "branches_shown", [1, -1]),
-    ("landscape_lab", "landscape_lab_resolution", [5, -5]),
+
+class Study(NamedTuple):
+    """One study of the lecture: its page, its headline slider, the arrow presses of each move
+    (they end where they started, so the last move asks for the lap's start again), and the
+    chart the slider changes, which the student keeps in view while moving it (charts far from
+    the view are drawn only once scrolled near: ui/charts.js)."""
+
+    path: str
+    slider: str
+    presses: list[int]
+    chart: str
+
+
+LECTURE: list[Study] = [
+    Study("linear_duality", "lin_gamma", [10, 10, -20], "linear_gamma_sweep"),
+    Study("shallow_relu", "shallow_relu_beta", [1, 1, -2], "shallow_relu_optimality_gap"),
+    Study("width", "width_m", [16, -16], "width_convergence"),
+    Study("branches", "branches_shown", [1, -1], "branches_surface_3d"),
+    Study("landscape_lab", "landscape_lab_resolution", [5, -5], "lab_surface"),
 ]
 
 CHARTS_JS = "Array.from(document.querySelectorAll('.js-plotly-plot'))"
@@ -234,12 +246,15 @@ async def next_study(page, base: str, path: str, record: Record) -> None:
     await wait_for_run(page)
 
 
-async def move(page, key: str, presses: int, record: Record) -> None:
+async def move(page, study: Study, presses: int, record: Record) -> None:
+    """Move the study's slider by ``presses`` arrow keys, the chart it changes in view."""
+    key = study.slider
     slider = page.locator(f'.st-key-{key} :is([role="slider"], input[type="range"])').first
     await wait_for_run(page)
     await page.evaluate(REMEMBER_JS)
     await page.evaluate(WATCH_MOVE_JS)
     await slider.focus()
+    await page.locator(f".st-key-chart_{study.chart}").scroll_into_view_if_needed()
     arrow = "ArrowRight" if presses > 0 else "ArrowLeft"
     for _ in range(abs(presses)):
         await page.keyboard.press(arrow)
@@ -321,19 +336,19 @@ async def student(browser, base: str, teacher: Teacher, laps: list[int], one_lap
     try:
         while not await teacher.step() or (one_lap and lap == 0):
             await asyncio.sleep(rng.uniform(0, 2))
-            first = LECTURE[0][0]
+            first = LECTURE[0].path
             await open_study(page, f"{base}/{first}?seed={lap}", record)
-            for index, (path, key, presses) in enumerate(LECTURE):
+            for index, study in enumerate(LECTURE):
                 if index > 0:
                     if await teacher.step() and not (one_lap and lap == 0):
                         return record
                     await asyncio.sleep(rng.uniform(0, 2))
-                    await next_study(page, base, path, record)
-                for count in presses:
+                    await next_study(page, base, study.path, record)
+                for count in study.presses:
                     if await teacher.step() and not (one_lap and lap == 0):
                         return record
                     await asyncio.sleep(rng.uniform(0, 2))
-                    await move(page, key, count, record)
+                    await move(page, study, count, record)
             lap += 1
             laps.append(lap)
     finally:
@@ -371,7 +386,7 @@ async def warm_up(browser, base: str) -> list[tuple[str, float]]:
     page = await context.new_page()
     page.set_default_timeout(MOVE_TIMEOUT_S * 1000)
     seconds = []
-    for path, _, _ in LECTURE:
+    for path, *_ in LECTURE:
         started = time.perf_counter()
         await page.goto(f"{base}/{path}?seed=0")
         await page.wait_for_selector(".js-plotly-plot")
