@@ -3,7 +3,8 @@
 Starts ``streamlit run app.py`` (as the browser tests do) and one headless Chromium; each student
 is a Playwright browser context. A lap of the lecture: every student opens the shared link (the
 first study, with the lap's seed), then for each study moves its headline slider through the
-lecture's values (keyboard arrows, as a student would) and opens the next study from the
+lecture's values (keyboard arrows, as a student would, with the chart the slider changes
+scrolled into view) and opens the next study from the
 sidebar. Before the class, the teacher opens each study once (the server's first run of a page
 imports its modules; ``--cold`` skips this and lets the class pay it). The teacher paces the
 class: a step starts when every student has finished the last one, and each student starts it
@@ -575,14 +576,20 @@ def report_targets(record: Record, memory: list[tuple[float, float]]) -> None:
             f"  memory flat over the last half (within {FLAT_PERCENT:.0f}%): fitted trend "
             f"{trend:+.1f}% (first to last sample {first_to_last:+.1f}%) -> {verdict}"
         )
+        first_peak, last_peak = peaks(memory)
+        print(
+            f"  (memory between computations, the lowest sample per {ENVELOPE_SECONDS:.0f} s: "
+            f"fitted trend {floor_trend(memory):+.1f}%; highest sample, with the runs' working "
+            f"memory: {first_peak:.0f} MiB in the first half, {last_peak:.0f} MiB in the last)"
+        )
 
 
-def memory_change(memory: list[tuple[float, float]]) -> tuple[float, float]:
-    """The server's memory change over the last half of the run, in percent of its mean there:
-    the least-squares line through the samples (slope x the half's duration), which one sample
-    caught during a computation's transient arrays does not decide; and the change from the
-    half's first sample to its last."""
-    half = [(t, m) for t, m in memory if t >= memory[-1][0] / 2]
+def memory_change(memory: list[tuple[float, float]], whole: bool = False) -> tuple[float, float]:
+    """The server's memory change over the last half of the run (``whole``: over all of
+    ``memory``), in percent of its mean there: the least-squares line through the samples (slope
+    x the half's duration), which one sample caught during a computation's transient arrays does
+    not decide; and the change from the half's first sample to its last."""
+    half = memory if whole else [(t, m) for t, m in memory if t >= memory[-1][0] / 2]
     times = np.array([t for t, _ in half])
     values = np.array([m for _, m in half])
     mean = float(values.mean())
@@ -591,6 +598,31 @@ def memory_change(memory: list[tuple[float, float]]) -> tuple[float, float]:
     slope = float(np.polyfit(times, values, 1)[0])
     trend = 100 * slope * float(np.ptp(times)) / mean
     return trend, 100 * float(values[-1] - values[0]) / float(values[0])
+
+
+ENVELOPE_SECONDS = 60.0
+
+
+def floor_trend(memory: list[tuple[float, float]]) -> float:
+    """The fitted trend over the last half (as `memory_change`) of the lowest sample in each
+    `ENVELOPE_SECONDS` window: whether the memory between computations rises, apart from when a
+    sample happened to catch a computation's working memory."""
+    half = [(t, m) for t, m in memory if t >= memory[-1][0] / 2]
+    if len(half) < 2:
+        return 0.0
+    start = half[0][0]
+    windows: dict[int, list[tuple[float, float]]] = {}
+    for t, m in half:
+        windows.setdefault(int((t - start) // ENVELOPE_SECONDS), []).append((t, m))
+    return memory_change([min(w, key=lambda s: s[1]) for w in windows.values()], whole=True)[0]
+
+
+def peaks(memory: list[tuple[float, float]]) -> tuple[float, float]:
+    """The highest sample of the first half of the run and of the last half, MiB."""
+    middle = memory[-1][0] / 2
+    first = [m for t, m in memory if t < middle] or [float("nan")]
+    last = [m for t, m in memory if t >= middle] or [float("nan")]
+    return max(first), max(last)
 
 
 def main() -> None:

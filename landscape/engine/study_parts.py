@@ -5,7 +5,7 @@ A moved slider often needs a part of an earlier run again: Linear duality's gamm
 I) slices, its convex optima and its restarts. Each study keeps those parts here under a table
 name of its own, instead of in module dictionaries bounded by a count of entries (one Lab
 training of a large upload weighs more than a hundred small ones): one least-recently-used cache
-of at most ``CONVEXIFY_PARTS_CACHE_MB`` MiB (default 128), each part's size estimated from the
+of at most ``CONVEXIFY_PARTS_CACHE_MB`` MiB (default 64), each part's size estimated from the
 arrays, tensors and modules it holds (`serving.estimate_nbytes`), shown with the other caches in
 the sidebar's *About this server*. A part evicted is computed again when it is next asked for.
 """
@@ -21,7 +21,7 @@ from landscape.engine import serving
 V = TypeVar("V")
 
 VARIABLE = "CONVEXIFY_PARTS_CACHE_MB"
-DEFAULT_MB = 128
+DEFAULT_MB = 64
 
 _parts: serving.ByteLRU[tuple[str, Hashable], Any] = serving.ByteLRU(
     serving.mebibytes_from_env(VARIABLE, DEFAULT_MB), name="Study parts"
