@@ -118,6 +118,8 @@ PHASES_JS = """() => {
 KINDS = ("preset", "cached", "fresh")
 FAST_TARGET_S = 3.0  # p95 for preset and cached moves (issue 17)
 FRESH_TARGET_S = 10.0  # p95 for fresh moves
+#: A cache's line in the about box: its name (words), then bytes against the ceiling.
+CACHE_LINE = r"(\w[\w ]*): ([\d.]+ of [\d.]+ MiB \(\d+ held, \d+ evicted\))"
 FLAT_PERCENT = 5.0  # memory change over the last half that still counts as flat
 CHANGED_JS = f"""() => {{
     const els = {CHARTS_JS};
@@ -456,7 +458,7 @@ async def class_run(
         "machine": server.machine,
         "tracebacks": log.count("Traceback"),
         "log": log,
-        "caches": re.findall(r"(\w+): ([\d.]+ of [\d.]+ MiB \(\d+ held, \d+ evicted\))", about),
+        "caches": re.findall(CACHE_LINE, about),
     }
 
 
