@@ -95,7 +95,7 @@ def page_costs(page, cdp, base: str, study: Study, repeats: int) -> dict[str, fl
         plain.append(measured(page, cdp, "r"))
     page.locator(f'.st-key-{study.slider} input[type="range"]').first.focus()
     page.locator(f".st-key-chart_{study.chart}").scroll_into_view_if_needed()
-    settle(page)  # charts that came near the view are drawn
+    settle(page)  # the scroll's own drawing is not counted in the moves
     moves = [
         measured(page, cdp, "ArrowRight" if k % 2 == 0 else "ArrowLeft") for k in range(repeats)
     ]

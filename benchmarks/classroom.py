@@ -62,8 +62,7 @@ MOVE_TIMEOUT_S = 300.0
 class Study(NamedTuple):
     """One study of the lecture: its page, its headline slider, the arrow presses of each move
     (they end where they started, so the last move asks for the lap's start again), and the
-    chart the slider changes, which the student keeps in view while moving it (charts far from
-    the view are drawn only once scrolled near: ui/charts.js)."""
+    chart the slider changes, which the student keeps in view while moving it."""
 
     path: str
     slider: str
@@ -121,6 +120,7 @@ FRESH_TARGET_S = 10.0  # p95 for fresh moves
 #: A cache's line in the about box: its name (words), then bytes against the ceiling.
 CACHE_LINE = r"(\w[\w ]*): ([\d.]+ of [\d.]+ MiB \(\d+ held, \d+ evicted\))"
 FLAT_PERCENT = 5.0  # memory change over the last half that still counts as flat
+ENVELOPE_SECONDS = 60.0  # the window whose lowest memory sample is taken as between computations
 CHANGED_JS = f"""() => {{
     const els = {CHARTS_JS};
     if (!window.__refs) return false;
@@ -591,7 +591,7 @@ def memory_change(memory: list[tuple[float, float]], whole: bool = False) -> tup
     ``memory``), in percent of its mean there: the least-squares line through the samples (slope
     x the half's duration), which one sample caught during a computation's transient arrays does
     not decide; and the change from the half's first sample to its last."""
-    half = memory if whole else [(t, m) for t, m in memory if t >= memory[-1][0] / 2]
+    half = memory if whole else last_half(memory)
     times = np.array([t for t, _ in half])
     values = np.array([m for _, m in half])
     mean = float(values.mean())
@@ -602,14 +602,11 @@ def memory_change(memory: list[tuple[float, float]], whole: bool = False) -> tup
     return trend, 100 * float(values[-1] - values[0]) / float(values[0])
 
 
-ENVELOPE_SECONDS = 60.0
-
-
 def floor_trend(memory: list[tuple[float, float]]) -> float:
     """The fitted trend over the last half (as `memory_change`) of the lowest sample in each
     `ENVELOPE_SECONDS` window: whether the memory between computations rises, apart from when a
     sample happened to catch a computation's working memory."""
-    half = [(t, m) for t, m in memory if t >= memory[-1][0] / 2]
+    half = last_half(memory)
     if len(half) < 2:
         return 0.0
     start = half[0][0]
@@ -619,12 +616,16 @@ def floor_trend(memory: list[tuple[float, float]]) -> float:
     return memory_change([min(w, key=lambda s: s[1]) for w in windows.values()], whole=True)[0]
 
 
+def last_half(memory: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (time, MiB) samples of the run's second half."""
+    return [(t, m) for t, m in memory if t >= memory[-1][0] / 2]
+
+
 def peaks(memory: list[tuple[float, float]]) -> tuple[float, float]:
     """The highest sample of the first half of the run and of the last half, MiB."""
-    middle = memory[-1][0] / 2
-    first = [m for t, m in memory if t < middle] or [float("nan")]
-    last = [m for t, m in memory if t >= middle] or [float("nan")]
-    return max(first), max(last)
+    last = last_half(memory)
+    first = memory[: len(memory) - len(last)]
+    return max((m for _, m in first), default=float("nan")), max(m for _, m in last)
 
 
 def main() -> None:

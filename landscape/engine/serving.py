@@ -239,24 +239,36 @@ class ByteLRU(Generic[K, V]):
             )
 
 
+def memoised(
+    function: Callable[..., V], cache: ByteLRU[Any, Any], prefix: Hashable = ()
+) -> Callable[..., V]:
+    """``function`` of hashable arguments, its values kept in ``cache`` under ``(*prefix,
+    args)`` (``args`` alone without a prefix): a cache shared by several functions tells their
+    values apart by the prefix."""
+    missing = object()
+
+    @functools.wraps(function)
+    def wrapper(*args: Hashable) -> V:
+        key = (*prefix, args) if prefix else args
+        value = cache.get(key, missing)
+        if value is missing:
+            value = function(*args)
+            cache.put(key, value)
+        return value
+
+    return wrapper
+
+
 def byte_lru_cache(
     max_bytes: int, sizer: Callable[[Any], int] = estimate_nbytes, name: str = ""
 ) -> Callable[[Callable[..., V]], Any]:
     """Like ``functools.lru_cache``, bounded in bytes: memoise a function of hashable arguments
-    in a `ByteLRU`. The wrapper has ``cache`` (the `ByteLRU`) and ``cache_clear()``."""
+    in a `ByteLRU` of its own (`memoised`). The wrapper has ``cache`` (the `ByteLRU`) and
+    ``cache_clear()``."""
 
     def decorate(function: Callable[..., V]) -> Any:
         cache: ByteLRU[Hashable, V] = ByteLRU(max_bytes, sizer, name or function.__name__)
-        missing = object()
-
-        @functools.wraps(function)
-        def wrapper(*args: Hashable) -> V:
-            value = cache.get(args, missing)
-            if value is missing:
-                value = function(*args)
-                cache.put(args, value)
-            return value
-
+        wrapper = memoised(function, cache)
         wrapper.cache = cache  # type: ignore[attr-defined]
         wrapper.cache_clear = cache.clear  # type: ignore[attr-defined]
         return wrapper

@@ -12,7 +12,6 @@ the sidebar's *About this server*. A part evicted is computed again when it is n
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
@@ -50,20 +49,12 @@ def forget(table: str) -> None:
 
 
 def kept_function(table: str) -> Callable[[Callable[..., V]], Any]:
-    """Memoise a function of hashable arguments in ``table``, like ``functools.lru_cache`` but
-    within the shared ceiling. The wrapper has ``cache_clear()`` (`forget` its table)."""
+    """Memoise a function of hashable arguments in ``table`` (`serving.memoised`), like
+    ``functools.lru_cache`` but within the shared ceiling. The wrapper has ``cache_clear()``
+    (`forget` its table)."""
 
     def decorate(function: Callable[..., V]) -> Any:
-        missing = object()
-
-        @functools.wraps(function)
-        def wrapper(*args: Hashable) -> V:
-            value = kept(table, args, missing)
-            if value is missing:
-                value = function(*args)
-                keep(table, args, value)
-            return value
-
+        wrapper = serving.memoised(function, _parts, prefix=(table,))
         wrapper.cache_clear = lambda: forget(table)  # type: ignore[attr-defined]
         return wrapper
 
@@ -73,8 +64,3 @@ def kept_function(table: str) -> Callable[[Callable[..., V]], Any]:
 def stats() -> serving.CacheStats:
     """The parts' entries and bytes against the ceiling, for the about box."""
     return _parts.stats()
-
-
-def resize(max_bytes: int) -> None:
-    """Change the ceiling (the least recently used parts out above it)."""
-    _parts.resize(max_bytes)
