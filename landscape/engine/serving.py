@@ -240,7 +240,7 @@ class ByteLRU(Generic[K, V]):
 
 
 def memoised(
-    function: Callable[..., V], cache: ByteLRU[Any, Any], prefix: Hashable = ()
+    function: Callable[..., V], cache: ByteLRU[Any, Any], prefix: tuple[Hashable, ...] = ()
 ) -> Callable[..., V]:
     """``function`` of hashable arguments, its values kept in ``cache`` under ``(*prefix,
     args)`` (``args`` alone without a prefix): a cache shared by several functions tells their
