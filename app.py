@@ -5,12 +5,14 @@ style and its previous/next slide buttons."""
 import streamlit as st
 
 from landscape.engine.device import configure_threads
+from landscape.engine.heap import keep_glibc_thresholds
 from ui.catalogue import HOME, PageEntry, by_section
 from ui.lecture import apply_style, slide_navigation
 from ui.links import begin_page, install
 from ui.sidebar import shared_sidebar
 
 configure_threads()
+keep_glibc_thresholds()  # a server runs for hours: freed memory goes back to the system
 install()  # every link parameter bound to a widget is checked before the widget reads it
 st.set_page_config(page_title="Convexify", page_icon=":material/landscape:", layout="wide")
 

@@ -120,6 +120,12 @@ FRESH_TARGET_S = 10.0  # p95 for fresh moves
 #: A cache's line in the about box: its name (words), then bytes against the ceiling.
 CACHE_LINE = r"(\w[\w ]*): ([\d.]+ of [\d.]+ MiB \(\d+ held, \d+ evicted\))"
 FLAT_PERCENT = 5.0  # memory change over the last half that still counts as flat
+CACHE_VARIABLES = {  # --NAME-cache-mb: the server's ceiling for that cache
+    "result": "CONVEXIFY_RESULT_CACHE_MB",
+    "figure": "CONVEXIFY_FIGURE_CACHE_MB",
+    "preset": "CONVEXIFY_PRESET_CACHE_MB",
+    "parts": "CONVEXIFY_PARTS_CACHE_MB",
+}
 ENVELOPE_SECONDS = 60.0  # the window whose lowest memory sample is taken as between computations
 CHANGED_JS = f"""() => {{
     const els = {CHARTS_JS};
@@ -641,18 +647,13 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="CONVEXIFY_TORCH_THREADS of the server"
     )
-    parser.add_argument(
-        "--result-cache-mb",
-        type=float,
-        default=None,
-        help="the server's CONVEXIFY_RESULT_CACHE_MB (a small one shows the ceiling at work)",
-    )
-    parser.add_argument(
-        "--figure-cache-mb",
-        type=float,
-        default=None,
-        help="the server's CONVEXIFY_FIGURE_CACHE_MB (a small one shows the ceiling at work)",
-    )
+    for name, variable in CACHE_VARIABLES.items():
+        parser.add_argument(
+            f"--{name}-cache-mb",
+            type=float,
+            default=None,
+            help=f"the server's {variable} (a small one shows the ceiling at work)",
+        )
     parser.add_argument(
         "--webgl",
         action="store_true",
@@ -669,10 +670,9 @@ def main() -> None:
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is missing (apt-get install -y chromium)")
     env = {"CONVEXIFY_TORCH_THREADS": str(args.threads)}
-    if args.result_cache_mb is not None:
-        env["CONVEXIFY_RESULT_CACHE_MB"] = str(args.result_cache_mb)
-    if args.figure_cache_mb is not None:
-        env["CONVEXIFY_FIGURE_CACHE_MB"] = str(args.figure_cache_mb)
+    for name, variable in CACHE_VARIABLES.items():
+        if (megabytes := getattr(args, f"{name}_cache_mb")) is not None:
+            env[variable] = str(megabytes)
     print(
         f"classroom benchmark on {os.cpu_count()} CPU(s), load average "
         f"{os.getloadavg()[0]:.1f} at start; server env {env} plus the caller's"

@@ -4,7 +4,7 @@ The baseline is what Li et al.'s ``loss-landscape`` and the ``loss-landscapes`` 
 grid point: write ``theta + a d1 + b d2`` into the model, forward the whole data set, compute the
 loss (here ``F.cross_entropy``, full batch, no data loader: the fastest form of that loop). Both
 see the same model, directions, grid and loss, in the same process (so both run with the allocator
-settings of ``landscape.engine.surface.keep_freed_memory``); the script checks that they agree.
+thresholds of ``landscape.engine.heap.tune_for_chunked_work``); the script checks that they agree.
 Timings are wall-clock, best of ``repeats``, the two methods interleaved so that both see the same
 load.
 

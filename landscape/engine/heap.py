@@ -1,8 +1,16 @@
-"""The server's heap after a computation: cyclic garbage collected, freed memory given back.
+"""The process's heap: glibc's thresholds, chosen once per process, and the server's release of
+freed memory after a computation.
 
-A heavy computation (a 45 x 45 Lab surface on 1,797 digits, a training) allocates and frees
-hundreds of MB of temporaries in a worker thread. Two things keep that memory in the process
-after the answer is out:
+Two uses want different thresholds. The command line and the benchmarks evaluate large surfaces
+in chunks, freeing and re-allocating blocks of the same few MiB; `tune_for_chunked_work` keeps
+those blocks on the heap. A server holds many sessions' caches for hours; `keep_glibc_thresholds`
+(called by the dashboard before its first computation) leaves glibc's own dynamic thresholds, so
+that a freed block above them goes back to the system. Whichever is called first holds for the
+process (a threshold once set cannot be given back to glibc's dynamic rule).
+
+In the server, a heavy computation (a 45 x 45 Lab surface on 1,797 digits, a training) allocates
+and frees hundreds of MB of temporaries in a worker thread. Two things keep that memory in the
+process after the answer is out:
 
 - Cyclic garbage (Plotly figures, autograd graphs, cvxpy problems) waits for Python's oldest
   generation, which runs rarely: ``runner.postScriptGC = false`` (.streamlit/config.toml) stops
@@ -28,6 +36,10 @@ import time
 from collections.abc import Callable
 from functools import lru_cache
 
+MiB = 2**20
+CHUNKED_WORK = "tuned for chunked work"
+GLIBC_OWN = "glibc's own"
+
 
 @lru_cache(maxsize=1)
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -42,6 +54,70 @@ def _malloc_trim() -> Callable[[int], int] | None:
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
     return trim
+
+
+@lru_cache(maxsize=1)
+def _mallopt() -> Callable[[int, int], int] | None:
+    """glibc's ``mallopt``, or None where the C library has none."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return None
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return mallopt
+
+
+_thresholds: list[str] = []  # the process's choice, once made: CHUNKED_WORK or GLIBC_OWN
+_thresholds_lock = threading.Lock()
+
+
+def _choose_thresholds(choice: str) -> str:
+    """Record ``choice`` (and apply it) unless one was made before; the choice in force."""
+    with _thresholds_lock:
+        if not _thresholds:
+            _thresholds.append(choice)
+            if choice == CHUNKED_WORK:
+                _set_chunked_work_thresholds()
+        return _thresholds[0]
+
+
+def _set_chunked_work_thresholds() -> None:
+    """``M_MMAP_THRESHOLD`` 32 MiB (glibc's maximum) and ``M_TRIM_THRESHOLD`` 256 MiB."""
+    mallopt = _mallopt()
+    if mallopt is not None:
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        mallopt(m_trim_threshold, 256 * MiB)
+        mallopt(m_mmap_threshold, 32 * MiB)
+
+
+def tune_for_chunked_work() -> bool:
+    """Let glibc reuse freed memory instead of returning it to the system, unless the process
+    chose glibc's own thresholds first (`keep_glibc_thresholds`); True when tuned.
+
+    Chunked evaluation frees and re-allocates blocks of the same few MiB again and again; with
+    glibc's defaults each of those allocations starts as a fresh ``mmap`` whose pages all fault
+    on first touch, which can cost more than the arithmetic. Allocations up to 32 MiB are then
+    served from the heap and up to 256 MiB of free heap is kept. A no-op off glibc.
+    """
+    return _choose_thresholds(CHUNKED_WORK) == CHUNKED_WORK and _mallopt() is not None
+
+
+def keep_glibc_thresholds() -> bool:
+    """The server's choice: glibc's own dynamic thresholds for this process. A block larger than
+    any mapped block freed so far (and than 32 MiB, always) gets a mapping of its own, given back
+    when freed; the heap keeps at most twice that threshold free at its top. True when in force;
+    False when the engine tuned the process first (call this before the first computation)."""
+    return _choose_thresholds(GLIBC_OWN) == GLIBC_OWN
+
+
+def thresholds() -> str | None:
+    """The thresholds this process chose (`CHUNKED_WORK`, `GLIBC_OWN`), None before either."""
+    with _thresholds_lock:
+        return _thresholds[0] if _thresholds else None
 
 
 def trim_available() -> bool:

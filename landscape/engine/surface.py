@@ -16,16 +16,13 @@ Three ways to evaluate a grid, all returning the same numbers (``method=``):
 
 ``"auto"`` picks the first that applies. The model is evaluated in eval mode and is left as it
 was: same parameters, same training flag. The first call also tunes glibc's allocator for chunked
-work (see `keep_freed_memory`), once per process.
+work (`heap.tune_for_chunked_work`), unless the process chose glibc's own thresholds first.
 """
 
 from __future__ import annotations
 
-import ctypes
-import platform
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from functools import cache
 
 import numpy as np
 import torch
@@ -33,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
+from landscape.engine import heap
 from landscape.engine.directions import Params, parameters_of
 from landscape.engine.hoisting import data_calls, hoist_first_layers, substituted_calls
 from landscape.engine.nets import MultiBranchNet
@@ -41,28 +39,6 @@ from landscape.engine.progress import Progress
 
 METHODS = ("auto", "fast", "vmap", "loop")
 CPU_BLOCK_BYTES = MiB // 2
-
-
-@cache
-def keep_freed_memory() -> bool:
-    """Let glibc reuse freed memory instead of returning it to the system; once per process.
-
-    Chunked evaluation frees and re-allocates blocks of the same few MiB again and again; with
-    glibc's defaults each of those allocations is a fresh ``mmap`` whose pages all fault on first
-    touch, which costs more than the arithmetic. Allocations up to 32 MiB are served from the heap
-    (``M_MMAP_THRESHOLD``, glibc's maximum) and up to 256 MiB of free heap is kept
-    (``M_TRIM_THRESHOLD``). A no-op off glibc; returns whether both settings took effect.
-    """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    trimmed = libc.mallopt(m_trim_threshold, 256 * MiB)
-    mapped = libc.mallopt(m_mmap_threshold, 32 * MiB)
-    return bool(trimmed and mapped)
 
 
 def surface_2d(
@@ -83,7 +59,7 @@ def surface_2d(
     pass uses at most about ``problem.memory_budget`` bytes of working memory. For a surface on
     a sub-sample, pass ``problem.sample(size, seed)``.
     """
-    keep_freed_memory()
+    heap.tune_for_chunked_work()
     a = _grid("alphas", alphas)
     b = _grid("betas", betas)
     if problem.batch_rows is not None:
@@ -119,7 +95,7 @@ def surface_points(
     points = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
     if not np.all(np.isfinite(points)):
         raise ValueError("coords must be finite (P, 2) coordinates")
-    keep_freed_memory()
+    heap.tune_for_chunked_work()
     if problem.batch_rows is not None:
         return over_batches(
             problem, lambda part, _: surface_points(part, d1, d2, points, center=center), None
