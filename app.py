@@ -6,6 +6,7 @@ import streamlit as st
 
 from landscape.engine.device import configure_threads
 from landscape.engine.heap import keep_glibc_thresholds
+from landscape.engine.libraries import import_heavy_libraries
 from ui.catalogue import HOME, PageEntry, by_section
 from ui.lecture import apply_style, slide_navigation
 from ui.links import begin_page, install
@@ -13,6 +14,7 @@ from ui.sidebar import shared_sidebar
 
 configure_threads()
 keep_glibc_thresholds()  # a server runs for hours: freed memory goes back to the system
+import_heavy_libraries()  # at the first page, not at a student's first fresh answer
 install()  # every link parameter bound to a widget is checked before the widget reads it
 st.set_page_config(page_title="Convexify", page_icon=":material/landscape:", layout="wide")
 
