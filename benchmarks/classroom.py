@@ -1,7 +1,14 @@
-"""Benchmark: a class on one server. N browser sessions follow a lecture script on one app.
+"""Benchmark: a class on one server. N sessions follow a lecture script on one app.
 
 Starts ``streamlit run app.py`` (as the browser tests do) and one headless Chromium; each student
-is a Playwright browser context. A lap of the lecture: every student opens the shared link (the
+is a Playwright browser context, or with ``--browsers K`` only K of them are: the other N - K are
+protocol students (`benchmarks.protocol_student`), which speak Streamlit's websocket protocol to
+the same server, load it as a browser does (widget states, page changes, held elements, the
+page's files over HTTP) and draw nothing. In a class every student's browser runs on the
+student's own machine; here N browsers share the server's 2 cores, and their drawing (0.6-1
+CPU-s per move each) saturates the machine long before the server does (8 browsers: 1.92 of 2
+cores busy, the server 0.29). The K browsers then measure what a student sees while the server
+serves N sessions. A lap of the lecture: every student opens the shared link (the
 first study, with the lap's seed), then for each study moves its headline slider through the
 lecture's values (keyboard arrows, as a student would, with the chart the slider changes
 scrolled into view) and opens the next study from the
@@ -13,7 +20,7 @@ passed (the soak stops at the first step after that, even inside the first lap; 
 lap); lap k uses seed k, so every lap after the first asks for new answers (the caches fill and
 must hold their ceilings).
 
-    python benchmarks/classroom.py [--sessions 8] [--minutes 10] [--sweep 2,4,8,12]
+    python benchmarks/classroom.py [--sessions 8] [--minutes 10] [--sweep 2,4,8,12] [--browsers K]
 
 Prints, per kind of move, p50 and p95 seconds from the move (last key press) to the changed
 chart: ``preset`` when the page says it shows a precomputed preset (the lecture's ladder values
@@ -24,21 +31,31 @@ to its first chart. Then the issue's targets, each with PASS or MISS: p95 under 
 and cached moves, under 10 s for fresh ones, and the server's memory flat over the last half of
 the run (within `FLAT_PERCENT`, by the line fitted to that half's samples: `memory_change`).
 Also the longest queue of heavy runs the server saw, the answers it shared between sessions,
-each cache's bytes, and the server's resident memory (RSS of the streamlit process) over time.
-``--sweep`` runs one short run per N on a fresh server each and prints the largest N whose
-preset and cached moves keep p95 under 3 s.
+the heavy runs it started, each cache's bytes, and the server's resident memory (RSS of the
+streamlit process) over time. These figures and targets are the browser students'. Protocol
+students are reported apart: p50 and p95 from a move's last press to the end of the run that
+answers it (the server's time and the network's, nothing drawn), classified as the browser
+classifies (the preset notice, a progress bar); each answer checked (its chart must differ from
+the one before the move and equal every other answer for the same link, study and value: the
+last move of a study returns to its first value, so each student checks one against its open);
+their error elements and timeouts; and their moves per kind beside the browser students' (the
+same lecture, so the same fresh computations asked for). ``--sweep`` runs one short run per N on
+a fresh server each and prints the largest N whose browser students' preset and cached moves
+keep p95 under 3 s (with ``--browsers K``, K browsers in each N).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import os
 import random
 import re
 import sys
 import threading
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -55,6 +72,7 @@ from benchmarks.app_server import (
     NOT_RUNNING,
     AppServer,
 )
+from benchmarks.protocol_student import ProtocolStudent
 
 MOVE_TIMEOUT_S = 300.0
 
@@ -212,6 +230,11 @@ class Record:
     opens: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     errors_on_page: int = 0
+    # protocol students only: each move's check of the answer (`ProtocolStudent.check`), what
+    # the client could not do as the browser does, and the elements sent as references
+    checks: collections.Counter[str] = field(default_factory=collections.Counter)
+    problems: list[str] = field(default_factory=list)
+    references: int = 0
 
 
 async def wait_for_run(page) -> None:
@@ -333,36 +356,99 @@ class Teacher:
                 self._release()
 
 
-async def student(browser, base: str, teacher: Teacher, laps: list[int], one_lap: bool) -> Record:
-    """One student through the lecture; a soak (not ``one_lap``) stops at its deadline."""
-    record = Record()
-    teacher.records.append(record)
+class BrowserStudent:
+    """A student in a Playwright browser context of the benchmark's Chromium."""
+
+    def __init__(self, context, page, base: str) -> None:
+        self.context, self.page, self.base = context, page, base
+
+    async def open(self, path: str, lap: int, record: Record) -> None:
+        await open_study(self.page, f"{self.base}/{path}?seed={lap}", record)
+
+    async def next(self, path: str, record: Record) -> None:
+        await next_study(self.page, self.base, path, record)
+
+    async def move(self, study: Study, presses: int, record: Record) -> None:
+        await move(self.page, study, presses, record)
+
+    async def close(self, record: Record) -> None:
+        await self.context.close()
+
+
+async def browser_student(browser, base: str) -> BrowserStudent:
+    """A new browser context and page (one student's tab)."""
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
     page.set_default_timeout(MOVE_TIMEOUT_S * 1000)
+    return BrowserStudent(context, page, base)
+
+
+class ProtocolActor:
+    """A protocol student (`benchmarks.protocol_student`), recorded as a browser student is:
+    its moves by kind, a step that took longer than `MOVE_TIMEOUT_S` as a failure, the errors
+    its answers showed; and each move's check of the answer."""
+
+    def __init__(self, base: str, answers: dict) -> None:
+        self.client = ProtocolStudent(base, answers)
+
+    async def open(self, path: str, lap: int, record: Record) -> None:
+        await self._opened(self.client.open(path, f"seed={lap}"), path, record)
+
+    async def next(self, path: str, record: Record) -> None:
+        await self._opened(self.client.next_study(path), path, record)
+
+    async def _opened(self, step: Awaitable[float], path: str, record: Record) -> None:
+        """Record the seconds of opening ``path`` (to the end of its run), or the timeout."""
+        try:
+            record.opens.append(await asyncio.wait_for(step, MOVE_TIMEOUT_S))
+        except asyncio.TimeoutError:
+            record.failures.append(f"open {path}: TimeoutError")
+
+    async def move(self, study: Study, presses: int, record: Record) -> None:
+        step = self.client.move(study.slider, f"chart_{study.chart}", presses)
+        try:
+            answer = await asyncio.wait_for(step, MOVE_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            record.failures.append(f"{study.path} {study.slider} {presses:+d}: TimeoutError")
+            return
+        record.moves[answer.kind].append(answer.seconds)
+        record.errors_on_page += len(answer.errors)
+        record.checks[answer.check] += 1
+
+    async def close(self, record: Record) -> None:
+        if self.client.session is not None:
+            record.problems.extend(self.client.session.problems)
+            record.references += self.client.session.references
+        await self.client.close()
+
+
+async def student(actor, teacher: Teacher, laps: list[int], one_lap: bool) -> Record:
+    """One student (a `BrowserStudent` or a `ProtocolActor`) through the lecture; a soak (not
+    ``one_lap``) stops at its deadline."""
+    record = Record()
+    teacher.records.append(record)
     rng = random.Random()
     lap = 0
     try:
         while not await teacher.step() or (one_lap and lap == 0):
             await asyncio.sleep(rng.uniform(0, 2))
-            first = LECTURE[0].path
-            await open_study(page, f"{base}/{first}?seed={lap}", record)
+            await actor.open(LECTURE[0].path, lap, record)
             for index, study in enumerate(LECTURE):
                 if index > 0:
                     if await teacher.step() and not (one_lap and lap == 0):
                         return record
                     await asyncio.sleep(rng.uniform(0, 2))
-                    await next_study(page, base, study.path, record)
+                    await actor.next(study.path, record)
                 for count in study.presses:
                     if await teacher.step() and not (one_lap and lap == 0):
                         return record
                     await asyncio.sleep(rng.uniform(0, 2))
-                    await move(page, study, count, record)
+                    await actor.move(study, count, record)
             lap += 1
             laps.append(lap)
     finally:
         await teacher.leave()
-        await context.close()
+        await actor.close(record)
     return record
 
 
@@ -406,10 +492,18 @@ async def warm_up(browser, base: str) -> list[tuple[str, float]]:
 
 
 async def class_run(
-    sessions: int, minutes: float, env: dict[str, str], webgl: bool, warm: bool = True
+    sessions: int,
+    minutes: float,
+    env: dict[str, str],
+    webgl: bool,
+    warm: bool = True,
+    browsers: int | None = None,
 ) -> dict:
+    """One class of ``sessions`` students on a fresh server: the first ``browsers`` of them (all
+    by default) browser students, the others protocol students."""
     from playwright.async_api import async_playwright
 
+    browsers = sessions if browsers is None else min(browsers, sessions)
     server = Server(env)
     warmed: list[tuple[str, float]] = []
     try:
@@ -423,42 +517,40 @@ async def class_run(
                 warmed = await warm_up(browser, server.url)
             teacher = Teacher(sessions, time.monotonic() + minutes * 60, [])
             laps: list[int] = []
+            answers: dict = {}
+            actors: list[BrowserStudent | ProtocolActor] = [
+                await browser_student(browser, server.url) for _ in range(browsers)
+            ]
+            actors += [ProtocolActor(server.url, answers) for _ in range(sessions - browsers)]
             started = time.monotonic()
+            client_cpu = cpu_seconds(os.getpid())
             records = await asyncio.gather(
-                *(
-                    student(browser, server.url, teacher, laps, minutes <= 0)
-                    for _ in range(sessions)
-                ),
+                *(student(actor, teacher, laps, minutes <= 0) for actor in actors),
                 return_exceptions=True,
             )
+            client_cpu = cpu_seconds(os.getpid()) - client_cpu
             elapsed = time.monotonic() - started
             about = await about_box(browser, server.url)
             await browser.close()
     finally:
         log = server.stop()
-    merged = Record()
-    crashed = []
-    for record in records:
-        if isinstance(record, BaseException):
-            crashed.append(f"{type(record).__name__}: {record}")
-            continue
-        for kind, values in record.moves.items():
-            merged.moves[kind].extend(values)
-        merged.opens.extend(record.opens)
-        merged.phases.extend(record.phases)
-        merged.failures.extend(record.failures)
-        merged.errors_on_page += record.errors_on_page
+    crashed = [f"{type(r).__name__}: {r}" for r in records if isinstance(r, BaseException)]
     longest = re.search(r"longest so far (\d+)", about)
     shared = re.search(r"answers shared between sessions: (\d+)", about)
+    runs = re.search(r"runs started: (\d+), dropped unwanted: (\d+)", about)
     return {
         "sessions": sessions,
+        "browsers": browsers,
         "warmed": warmed,
         "elapsed": elapsed,
         "laps": max(laps) if laps else 0,
-        "record": merged,
+        "record": merged(records[:browsers]),
+        "protocol": merged(records[browsers:]),
+        "client_cpu": client_cpu,
         "crashed": crashed,
         "longest_queue": int(longest.group(1)) if longest else None,
         "shared": int(shared.group(1)) if shared else None,
+        "runs": (int(runs.group(1)), int(runs.group(2))) if runs else None,
         "memory": server.memory,
         "cpu": server.cpu,
         "machine": server.machine,
@@ -468,11 +560,40 @@ async def class_run(
     }
 
 
+def merged(records: list[Record | BaseException]) -> Record:
+    """The students' records as one (a student that crashed has none)."""
+    total = Record()
+    for record in records:
+        if isinstance(record, BaseException):
+            continue
+        for kind, values in record.moves.items():
+            total.moves[kind].extend(values)
+        total.opens.extend(record.opens)
+        total.phases.extend(record.phases)
+        total.failures.extend(record.failures)
+        total.errors_on_page += record.errors_on_page
+        total.checks.update(record.checks)
+        total.problems.extend(record.problems)
+        total.references += record.references
+    return total
+
+
 def report(result: dict) -> float:
+    """Print a class's figures (see the module's docstring); the p95 of the browser students'
+    preset and cached moves."""
     record: Record = result["record"]
-    moves_and_opens = sum(map(len, record.moves.values())) + len(record.opens)
+    protocol: Record = result["protocol"]
+    moves_and_opens = sum(
+        sum(map(len, r.moves.values())) + len(r.opens) for r in (record, protocol)
+    )
+    students = f"{result['sessions']} sessions"
+    if result["browsers"] < result["sessions"]:
+        students += (
+            f" ({result['browsers']} in browsers, "
+            f"{result['sessions'] - result['browsers']} protocol students)"
+        )
     print(
-        f"\n== N = {result['sessions']} sessions, {result['elapsed'] / 60:.1f} min, "
+        f"\n== N = {students}, {result['elapsed'] / 60:.1f} min, "
         f"{result['laps']} lap(s) of the lecture"
     )
     if result["warmed"]:
@@ -495,10 +616,17 @@ def report(result: dict) -> float:
             f"{percentile(values, 95):9.2f}{max(values, default=float('nan')):9.2f}"
         )
     report_phases(record)
+    if result["browsers"] < result["sessions"]:
+        report_protocol(result)
     print(
         f"longest queue of heavy runs: {result['longest_queue']}; answers shared between "
         f"sessions (single flight): {result['shared']}"
     )
+    if result["runs"] is not None:
+        print(
+            f"heavy runs the server started (fresh computations): {result['runs'][0]}, "
+            f"dropped unwanted: {result['runs'][1]}"
+        )
     print(
         f"moves that timed out ({MOVE_TIMEOUT_S:.0f} s): {len(record.failures)}; error elements "
         f"seen: {record.errors_on_page}; tracebacks in the server log: {result['tracebacks']}; "
@@ -544,6 +672,45 @@ def report(result: dict) -> float:
         print("  timed out:", line)
     report_targets(record, memory)
     return percentile(fast, 95)
+
+
+def report_protocol(result: dict) -> None:
+    """The protocol students: their moves timed to the end of the answering run (the server's
+    time plus the network, nothing drawn), the checks of their answers, and their moves per
+    kind beside the browser students' (the same lecture asks the server for as much)."""
+    protocol: Record = result["protocol"]
+    print(f"protocol students ({result['sessions'] - result['browsers']}), no browser:")
+    rows = [(f"move -> run end, {kind}", protocol.moves[kind]) for kind in KINDS]
+    rows += [
+        ("move -> run end, all", [v for k in KINDS for v in protocol.moves[k]]),
+        ("open study -> run end", protocol.opens),
+    ]
+    for label, values in rows:
+        print(
+            f"{label:26}{len(values):7d}{percentile(values, 50):9.2f}"
+            f"{percentile(values, 95):9.2f}{max(values, default=float('nan')):9.2f}"
+        )
+    checks = ", ".join(f"{name} {count}" for name, count in sorted(protocol.checks.items()))
+    print(
+        f"  answers checked (the moved chart against the other answers for that value): "
+        f"{checks or 'none'}; timed out: {len(protocol.failures)}; error elements: "
+        f"{protocol.errors_on_page}; elements sent as references: {protocol.references}; "
+        f"not done as a browser would: {len(protocol.problems)}"
+    )
+    for line in protocol.problems[:3] + protocol.failures[:3]:
+        print("   ", line[:300])
+    groups = [("browser", result["record"], result["browsers"])]
+    groups.append(("protocol", protocol, result["sessions"] - result["browsers"]))
+    per_student = "; ".join(
+        f"{name} students " + " / ".join(f"{len(r.moves[k]) / n:.1f} {k}" for k in KINDS)
+        for name, r, n in groups
+        if n
+    )
+    print(f"  moves per student: {per_student}")
+    print(
+        f"  this script's CPU (the protocol students, Playwright's client side): "
+        f"{result['client_cpu']:.0f} s"
+    )
 
 
 def report_phases(record: Record) -> None:
@@ -636,7 +803,14 @@ def peaks(memory: list[tuple[float, float]]) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=8, help="browser sessions (students)")
+    parser.add_argument("--sessions", type=int, default=8, help="sessions (students)")
+    parser.add_argument(
+        "--browsers",
+        type=int,
+        default=None,
+        help="how many of the students are browsers (default: all); the others are protocol "
+        "students (benchmarks/protocol_student.py), as if their browsers ran elsewhere",
+    )
     parser.add_argument("--minutes", type=float, default=10.0, help="soak length; 0: one lap")
     parser.add_argument(
         "--sweep", default="", help="comma-separated N: one short run each, fresh server each"
@@ -680,16 +854,17 @@ def main() -> None:
     if args.sweep:
         best = 0
         for n in [int(x) for x in args.sweep.split(",") if x]:
-            run = class_run(n, args.sweep_minutes, env, args.webgl, not args.cold)
+            run = class_run(n, args.sweep_minutes, env, args.webgl, not args.cold, args.browsers)
             p95 = report(asyncio.run(run))
             if p95 < FAST_TARGET_S:
                 best = max(best, n)
+        browsers = "" if args.browsers is None else f" ({args.browsers} of the N in browsers)"
         print(
-            f"\nlargest N with p95 of preset and cached moves under {FAST_TARGET_S:.0f} s: "
-            f"{best or 'none of those tried'}"
+            f"\nlargest N with p95 of preset and cached moves under {FAST_TARGET_S:.0f} s"
+            f"{browsers}: {best or 'none of those tried'}"
         )
     else:
-        run = class_run(args.sessions, args.minutes, env, args.webgl, not args.cold)
+        run = class_run(args.sessions, args.minutes, env, args.webgl, not args.cold, args.browsers)
         report(asyncio.run(run))
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 

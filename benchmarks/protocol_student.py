@@ -1,0 +1,649 @@
+"""Protocol students: Streamlit sessions that speak the app's own websocket protocol and draw
+nothing (`benchmarks/classroom.py --browsers K`).
+
+In a class each student's browser runs on the student's own machine; the benchmark's machine
+has the server's two cores only. A protocol student loads the server as a browser student
+does, without a browser's rendering: it opens the page over HTTP (the page, the health and
+host-config checks, the chart component's ``plotly.min.js``, and on its first open the static
+files the teacher's browser fetched), connects to ``/_stcore/stream`` and exchanges
+``streamlit.proto`` messages there as Streamlit's frontend does:
+
+- every rerun carries the widget states of every widget on the page, each the value the
+  browser holds (its own, else the element's default, or the value the script set), the page's
+  query string (a bound widget's value written into it as the frontend writes it, defaults
+  removed), the page script hash and the hashes of the elements it holds;
+- elements sent as references (``ref_hash``) are read from that held cache, which forgets an
+  element after ``maxCachedMessageAge`` runs without it, as the browser's does;
+- a slider moved by arrow presses asks for every value on the way, one rerun per press,
+  snapped to the slider's step as the frontend's slider snaps it;
+- opening the next study sends the new page's script hash with the sidebar's widgets only (the
+  browser's page change); fragments that ask to be rerun every few seconds are rerun.
+
+It times a move from its last press to the ``script_finished`` of the run that answers it (the
+server's time plus the network, no drawing), checks that the run drew the study's chart and
+showed the value asked for (`shown_value`), and classifies the move as the browser does:
+``preset`` when the page says so, ``fresh`` when a progress bar came, else ``cached``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import re
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+from streamlit.proto.Alert_pb2 import Alert
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.Element_pb2 import Element
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.proto.Slider_pb2 import Slider
+from streamlit.proto.WidgetStates_pb2 import WidgetState
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Origin, Subprotocol
+
+STREAM_PATH = "_stcore/stream"
+#: Seconds between two arrow presses: the spacing of the reruns that a browser student's
+#: Playwright key presses sent (0.06-0.07 s, read from the browser's websocket frames).
+PRESS_INTERVAL_S = 0.06
+#: What Chromium asks for: the server compresses ``plotly.min.js`` (4.8 MB) for every open.
+ACCEPT_ENCODING = "gzip, deflate, br, zstd"
+#: The browser's ``contextInfo`` of a headless Chromium in this benchmark (its URL added).
+CONTEXT = {"timezone": "UTC", "timezone_offset": 0, "locale": "en-US", "is_embedded": False}
+EARLY = ForwardMsg.ScriptFinishedStatus.FINISHED_EARLY_FOR_RERUN
+FULL_RUN = ForwardMsg.ScriptFinishedStatus.FINISHED_SUCCESSFULLY
+#: Elements that carry an id but hold no widget state in the browser (a button's click is a
+#: trigger, sent once; a chart or a component without state sends nothing).
+STATELESS = {"button", "download_button", "bidi_component", "plotly_chart", "link_button"}
+PRESET_NOTICE = "Precomputed preset"
+ERROR_FORMAT = Alert.Format.ERROR  # an ``st.error`` box, counted like the browsers' ERRORS
+TRACEBACK = "Traceback (most recent call last)"
+
+
+def js_number(value: float) -> str:
+    """``String(value)`` in JavaScript: how the frontend writes a number into the URL."""
+    if value == int(value) and abs(value) < 1e21:
+        return str(int(value))
+    text = repr(value)
+    if 1e-6 <= abs(value) < 1e21:
+        return format(Decimal(text), "f")
+    mantissa, exponent = text.split("e")
+    return f"{mantissa}e{int(exponent):+d}"
+
+
+def step_precision(step: float) -> int:
+    """The frontend slider's precision of ``step``, as it counts it from ``String(step)``."""
+    text = js_number(step)
+    if "e-" in text:
+        return abs(math.floor(math.log10(abs(step)))) + text.index("e-")
+    return len(text) - text.index(".") if "." in text else 0
+
+
+def round_to_step(value: float, step: float) -> float:
+    """``value`` rounded to `step_precision` decimals (JavaScript's ``Math.round``: half up)."""
+    precision = step_precision(step)
+    if precision == 0:
+        return value
+    scale = 10**precision
+    return math.floor(value * scale + 0.5) / scale
+
+
+def snap_to_step(value: float, low: float, high: float, step: float) -> float:
+    """The frontend slider's ``snapValueToStep``: ``value`` on the step grid from ``low``,
+    inside ``[low, high]``."""
+    remainder = math.fmod(value - low, step)  # JavaScript's %: the sign of the dividend
+    if abs(remainder) * 2 >= step:
+        snapped = value + math.copysign(step - abs(remainder), remainder)
+    else:
+        snapped = value - remainder
+    snapped = round_to_step(snapped, step)
+    if snapped < low:
+        snapped = low
+    elif snapped > high:
+        snapped = low + math.floor(round_to_step((high - low) / step, step)) * step
+    return round_to_step(snapped, step)
+
+
+def arrow_values(slider: Slider, start: float, presses: int) -> list[float]:
+    """The values ``presses`` arrow keys ask for from ``start`` (right when positive), one per
+    press, as the frontend's slider steps and snaps them (a select slider steps its options)."""
+    step, low, high = slider.step, slider.min, slider.max
+    values = []
+    for _ in range(abs(presses)):
+        start = snap_to_step(start + (step if presses > 0 else -step), low, high, step)
+        values.append(start)
+    return values
+
+
+def _slider_value(widget: Slider, state: WidgetState, values: Iterable[float]) -> None:
+    if widget.type == Slider.Type.SELECT_SLIDER:
+        state.string_array_value.data.extend(widget.options[int(i)] for i in values)
+    else:
+        state.double_array_value.data.extend(values)
+
+
+def _slider(widget: Slider, state: WidgetState) -> None:
+    _slider_value(widget, state, widget.value if widget.set_value else widget.default)
+
+
+def _choice(widget: Any, state: WidgetState) -> None:  # selectbox, radio
+    if widget.set_value:
+        state.string_value = widget.raw_value
+    elif widget.HasField("default"):
+        state.string_value = widget.options[widget.default]
+
+
+def _multiselect(widget: Any, state: WidgetState) -> None:
+    chosen = widget.raw_values if widget.set_value else [widget.options[i] for i in widget.default]
+    state.string_array_value.data.extend(chosen)
+
+
+def _checkbox(widget: Any, state: WidgetState) -> None:
+    state.bool_value = widget.value if widget.set_value else widget.default
+
+
+def _number(widget: Any, state: WidgetState) -> None:
+    value = widget.value if widget.set_value else widget.default
+    if widget.data_type == widget.DataType.INT:
+        state.int_value = int(value)
+    else:
+        state.double_value = value
+
+
+def _text(widget: Any, state: WidgetState) -> None:
+    state.string_value = widget.value if widget.set_value else widget.default
+
+
+def _uploader(_widget: Any, state: WidgetState) -> None:
+    state.file_uploader_state_value.SetInParent()
+
+
+#: How the browser fills a widget's state from its element, per element type.
+FILL: dict[str, Callable[..., None]] = {
+    "slider": _slider,
+    "selectbox": _choice,
+    "radio": _choice,
+    "multiselect": _multiselect,
+    "checkbox": _checkbox,
+    "number_input": _number,
+    "text_input": _text,
+    "text_area": _text,
+    "file_uploader": _uploader,
+}
+
+
+def widget_of(element: Element) -> tuple[str, Any]:
+    """An element's type (``slider``, ``markdown``, ...) and its proto of that type."""
+    kind = element.WhichOneof("type") or ""
+    return kind, getattr(element, kind) if kind else None
+
+
+def widget_state(element: Element, held: WidgetState | None) -> WidgetState | None:
+    """The state the browser keeps for ``element``: ``held`` (the value it had, the student's
+    own) unless the script set the value, else the value the element carries (its default or
+    the value set). None for an element without state (text, a chart, a button).
+
+    Raises ``ValueError`` for a widget type this client cannot fill: its rerun would not be the
+    browser's."""
+    kind, widget = widget_of(element)
+    if kind in STATELESS or not getattr(widget, "id", ""):
+        return None
+    if kind not in FILL:
+        raise ValueError(f"no browser state known for a {kind} widget ({widget.id})")
+    if held is not None and not getattr(widget, "set_value", False):
+        return held
+    state = WidgetState(id=widget.id)
+    FILL[kind](widget, state)
+    return state
+
+
+def text_of(widget: Any) -> str:
+    """The text of a markdown, text or code element."""
+    return str(getattr(widget, "body", "") or getattr(widget, "code_text", ""))
+
+
+def query_text(params: Iterable[tuple[str, str]]) -> str:
+    """A query string as the frontend writes it: keys sorted, spaces as ``+``."""
+    return urlencode(sorted(params), quote_via=quote).replace("%20", "+")
+
+
+def with_param(query: str, key: str, value: str | None) -> str:
+    """``query`` with ``key`` set to ``value`` (removed for None): a bound widget's value written
+    into the URL."""
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    if value is None:
+        params.pop(key, None)
+    else:
+        params[key] = value
+    return query_text(params.items())
+
+
+def moved_state(slider: Slider, value: float) -> WidgetState:
+    """The widget state a browser sends for ``slider`` moved to ``value`` (an option's index for
+    a select slider)."""
+    state = WidgetState(id=slider.id)
+    _slider_value(slider, state, [value])
+    return state
+
+
+def url_value(slider: Slider, value: float) -> str | None:
+    """What the frontend writes into the URL for ``slider`` at ``value``: None at its default
+    (the parameter is removed)."""
+    if slider.type == Slider.Type.SELECT_SLIDER:
+        text = slider.options[int(value)]
+        return None if int(value) == int(slider.default[0]) else text
+    return None if js_number(value) == js_number(slider.default[0]) else js_number(value)
+
+
+@dataclass
+class Held:
+    """An element the session holds for later references, as the browser's message cache: the
+    message, the run count when it was last sent or referenced, and its fragment."""
+
+    message: bytes
+    run: int
+    fragment: str
+
+
+@dataclass
+class Answer:
+    """What the session saw since `Session.expect`: whether a progress bar came; and of the
+    full runs since `Session.last_request`, how many started, when the last ended (monotonic
+    s), its charts, whether it showed the preset notice and which errors it showed."""
+
+    started: int = 0
+    finished: float | None = None
+    progress: bool = False
+    preset: bool = False
+    charts: dict[str, str] = field(default_factory=dict)  # chart key -> digest of its figure
+    errors: list[str] = field(default_factory=list)
+
+    def since(self, start: float) -> float:
+        """Seconds from ``start`` (monotonic) to the answering run's end."""
+        return (math.nan if self.finished is None else self.finished) - start
+
+
+class Session:
+    """One browser session of the app, spoken over its websocket (see the module's docstring):
+    what the browser holds (widget states, the query string, the page, cached elements) and
+    the requests it sends. `listen` reads the server's messages until the socket closes."""
+
+    def __init__(self, socket: ClientConnection, base: str, path: str, query: str) -> None:
+        self.socket = socket
+        self.base = base
+        self.url = f"{base}/{path}"
+        self.query = query
+        self.page = ""  # the page's script hash, once the server named it
+        self.main = ""  # the main script's (app.py) hash
+        self.pages: dict[str, str] = {}  # url path -> page script hash (the navigation)
+        self.widgets: dict[str, WidgetState] = {}  # by widget id, in the order they came
+        self.elements: dict[str, tuple[Element, str]] = {}  # by widget id: element, script
+        self.seen: set[str] = set()  # widget ids drawn by the current full run
+        self.cache: dict[str, Held] = {}
+        self.runs = 0  # script runs finished (the cache's clock)
+        self.max_age = 2
+        self.answer = Answer()
+        self.changed = asyncio.Condition()
+        self.fragments: dict[str, tuple[float, asyncio.Task]] = {}
+        self.problems: list[str] = []  # where this client could not do what the browser does
+        self.charts: dict[str, Element] = {}  # by key: the last chart element of that key
+        self.references = 0  # elements the server sent as references to held ones
+
+    async def rerun(self, fragment: str = "", page_name: str = "", auto: bool = False) -> None:
+        """Send a rerun request with the browser's state (all its widgets' states)."""
+        message = BackMsg()
+        state = message.rerun_script
+        state.query_string = self.query
+        state.widget_states.widgets.extend(self.widgets.values())
+        state.page_script_hash = self.page
+        state.page_name = page_name
+        state.fragment_id = fragment
+        state.is_auto_rerun = auto
+        state.cached_message_hashes.extend(self.cache)
+        for name, value in {**CONTEXT, "url": self.url}.items():
+            setattr(state.context_info, name, value)
+        await self.socket.send(message.SerializeToString())
+
+    def expect(self) -> None:
+        """Start a new `Answer`: what comes after the requests about to be sent."""
+        self.answer = Answer()
+
+    def last_request(self) -> None:
+        """The next request is the last of this step: only a full run that starts after it
+        answers (`answered`)."""
+        self.answer.started = 0
+        self.answer.finished = None
+
+    async def open_page(self, path: str) -> None:
+        """The sidebar's link to ``path``: the new page with the sidebar's widgets only and the
+        query parameters bound to widgets (the browser's page change)."""
+        bound = {getattr(w, "query_param_key", "") for w in self._widget_elements()} - {""}
+        self.query = query_text((k, v) for k, v in parse_qsl(self.query) if k in bound)
+        self.stop_fragments()
+        kept = {i for i, (_, script) in self.elements.items() if script == self.main}
+        self.widgets = {i: s for i, s in self.widgets.items() if i in kept}
+        self.page = self.pages[path]
+        self.expect()
+        await self.rerun()
+        self.url = f"{self.base}/{path}"
+
+    def slider(self, key: str) -> Slider:
+        """The slider element whose widget key is ``key``."""
+        for element, _ in self.elements.values():
+            if element.WhichOneof("type") == "slider" and element.slider.id.endswith(f"-{key}"):
+                return element.slider
+        raise LookupError(f"no slider {key} on the page")
+
+    def slider_value(self, slider: Slider) -> float:
+        """The value the browser holds for ``slider`` (an option's index for a select slider)."""
+        state = self.widgets[slider.id]
+        if slider.type == Slider.Type.SELECT_SLIDER:
+            return float(list(slider.options).index(state.string_array_value.data[0]))
+        return state.double_array_value.data[0]
+
+    def press(self, slider: Slider, value: float) -> None:
+        """The browser's state after an arrow press moved ``slider`` to ``value``: the widget's
+        state, and its value in the URL."""
+        self.widgets[slider.id] = moved_state(slider, value)
+        self.query = with_param(self.query, slider.query_param_key, url_value(slider, value))
+
+    def _widget_elements(self) -> list[Any]:
+        """The widgets (their protos) of the elements the browser shows."""
+        return [widget_of(e)[1] for e, _ in self.elements.values()]
+
+    async def listen(self) -> None:
+        """Read the server's messages and keep the browser's state, until the socket closes."""
+        async for data in self.socket:
+            if isinstance(data, str):  # Streamlit sends protobufs, in binary frames only
+                continue
+            message = ForwardMsg()
+            message.ParseFromString(data)
+            message = self._resolved(message, data)
+            async with self.changed:
+                self._handle(message)
+                self.changed.notify_all()
+
+    def _resolved(self, message: ForwardMsg, data: bytes) -> ForwardMsg:
+        """``message``, read from the held elements when it is a reference; holds a cacheable
+        one (the browser's ForwardMsg cache)."""
+        if message.WhichOneof("type") == "ref_hash":
+            held = self.cache.get(message.ref_hash)
+            if held is None:
+                self.problems.append(f"Cached ForwardMsg MISS [hash={message.ref_hash}]")
+                return message
+            held.run = self.runs
+            self.references += 1
+            original = ForwardMsg()
+            original.ParseFromString(held.message)
+            original.metadata.CopyFrom(message.metadata)
+            return original
+        if message.metadata.cacheable and message.hash not in self.cache:
+            self.cache[message.hash] = Held(data, self.runs, message.delta.fragment_id)
+        return message
+
+    def _handle(self, message: ForwardMsg) -> None:
+        kind = message.WhichOneof("type")
+        if kind == "new_session":
+            self._new_session(message)
+        elif kind == "navigation":
+            self.pages = {p.url_pathname: p.page_script_hash for p in message.navigation.app_pages}
+            self.page = message.navigation.page_script_hash
+        elif kind == "page_info_changed":
+            self.query = message.page_info_changed.query_string
+        elif kind == "delta" and message.delta.WhichOneof("type") == "new_element":
+            self._element(message.delta.new_element, message.metadata.active_script_hash)
+        elif kind == "script_finished":
+            self._finished(message)
+        elif kind == "auto_rerun":
+            self._auto_rerun(message.auto_rerun.fragment_id, message.auto_rerun.interval)
+        elif kind == "stop_auto_rerun":
+            self.stop_fragments(message.stop_auto_rerun.fragment_ids)
+        elif kind == "session_event" and message.session_event.HasField(
+            "script_compilation_exception"
+        ):
+            self.answer.errors.append("script compilation error")
+        elif kind == "page_not_found":
+            self.problems.append(f"page not found: {message.page_not_found.page_name}")
+
+    def _new_session(self, message: ForwardMsg) -> None:
+        self.main = message.new_session.main_script_hash
+        self.max_age = message.new_session.config.max_cached_message_age
+        if not message.metadata.run.fragment_ids:  # a full run (the browser stops its timers)
+            self.seen = set()
+            self.answer.started += 1
+            self.answer.finished = None
+            self.answer.preset = False
+            self.answer.charts = {}
+            self.answer.errors = []
+            self.stop_fragments()
+
+    def _element(self, element: Element, script: str) -> None:
+        kind, widget = widget_of(element)
+        if kind == "progress":
+            self.answer.progress = True
+        elif kind == "exception":
+            self.answer.errors.append(f"exception: {widget.type}: {widget.message}"[:300])
+        elif kind == "alert" and widget.format == ERROR_FORMAT:
+            self.answer.errors.append(f"error box: {widget.body}"[:300])
+        elif kind == "markdown" and PRESET_NOTICE in widget.body:
+            self.answer.preset = True
+        elif kind in ("markdown", "code", "text") and TRACEBACK in text_of(widget):
+            self.answer.errors.append(f"traceback in a {kind} element")
+        elif kind == "bidi_component":
+            key = widget.id.rsplit("-", 1)[-1]
+            self.charts[key] = element
+            self.answer.charts[key] = hashlib.sha1(widget.SerializeToString()).hexdigest()
+        try:
+            state = widget_state(element, self.widgets.get(getattr(widget, "id", "")))
+        except ValueError as error:
+            self.problems.append(str(error))
+            return
+        if state is not None:
+            self.widgets[state.id] = state
+            self.elements[state.id] = (element, script)
+            self.seen.add(state.id)
+
+    def _finished(self, message: ForwardMsg) -> None:
+        if message.script_finished != EARLY:
+            self._age_cache(message.metadata.run.fragment_ids)
+        if message.script_finished == FULL_RUN:
+            # the browser forgets the widgets the run no longer drew
+            self.widgets = {i: s for i, s in self.widgets.items() if i in self.seen}
+            self.elements = {i: e for i, e in self.elements.items() if i in self.seen}
+            self.answer.finished = time.monotonic()
+
+    def _age_cache(self, fragments: Iterable[str]) -> None:
+        """One more run: forget the held elements unused for more than ``max_age`` runs (after
+        a fragment's run, only that fragment's)."""
+        self.runs += 1
+        fragments = set(fragments)
+        for digest, held in list(self.cache.items()):
+            if fragments and held.fragment not in fragments:
+                continue
+            if self.runs - held.run > self.max_age:
+                del self.cache[digest]
+
+    def _auto_rerun(self, fragment: str, interval: float) -> None:
+        """Rerun ``fragment`` every ``interval`` seconds, as the browser's timer does."""
+        if fragment in self.fragments and self.fragments[fragment][0] == interval:
+            return
+        self.stop_fragments([fragment])
+        self.fragments[fragment] = (interval, asyncio.create_task(self._every(fragment, interval)))
+
+    async def _every(self, fragment: str, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.rerun(fragment=fragment, auto=True)
+
+    def stop_fragments(self, fragments: Iterable[str] | None = None) -> None:
+        for fragment in list(self.fragments if fragments is None else fragments):
+            if fragment in self.fragments:
+                self.fragments.pop(fragment)[1].cancel()
+
+    async def answered(self) -> Answer:
+        """Wait until a full run that started after the last request has finished."""
+        async with self.changed:
+            await self.changed.wait_for(
+                lambda: self.answer.started > 0 and self.answer.finished is not None
+            )
+        return self.answer
+
+
+def fetch(url: str) -> int:
+    """GET ``url`` as the browser does (compressed if the server compresses); bytes read."""
+    request = urllib.request.Request(url, headers={"Accept-Encoding": ACCEPT_ENCODING})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return len(answer.read())
+    except urllib.error.HTTPError as error:  # a 404 is an answer too (the browser probes)
+        return len(error.read())
+
+
+def page_html(url: str) -> str:
+    """The page at ``url`` (the app's index.html)."""
+    with urllib.request.urlopen(url, timeout=60) as answer:
+        return answer.read().decode()
+
+
+def static_files(html: str) -> list[str]:
+    """The files the app's page names (its script, preloaded modules, style sheet, icon)."""
+    return sorted(set(re.findall(r'(?:src|href)="\./((?:static/|favicon)[^"]+)"', html)))
+
+
+def plotly_url(element: Element) -> str | None:
+    """The chart component's plotly.js, which its JavaScript loads (relative to the page)."""
+    found = re.search(r"PLOTLY_URL = '([^']+)'", element.bidi_component.js_content)
+    return found.group(1) if found else None
+
+
+@dataclass
+class Move:
+    """A protocol student's move: its kind, seconds from the last press to the answering run's
+    end, the errors that run showed, and `ProtocolStudent.check`'s verdict."""
+
+    kind: str
+    seconds: float
+    errors: list[str]
+    check: str
+
+
+class ProtocolStudent:
+    """A student without a browser: opens studies and moves sliders over a `Session`.
+
+    ``answers`` is shared by the class: the digest of each study's chart per (link, study,
+    value), to check that an answer shows the value asked (`check`)."""
+
+    def __init__(self, base: str, answers: dict[tuple[str, str, float], str]) -> None:
+        self.base = base
+        self.answers = answers
+        self.session: Session | None = None
+        self.listener: asyncio.Task | None = None
+        self.link = ""  # the lap's link (its seed): answers differ between links
+        self.path = ""
+        self.fetched_static = False
+
+    async def open(self, path: str, query: str) -> float:
+        """Open ``path?query`` as a page load: the page over HTTP, a new websocket session, its
+        first run; seconds until that run ended."""
+        await self.close()
+        started = time.monotonic()
+        await self._load_page(f"{self.base}/{path}?{query}")
+        stream = self.base.replace("http", "ws", 1) + "/" + STREAM_PATH
+        socket = await connect(
+            stream, subprotocols=[Subprotocol("streamlit")], max_size=None, origin=Origin(self.base)
+        )
+        self.session = Session(socket, self.base, path, query)
+        self.listener = asyncio.create_task(self.session.listen())
+        self.link, self.path = query, path
+        self.session.expect()
+        await self.session.rerun(page_name=path)
+        answer = await self.session.answered()
+        await self._load_plotly()
+        return answer.since(started)
+
+    async def _load_page(self, url: str) -> None:
+        """The page's HTML, the health and host-config checks, and on the student's first
+        open the files the HTML names (later opens find them in the browser's cache)."""
+        text = await asyncio.to_thread(page_html, url)
+        urls = [f"{self.base}/_stcore/health", f"{self.base}/_stcore/host-config"]
+        if not self.fetched_static:
+            urls += [f"{self.base}/{name}" for name in static_files(text)]
+            self.fetched_static = True
+        await asyncio.gather(*(asyncio.to_thread(fetch, u) for u in urls))
+
+    async def _load_plotly(self) -> None:
+        """The chart component's plotly.min.js, fetched anew by the browser at every page load."""
+        for element in self._open_session().charts.values():
+            url = plotly_url(element)
+            if url:
+                await asyncio.to_thread(fetch, f"{self.base}/{url}")
+                return
+
+    async def next_study(self, path: str) -> float:
+        """The sidebar's link to ``path``; seconds until the new page's run ended."""
+        session = self._open_session()
+        started = time.monotonic()
+        await session.open_page(path)
+        self.path = path
+        answer = await session.answered()
+        return answer.since(started)
+
+    def _open_session(self) -> Session:
+        if self.session is None:
+            raise RuntimeError("no study is open")
+        return self.session
+
+    async def move(self, slider_key: str, chart: str, presses: int) -> Move:
+        """Move the slider ``slider_key`` by ``presses`` arrow presses (one rerun each, the
+        values the browser's slider asks for); the move as the answering run shows it."""
+        session = self._open_session()
+        slider = session.slider(slider_key)
+        start = session.slider_value(slider)
+        before = session.answer.charts.get(chart)
+        if before is not None:
+            self.answers.setdefault((self.link, self.path, start), before)
+        values = arrow_values(slider, start, presses)
+        session.expect()
+        for index, value in enumerate(values):
+            if index:
+                await asyncio.sleep(PRESS_INTERVAL_S)
+            session.press(slider, value)
+            if index == len(values) - 1:
+                session.last_request()
+                sent = time.monotonic()
+            await session.rerun()
+        answer = await session.answered()
+        kind = "preset" if answer.preset else "fresh" if answer.progress else "cached"
+        check = self.check(before, answer.charts.get(chart), values[-1])
+        return Move(kind, answer.since(sent), list(answer.errors), check)
+
+    def check(self, before: str | None, after: str | None, value: float) -> str:
+        """Whether the answer shows the value asked: ``no chart`` when the run did not draw the
+        study's chart, ``unchanged`` when its figure is the one before the move, ``mismatch``
+        when it differs from another answer for this value (this link, this study), else
+        ``same`` (it equals one) or ``new`` (the first answer for the value)."""
+        if after is None:
+            return "no chart"
+        if after == before:
+            return "unchanged"
+        key = (self.link, self.path, value)
+        if key not in self.answers:
+            self.answers[key] = after
+            return "new"
+        return "same" if self.answers[key] == after else "mismatch"
+
+    async def close(self) -> None:
+        """Leave: close the websocket (the server ends the session), stop listening."""
+        if self.session is not None:
+            self.session.stop_fragments()
+            await self.session.socket.close()
+        if self.listener is not None:
+            await asyncio.gather(self.listener, return_exceptions=True)
+        self.session, self.listener = None, None
