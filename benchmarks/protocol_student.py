@@ -56,7 +56,13 @@ PRESS_INTERVAL_S = 0.06
 #: What Chromium asks for: the server compresses ``plotly.min.js`` (4.8 MB) for every open.
 ACCEPT_ENCODING = "gzip, deflate, br, zstd"
 #: The browser's ``contextInfo`` of a headless Chromium in this benchmark (its URL added).
-CONTEXT = {"timezone": "UTC", "timezone_offset": 0, "locale": "en-US", "is_embedded": False}
+CONTEXT = {
+    "timezone": "UTC",
+    "timezone_offset": 0,
+    "locale": "en-US",
+    "is_embedded": False,
+    "color_scheme": "light",
+}
 EARLY = ForwardMsg.ScriptFinishedStatus.FINISHED_EARLY_FOR_RERUN
 FULL_RUN = ForwardMsg.ScriptFinishedStatus.FINISHED_SUCCESSFULLY
 #: Elements that carry an id but hold no widget state in the browser (a button's click is a
@@ -123,6 +129,7 @@ def arrow_values(slider: Slider, start: float, presses: int) -> list[float]:
 
 
 def _slider_value(widget: Slider, state: WidgetState, values: Iterable[float]) -> None:
+    """A slider's ``values`` as its state: numbers, or a select slider's options at them."""
     if widget.type == Slider.Type.SELECT_SLIDER:
         state.string_array_value.data.extend(widget.options[int(i)] for i in values)
     else:
@@ -130,10 +137,12 @@ def _slider_value(widget: Slider, state: WidgetState, values: Iterable[float]) -
 
 
 def _slider(widget: Slider, state: WidgetState) -> None:
+    """A slider (or select slider): its default, or the value the script set."""
     _slider_value(widget, state, widget.value if widget.set_value else widget.default)
 
 
-def _choice(widget: Any, state: WidgetState) -> None:  # selectbox, radio
+def _choice(widget: Any, state: WidgetState) -> None:
+    """A selectbox or radio: the option at its default index, or the value the script set."""
     if widget.set_value:
         state.string_value = widget.raw_value
     elif widget.HasField("default"):
@@ -141,15 +150,18 @@ def _choice(widget: Any, state: WidgetState) -> None:  # selectbox, radio
 
 
 def _multiselect(widget: Any, state: WidgetState) -> None:
+    """A multiselect: the options at its default indices, or the values the script set."""
     chosen = widget.raw_values if widget.set_value else [widget.options[i] for i in widget.default]
     state.string_array_value.data.extend(chosen)
 
 
 def _checkbox(widget: Any, state: WidgetState) -> None:
+    """A checkbox or toggle."""
     state.bool_value = widget.value if widget.set_value else widget.default
 
 
 def _number(widget: Any, state: WidgetState) -> None:
+    """A number input: an int or a float, as its data type says."""
     value = widget.value if widget.set_value else widget.default
     if widget.data_type == widget.DataType.INT:
         state.int_value = int(value)
@@ -158,10 +170,12 @@ def _number(widget: Any, state: WidgetState) -> None:
 
 
 def _text(widget: Any, state: WidgetState) -> None:
+    """A text input or area."""
     state.string_value = widget.value if widget.set_value else widget.default
 
 
 def _uploader(_widget: Any, state: WidgetState) -> None:
+    """A file uploader without files: an empty state."""
     state.file_uploader_state_value.SetInParent()
 
 
@@ -384,11 +398,15 @@ class Session:
             original.ParseFromString(held.message)
             original.metadata.CopyFrom(message.metadata)
             return original
-        if message.metadata.cacheable and message.hash not in self.cache:
-            self.cache[message.hash] = Held(data, self.runs, message.delta.fragment_id)
+        if message.metadata.cacheable:
+            if message.hash in self.cache:  # sent again in full: used in this run
+                self.cache[message.hash].run = self.runs
+            else:
+                self.cache[message.hash] = Held(data, self.runs, message.delta.fragment_id)
         return message
 
     def _handle(self, message: ForwardMsg) -> None:
+        """Keep what the browser keeps from ``message``."""
         kind = message.WhichOneof("type")
         if kind == "new_session":
             self._new_session(message)
@@ -413,6 +431,7 @@ class Session:
             self.problems.append(f"page not found: {message.page_not_found.page_name}")
 
     def _new_session(self, message: ForwardMsg) -> None:
+        """A run began; a full one starts the page (and the `Answer`'s run) anew."""
         self.main = message.new_session.main_script_hash
         self.max_age = message.new_session.config.max_cached_message_age
         if not message.metadata.run.fragment_ids:  # a full run (the browser stops its timers)
@@ -425,6 +444,8 @@ class Session:
             self.stop_fragments()
 
     def _element(self, element: Element, script: str) -> None:
+        """An element drawn by the script ``script`` (a hash): noted in the `Answer`, and a
+        widget's state kept as the browser keeps it."""
         kind, widget = widget_of(element)
         if kind == "progress":
             self.answer.progress = True
@@ -451,6 +472,7 @@ class Session:
             self.seen.add(state.id)
 
     def _finished(self, message: ForwardMsg) -> None:
+        """A run ended: the held elements age; after a full run the `Answer` is complete."""
         if message.script_finished != EARLY:
             self._age_cache(message.metadata.run.fragment_ids)
         if message.script_finished == FULL_RUN:
@@ -478,11 +500,13 @@ class Session:
         self.fragments[fragment] = (interval, asyncio.create_task(self._every(fragment, interval)))
 
     async def _every(self, fragment: str, interval: float) -> None:
+        """The timer of `_auto_rerun` (cancelled by `stop_fragments`)."""
         while True:
             await asyncio.sleep(interval)
             await self.rerun(fragment=fragment, auto=True)
 
     def stop_fragments(self, fragments: Iterable[str] | None = None) -> None:
+        """Stop rerunning ``fragments`` (all by default): a full run or a page change began."""
         for fragment in list(self.fragments if fragments is None else fragments):
             if fragment in self.fragments:
                 self.fragments.pop(fragment)[1].cancel()
@@ -596,6 +620,7 @@ class ProtocolStudent:
         return answer.since(started)
 
     def _open_session(self) -> Session:
+        """The session of the open study."""
         if self.session is None:
             raise RuntimeError("no study is open")
         return self.session
