@@ -32,16 +32,17 @@ and cached moves, under 10 s for fresh ones, and the server's memory flat over t
 the run (within `FLAT_PERCENT`, by the line fitted to that half's samples: `memory_change`).
 Also the longest queue of heavy runs the server saw, the answers it shared between sessions,
 the heavy runs it started, each cache's bytes, and the server's resident memory (RSS of the
-streamlit process) over time. These figures and targets are the browser students'. Protocol
-students are reported apart: p50 and p95 from a move's last press to the end of the run that
-answers it (the server's time and the network's, nothing drawn), classified as the browser
-classifies (the preset notice, a progress bar); each answer checked (its chart must differ from
-the one before the move and equal every other answer for the same link, study and value: the
-last move of a study returns to its first value, so each student checks one against its open);
-their error elements and timeouts; and their moves per kind beside the browser students' (the
-same lecture, so the same fresh computations asked for). ``--sweep`` runs one short run per N on
-a fresh server each and prints the largest N whose browser students' preset and cached moves
-keep p95 under 3 s (with ``--browsers K``, K browsers in each N).
+streamlit process) over time. The moves, opens and latency targets above are the browser
+students' (what a student sees). Protocol students are reported apart: p50 and p95 from a
+move's last press to the end of the run that answers it (the server's time and the network's,
+nothing drawn), classified as the browser classifies (the preset notice, a progress bar); each
+answer checked (its chart must differ from the one before the move and equal every other answer
+for the same link, study and value: the last move of a study returns to its first value, so
+each student checks one against its open); their error elements and timeouts; and their moves
+per kind beside the browser students' (the same lecture, so the same fresh computations asked
+for). ``--sweep`` runs one short run per N on a fresh server each and prints the largest N whose
+browser students' preset and cached moves keep p95 under 3 s (with ``--browsers K``, K browsers
+in each N).
 """
 
 from __future__ import annotations

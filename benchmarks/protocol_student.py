@@ -19,10 +19,19 @@ files the teacher's browser fetched), connects to ``/_stcore/stream`` and exchan
 - opening the next study sends the new page's script hash with the sidebar's widgets only (the
   browser's page change); fragments that ask to be rerun every few seconds are rerun.
 
-It times a move from its last press to the ``script_finished`` of the run that answers it (the
-server's time plus the network, no drawing), checks that the run drew the study's chart and
-showed the value asked for (`shown_value`), and classifies the move as the browser does:
-``preset`` when the page says so, ``fresh`` when a progress bar came, else ``cached``.
+It times a move from its last press to the ``script_finished`` of the first full run that
+starts after that press (the server's time plus the network, no drawing), and classifies it
+as the browser student does: ``preset`` when that run shows the preset notice, ``fresh`` when a
+progress bar came during the move, else ``cached``. The server does not send a slider's value
+back (its element carries the default unless the script set the value), so `ProtocolStudent.
+check` checks the answer by its chart: drawn, changed by the move, and equal to every other
+answer for the same link, study and value.
+
+Where it differs from the browser (read from a Chromium's websocket frames and requests on this
+app, Streamlit 1.67): the browser also fetches some 65 small script chunks as elements first
+appear and two 404 probes per page load, which this client does not; it fetches plotly.min.js
+after the first run, not while it draws; and the browser's quick key presses sometimes reach
+the server as fewer reruns (two presses, one rerun), where this client sends one per press.
 """
 
 from __future__ import annotations
