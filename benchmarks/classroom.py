@@ -364,15 +364,19 @@ class BrowserStudent:
         self.context, self.page, self.base = context, page, base
 
     async def open(self, path: str, lap: int, record: Record) -> None:
+        """Open the lap's link to ``path`` (`open_study`)."""
         await open_study(self.page, f"{self.base}/{path}?seed={lap}", record)
 
     async def next(self, path: str, record: Record) -> None:
+        """Open ``path`` from the sidebar (`next_study`)."""
         await next_study(self.page, self.base, path, record)
 
     async def move(self, study: Study, presses: int, record: Record) -> None:
+        """Move the study's slider (`move`)."""
         await move(self.page, study, presses, record)
 
     async def close(self, record: Record) -> None:
+        """Close the tab."""
         await self.context.close()
 
 
@@ -393,9 +397,11 @@ class ProtocolActor:
         self.client = ProtocolStudent(base, answers)
 
     async def open(self, path: str, lap: int, record: Record) -> None:
+        """Open the lap's link to ``path`` (`ProtocolStudent.open`)."""
         await self._opened(self.client.open(path, f"seed={lap}"), path, record)
 
     async def next(self, path: str, record: Record) -> None:
+        """Open ``path`` as from the sidebar (`ProtocolStudent.next_study`)."""
         await self._opened(self.client.next_study(path), path, record)
 
     async def _opened(self, step: Awaitable[float], path: str, record: Record) -> None:
@@ -406,6 +412,7 @@ class ProtocolActor:
             record.failures.append(f"open {path}: TimeoutError")
 
     async def move(self, study: Study, presses: int, record: Record) -> None:
+        """Move the study's slider (`ProtocolStudent.move`); record its kind, time and check."""
         step = self.client.move(study.slider, f"chart_{study.chart}", presses)
         try:
             answer = await asyncio.wait_for(step, MOVE_TIMEOUT_S)
@@ -417,10 +424,10 @@ class ProtocolActor:
         record.checks[answer.check] += 1
 
     async def close(self, record: Record) -> None:
-        if self.client.session is not None:
-            record.problems.extend(self.client.session.problems)
-            record.references += self.client.session.references
+        """Leave; record what the client could not do as a browser, and its references."""
         await self.client.close()
+        record.problems.extend(self.client.problems)
+        record.references += self.client.references
 
 
 async def student(actor, teacher: Teacher, laps: list[int], one_lap: bool) -> Record:

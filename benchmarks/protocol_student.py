@@ -581,6 +581,8 @@ class ProtocolStudent:
         self.link = ""  # the lap's link (its seed): answers differ between links
         self.path = ""
         self.fetched_static = False
+        self.problems: list[str] = []  # of its sessions closed so far (`Session.problems`)
+        self.references = 0  # of its sessions closed so far (`Session.references`)
 
     async def open(self, path: str, query: str) -> float:
         """Open ``path?query`` as a page load: the page over HTTP, a new websocket session, its
@@ -678,6 +680,8 @@ class ProtocolStudent:
         if self.session is not None:
             self.session.stop_fragments()
             await self.session.socket.close()
+            self.problems += self.session.problems
+            self.references += self.session.references
         if self.listener is not None:
             await asyncio.gather(self.listener, return_exceptions=True)
         self.session, self.listener = None, None
