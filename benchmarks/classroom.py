@@ -849,6 +849,8 @@ def main() -> None:
         help="no warm-up: the students open the link on a server no session has used yet",
     )
     args = parser.parse_args()
+    if args.browsers is not None and args.browsers < 0:
+        parser.error("--browsers: a count of students, 0 or more")
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is missing (apt-get install -y chromium)")
     env = {"CONVEXIFY_TORCH_THREADS": str(args.threads)}
