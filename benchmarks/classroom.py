@@ -73,7 +73,7 @@ from benchmarks.app_server import (
     NOT_RUNNING,
     AppServer,
 )
-from benchmarks.protocol_student import ProtocolStudent
+from benchmarks.protocol_student import PRESS_INTERVAL_S, ProtocolStudent
 
 MOVE_TIMEOUT_S = 300.0
 
@@ -393,8 +393,8 @@ class ProtocolActor:
     its moves by kind, a step that took longer than `MOVE_TIMEOUT_S` as a failure, the errors
     its answers showed; and each move's check of the answer."""
 
-    def __init__(self, base: str, answers: dict) -> None:
-        self.client = ProtocolStudent(base, answers)
+    def __init__(self, base: str, answers: dict, press_interval: float) -> None:
+        self.client = ProtocolStudent(base, answers, press_interval)
 
     async def open(self, path: str, lap: int, record: Record) -> None:
         """Open the lap's link to ``path`` (`ProtocolStudent.open`)."""
@@ -506,9 +506,11 @@ async def class_run(
     webgl: bool,
     warm: bool = True,
     browsers: int | None = None,
+    press_interval: float = PRESS_INTERVAL_S,
 ) -> dict:
     """One class of ``sessions`` students on a fresh server: the first ``browsers`` of them (all
-    by default) browser students, the others protocol students."""
+    by default) browser students, the others protocol students (their arrow presses
+    ``press_interval`` seconds apart)."""
     from playwright.async_api import async_playwright
 
     browsers = sessions if browsers is None else min(browsers, sessions)
@@ -529,7 +531,10 @@ async def class_run(
             actors: list[BrowserStudent | ProtocolActor] = [
                 await browser_student(browser, server.url) for _ in range(browsers)
             ]
-            actors += [ProtocolActor(server.url, answers) for _ in range(sessions - browsers)]
+            actors += [
+                ProtocolActor(server.url, answers, press_interval)
+                for _ in range(sessions - browsers)
+            ]
             started = time.monotonic()
             client_cpu = cpu_seconds(os.getpid())
             records = await asyncio.gather(
@@ -819,6 +824,12 @@ def main() -> None:
         help="how many of the students are browsers (default: all); the others are protocol "
         "students (benchmarks/protocol_student.py), as if their browsers ran elsewhere",
     )
+    parser.add_argument(
+        "--press-interval",
+        type=float,
+        default=PRESS_INTERVAL_S,
+        help="seconds between a protocol student's arrow presses (default: the browsers' median)",
+    )
     parser.add_argument("--minutes", type=float, default=10.0, help="soak length; 0: one lap")
     parser.add_argument(
         "--sweep", default="", help="comma-separated N: one short run each, fresh server each"
@@ -864,7 +875,15 @@ def main() -> None:
     if args.sweep:
         best = 0
         for n in [int(x) for x in args.sweep.split(",") if x]:
-            run = class_run(n, args.sweep_minutes, env, args.webgl, not args.cold, args.browsers)
+            run = class_run(
+                n,
+                args.sweep_minutes,
+                env,
+                args.webgl,
+                not args.cold,
+                args.browsers,
+                args.press_interval,
+            )
             p95 = report(asyncio.run(run))
             if p95 < FAST_TARGET_S:
                 best = max(best, n)
@@ -874,7 +893,15 @@ def main() -> None:
             f"{browsers}: {best or 'none of those tried'}"
         )
     else:
-        run = class_run(args.sessions, args.minutes, env, args.webgl, not args.cold, args.browsers)
+        run = class_run(
+            args.sessions,
+            args.minutes,
+            env,
+            args.webgl,
+            not args.cold,
+            args.browsers,
+            args.press_interval,
+        )
         report(asyncio.run(run))
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 

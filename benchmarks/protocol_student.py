@@ -59,9 +59,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin, Subprotocol
 
 STREAM_PATH = "_stcore/stream"
-#: Seconds between two arrow presses: the spacing of the reruns that a browser student's
-#: Playwright key presses sent (0.06-0.07 s, read from the browser's websocket frames).
-PRESS_INTERVAL_S = 0.06
+#: Seconds between two arrow presses (by default): the median spacing of the reruns that the
+#: benchmark's browser students' key presses sent in a lap of two browser students (p10 0.07 s,
+#: p90 0.53 s; a lone browser on an idle server sent them 0.06-0.07 s apart). The pace decides
+#: how far the runs of the values passed on the way get before the next press stops them.
+PRESS_INTERVAL_S = 0.19
 #: What Chromium asks for: the server compresses ``plotly.min.js`` (4.8 MB) for every open.
 ACCEPT_ENCODING = "gzip, deflate, br, zstd"
 #: The browser's ``contextInfo`` of a headless Chromium in this benchmark (its URL added).
@@ -568,14 +570,21 @@ class Move:
 
 
 class ProtocolStudent:
-    """A student without a browser: opens studies and moves sliders over a `Session`.
+    """A student without a browser: opens studies and moves sliders over a `Session`, its arrow
+    presses ``press_interval`` seconds apart.
 
     ``answers`` is shared by the class: the digest of each study's chart per (link, study,
     value), to check that an answer shows the value asked (`check`)."""
 
-    def __init__(self, base: str, answers: dict[tuple[str, str, float], str]) -> None:
+    def __init__(
+        self,
+        base: str,
+        answers: dict[tuple[str, str, float], str],
+        press_interval: float = PRESS_INTERVAL_S,
+    ) -> None:
         self.base = base
         self.answers = answers
+        self.press_interval = press_interval
         self.session: Session | None = None
         self.listener: asyncio.Task | None = None
         self.link = ""  # the lap's link (its seed): answers differ between links
@@ -649,7 +658,7 @@ class ProtocolStudent:
         session.expect()
         for index, value in enumerate(values):
             if index:
-                await asyncio.sleep(PRESS_INTERVAL_S)
+                await asyncio.sleep(self.press_interval)
             session.press(slider, value)
             if index == len(values) - 1:
                 session.last_request()
