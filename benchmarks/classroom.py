@@ -73,7 +73,7 @@ from benchmarks.app_server import (
     NOT_RUNNING,
     AppServer,
 )
-from benchmarks.protocol_student import PRESS_INTERVAL_S, ProtocolStudent
+from benchmarks.protocol_student import PRESS_GAPS_S, ProtocolStudent
 
 MOVE_TIMEOUT_S = 300.0
 
@@ -393,8 +393,8 @@ class ProtocolActor:
     its moves by kind, a step that took longer than `MOVE_TIMEOUT_S` as a failure, the errors
     its answers showed; and each move's check of the answer."""
 
-    def __init__(self, base: str, answers: dict, press_interval: float) -> None:
-        self.client = ProtocolStudent(base, answers, press_interval)
+    def __init__(self, base: str, answers: dict, press_gaps: tuple[float, float]) -> None:
+        self.client = ProtocolStudent(base, answers, press_gaps)
 
     async def open(self, path: str, lap: int, record: Record) -> None:
         """Open the lap's link to ``path`` (`ProtocolStudent.open`)."""
@@ -506,11 +506,11 @@ async def class_run(
     webgl: bool,
     warm: bool = True,
     browsers: int | None = None,
-    press_interval: float = PRESS_INTERVAL_S,
+    press_gaps: tuple[float, float] = PRESS_GAPS_S,
 ) -> dict:
     """One class of ``sessions`` students on a fresh server: the first ``browsers`` of them (all
     by default) browser students, the others protocol students (their arrow presses
-    ``press_interval`` seconds apart)."""
+    ``press_gaps`` seconds apart: low, high)."""
     from playwright.async_api import async_playwright
 
     browsers = sessions if browsers is None else min(browsers, sessions)
@@ -532,8 +532,7 @@ async def class_run(
                 await browser_student(browser, server.url) for _ in range(browsers)
             ]
             actors += [
-                ProtocolActor(server.url, answers, press_interval)
-                for _ in range(sessions - browsers)
+                ProtocolActor(server.url, answers, press_gaps) for _ in range(sessions - browsers)
             ]
             started = time.monotonic()
             client_cpu = cpu_seconds(os.getpid())
@@ -825,10 +824,11 @@ def main() -> None:
         "students (benchmarks/protocol_student.py), as if their browsers ran elsewhere",
     )
     parser.add_argument(
-        "--press-interval",
-        type=float,
-        default=PRESS_INTERVAL_S,
-        help="seconds between a protocol student's arrow presses (default: the browsers' median)",
+        "--press-gaps",
+        type=lambda text: tuple(float(x) for x in text.split(",")),
+        default=PRESS_GAPS_S,
+        help="LOW,HIGH: seconds between a protocol student's arrow presses, drawn uniformly "
+        "(default: %(default)s, the benchmark's browsers' 10th to 90th percentile)",
     )
     parser.add_argument("--minutes", type=float, default=10.0, help="soak length; 0: one lap")
     parser.add_argument(
@@ -882,7 +882,7 @@ def main() -> None:
                 args.webgl,
                 not args.cold,
                 args.browsers,
-                args.press_interval,
+                args.press_gaps,
             )
             p95 = report(asyncio.run(run))
             if p95 < FAST_TARGET_S:
@@ -900,7 +900,7 @@ def main() -> None:
             args.webgl,
             not args.cold,
             args.browsers,
-            args.press_interval,
+            args.press_gaps,
         )
         report(asyncio.run(run))
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")

@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import random
 import re
 import time
 import urllib.error
@@ -59,11 +60,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin, Subprotocol
 
 STREAM_PATH = "_stcore/stream"
-#: Seconds between two arrow presses (by default): the median spacing of the reruns that the
-#: benchmark's browser students' key presses sent in a lap of two browser students (p10 0.07 s,
-#: p90 0.53 s; a lone browser on an idle server sent them 0.06-0.07 s apart). The pace decides
-#: how far the runs of the values passed on the way get before the next press stops them.
-PRESS_INTERVAL_S = 0.19
+#: Seconds between two arrow presses, drawn uniformly from this range (by default): the 10th and
+#: 90th percentiles of the spacing of the reruns that the benchmark's browser students' key
+#: presses sent in a lap of two browser students (median 0.19 s; a lone browser on an idle
+#: server sent them 0.06-0.07 s apart). The pace decides how far the runs of the values passed
+#: on the way get before the next press stops them (a pause over the runner's 0.5 s settle lets
+#: one start a computation).
+PRESS_GAPS_S = (0.07, 0.53)
 #: What Chromium asks for: the server compresses ``plotly.min.js`` (4.8 MB) for every open.
 ACCEPT_ENCODING = "gzip, deflate, br, zstd"
 #: The browser's ``contextInfo`` of a headless Chromium in this benchmark (its URL added).
@@ -571,7 +574,7 @@ class Move:
 
 class ProtocolStudent:
     """A student without a browser: opens studies and moves sliders over a `Session`, its arrow
-    presses ``press_interval`` seconds apart.
+    presses ``press_gaps`` (low, high) seconds apart, uniformly drawn.
 
     ``answers`` is shared by the class: the digest of each study's chart per (link, study,
     value), to check that an answer shows the value asked (`check`)."""
@@ -580,11 +583,12 @@ class ProtocolStudent:
         self,
         base: str,
         answers: dict[tuple[str, str, float], str],
-        press_interval: float = PRESS_INTERVAL_S,
+        press_gaps: tuple[float, float] = PRESS_GAPS_S,
     ) -> None:
         self.base = base
         self.answers = answers
-        self.press_interval = press_interval
+        self.press_gaps = press_gaps
+        self.rng = random.Random()
         self.session: Session | None = None
         self.listener: asyncio.Task | None = None
         self.link = ""  # the lap's link (its seed): answers differ between links
@@ -658,7 +662,7 @@ class ProtocolStudent:
         session.expect()
         for index, value in enumerate(values):
             if index:
-                await asyncio.sleep(self.press_interval)
+                await asyncio.sleep(self.rng.uniform(*self.press_gaps))
             session.press(slider, value)
             if index == len(values) - 1:
                 session.last_request()
