@@ -15,7 +15,8 @@ files the teacher's browser fetched), connects to ``/_stcore/stream`` and exchan
 - elements sent as references (``ref_hash``) are read from that held cache, which forgets an
   element after ``maxCachedMessageAge`` runs without it, as the browser's does;
 - a slider moved by arrow presses asks for every value on the way, one rerun per press,
-  snapped to the slider's step as the frontend's slider snaps it;
+  snapped to the slider's step as the frontend's slider snaps it, the presses spaced as the
+  benchmark's browser students' were (`PRESS_GAPS_S`);
 - opening the next study sends the new page's script hash with the sidebar's widgets only (the
   browser's page change); fragments that ask to be rerun every few seconds are rerun.
 
