@@ -615,18 +615,7 @@ def report(result: dict) -> float:
         print("cold server: the class's first opens include the server's imports (--cold)")
     print(f"{'':26}{'count':>7}{'p50 s':>9}{'p95 s':>9}{'max s':>9}")
     fast = record.moves["preset"] + record.moves["cached"]
-    rows = [
-        ("move -> chart, preset", record.moves["preset"]),
-        ("move -> chart, cached", record.moves["cached"]),
-        ("move -> chart, fresh", record.moves["fresh"]),
-        ("move -> chart, all", [v for k in KINDS for v in record.moves[k]]),
-        ("open study -> chart", record.opens),
-    ]
-    for label, values in rows:
-        print(
-            f"{label:26}{len(values):7d}{percentile(values, 50):9.2f}"
-            f"{percentile(values, 95):9.2f}{max(values, default=float('nan')):9.2f}"
-        )
+    report_times(record, "chart")
     report_phases(record)
     if result["browsers"] < result["sessions"]:
         report_protocol(result)
@@ -686,22 +675,28 @@ def report(result: dict) -> float:
     return percentile(fast, 95)
 
 
-def report_protocol(result: dict) -> None:
-    """The protocol students: their moves timed to the end of the answering run (the server's
-    time plus the network, nothing drawn), the checks of their answers, and their moves per
-    kind beside the browser students' (the same lecture asks the server for as much)."""
-    protocol: Record = result["protocol"]
-    print(f"protocol students ({result['sessions'] - result['browsers']}), no browser:")
-    rows = [(f"move -> run end, {kind}", protocol.moves[kind]) for kind in KINDS]
+def report_times(record: Record, until: str) -> None:
+    """One row per kind of move, all moves, and opening a study: count, p50, p95 and max
+    seconds from the move (or the open) to ``until`` ("chart", "run end")."""
+    rows = [(f"move -> {until}, {kind}", record.moves[kind]) for kind in KINDS]
     rows += [
-        ("move -> run end, all", [v for k in KINDS for v in protocol.moves[k]]),
-        ("open study -> run end", protocol.opens),
+        (f"move -> {until}, all", [v for k in KINDS for v in record.moves[k]]),
+        (f"open study -> {until}", record.opens),
     ]
     for label, values in rows:
         print(
             f"{label:26}{len(values):7d}{percentile(values, 50):9.2f}"
             f"{percentile(values, 95):9.2f}{max(values, default=float('nan')):9.2f}"
         )
+
+
+def report_protocol(result: dict) -> None:
+    """The protocol students: their moves timed to the end of the answering run (the server's
+    time plus the network, nothing drawn), the checks of their answers, and their moves per
+    kind beside the browser students' (the same lecture asks the server for as much)."""
+    protocol: Record = result["protocol"]
+    print(f"protocol students ({result['sessions'] - result['browsers']}), no browser:")
+    report_times(protocol, "run end")
     checks = ", ".join(f"{name} {count}" for name, count in sorted(protocol.checks.items()))
     print(
         f"  answers checked (the moved chart against the other answers for that value): "
