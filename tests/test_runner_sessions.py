@@ -40,10 +40,13 @@ def page() -> None:
 
     import streamlit as st
 
-    from ui.runner import run_study
+    from ui.runner import poll_study, run_study
 
     study = sys.modules["convexify_fake_study"]
     value = float(st.query_params.get("value", "1.0"))
+    if st.query_params.get("poll"):  # start it and leave, as a rerun stopped midway does
+        poll_study(study, study.Config(value=value))
+        return
     result = run_study(study, study.Config(value=value))
     if result is not None:
         st.markdown(f"answer {float(result.values.sum()):g}")
@@ -56,9 +59,15 @@ def fake_study(monkeypatch):
     module.Result = Result
     module.calls = []
     module.gates = {}
+    module.reporting = set()  # values whose run reports progress until it is dropped
+    module.reports = []
 
     def run(config: Config, progress=None) -> Result:
         module.calls.append(config.value)
+        while config.value in module.reporting and len(module.reports) < 60_000:
+            module.reports.append(config.value)
+            progress(0.5, "running")
+            time.sleep(0.001)
         gate = module.gates.get(config.value)
         if gate is not None:
             assert gate.wait(WAIT)
@@ -215,6 +224,32 @@ def test_a_request_superseded_while_it_settles_never_computes(fake_study, monkey
     assert settled and not exceptions and not errors
     assert fake_study.calls == []  # nothing computed for a value the student moved past
     assert runner.run_queue().stats().started == started
+
+
+def test_a_session_asking_for_another_value_drops_its_run_at_once(fake_study, monkeypatch) -> None:
+    """A value passed over (its run started, its script stopped by the next press) stops
+    computing as soon as the session asks for another value, not after the grace time; another
+    session's request leaves it running."""
+    queue = runner.run_queue()
+    monkeypatch.setattr(queue, "grace", 600.0)  # only the session moving on can drop it
+    fake_study.reporting.add(8.0)
+    moving = AppTest.from_function(page, default_timeout=WAIT)
+    moving.query_params.update(value="8.0", poll="1")
+    moving.run()
+    eventually(lambda: len(fake_study.reports) > 3)
+    cancelled = queue.stats().cancelled
+    answers: dict = {}
+    session(9.0, answers, "another session").join(WAIT)
+    seen = len(fake_study.reports)
+    eventually(lambda: len(fake_study.reports) > seen + 3)
+    assert queue.stats().cancelled == cancelled  # still running for the session that left it
+    del moving.query_params["poll"]
+    moving.query_params["value"] = "9.0"
+    moving.run()
+    assert not moving.exception and "answer 36" in moving.markdown[0].value
+    eventually(lambda: queue.stats().cancelled == cancelled + 1)
+    assert not queue.in_flight((FAKE, Config(value=8.0)))
+    assert fake_study.calls == [8.0, 9.0] and len(fake_study.reports) < 60_000
 
 
 def test_only_a_fresh_computation_settles(fake_study, monkeypatch) -> None:

@@ -355,6 +355,88 @@ def test_a_running_computation_nobody_waits_for_stops_at_its_next_report() -> No
     assert queue.run("next", lambda progress: "ok") == "ok"
 
 
+def reporting_until_dropped(reports: list[int]):
+    """A computation that reports progress every millisecond until it is dropped."""
+
+    def run(progress) -> str:
+        for step in range(30_000):
+            reports.append(step)
+            progress(step / 30_000, f"step {step}")
+            time.sleep(0.001)
+        return "finished"
+
+    return run
+
+
+def test_a_requester_asking_for_another_value_drops_its_released_work_at_once() -> None:
+    """With a grace time of a minute, only `supersede` can stop these computations early."""
+    queue = RunQueue(slots=1, grace=60.0)
+    reports: list[int] = []
+    passed = queue.submit("value 1", reporting_until_dropped(reports), owner="student")
+    eventually(lambda: len(reports) > 3)
+    queued = queue.submit("value 2", lambda progress: "never", owner="student")
+    passed.release()
+    queued.release()
+    assert queue.supersede("student", "value 2") == 1  # value 2 is what it asks for now
+    assert queued.state == serving.QUEUED
+    assert queue.supersede("student", "value 3") == 1
+    eventually(lambda: passed.state == serving.CANCELLED and queued.state == serving.CANCELLED)
+    assert len(reports) < 30_000
+    assert queue.stats().cancelled == 2
+    assert queue.run("value 3", lambda progress: "ok") == "ok"  # the slot is free
+
+
+def test_supersede_keeps_work_another_requester_has_not_moved_on_from() -> None:
+    queue = RunQueue(slots=1, grace=60.0)
+    reports: list[int] = []
+    first = queue.submit("shared value", reporting_until_dropped(reports), owner="student a")
+    second = queue.submit("shared value", reporting_until_dropped(reports), owner="student b")
+    eventually(lambda: len(reports) > 3)
+    first.release()
+    second.release()
+    assert queue.supersede("student a", "elsewhere") == 0  # student b may rerun for it
+    assert queue.supersede("student c", "elsewhere") == 0  # never asked for it
+    seen = len(reports)
+    eventually(lambda: len(reports) > seen + 3)
+    assert first.state == serving.RUNNING
+    assert queue.supersede("student b", "elsewhere") == 1
+    eventually(lambda: first.state == serving.CANCELLED)
+
+
+def test_supersede_drops_held_work_only_when_its_last_waiter_leaves() -> None:
+    queue = RunQueue(slots=1, grace=60.0)
+    reports: list[int] = []
+    held = queue.submit("value 1", reporting_until_dropped(reports), owner="student")
+    eventually(lambda: len(reports) > 3)
+    assert queue.supersede("student", "value 2") == 0  # still waited for: it runs on
+    seen = len(reports)
+    eventually(lambda: len(reports) > seen + 3)
+    assert held.state == serving.RUNNING
+    held.release()  # the stopped script lets go: no grace, it moved on already
+    eventually(lambda: held.state == serving.CANCELLED)
+
+
+def test_supersede_spares_the_value_asked_for_and_work_without_a_requester() -> None:
+    queue = RunQueue(slots=2, grace=60.0)
+    reports: list[int] = []
+    prefetched = queue.submit("training", reporting_until_dropped([]))  # a prefetch
+    prefetched.release()
+    rerun = queue.submit("value 1", reporting_until_dropped(reports), owner="student")
+    eventually(lambda: len(reports) > 3)
+    rerun.release()
+    assert queue.supersede("student", "value 1") == 0  # a rerun asking for the same value
+    again = queue.submit("value 1", reporting_until_dropped(reports), owner="student")
+    assert queue.supersede("student", "value 2") == 0  # ``again`` still waits for it
+    seen = len(reports)
+    eventually(lambda: len(reports) > seen + 3)
+    assert prefetched.state == again.state == serving.RUNNING
+    again.release()
+    eventually(lambda: again.state == serving.CANCELLED)
+    assert prefetched.state == serving.RUNNING  # nobody's value: only the grace time drops it
+    queue.grace = 0.0
+    eventually(lambda: prefetched.state == serving.CANCELLED)
+
+
 def test_estimate_grows_with_the_position() -> None:
     queue = RunQueue(slots=1)
     for k in range(3):

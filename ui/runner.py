@@ -8,12 +8,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Hashable
 from types import ModuleType
 from typing import Any, Protocol, TypeVar, cast
 
 import streamlit as st
-from streamlit.runtime.scriptrunner import RerunException, StopException
+from streamlit.runtime.scriptrunner import RerunException, StopException, get_script_run_ctx
 
 from landscape.engine import cluster, heap, presets, results, serving, study_parts, uploads
 from ui.export import figure_cache_stats, result_downloads
@@ -64,6 +65,8 @@ SETTLE_SECONDS = 0.5
 #: Session state: a computation of this session is under way (`_compute`); still set when a run
 #: starts, the previous run was stopped midway by a newer rerun (a burst of moves: `_settle`).
 RUN_OPEN = "_convexify_run_open"
+#: Session state: this session's name in the admission queue (`_requester`).
+REQUESTER = "_convexify_requester"
 REDRAW_SECONDS = 1.0  # the longest a waiting page goes without a redraw (which notices an exit)
 SECRETS_SECTION = "convexify"  # [convexify] in .streamlit/secrets.toml: max_runs, result_cache_mb,
 # data_dir
@@ -213,6 +216,19 @@ def _settle(bar: Any) -> None:
     bar.progress(0.0, text="Starting")
 
 
+def _requester(key: tuple[str, Any], name: str) -> Hashable | None:
+    """Who asks for ``key`` now: this session's place on its page for the study, ``(session,
+    study, name)``, None outside a Streamlit session. What that place asked for before is
+    dropped as soon as nobody waits for it (`serving.RunQueue.supersede`): a value passed over
+    stops computing at once."""
+    if get_script_run_ctx() is None:
+        return None
+    session = st.session_state.setdefault(REQUESTER, uuid.uuid4().hex)
+    owner = (session, key[0], name)
+    run_queue().supersede(owner, key)
+    return owner
+
+
 def _computation(
     study: Study[Config, Result], config: Config, key: tuple[str, Any]
 ) -> Callable[[serving.Progress], Any]:
@@ -237,7 +253,11 @@ def _computation(
 
 
 def _await(
-    study: Study[Config, Result], config: Config, key: tuple[str, Any], settle: bool = False
+    study: Study[Config, Result],
+    config: Config,
+    key: tuple[str, Any],
+    owner: Hashable | None = None,
+    settle: bool = False,
 ) -> Result:
     """The answer for ``key`` through the admission queue, drawing the queue position or the
     run's progress while it waits; raises what the run raised. With ``settle`` (the session's
@@ -258,7 +278,7 @@ def _await(
             if done is not None:
                 return cast(Result, done)
         for _attempt in range(3):
-            ticket = queue.submit(key, compute, kind=key[0])
+            ticket = queue.submit(key, compute, kind=key[0], owner=owner)
             try:
                 shown, drawn = None, 0.0
                 while not ticket.wait(POLL_SECONDS):
@@ -284,8 +304,10 @@ def _await(
         bar.empty()
 
 
-def _compute(study: Study[Config, Result], config: Config) -> Result | None:
+def _compute(study: Study[Config, Result], config: Config, name: str) -> Result | None:
     module_name = study.__name__
+    key = (module_name, config)
+    owner = _requester(key, name)
     stored = presets.lookup(module_name, config)
     if stored is not None:
         st.caption(
@@ -293,7 +315,6 @@ def _compute(study: Study[Config, Result], config: Config) -> Result | None:
             "move any control to compute afresh."
         )
         return stored
-    key = (module_name, config)
     cached = result_cache().get(key)
     if cached is not None:
         return cached
@@ -301,7 +322,7 @@ def _compute(study: Study[Config, Result], config: Config) -> Result | None:
     st.session_state[RUN_OPEN] = True
     answer: Result | None = None
     try:
-        answer = _await(study, config, key, settle=interrupted)
+        answer = _await(study, config, key, owner, settle=interrupted)
     except ValueError as error:
         st.error(f"Invalid setting: {error}")
     except PASS_THROUGH:
@@ -351,7 +372,7 @@ def run_study(study: Study[Config, Result], config: Config | None, name: str = "
             with box:
                 result_downloads(module_name, config, result, stem)
             return result
-    result = _compute(study, config)
+    result = _compute(study, config, name)
     if result is not None:
         with box:
             result_downloads(module_name, config, result, stem)
@@ -367,7 +388,7 @@ def computed(study: Study[Config, Result], config: Config) -> Result | None:
     return cast("Result | None", result_cache().get((study.__name__, config)))
 
 
-def poll_study(study: Study[Config, Result], config: Config) -> Result | None:
+def poll_study(study: Study[Config, Result], config: Config, name: str = "") -> Result | None:
     """Start ``study.run(config)`` in the admission queue, or join the run already under way,
     without waiting for it: its answer once it is there, else None after drawing its progress.
 
@@ -375,13 +396,16 @@ def poll_study(study: Study[Config, Result], config: Config) -> Result | None:
     ``run_every`` below the queue's grace time) until it answers. Each call holds the run only
     while it draws; a page that stops asking lets it be dropped after the grace time. A failed
     run is shown with ``st.error`` (a ``ValueError`` as an invalid setting) and gives None.
+    ``name`` tells it apart from the page's other runs of the study (as in `run_study`): what
+    this place polled before is dropped once it polls another configuration.
     """
     key = (study.__name__, config)
+    owner = _requester(key, name)
     done = computed(study, config)
     if done is not None:
         return done
     queue = run_queue()
-    ticket = queue.submit(key, _computation(study, config, key), kind=key[0])
+    ticket = queue.submit(key, _computation(study, config, key), kind=key[0], owner=owner)
     try:
         if not ticket.wait(0.0):
             fraction, stage = _waiting_text(ticket, queue)

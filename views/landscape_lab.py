@@ -457,7 +457,7 @@ def pending_map(config: study.Config) -> None:
     if st.session_state.get(MAP_WAITING) != config:
         st.session_state[MAP_WAITING] = config
         return
-    if poll_study(study, config) is not None:
+    if poll_study(study, config, name="curvature map") is not None:
         st.rerun()
 
 

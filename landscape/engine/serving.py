@@ -294,6 +294,8 @@ class _Job:
         self.context = contextvars.copy_context()  # the submitter's (e.g. cluster.compute_on)
         self.state = QUEUED
         self.waiters = 0
+        self.owners: set[Hashable] = set()  # the requesters that asked and have not moved on
+        self.moved_on = False  # every requester that asked has asked for something else since
         self.orphaned_at: float | None = None
         self.fraction = 0.0
         self.stage = "Queued"
@@ -385,7 +387,9 @@ class RunQueue:
     take the queue in order, so at most ``slots`` computations run at once. ``function`` is
     called as ``function(progress)`` with ``progress(fraction, stage)``; that call raises
     `Cancelled` when every ticket has been released for longer than ``grace`` seconds (a
-    session rerunning with the same request within ``grace`` keeps its computation). It runs in
+    session rerunning with the same request within ``grace`` keeps its computation), or as soon
+    as every requester (``owner``) that asked for it has asked for something else
+    (`supersede`). It runs in
     a copy of the submitting thread's context variables (so ``cluster.compute_on`` set around
     the request holds inside the computation). ``after_each`` (e.g. `heap.HeapRelease`) is
     called by the worker after every computation has ended, its answer handed over.
@@ -446,8 +450,17 @@ class RunQueue:
                 self._end(self._queue.popleft(), CANCELLED, Cancelled("the queue was closed"))
             self._wake.notify_all()
 
-    def submit(self, key: Hashable, function: Callable[[Progress], Any], kind: str = "") -> Ticket:
-        """A ticket for the computation under ``key``: the one in flight, or a new one queued."""
+    def submit(
+        self,
+        key: Hashable,
+        function: Callable[[Progress], Any],
+        kind: str = "",
+        owner: Hashable | None = None,
+    ) -> Ticket:
+        """A ticket for the computation under ``key``: the one in flight, or a new one queued.
+
+        ``owner`` names the requester (a session's place on a page) for `supersede`.
+        """
         with self._lock:
             if self._closed:
                 raise RuntimeError("the queue is closed")
@@ -462,7 +475,33 @@ class RunQueue:
                 self._wake.notify_all()
             job.waiters += 1
             job.orphaned_at = None
+            job.moved_on = False
+            if owner is not None:
+                job.owners.add(owner)
             return Ticket(self, job)
+
+    def supersede(self, owner: Hashable, wanted: Hashable) -> int:
+        """``owner`` now asks for ``wanted``: each computation it asked for before is dropped,
+        without the grace time, once nobody waits for it and every other requester that asked
+        for it has moved on too; returns how many were dropped now.
+
+        A slider moved with the arrow keys asks for every value on its way. The computation of a
+        value passed over is released when the next value's rerun stops the script; the grace
+        time would keep it running (a rerun of the same request rejoins it), but this session
+        asks for another value: it has moved on. A running computation stops at its next
+        progress report, a queued one is never started.
+        """
+        dropped = 0
+        with self._lock:
+            for job in self._inflight.values():
+                if owner not in job.owners or job.key == wanted:
+                    continue
+                job.owners.discard(owner)
+                job.moved_on = not job.owners
+                if job.moved_on and job.waiters == 0:
+                    job.orphaned_at = -math.inf
+                    dropped += 1
+        return dropped
 
     def in_flight(self, key: Hashable) -> bool:
         """Whether a computation under ``key`` is queued or running (a request would join it)."""
@@ -558,7 +597,7 @@ class RunQueue:
         with self._lock:
             job.waiters -= 1
             if job.waiters == 0 and not job.finished.is_set():
-                job.orphaned_at = time.monotonic()
+                job.orphaned_at = -math.inf if job.moved_on else time.monotonic()
 
     def _abandoned(self, job: _Job) -> bool:
         return (
