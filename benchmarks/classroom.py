@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import collections
 import os
 import random
@@ -236,6 +237,8 @@ class Record:
     checks: collections.Counter[str] = field(default_factory=collections.Counter)
     problems: list[str] = field(default_factory=list)
     references: int = 0
+    # protocol students only: (monotonic s, MiB all caches held) from each about box received
+    caches: list[tuple[float, float]] = field(default_factory=list)
 
 
 async def wait_for_run(page) -> None:
@@ -428,6 +431,7 @@ class ProtocolActor:
         await self.client.close()
         record.problems.extend(self.client.problems)
         record.references += self.client.references
+        record.caches.extend(self.client.caches)
 
 
 async def student(actor, teacher: Teacher, laps: list[int], one_lap: bool) -> Record:
@@ -564,6 +568,7 @@ async def class_run(
         "shared": int(shared.group(1)) if shared else None,
         "runs": (int(runs.group(1)), int(runs.group(2))) if runs else None,
         "memory": server.memory,
+        "server_started": server.started,
         "cpu": server.cpu,
         "machine": server.machine,
         "tracebacks": log.count("Traceback"),
@@ -587,6 +592,7 @@ def merged(records: list[Record | BaseException]) -> Record:
         total.checks.update(record.checks)
         total.problems.extend(record.problems)
         total.references += record.references
+        total.caches.extend(record.caches)
     return total
 
 
@@ -671,7 +677,8 @@ def report(result: dict) -> float:
         )
     for line in record.failures[:5]:
         print("  timed out:", line)
-    report_targets(record, memory)
+    caches = sorted((t - result["server_started"], mib) for t, mib in protocol.caches)
+    report_targets(record, memory, caches)
     return percentile(fast, 95)
 
 
@@ -735,8 +742,12 @@ def report_phases(record: Record) -> None:
         print(f"  {label:58}{p50:7.2f} /{p95:6.2f}")
 
 
-def report_targets(record: Record, memory: list[tuple[float, float]]) -> None:
-    """The issue's targets with PASS or MISS (a move that timed out counts as a fresh one)."""
+def report_targets(
+    record: Record, memory: list[tuple[float, float]], caches: list[tuple[float, float]]
+) -> None:
+    """The issue's targets with PASS or MISS (a move that timed out counts as a fresh one);
+    with the caches' bytes over time (``caches``: seconds since the server started, MiB), the
+    memory outside the caches beside the memory target."""
     fast = record.moves["preset"] + record.moves["cached"]
     timed_out = [MOVE_TIMEOUT_S] * len(record.failures)
     targets = [
@@ -764,6 +775,16 @@ def report_targets(record: Record, memory: list[tuple[float, float]]) -> None:
             f"fitted trend {floor_trend(memory):+.1f}%; highest sample, with the runs' working "
             f"memory: {first_peak:.0f} MiB in the first half, {last_peak:.0f} MiB in the last)"
         )
+        outside = outside_caches(memory, caches)
+        if len(last_half(outside)) >= 2:
+            held = [mib for t, mib in caches if t >= memory[-1][0] / 2]
+            trend, first_to_last = memory_change(outside)
+            print(
+                f"  (the caches' bytes, from the about box the protocol students receive: "
+                f"{held[0]:.0f} -> {held[-1]:.0f} MiB over the last half; the memory outside "
+                f"the caches, RSS minus those bytes: fitted trend {trend:+.1f}%, first to last "
+                f"sample {first_to_last:+.1f}%)"
+            )
 
 
 def memory_change(memory: list[tuple[float, float]], whole: bool = False) -> tuple[float, float]:
@@ -780,6 +801,21 @@ def memory_change(memory: list[tuple[float, float]], whole: bool = False) -> tup
     slope = float(np.polyfit(times, values, 1)[0])
     trend = 100 * slope * float(np.ptp(times)) / mean
     return trend, 100 * float(values[-1] - values[0]) / float(values[0])
+
+
+def outside_caches(
+    memory: list[tuple[float, float]], caches: list[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    """The (time, MiB) samples of ``memory`` less the caches' bytes last seen before each
+    (``caches``: (time, MiB), in time order); samples before the first cache reading are left
+    out."""
+    times = [t for t, _ in caches]
+    outside = []
+    for t, mib in memory:
+        seen = bisect.bisect_right(times, t)
+        if seen:
+            outside.append((t, mib - caches[seen - 1][1]))
+    return outside
 
 
 def floor_trend(memory: list[tuple[float, float]]) -> float:

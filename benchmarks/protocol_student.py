@@ -86,6 +86,13 @@ STATELESS = {"button", "download_button", "bidi_component", "plotly_chart", "lin
 PRESET_NOTICE = "Precomputed preset"
 ERROR_FORMAT = Alert.Format.ERROR  # an ``st.error`` box, counted like the browsers' ERRORS
 TRACEBACK = "Traceback (most recent call last)"
+ABOUT_CACHES = "Memory ceilings ("  # the sidebar's about box: each cache's bytes (ui/sidebar.py)
+CACHE_HELD = re.compile(r"\*\*([\d.]+) of [\d.]+ MiB\*\*")
+
+
+def cache_mib(about: str) -> float:
+    """The MiB every cache holds, summed over the lines of the about box's caption ``about``."""
+    return sum(float(held) for held in CACHE_HELD.findall(about))
 
 
 def js_number(value: float) -> str:
@@ -324,6 +331,7 @@ class Session:
         self.problems: list[str] = []  # where this client could not do what the browser does
         self.charts: dict[str, Element] = {}  # by key: the last chart element of that key
         self.references = 0  # elements the server sent as references to held ones
+        self.caches: list[tuple[float, float]] = []  # (monotonic s, MiB held by the caches)
 
     async def rerun(self, fragment: str = "", page_name: str = "", auto: bool = False) -> None:
         """Send a rerun request with the browser's state (all its widgets' states)."""
@@ -470,6 +478,8 @@ class Session:
             self.answer.errors.append(f"error box: {widget.body}"[:300])
         elif kind == "markdown" and PRESET_NOTICE in widget.body:
             self.answer.preset = True
+        elif kind == "markdown" and ABOUT_CACHES in widget.body:
+            self.caches.append((time.monotonic(), cache_mib(widget.body)))
         elif kind in ("markdown", "code", "text") and TRACEBACK in text_of(widget):
             self.answer.errors.append(f"traceback in a {kind} element")
         elif kind == "bidi_component":
@@ -597,6 +607,7 @@ class ProtocolStudent:
         self.fetched_static = False
         self.problems: list[str] = []  # of its sessions closed so far (`Session.problems`)
         self.references = 0  # of its sessions closed so far (`Session.references`)
+        self.caches: list[tuple[float, float]] = []  # of its sessions closed (`Session.caches`)
 
     async def open(self, path: str, query: str) -> float:
         """Open ``path?query`` as a page load: the page over HTTP, a new websocket session, its
@@ -696,6 +707,7 @@ class ProtocolStudent:
             await self.session.socket.close()
             self.problems += self.session.problems
             self.references += self.session.references
+            self.caches += self.session.caches
         if self.listener is not None:
             await asyncio.gather(self.listener, return_exceptions=True)
         self.session, self.listener = None, None

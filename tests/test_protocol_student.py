@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import plotly.graph_objects as go
 import pytest
 import streamlit
 from google.protobuf.json_format import MessageToDict, ParseDict
@@ -14,10 +16,13 @@ from streamlit.proto.Element_pb2 import Element
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.Slider_pb2 import Slider
 
+from benchmarks.classroom import outside_caches
 from benchmarks.protocol_student import (
+    ABOUT_CACHES,
     ProtocolStudent,
     Session,
     arrow_values,
+    cache_mib,
     js_number,
     static_files,
     url_value,
@@ -167,3 +172,30 @@ def test_the_static_files_named_by_streamlits_page() -> None:
     files = static_files(html)
     assert any(f.startswith("static/js/index.") for f in files)
     assert any(f.endswith(".css") for f in files) and "favicon.png" in files
+
+
+def test_the_caches_bytes_are_read_from_the_real_about_box() -> None:
+    """The sum the protocol students read from the sidebar's about box is the caches' bytes the
+    server counts (each shown to 0.1 MiB)."""
+    from streamlit.testing.v1 import AppTest
+
+    from ui import runner
+    from ui.export import cached_figure, clear_figures
+
+    app = str(Path(__file__).resolve().parents[1] / "app.py")
+    runner.result_cache().put(("about box test", 1), {"values": np.ones(300_000)})  # 2.3 MiB
+    cached_figure(lambda name: go.Figure(go.Scatter(y=np.arange(20_000.0), name=name)), "about")
+    at = AppTest.from_file(app, default_timeout=60).run()
+    captions = [c.value for c in at.sidebar.caption if ABOUT_CACHES in c.value]
+    assert len(captions) == 1
+    counted = [cache.nbytes / 2**20 for cache in runner.serving_stats()[1]]
+    assert cache_mib(captions[0]) == pytest.approx(sum(counted), abs=0.05 * len(counted))
+    assert cache_mib(captions[0]) >= 2.3
+    runner.clear_cache()
+    clear_figures()
+
+
+def test_memory_outside_the_caches_takes_the_last_reading_before_each_sample() -> None:
+    memory = [(0.0, 500.0), (10.0, 520.0), (20.0, 560.0), (30.0, 600.0)]
+    caches = [(5.0, 10.0), (19.0, 50.0), (20.0, 60.0)]
+    assert outside_caches(memory, caches) == [(10.0, 510.0), (20.0, 500.0), (30.0, 540.0)]
