@@ -74,7 +74,7 @@ from benchmarks.app_server import (
     NOT_RUNNING,
     AppServer,
 )
-from benchmarks.protocol_student import PRESS_GAPS_S, ProtocolStudent
+from benchmarks.protocol_student import PRESS_GAPS_S, MismatchDump, ProtocolStudent
 
 MOVE_TIMEOUT_S = 300.0
 
@@ -396,8 +396,14 @@ class ProtocolActor:
     its moves by kind, a step that took longer than `MOVE_TIMEOUT_S` as a failure, the errors
     its answers showed; and each move's check of the answer."""
 
-    def __init__(self, base: str, answers: dict, press_gaps: tuple[float, float]) -> None:
-        self.client = ProtocolStudent(base, answers, press_gaps)
+    def __init__(
+        self,
+        base: str,
+        answers: dict,
+        press_gaps: tuple[float, float],
+        dump: MismatchDump | None = None,
+    ) -> None:
+        self.client = ProtocolStudent(base, answers, press_gaps, dump)
 
     async def open(self, path: str, lap: int, record: Record) -> None:
         """Open the lap's link to ``path`` (`ProtocolStudent.open`)."""
@@ -511,6 +517,7 @@ async def class_run(
     warm: bool = True,
     browsers: int | None = None,
     press_gaps: tuple[float, float] = PRESS_GAPS_S,
+    dump: MismatchDump | None = None,
 ) -> dict:
     """One class of ``sessions`` students on a fresh server: the first ``browsers`` of them (all
     by default) browser students, the others protocol students (their arrow presses
@@ -532,11 +539,14 @@ async def class_run(
             teacher = Teacher(sessions, time.monotonic() + minutes * 60, [])
             laps: list[int] = []
             answers: dict = {}
+            if dump is not None:
+                dump.first.clear()  # the answers of an earlier run of a sweep
             actors: list[BrowserStudent | ProtocolActor] = [
                 await browser_student(browser, server.url) for _ in range(browsers)
             ]
             actors += [
-                ProtocolActor(server.url, answers, press_gaps) for _ in range(sessions - browsers)
+                ProtocolActor(server.url, answers, press_gaps, dump)
+                for _ in range(sessions - browsers)
             ]
             started = time.monotonic()
             client_cpu = cpu_seconds(os.getpid())
@@ -890,7 +900,16 @@ def main() -> None:
         action="store_true",
         help="no warm-up: the students open the link on a server no session has used yet",
     )
+    parser.add_argument(
+        "--dump-mismatches",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write both figures (and the widget states that asked for them) of each protocol "
+        "student's mismatch into DIR",
+    )
     args = parser.parse_args()
+    dump = MismatchDump(args.dump_mismatches) if args.dump_mismatches else None
     if args.browsers is not None and args.browsers < 0:
         parser.error("--browsers: a count of students, 0 or more")
     if not Path(CHROMIUM).exists():
@@ -914,6 +933,7 @@ def main() -> None:
                 not args.cold,
                 args.browsers,
                 args.press_gaps,
+                dump,
             )
             p95 = report(asyncio.run(run))
             if p95 < FAST_TARGET_S:
@@ -932,6 +952,7 @@ def main() -> None:
             not args.cold,
             args.browsers,
             args.press_gaps,
+            dump,
         )
         report(asyncio.run(run))
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")

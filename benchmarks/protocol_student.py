@@ -20,25 +20,30 @@ files the teacher's browser fetched), connects to ``/_stcore/stream`` and exchan
 - opening the next study sends the new page's script hash with the sidebar's widgets only (the
   browser's page change); fragments that ask to be rerun every few seconds are rerun.
 
-It times a move from its last press to the ``script_finished`` of the first full run that
-starts after that press (the server's time plus the network, no drawing), and classifies it
-as the browser student does: ``preset`` when that run shows the preset notice, ``fresh`` when a
-progress bar came during the move, else ``cached``. The server does not send a slider's value
-back (its element carries the default unless the script set the value), so `ProtocolStudent.
-check` checks the answer by its chart: drawn, changed by the move, and equal to every other
-answer for the same link, study and value.
+It times a move from its last press to the ``script_finished`` of the first full run to finish
+after the server took that press's request (the server's time plus the network, no drawing:
+`Session.last_rerun` tells the last press's run from an earlier press's run that the server
+finished before it read the last request), and classifies it as the browser student does:
+``preset`` when that run shows the preset notice, ``fresh`` when a progress bar came during the
+move, else ``cached``. The server does not send a slider's value back (its element carries the
+default unless the script set the value), so `ProtocolStudent.check` checks the answer by its
+chart: drawn, changed by the move, and equal to every other answer for the same link, study
+and value.
 
 Where it differs from the browser (read from a Chromium's websocket frames and requests on this
 app, Streamlit 1.67): the browser also fetches some 65 small script chunks as elements first
 appear and two 404 probes per page load, which this client does not; it fetches plotly.min.js
 after the first run, not while it draws; and the browser's quick key presses sometimes reach
-the server as fewer reruns (two presses, one rerun), where this client sends one per press.
+the server as fewer reruns (two presses, one rerun), where this client sends one per press;
+and after the last request of a step this client sends an ordering probe (``set_run_on_save``
+on, then off: two small messages that the browser sends only from its menu).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import math
 import random
 import re
@@ -48,9 +53,11 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
+from google.protobuf.json_format import MessageToDict
 from streamlit.proto.Alert_pb2 import Alert
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.Element_pb2 import Element
@@ -240,6 +247,13 @@ def widget_state(element: Element, held: WidgetState | None) -> WidgetState | No
     return state
 
 
+def component_data(widget: Any) -> bytes:
+    """The data a component element carries (a chart's figure JSON), as bytes."""
+    kind = widget.WhichOneof("data")
+    data = getattr(widget, kind) if kind else b""
+    return data if isinstance(data, bytes) else str(data).encode()
+
+
 def text_of(widget: Any) -> str:
     """The text of a markdown, text or code element."""
     return str(getattr(widget, "body", "") or getattr(widget, "code_text", ""))
@@ -291,15 +305,22 @@ class Held:
 @dataclass
 class Answer:
     """What the session saw since `Session.expect`: whether a progress bar came; and of the
-    full runs since `Session.last_request`, how many started, when the last ended (monotonic
-    s), its charts, whether it showed the preset notice and which errors it showed."""
+    full runs since `Session.last_rerun`, how many started, whether the server has taken that
+    request (its `probe` acknowledged: `Session.last_rerun`), when the first full run to finish
+    after that ended (monotonic s), its charts, whether it showed the preset notice and which
+    errors it showed."""
 
     started: int = 0
+    probe: int = 0  # the ordering probe sent after the last request (`Session.probes`)
+    acknowledged: bool = False
     finished: float | None = None
     progress: bool = False
     preset: bool = False
     charts: dict[str, str] = field(default_factory=dict)  # chart key -> digest of its figure
+    figures: dict[str, bytes] = field(default_factory=dict)  # chart key -> its figure's data
     errors: list[str] = field(default_factory=list)
+    # what happened, in order: (monotonic s, what): requests sent, runs started and finished
+    events: list[tuple[float, str]] = field(default_factory=list)
 
     def since(self, start: float) -> float:
         """Seconds from ``start`` (monotonic) to the answering run's end."""
@@ -332,6 +353,9 @@ class Session:
         self.charts: dict[str, Element] = {}  # by key: the last chart element of that key
         self.references = 0  # elements the server sent as references to held ones
         self.caches: list[tuple[float, float]] = []  # (monotonic s, MiB held by the caches)
+        self.probes = 0  # ordering probes sent (`last_rerun`), and acknowledged by the server
+        self.probes_seen = 0
+        self.run_on_save = False  # as the server's last session_status_changed said
 
     async def rerun(self, fragment: str = "", page_name: str = "", auto: bool = False) -> None:
         """Send a rerun request with the browser's state (all its widgets' states)."""
@@ -346,17 +370,47 @@ class Session:
         state.cached_message_hashes.extend(self.cache)
         for name, value in {**CONTEXT, "url": self.url}.items():
             setattr(state.context_info, name, value)
+        self.answer.events.append((time.monotonic(), f"rerun sent {self.query}"))
         await self.socket.send(message.SerializeToString())
 
     def expect(self) -> None:
         """Start a new `Answer`: what comes after the requests about to be sent."""
         self.answer = Answer()
 
-    def last_request(self) -> None:
-        """The next request is the last of this step: only a full run that starts after it
-        answers (`answered`)."""
+    async def last_rerun(self, page_name: str = "") -> None:
+        """The step's last rerun request, then an ordering probe: only the first full run to
+        finish after the server has taken this request answers it (`answered`).
+
+        The server may take a request late (its event loop waits for the GIL while runs
+        compute): a run of an earlier press can start after this request was sent and finish
+        before the server reads it. The server reads a session's messages in order; with
+        ``runner.fastReruns`` (Streamlit's default) taking a rerun request replaces the session's
+        ScriptRunner and drops every later message of the old one. The probe turns the
+        server's ``runOnSave`` on and off again (its default, off, is restored at once; the
+        benchmark's server watches no files): the first ``session_status_changed`` that says
+        on is enqueued after the server took the rerun, and a lifecycle message, it is never
+        dropped from the outgoing queue. What finishes after it is the new request's run."""
         self.answer.started = 0
         self.answer.finished = None
+        self.answer.acknowledged = False
+        self.probes += 1
+        self.answer.probe = self.probes
+        await self.rerun(page_name=page_name)
+        for run_on_save in (True, False):
+            probe = BackMsg()
+            probe.set_run_on_save = run_on_save
+            await self.socket.send(probe.SerializeToString())
+
+    def _status(self, run_on_save: bool) -> None:
+        """A ``session_status_changed``: a probe is acknowledged when ``runOnSave`` turns on
+        (each probe turns it on once: the n-th turn is the n-th probe's)."""
+        if run_on_save and not self.run_on_save:
+            self.probes_seen += 1
+            if self.probes_seen == self.answer.probe:
+                self.answer.acknowledged = True
+                self.answer.finished = None  # a run that finished before it answers nothing
+                self.answer.events.append((time.monotonic(), "request taken"))
+        self.run_on_save = run_on_save
 
     async def open_page(self, path: str) -> None:
         """The sidebar's link to ``path``: the new page with the sidebar's widgets only and the
@@ -368,7 +422,7 @@ class Session:
         self.widgets = {i: s for i, s in self.widgets.items() if i in kept}
         self.page = self.pages[path]
         self.expect()
-        await self.rerun()
+        await self.last_rerun()
         self.url = f"{self.base}/{path}"
 
     def slider(self, key: str) -> Slider:
@@ -442,6 +496,8 @@ class Session:
             self._element(message.delta.new_element, message.metadata.active_script_hash)
         elif kind == "script_finished":
             self._finished(message)
+        elif kind == "session_status_changed":
+            self._status(message.session_status_changed.run_on_save)
         elif kind == "auto_rerun":
             self._auto_rerun(message.auto_rerun.fragment_id, message.auto_rerun.interval)
         elif kind == "stop_auto_rerun":
@@ -457,12 +513,15 @@ class Session:
         """A run began; a full one starts the page (and the `Answer`'s run) anew."""
         self.main = message.new_session.main_script_hash
         self.max_age = message.new_session.config.max_cached_message_age
+        run = f"{message.metadata.run.script_run_id[:8]} {list(message.metadata.run.fragment_ids)}"
+        self.answer.events.append((time.monotonic(), f"run started {run}"))
         if not message.metadata.run.fragment_ids:  # a full run (the browser stops its timers)
             self.seen = set()
             self.answer.started += 1
             self.answer.finished = None
             self.answer.preset = False
             self.answer.charts = {}
+            self.answer.figures = {}
             self.answer.errors = []
             self.stop_fragments()
 
@@ -486,6 +545,7 @@ class Session:
             key = widget.id.rsplit("-", 1)[-1]
             self.charts[key] = element
             self.answer.charts[key] = hashlib.sha1(widget.SerializeToString()).hexdigest()
+            self.answer.figures[key] = component_data(widget)
         try:
             state = widget_state(element, self.widgets.get(getattr(widget, "id", "")))
         except ValueError as error:
@@ -498,13 +558,17 @@ class Session:
 
     def _finished(self, message: ForwardMsg) -> None:
         """A run ended: the held elements age; after a full run the `Answer` is complete."""
+        status = ForwardMsg.ScriptFinishedStatus.Name(message.script_finished)
+        run = message.metadata.run.script_run_id[:8]
+        self.answer.events.append((time.monotonic(), f"run finished {run} {status}"))
         if message.script_finished != EARLY:
             self._age_cache(message.metadata.run.fragment_ids)
         if message.script_finished == FULL_RUN:
             # the browser forgets the widgets the run no longer drew
             self.widgets = {i: s for i, s in self.widgets.items() if i in self.seen}
             self.elements = {i: e for i, e in self.elements.items() if i in self.seen}
-            self.answer.finished = time.monotonic()
+            if self.answer.acknowledged:
+                self.answer.finished = time.monotonic()
 
     def _age_cache(self, fragments: Iterable[str]) -> None:
         """One more run: forget the held elements unused for more than ``max_age`` runs (after
@@ -537,10 +601,10 @@ class Session:
                 self.fragments.pop(fragment)[1].cancel()
 
     async def answered(self) -> Answer:
-        """Wait until a full run that started after the last request has finished."""
+        """Wait until a full run has finished after the server took the last request."""
         async with self.changed:
             await self.changed.wait_for(
-                lambda: self.answer.started > 0 and self.answer.finished is not None
+                lambda: self.answer.acknowledged and self.answer.finished is not None
             )
         return self.answer
 
@@ -572,6 +636,33 @@ def plotly_url(element: Element) -> str | None:
     return found.group(1) if found else None
 
 
+class MismatchDump:
+    """Evidence of the checks' mismatches (``classroom.py --dump-mismatches DIR``): the figure
+    of the first answer for each (link, study, value) is kept with what asked for it (the
+    student, the answer's kind, the query string, every widget's state); each mismatch writes
+    both figures and both askings into a folder of its own under ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.first: dict[tuple[str, str, float], tuple[bytes, dict[str, Any]]] = {}
+        self.written = 0
+        self.origin = time.monotonic()
+
+    def write(self, key: tuple[str, str, float], figure: bytes, asked: dict[str, Any]) -> Path:
+        """``first.json``, ``this.json`` (the two figures) and ``asked.json`` for a mismatch of
+        ``key``; the folder written."""
+        self.written += 1
+        link, path, value = key
+        folder = self.folder / f"{self.written:03d}_{path}_{js_number(value)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        first, first_asked = self.first.get(key, (b"", {}))
+        (folder / "first.json").write_bytes(first)
+        (folder / "this.json").write_bytes(figure)
+        record = {"link": link, "path": path, "value": value, "first": first_asked}
+        (folder / "asked.json").write_text(json.dumps({**record, "this": asked}, indent=1))
+        return folder
+
+
 @dataclass
 class Move:
     """A protocol student's move: its kind, seconds from the last press to the answering run's
@@ -595,9 +686,11 @@ class ProtocolStudent:
         base: str,
         answers: dict[tuple[str, str, float], str],
         press_gaps: tuple[float, float] = PRESS_GAPS_S,
+        dump: MismatchDump | None = None,
     ) -> None:
         self.base = base
         self.answers = answers
+        self.dump = dump
         self.press_gaps = press_gaps
         self.rng = random.Random()
         self.session: Session | None = None
@@ -623,7 +716,7 @@ class ProtocolStudent:
         self.listener = asyncio.create_task(self.session.listen())
         self.link, self.path = query, path
         self.session.expect()
-        await self.session.rerun(page_name=path)
+        await self.session.last_rerun(page_name=path)
         answer = await self.session.answered()
         await self._load_plotly()
         return answer.since(started)
@@ -668,21 +761,25 @@ class ProtocolStudent:
         slider = session.slider(slider_key)
         start = session.slider_value(slider)
         before = session.answer.charts.get(chart)
-        if before is not None:
-            self.answers.setdefault((self.link, self.path, start), before)
+        if before is not None and (self.link, self.path, start) not in self.answers:
+            self.answers[self.link, self.path, start] = before
+            chart_before = (before, session.answer.figures[chart])
+            self._dumped("new", start, chart_before, "before a move")
         values = arrow_values(slider, start, presses)
         session.expect()
         for index, value in enumerate(values):
             if index:
                 await asyncio.sleep(self.rng.uniform(*self.press_gaps))
             session.press(slider, value)
-            if index == len(values) - 1:
-                session.last_request()
-                sent = time.monotonic()
-            await session.rerun()
+            if index < len(values) - 1:
+                await session.rerun()
+        sent = time.monotonic()
+        await session.last_rerun()
         answer = await session.answered()
         kind = "preset" if answer.preset else "fresh" if answer.progress else "cached"
         check = self.check(before, answer.charts.get(chart), values[-1])
+        after = (answer.charts.get(chart), answer.figures.get(chart, b""))
+        self._dumped(check, values[-1], after, kind, values)
         return Move(kind, answer.since(sent), list(answer.errors), check)
 
     def check(self, before: str | None, after: str | None, value: float) -> str:
@@ -699,6 +796,43 @@ class ProtocolStudent:
             self.answers[key] = after
             return "new"
         return "same" if self.answers[key] == after else "mismatch"
+
+    def _dumped(
+        self,
+        check: str,
+        value: float,
+        chart: tuple[str | None, bytes],
+        kind: str,
+        pressed: Iterable[float] = (),
+    ) -> None:
+        """With a `MismatchDump`: the first answer for a value kept, a mismatch written.
+        ``chart``: the answer's chart (its digest, its figure); what asked for it is noted
+        with it: the values pressed, the widget states, the values whose first answer it
+        equals."""
+        if self.dump is None or check not in ("new", "mismatch"):
+            return
+        session = self._open_session()
+        digest, figure = chart
+        key = (self.link, self.path, value)
+        asked = {
+            "student": id(self),
+            "kind": kind,
+            "time": time.time(),
+            "pressed": list(pressed),
+            "runs started": session.answer.started,
+            "events": [(round(t - self.dump.origin, 3), what) for t, what in session.answer.events],
+            "query": session.query,
+            "widgets": [MessageToDict(state) for state in session.widgets.values()],
+            "equals first answer for": sorted(
+                v
+                for (link, path, v), d in self.answers.items()
+                if (link, path) == key[:2] and d == digest
+            ),
+        }
+        if check == "new":
+            self.dump.first.setdefault(key, (figure, asked))
+        else:
+            self.dump.write(key, figure, asked)
 
     async def close(self) -> None:
         """Leave: close the websocket (the server ends the session), stop listening."""

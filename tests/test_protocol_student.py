@@ -5,6 +5,8 @@ values were read from a real Chromium's websocket frames on this app (Streamlit 
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ import plotly.graph_objects as go
 import pytest
 import streamlit
 from google.protobuf.json_format import MessageToDict, ParseDict
+from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.Element_pb2 import Element
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.Slider_pb2 import Slider
@@ -19,6 +22,7 @@ from streamlit.proto.Slider_pb2 import Slider
 from benchmarks.classroom import outside_caches
 from benchmarks.protocol_student import (
     ABOUT_CACHES,
+    MismatchDump,
     ProtocolStudent,
     Session,
     arrow_values,
@@ -199,3 +203,93 @@ def test_memory_outside_the_caches_takes_the_last_reading_before_each_sample() -
     memory = [(0.0, 500.0), (10.0, 520.0), (20.0, 560.0), (30.0, 600.0)]
     caches = [(5.0, 10.0), (19.0, 50.0), (20.0, 60.0)]
     assert outside_caches(memory, caches) == [(10.0, 510.0), (20.0, 500.0), (30.0, 540.0)]
+
+
+class Socket:
+    """A websocket that keeps what the client sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[BackMsg] = []
+
+    async def send(self, data: bytes) -> None:
+        self.sent.append(BackMsg.FromString(data))
+
+
+def full_run(value: int, *, started: bool = True, ends: bool = True) -> list[ForwardMsg]:
+    """A full run drawing the chart ``chart_x`` at ``value``: its start, its chart, its end."""
+    chart = ForwardMsg()
+    chart.delta.new_element.bidi_component.id = "$$ID-1-chart_x"
+    chart.delta.new_element.bidi_component.bytes = json.dumps({"value": value}).encode()
+    start = ForwardMsg()
+    start.new_session.main_script_hash = "main"
+    return ([start] if started else []) + [chart] + ([finished()] if ends else [])
+
+
+def status(run_on_save: bool) -> ForwardMsg:
+    message = ForwardMsg()
+    message.session_status_changed.run_on_save = run_on_save
+    return message
+
+
+def answer_of(session: Session) -> bytes | None:
+    """The chart of the session's answer once the last request is answered, else None."""
+    answer = session.answer
+    if not (answer.acknowledged and answer.finished is not None):
+        return None
+    return answer.figures["chart_x"]
+
+
+@pytest.mark.parametrize("started_before_taken", [False, True])
+def test_only_a_run_after_the_server_took_the_last_press_answers_it(
+    started_before_taken: bool,
+) -> None:
+    """Seen in the classroom soaks: the server read the last press (31) after a run of the
+    press before (33) had finished; that run must not be taken for the answer."""
+    socket = Socket()
+    session = Session(socket, "http://host", "page", "")  # type: ignore[arg-type]
+    session.expect()
+    asyncio.run(session.last_rerun())
+    kinds = [(m.WhichOneof("type"), m.set_run_on_save) for m in socket.sent]
+    assert kinds == [("rerun_script", False), ("set_run_on_save", True), ("set_run_on_save", False)]
+    for message in full_run(33):  # the previous press's run, begun before the server read 31
+        session._handle(message)
+    assert answer_of(session) is None
+    if started_before_taken:  # the new run may start before the probe is read
+        session._handle(full_run(31, ends=False)[0])
+    session._handle(status(True))
+    session._handle(status(False))
+    assert answer_of(session) is None
+    for message in full_run(31, started=not started_before_taken):
+        session._handle(message)
+    assert answer_of(session) == b'{"value": 31}'
+
+
+def test_each_probe_is_acknowledged_by_its_own_turn_of_run_on_save() -> None:
+    session = Session(Socket(), "http://host", "page", "")  # type: ignore[arg-type]
+    session.expect()
+    asyncio.run(session.last_rerun())
+    for message in [status(True), status(False), *full_run(1)]:
+        session._handle(message)
+    assert answer_of(session) == b'{"value": 1}'
+    session.expect()
+    asyncio.run(session.last_rerun())
+    for message in [status(False), *full_run(1), status(False)]:  # a run ending, not the probe
+        session._handle(message)
+    assert answer_of(session) is None
+    for message in [status(True), status(True), status(False), *full_run(2)]:
+        session._handle(message)
+    assert answer_of(session) == b'{"value": 2}'
+    assert session.probes == session.probes_seen == 2
+
+
+def test_a_mismatch_is_dumped_with_both_figures(tmp_path: Path) -> None:
+    dump = MismatchDump(tmp_path)
+    key = ("seed=1", "width", 256.0)
+    dump.first[key] = (b'{"first": 1}', {"kind": "before a move"})
+    folder = dump.write(key, b'{"this": 2}', {"kind": "fresh"})
+    assert folder.name == "001_width_256"
+    assert (folder / "first.json").read_bytes() == b'{"first": 1}'
+    assert (folder / "this.json").read_bytes() == b'{"this": 2}'
+    asked = json.loads((folder / "asked.json").read_text())
+    assert asked["value"] == 256.0 and asked["first"]["kind"] == "before a move"
+    assert asked["this"]["kind"] == "fresh"
