@@ -38,7 +38,8 @@ move's last press to the end of the run that answers it (the server's time and t
 nothing drawn), classified as the browser classifies (the preset notice, a progress bar); each
 answer checked (its chart must differ from the one before the move and equal every other answer
 for the same link, study and value: the last move of a study returns to its first value, so
-each student checks one against its open); their error elements and timeouts; and their moves
+each student checks one against its open; ``--dump-mismatches DIR`` writes both figures of a
+mismatch); their error elements and timeouts; and their moves
 per kind beside the browser students' (the same lecture, so the same fresh computations asked
 for). ``--sweep`` runs one short run per N on a fresh server each and prints the largest N whose
 browser students' preset and cached moves keep p95 under 3 s (with ``--browsers K``, K browsers
@@ -955,6 +956,11 @@ def main() -> None:
             dump,
         )
         report(asyncio.run(run))
+    if dump is not None:
+        print(
+            f"mismatches dumped (both figures, what asked for each): {dump.written} in "
+            f"{dump.folder}"
+        )
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
