@@ -57,7 +57,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-from google.protobuf.json_format import MessageToDict
 from streamlit.proto.Alert_pb2 import Alert
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.Element_pb2 import Element
@@ -822,7 +821,7 @@ class ProtocolStudent:
             "runs started": session.answer.started,
             "events": [(round(t - self.dump.origin, 3), what) for t, what in session.answer.events],
             "query": session.query,
-            "widgets": [MessageToDict(state) for state in session.widgets.values()],
+            "widgets": [str(state) for state in session.widgets.values()],
             "equals first answer for": sorted(
                 v
                 for (link, path, v), d in self.answers.items()
