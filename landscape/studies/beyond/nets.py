@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from landscape.engine import seeding
 from landscape.engine.nets import MultiBranchNet, mlp
 from landscape.engine.validation import check_integer
 
@@ -104,14 +106,16 @@ def unrolled_linear(matrices: list[np.ndarray], x: np.ndarray) -> tuple[np.ndarr
 
 def build(family: str, d: int, out: int, width: int, size: int, seed: int) -> nn.Module:
     """``family`` in {resnet (size = blocks), branch (size = I), fc (size = hidden layers)}."""
-    torch.manual_seed(seed)
-    if family == "resnet":
-        return ResNet(d, out, width, size)
-    if family == "branch":
-        return MultiBranchNet(d, out, size, width, 1)
-    if family == "fc":
-        return mlp(d, out, [width] * size)
-    raise ValueError(f"family must be one of ('resnet', 'branch', 'fc'), got {family!r}")
+    builders: dict[str, Callable[[], nn.Module]] = {
+        "resnet": lambda: ResNet(d, out, width, size),
+        "branch": lambda: MultiBranchNet(d, out, size, width, 1),
+        "fc": lambda: mlp(d, out, [width] * size),
+    }
+    if family not in builders:
+        raise ValueError(f"family must be one of {tuple(builders)}, got {family!r}")
+    with seeding.seeded(seed):
+        model = builders[family]()
+    return model
 
 
 def log_ladder(low: int, high: int, count: int) -> list[int]:

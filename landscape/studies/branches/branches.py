@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.engine import cluster, curvature, directions, study_parts
+from landscape.engine import cluster, curvature, directions, seeding, study_parts
 from landscape.engine.device import Device, resolve_device
 from landscape.engine.nets import MultiBranchNet
 from landscape.engine.nonconvexity import hessian_ratio, max_convexity_defect, non_psd_fraction
@@ -355,8 +355,10 @@ def _trained_models(config: Config, data: _Tensors, seed: int) -> list[nn.Module
     batch = config.batch_size if 0 < config.batch_size < data.n else None
     models: list[nn.Module] = []
     for k in range(3 if config.construction == "three_models" else 1):
-        torch.manual_seed(seed + k * MODEL_SEED_STRIDE)
-        model = MultiBranchNet(data.X.shape[1], data.out_features, branches, config.width, depth)
+        with seeding.seeded(seed + k * MODEL_SEED_STRIDE):
+            model = MultiBranchNet(
+                data.X.shape[1], data.out_features, branches, config.width, depth
+            )
         model = model.to(data.X.device)
         history = train(
             model,

@@ -31,7 +31,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.engine import curvature, datasets, presets, study_parts, surface_files, uploads
+from landscape.engine import (
+    curvature,
+    datasets,
+    presets,
+    seeding,
+    study_parts,
+    surface_files,
+    uploads,
+)
 from landscape.engine.curvature import (
     CurvatureMap,
     curvature_map,
@@ -1154,18 +1162,20 @@ def _data(config: Config) -> tuple[np.ndarray, np.ndarray, str]:
 def _model(
     config: Config, X: np.ndarray, y: np.ndarray, task: str, outputs: int, seed: int
 ) -> nn.Module:
-    torch.manual_seed(seed)
     if config.model == "upload":
         model = uploads.load_model(uploads.fetch(config.model_upload)).float()
         uploads.check_model(model, X, y, task)
         return model
     if X.ndim != 2:
         raise ValueError(f"built-in models need flat features (n, d), got X of shape {X.shape}")
-    if config.model == "multibranch":
-        return MultiBranchNet(
-            X.shape[1], outputs, config.branches, config.width, config.depth, config.activation
-        )
-    return mlp(X.shape[1], outputs, [config.hidden, config.hidden], config.activation)
+    with seeding.seeded(seed):
+        if config.model == "multibranch":
+            built: nn.Module = MultiBranchNet(
+                X.shape[1], outputs, config.branches, config.width, config.depth, config.activation
+            )
+        else:
+            built = mlp(X.shape[1], outputs, [config.hidden, config.hidden], config.activation)
+    return built
 
 
 def _model_name(config: Config, shape: tuple[int, ...], outputs: int) -> str:
