@@ -923,31 +923,12 @@ def main() -> None:
         f"classroom benchmark on {os.cpu_count()} CPU(s), load average "
         f"{os.getloadavg()[0]:.1f} at start; server env {env} plus the caller's"
     )
-    if args.sweep:
-        best = 0
-        for n in [int(x) for x in args.sweep.split(",") if x]:
-            run = class_run(
-                n,
-                args.sweep_minutes,
-                env,
-                args.webgl,
-                not args.cold,
-                args.browsers,
-                args.press_gaps,
-                dump,
-            )
-            p95 = report(asyncio.run(run))
-            if p95 < FAST_TARGET_S:
-                best = max(best, n)
-        browsers = "" if args.browsers is None else f" ({args.browsers} of the N in browsers)"
-        print(
-            f"\nlargest N with p95 of preset and cached moves under {FAST_TARGET_S:.0f} s"
-            f"{browsers}: {best or 'none of those tried'}"
-        )
-    else:
+
+    def class_report(sessions: int, minutes: float) -> float:
+        """One class (`class_run`) with the command line's settings, reported (`report`)."""
         run = class_run(
-            args.sessions,
-            args.minutes,
+            sessions,
+            minutes,
             env,
             args.webgl,
             not args.cold,
@@ -955,7 +936,20 @@ def main() -> None:
             args.press_gaps,
             dump,
         )
-        report(asyncio.run(run))
+        return report(asyncio.run(run))
+
+    if args.sweep:
+        best = 0
+        for n in [int(x) for x in args.sweep.split(",") if x]:
+            if class_report(n, args.sweep_minutes) < FAST_TARGET_S:
+                best = max(best, n)
+        browsers = "" if args.browsers is None else f" ({args.browsers} of the N in browsers)"
+        print(
+            f"\nlargest N with p95 of preset and cached moves under {FAST_TARGET_S:.0f} s"
+            f"{browsers}: {best or 'none of those tried'}"
+        )
+    else:
+        class_report(args.sessions, args.minutes)
     if dump is not None:
         print(
             f"mismatches dumped (both figures, what asked for each): {dump.written} in "
