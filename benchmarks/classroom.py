@@ -788,7 +788,8 @@ def report_targets(
         )
         outside = outside_caches(memory, caches)
         if len(last_half(outside)) >= 2:
-            held = [mib for t, mib in caches if t >= memory[-1][0] / 2]
+            # the readings in the last half, or the last one before it when none came there
+            held = [mib for t, mib in caches if t >= memory[-1][0] / 2] or [caches[-1][1]]
             trend, first_to_last = memory_change(outside)
             print(
                 f"  (the caches' bytes, from the about box the protocol students receive: "
