@@ -10,9 +10,12 @@ from landscape.engine.libraries import import_heavy_libraries
 from ui.catalogue import HOME, PageEntry, by_section
 from ui.lecture import apply_style, slide_navigation
 from ui.links import begin_page, install
-from ui.sidebar import shared_sidebar
+from ui.sidebar import refuse_setting, shared_sidebar
 
-configure_threads()
+try:
+    configure_threads()
+except ValueError as error:  # CONVEXIFY_TORCH_THREADS out of its range
+    refuse_setting(error)
 keep_glibc_thresholds()  # a server runs for hours: freed memory goes back to the system
 import_heavy_libraries()  # at the first page, not at a student's first fresh answer
 install()  # every link parameter bound to a widget is checked before the widget reads it

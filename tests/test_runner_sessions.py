@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from landscape.engine import device
 from ui import runner
 
 FAKE = "convexify_fake_study"
@@ -156,6 +157,12 @@ def test_settings_from_the_environment(monkeypatch) -> None:
         runner.max_runs()
     monkeypatch.delenv(runner.MAX_RUNS_VARIABLE)
     assert runner.max_runs() >= 1
+    for text, threads in (("3", 3), (" ", 0), ("0", 0)):
+        monkeypatch.setenv(device.THREADS_VARIABLE, text)
+        assert device.threads_from_env() == threads
+    monkeypatch.setenv(device.THREADS_VARIABLE, "-2")
+    with pytest.raises(ValueError, match="CONVEXIFY_TORCH_THREADS must be a whole number >= 0"):
+        device.threads_from_env()
     monkeypatch.setenv(runner.RESULT_CACHE_VARIABLE, "2")
     assert runner.result_cache_bytes() == 2 * 2**20
 
@@ -202,6 +209,27 @@ def test_sidebar_about_box_shows_ceilings_and_runs() -> None:
     for name in ("Results", "Figures", "Presets", "Uploads", "Study parts"):
         assert name in text
     assert f"of {runner.result_cache().max_bytes / 2**20:.1f} MiB" in text
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (runner.MAX_RUNS_VARIABLE, "0", "CONVEXIFY_MAX_RUNS must be an integer >= 1, got '0'"),
+        (device.THREADS_VARIABLE, "two", "CONVEXIFY_TORCH_THREADS must be a whole number >= 0"),
+    ],
+)
+def test_a_server_setting_out_of_range_is_named_on_the_page(
+    monkeypatch, variable: str, value: str, message: str
+) -> None:
+    from pathlib import Path
+
+    monkeypatch.delitem(runner._shared, "queue", raising=False)  # made again, with the setting
+    monkeypatch.setenv(variable, value)
+    app = str(Path(__file__).resolve().parents[1] / "app.py")
+    at = AppTest.from_file(app, default_timeout=WAIT).run()
+    assert not at.exception
+    assert message in at.error[0].value
+    assert "queue" not in runner._shared  # the page stopped before any run
 
 
 def test_a_request_superseded_while_it_settles_never_computes(fake_study, monkeypatch) -> None:

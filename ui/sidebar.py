@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NoReturn
 
 import streamlit as st
 
@@ -96,10 +97,20 @@ def _mib(nbytes: int) -> str:
     return f"{nbytes / 2**20:.1f}"
 
 
+def refuse_setting(error: ValueError) -> NoReturn:
+    """Stop the page with a server setting's error (it names the setting and its range)."""
+    st.error(f"This server's settings: {error}")
+    st.stop()
+
+
 def about_box() -> None:
     """The sidebar's "About this server": heavy runs at once and queued, and each cache's bytes
-    against its ceiling (settings: README, "Serving a class")."""
-    queue, caches = serving_stats()
+    against its ceiling (settings: README, "Serving a class"). A setting out of its range stops
+    the page with an error that names it (the queue and caches are made at the first page)."""
+    try:
+        queue, caches = serving_stats()
+    except ValueError as error:
+        refuse_setting(error)
     with st.expander("About this server"):
         st.caption(
             f"Heavy runs at once: **{queue.running} of {queue.slots}** "

@@ -52,12 +52,29 @@ THREADS_VARIABLE = "CONVEXIFY_TORCH_THREADS"
 def configure_threads(threads: int | None = None) -> int:
     """Set torch's intra-op thread count once at start-up; returns the count used.
 
-    ``threads``, else the environment variable ``CONVEXIFY_TORCH_THREADS``, else every core.
+    ``threads``, else the environment variable ``CONVEXIFY_TORCH_THREADS``, else every core;
+    ``ValueError`` naming the variable when it is not a whole number >= 0 (0: every core).
     """
-    count = threads or int(os.environ.get(THREADS_VARIABLE, 0)) or max(1, os.cpu_count() or 1)
+    count = threads or threads_from_env() or max(1, os.cpu_count() or 1)
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
     return count
+
+
+def threads_from_env() -> int:
+    """``CONVEXIFY_TORCH_THREADS`` as a count (0 where it is unset or empty)."""
+    text = os.environ.get(THREADS_VARIABLE, "").strip()
+    if not text:
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(
+            f"{THREADS_VARIABLE} must be a whole number >= 0 (0: every core), got {text!r}"
+        )
+    return value
 
 
 @contextmanager
