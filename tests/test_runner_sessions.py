@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from landscape.engine import device
-from ui import runner
+from landscape.engine import device, serving
+from ui import export, runner
 
 FAKE = "convexify_fake_study"
 WAIT = 60.0
@@ -216,6 +216,7 @@ def test_sidebar_about_box_shows_ceilings_and_runs() -> None:
     [
         (runner.MAX_RUNS_VARIABLE, "0", "CONVEXIFY_MAX_RUNS must be an integer >= 1, got '0'"),
         (device.THREADS_VARIABLE, "two", "CONVEXIFY_TORCH_THREADS must be a whole number >= 0"),
+        (export.FIGURE_CACHE_VARIABLE, "-4", "CONVEXIFY_FIGURE_CACHE_MB must be a number of MiB"),
     ],
 )
 def test_a_server_setting_out_of_range_is_named_on_the_page(
@@ -224,12 +225,14 @@ def test_a_server_setting_out_of_range_is_named_on_the_page(
     from pathlib import Path
 
     monkeypatch.delitem(runner._shared, "queue", raising=False)  # made again, with the setting
+    figures = serving.ByteLRU(serving.EnvCeiling(export.FIGURE_CACHE_VARIABLE, 1), name="Figures")
+    monkeypatch.setattr(export, "_figures", figures)  # as a fresh server makes it, unread yet
     monkeypatch.setenv(variable, value)
     app = str(Path(__file__).resolve().parents[1] / "app.py")
     at = AppTest.from_file(app, default_timeout=WAIT).run()
     assert not at.exception
     assert message in at.error[0].value
-    assert "queue" not in runner._shared  # the page stopped before any run
+    assert not [e for e in at.sidebar.expander if e.label == "About this server"]  # stopped
 
 
 def test_a_request_superseded_while_it_settles_never_computes(fake_study, monkeypatch) -> None:

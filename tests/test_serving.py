@@ -184,6 +184,21 @@ def test_ceiling_from_environment(monkeypatch) -> None:
             serving.mebibytes_from_env("CONVEXIFY_TEST_MB", 7)
 
 
+def test_a_ceiling_from_the_environment_is_read_at_the_first_use(monkeypatch) -> None:
+    monkeypatch.setenv("CONVEXIFY_TEST_MB", "lots")
+    ceiling = serving.EnvCeiling("CONVEXIFY_TEST_MB", 7)
+    cache: ByteLRU[str, bytes] = ByteLRU(ceiling, sizer=len, bookkeeping=False)
+    for use in (cache.stats, lambda: cache.put("a", b"x"), lambda: cache.max_bytes):
+        with pytest.raises(ValueError, match="CONVEXIFY_TEST_MB must be a number of MiB >= 0"):
+            use()
+    assert len(cache) == 0
+    monkeypatch.setenv("CONVEXIFY_TEST_MB", "0.001")  # 1048 bytes
+    assert not cache.put("big", bytes(2000)) and cache.put("small", bytes(1000))
+    assert cache.stats().max_bytes == int(0.001 * 2**20) and cache.nbytes == 1000
+    monkeypatch.setenv("CONVEXIFY_TEST_MB", "5")  # read once: the first reading holds
+    assert cache.max_bytes == int(0.001 * 2**20)
+
+
 # -- single flight -----------------------------------------------------------------------------
 
 

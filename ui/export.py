@@ -30,7 +30,7 @@ def _figure_nbytes(entry: tuple[tuple[Any, ...], Specified]) -> int:
 
 _figures: serving.ByteLRU[tuple[Hashable, ...], tuple[tuple[Any, ...], Specified]] = (
     serving.ByteLRU(
-        serving.mebibytes_from_env(FIGURE_CACHE_VARIABLE, FIGURE_CACHE_DEFAULT_MB),
+        serving.EnvCeiling(FIGURE_CACHE_VARIABLE, FIGURE_CACHE_DEFAULT_MB),
         sizer=_figure_nbytes,
         name="Figures",
     )

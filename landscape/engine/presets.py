@@ -198,9 +198,7 @@ def lookup(module_name: str, config: Any, directory: Path = PRESET_DIR) -> Any |
     return _load(directory, module_name, entry["file"])
 
 
-@serving.byte_lru_cache(
-    serving.mebibytes_from_env(CACHE_VARIABLE, CACHE_DEFAULT_MB), name="Presets"
-)
+@serving.byte_lru_cache(serving.EnvCeiling(CACHE_VARIABLE, CACHE_DEFAULT_MB), name="Presets")
 def _load(directory: Path, module_name: str, file: str) -> Any:
     """A stored result, read once per process (pages rerun on every widget move) and kept in a
     cache of at most ``CONVEXIFY_PRESET_CACHE_MB`` MiB (default 64), least recently used out."""

@@ -106,6 +106,20 @@ def mebibytes_from_env(variable: str, default: float) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
+class EnvCeiling:
+    """A byte ceiling read from the environment variable ``variable`` (``default_mb`` MiB when
+    unset) when its cache is first used, not when it is made: a module-level cache made at
+    import with a wrong setting would fail the import, where the first use can name the setting
+    on the page (`ui.sidebar.about_box` uses every cache first)."""
+
+    variable: str
+    default_mb: float
+
+    def bytes(self) -> int:
+        return mebibytes_from_env(self.variable, self.default_mb)
+
+
+@dataclasses.dataclass(frozen=True)
 class CacheStats:
     """A snapshot of a `ByteLRU`: entries held, bytes held and the ceiling, and its counters."""
 
@@ -133,19 +147,22 @@ class ByteLRU(Generic[K, V]):
     evicts the least recently used entries until the total is at most ``max_bytes``; an entry
     with ``s > max_bytes`` is refused (not stored) so the total never exceeds the ceiling, even
     for a moment. ``bookkeeping=False`` counts ``sizer(value)`` alone (sizes given exactly).
+    ``max_bytes`` may be an `EnvCeiling`, read at the first ``put`` or ``stats`` (``ValueError``
+    naming the variable there, and at every use after, until the setting is right).
     """
 
     def __init__(
         self,
-        max_bytes: int,
+        max_bytes: int | EnvCeiling,
         sizer: Callable[[Any], int] = estimate_nbytes,
         name: str = "",
         bookkeeping: bool = True,
     ) -> None:
-        if max_bytes < 0:
-            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
         self.name = name
-        self._max_bytes = int(max_bytes)
+        self._ceiling = max_bytes if isinstance(max_bytes, EnvCeiling) else None
+        self._max_bytes: int | None = None
+        if not isinstance(max_bytes, EnvCeiling):
+            self._max_bytes = self._checked(max_bytes)
         self._sizer = sizer
         self._bookkeeping = bookkeeping
         self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
@@ -153,8 +170,22 @@ class ByteLRU(Generic[K, V]):
         self._lock = threading.Lock()
         self._hits = self._misses = self._evictions = self._refused = 0
 
+    @staticmethod
+    def _checked(max_bytes: int) -> int:
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        return int(max_bytes)
+
     @property
     def max_bytes(self) -> int:
+        with self._lock:
+            return self._limit()
+
+    def _limit(self) -> int:
+        """The ceiling in bytes, read from its `EnvCeiling` at the first call (under the lock)."""
+        if self._max_bytes is None:
+            assert self._ceiling is not None
+            self._max_bytes = self._ceiling.bytes()
         return self._max_bytes
 
     @property
@@ -192,7 +223,7 @@ class ByteLRU(Generic[K, V]):
             old = self._entries.pop(key, None)
             if old is not None:
                 self._nbytes -= old[1]
-            if size > self._max_bytes:
+            if size > self._limit():
                 self._refused += 1
                 return False
             self._entries[key] = (value, size)
@@ -202,14 +233,12 @@ class ByteLRU(Generic[K, V]):
 
     def resize(self, max_bytes: int) -> None:
         """Change the ceiling, evicting the least recently used entries above it."""
-        if max_bytes < 0:
-            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
         with self._lock:
-            self._max_bytes = int(max_bytes)
+            self._max_bytes = self._checked(max_bytes)
             self._shrink()
 
     def _shrink(self) -> None:
-        while self._nbytes > self._max_bytes:
+        while self._nbytes > self._limit():
             _, (_, size) = self._entries.popitem(last=False)
             self._nbytes -= size
             self._evictions += 1
@@ -231,7 +260,7 @@ class ByteLRU(Generic[K, V]):
                 self.name,
                 len(self._entries),
                 self._nbytes,
-                self._max_bytes,
+                self._limit(),
                 self._hits,
                 self._misses,
                 self._evictions,
@@ -260,7 +289,7 @@ def memoised(
 
 
 def byte_lru_cache(
-    max_bytes: int, sizer: Callable[[Any], int] = estimate_nbytes, name: str = ""
+    max_bytes: int | EnvCeiling, sizer: Callable[[Any], int] = estimate_nbytes, name: str = ""
 ) -> Callable[[Callable[..., V]], Any]:
     """Like ``functools.lru_cache``, bounded in bytes: memoise a function of hashable arguments
     in a `ByteLRU` of its own (`memoised`). The wrapper has ``cache`` (the `ByteLRU`) and

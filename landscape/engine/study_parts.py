@@ -23,7 +23,7 @@ VARIABLE = "CONVEXIFY_PARTS_CACHE_MB"
 DEFAULT_MB = 64
 
 _parts: serving.ByteLRU[tuple[str, Hashable], Any] = serving.ByteLRU(
-    serving.mebibytes_from_env(VARIABLE, DEFAULT_MB), name="Study parts"
+    serving.EnvCeiling(VARIABLE, DEFAULT_MB), name="Study parts"
 )
 
 

@@ -57,7 +57,7 @@ STORE_VARIABLE = "CONVEXIFY_UPLOAD_CACHE_MB"
 STORE_DEFAULT_MB = 64
 
 _store: serving.ByteLRU[str, bytes] = serving.ByteLRU(
-    serving.mebibytes_from_env(STORE_VARIABLE, STORE_DEFAULT_MB), sizer=len, name="Uploads"
+    serving.EnvCeiling(STORE_VARIABLE, STORE_DEFAULT_MB), sizer=len, name="Uploads"
 )
 
 
