@@ -159,10 +159,12 @@ class ByteLRU(Generic[K, V]):
         bookkeeping: bool = True,
     ) -> None:
         self.name = name
-        self._ceiling = max_bytes if isinstance(max_bytes, EnvCeiling) else None
-        self._max_bytes: int | None = None
-        if not isinstance(max_bytes, EnvCeiling):
-            self._max_bytes = self._checked(max_bytes)
+        self._ceiling: EnvCeiling | None
+        self._max_bytes: int | None  # None until the `EnvCeiling` is read (`_limit`)
+        if isinstance(max_bytes, EnvCeiling):
+            self._ceiling, self._max_bytes = max_bytes, None
+        else:
+            self._ceiling, self._max_bytes = None, self._checked(max_bytes)
         self._sizer = sizer
         self._bookkeeping = bookkeeping
         self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
