@@ -97,7 +97,7 @@ def beside_heavy_runs(runs: int) -> None:
 
     from streamlit.testing.v1 import AppTest
 
-    from landscape.engine import serving
+    from landscape.server import serving
     from landscape.studies.lab import lab
     from landscape.studies.shallow_relu import two_layer
     from landscape.studies.width import width

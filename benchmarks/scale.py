@@ -4,7 +4,7 @@ workers, in one run.
 1. Ray overhead. A ``--grid`` x ``--grid`` surface (default 101) of an MLP 64-32-32-10 on digits
    (1797 x 64), computed in this process with one torch thread, then on a local Ray cluster of
    2 workers with 1 thread each (the same two cores), shards of about a quarter of a worker's
-   rows (`landscape.engine.cluster.run_surface`'s default). The overhead is Ray's wall time
+   rows (`landscape.server.cluster.run_surface`'s default). The overhead is Ray's wall time
    against a perfect split of the in-process work over the 2 workers, ``T_ray / (T_1 / 2)``;
    the goal is at most 1.15. Ray's own share is printed apart: its wall time against the
    workers' measured computing, ``T_ray / (sum of shard seconds / 2)``. (``--two-threads``
@@ -45,11 +45,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landscape.engine import cluster
-from landscape.engine.data_files import ArrayData
 from landscape.engine.datasets import digits
 from landscape.engine.directions import parameters_of, random_directions
 from landscape.engine.nets import SmallResNet, mlp
+from landscape.files.data_files import ArrayData
+from landscape.server import cluster
 from landscape.studies.branches.data import mnist_subset
 
 WORKERS = 2
@@ -162,7 +162,7 @@ def main() -> None:
 
     @ray.remote(num_cpus=1)
     def warm() -> int:  # each worker imports torch and the engine once
-        import landscape.engine.cluster  # noqa: F401
+        import landscape.server.cluster  # noqa: F401
 
         return os.getpid()
 

@@ -4,7 +4,7 @@ The baseline is what Li et al.'s ``loss-landscape`` and the ``loss-landscapes`` 
 grid point: write ``theta + a d1 + b d2`` into the model, forward the whole data set, compute the
 loss (here ``F.cross_entropy``, full batch, no data loader: the fastest form of that loop). Both
 see the same model, directions, grid and loss, in the same process (so both run with the allocator
-thresholds of ``landscape.engine.heap.tune_for_chunked_work``); the script checks that they agree.
+thresholds of ``landscape.server.heap.tune_for_chunked_work``); the script checks that they agree.
 Timings are wall-clock, best of ``repeats``, the two methods interleaved so that both see the same
 load.
 
@@ -40,6 +40,7 @@ from landscape.engine.directions import random_directions
 from landscape.engine.nets import MultiBranchNet, mlp
 from landscape.engine.problem import Problem
 from landscape.engine.surface import path_taken, surface_2d
+from landscape.server import heap
 
 MODELS = {
     "MultiBranchNet(64, 10, branches=16, width=8)": lambda: MultiBranchNet(64, 10, 16, 8),
@@ -146,6 +147,7 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     args = parser.parse_args()
+    heap.tune_for_chunked_work()
     if args.threads:
         torch.set_num_threads(args.threads)
         os.environ["BENCH_THREADS"] = str(args.threads)

@@ -1,6 +1,6 @@
 """Command line: ``python -m landscape precompute [study ...]`` writes the presets.
 
-Presets are computed under pinned numerics (`landscape.engine.numerics`): when the environment
+Presets are computed under pinned numerics (`landscape.server.numerics`): when the environment
 does not hold them, the command runs itself again in a child process that does, before torch or
 NumPy is imported.
 """
@@ -11,7 +11,7 @@ import argparse
 import subprocess
 import sys
 
-from landscape.engine import numerics
+from landscape.server import numerics
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(done.returncode)
     from landscape import studies  # imports torch: only under the pinned environment
-    from landscape.engine import presets
     from landscape.engine.device import configure_threads
+    from landscape.files import presets
 
     configure_threads()
     if args.command == "precompute":

@@ -1,10 +1,10 @@
 """The ``convexify`` command: loss surfaces of real models, and the studies' sweeps, headless.
 
 ``convexify surface`` computes a 2-D loss surface (optionally 1-D slices and a curvature map) of
-a model file on a data file and writes a surface file (`landscape.engine.surface_files`) that
+a model file on a data file and writes a surface file (`landscape.files.surface_files`) that
 the Lab opens ("Open a computed surface"). ``convexify sweep STUDY`` runs one of the studies'
 sweeps and writes the JSON run file its page loads. Both run in this process, or on a Ray
-cluster with ``--ray`` (`landscape.engine.cluster`).
+cluster with ``--ray`` (`landscape.server.cluster`).
 
 This module sits above the studies (it dispatches to them), beside ``landscape/__main__.py``.
 """
@@ -27,15 +27,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.engine import cluster, results, uploads
 from landscape.engine.curvature import curvature_map
-from landscape.engine.data_files import DEFAULT_DATA_BUDGET, ArrayData, NpzStream, open_data
 from landscape.engine.device import configure_threads, resolve_device
 from landscape.engine.directions import parameters_of, pca_directions, random_directions
-from landscape.engine.model_files import load_model_file
 from landscape.engine.problem import Problem
 from landscape.engine.surface import auto_method
-from landscape.engine.surface_files import SurfaceFile, save_surface
+from landscape.files import results, uploads
+from landscape.files.data_files import DEFAULT_DATA_BUDGET, ArrayData, NpzStream, open_data
+from landscape.files.model_files import load_model_file
+from landscape.files.surface_files import SurfaceFile, save_surface
+from landscape.server import cluster, heap
 from landscape.studies.branches import branch_gap, branches
 from landscape.studies.width import depth_sweep, width_sweep
 
@@ -69,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.params = extra
     configure_threads(args.threads)
+    heap.tune_for_chunked_work()
     try:
         if args.command == "surface":
             surface_command(args, list(sys.argv[1:] if argv is None else argv))

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from landscape.engine import numerics  # noqa: E402  (imports neither torch nor NumPy)
+from landscape.server import numerics  # noqa: E402  (imports neither torch nor NumPy)
 
 # The pinned numerics of the presets (tests/test_presets.py compares them bit for bit), one torch
 # thread among them; set before torch and NumPy load, as they read it then.

@@ -329,7 +329,7 @@ def test_grid_of_depths_and_branch_counts_and_its_figures() -> None:
 
 
 def test_results_round_trip_through_the_run_file() -> None:
-    from landscape.engine import results
+    from landscape.files import results
 
     for module, config in (
         (branches, replace(SMALL, seeds=1)),
@@ -412,7 +412,7 @@ def test_page_revisits_cached_values_and_measures_the_gap(monkeypatch) -> None:
 
 
 def test_summary_is_the_mean_over_seeds_at_one_branch_count() -> None:
-    from landscape.engine import presets
+    from landscape.files import presets
     from landscape.studies.branches import branches as branch_study
 
     result = presets.lookup(branch_study.__name__, branch_study.Config())

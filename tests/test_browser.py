@@ -200,7 +200,7 @@ def test_presets_open_without_recomputation(server, page) -> None:
 
 
 def test_exports_download_files_that_load_back(server, page, tmp_path) -> None:
-    from landscape.engine import results
+    from landscape.files import results
     from landscape.studies.linear_duality import linear_duality
 
     page.goto(f"{server}/linear_duality")

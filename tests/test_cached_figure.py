@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from landscape.engine import serving
+from landscape.server import serving
 from ui import export
 
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from landscape.engine import results
+from landscape.files import results
 from landscape.studies.beyond import budget, exact, gram_depth, skips
 from landscape.studies.branches import branch_gap, branches
 from landscape.studies.lab import lab

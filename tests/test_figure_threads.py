@@ -24,7 +24,7 @@ import pytest
 from _plotly_utils import basevalidators
 from plotly.validator_cache import ValidatorCache
 
-from landscape.engine import presets
+from landscape.files import presets
 from landscape.studies.branches import branches
 from landscape.studies.branches import figures as branch_figures
 from landscape.studies.lab import figures as lab_figures

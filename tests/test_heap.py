@@ -1,4 +1,4 @@
-"""The server's heap after a computation (`landscape.engine.heap`): cyclic garbage collected,
+"""The server's heap after a computation (`landscape.server.heap`): cyclic garbage collected,
 freed pages given back to the system, at most once per interval."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import pytest
 
-from landscape.engine import heap
+from landscape.server import heap
 
 GLIBC = heap.trim_available()
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FREED_BLOCK = textwrap.dedent(
     """
     import sys
-    from landscape.engine import heap
+    from landscape.server import heap
 
     def rss():
         with open("/proc/self/statm") as f:
@@ -49,7 +49,7 @@ FREED_BLOCK = textwrap.dedent(
 FRAGMENT = textwrap.dedent(
     """
     import gc
-    from landscape.engine import heap
+    from landscape.server import heap
 
     def rss():
         with open("/proc/self/statm") as f:

@@ -12,8 +12,9 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from landscape.engine import study_parts, uploads
 from landscape.engine.nets import mlp
+from landscape.files import uploads
+from landscape.server import study_parts
 from landscape.studies.lab import lab
 
 SMALL = {
@@ -316,7 +317,7 @@ def test_moving_the_range_trains_once_and_keeps_the_centre_evidence(monkeypatch)
     scratch."""
     from dataclasses import replace
 
-    from landscape.engine import presets
+    from landscape.files import presets
 
     lab.clear_caches()
     trainings = _counting(monkeypatch, "_train_models")
@@ -341,7 +342,7 @@ def test_a_new_resolution_on_a_preset_takes_its_stored_curvature(monkeypatch) ->
     the surface at the new resolution equals one computed afresh."""
     from dataclasses import fields, replace
 
-    from landscape.engine import presets
+    from landscape.files import presets
 
     lab.clear_caches()
     maps = _counting(monkeypatch, "_curvature")
@@ -405,7 +406,7 @@ def test_a_new_resolution_below_the_slice_points_keeps_the_slices(monkeypatch) -
     reuses them (calls counted), one above recomputes them; each equals a fresh run."""
     from dataclasses import fields, replace
 
-    from landscape.engine import presets
+    from landscape.files import presets
 
     lab.clear_caches()
     slices = _counting(monkeypatch, "_slices")
@@ -446,8 +447,8 @@ def test_the_stored_training_is_the_training() -> None:
     (`lab._restored`): its models, checkpoints and loss history equal the training run anew
     (`presets.afresh`), and its start is the fresh training's start bit for bit (both are the
     model built from the seed) and its first checkpoint."""
-    from landscape.engine import presets
     from landscape.engine.progress import silent
+    from landscape.files import presets
 
     config = lab.Config(span=1.7)
     lab.clear_caches()
@@ -467,7 +468,7 @@ def test_a_range_off_the_presets_trains_nothing(monkeypatch) -> None:
     answers as the same run computed afresh, field by field to the presets' tolerance."""
     from dataclasses import replace
 
-    from landscape.engine import presets
+    from landscape.files import presets
 
     lab.clear_caches()
     trainings = _counting(monkeypatch, "_train_models")
@@ -489,8 +490,8 @@ def test_a_damaged_stored_training_is_trained_again(monkeypatch, tmp_path, damag
     training equals the stored one's source (the intact file)."""
     import json
 
-    from landscape.engine import presets
     from landscape.engine.progress import silent
+    from landscape.files import presets
 
     index = json.loads((presets.PRESET_DIR / presets.INDEX).read_text())
     entries = [entry for entry in index if entry["study"] == lab.__name__]

@@ -1,6 +1,7 @@
-"""The one-way layering of DESIGN.md: views -> ui -> landscape.studies -> landscape.engine ->
-solvers. A view imports only `ui` and its own study; a study never imports another study; the
-engine never imports a study; solvers import nothing of ours; only views and ui import streamlit.
+"""The one-way layering: views -> ui -> landscape.studies -> landscape.server / landscape.files ->
+landscape.engine (the mathematics) -> solvers. A view imports only `ui` and its own study; a
+study never imports another study; the mathematics imports no file format, no server code and no
+study; solvers import nothing of ours; only views and ui import streamlit.
 """
 
 from __future__ import annotations
@@ -78,10 +79,19 @@ def test_studies_never_import_another_study() -> None:
             assert not any(within(name, p) for p in ("ui", "views", "streamlit"))
 
 
-def test_engine_never_imports_a_study_or_streamlit() -> None:
+def test_the_mathematics_imports_no_file_format_no_server_and_no_study() -> None:
+    """``landscape/engine`` (the mathematics) imports neither of the other two rooms."""
+    bad = ("landscape.files", "landscape.server", "landscape.studies", "ui", "views", "streamlit")
     for path in files(ROOT / "landscape" / "engine"):
         for name in imported_modules(path):
-            bad = ("landscape.studies", "ui", "views", "streamlit")
+            assert not any(within(name, p) for p in bad), f"{path.relative_to(ROOT)} imports {name}"
+
+
+@pytest.mark.parametrize("room", ["files", "server"])
+def test_files_and_server_never_import_a_study_or_streamlit(room: str) -> None:
+    bad = ("landscape.studies", "landscape.cli", "ui", "views", "streamlit")
+    for path in files(ROOT / "landscape" / room):
+        for name in imported_modules(path):
             assert not any(within(name, p) for p in bad), f"{path.relative_to(ROOT)} imports {name}"
 
 

@@ -1,4 +1,4 @@
-"""The heavy libraries a server imports ahead of time (`landscape.engine.libraries`): the
+"""The heavy libraries a server imports ahead of time (`landscape.server.libraries`): the
 studies import them on first use, and after `import_heavy_libraries` a fresh run of those
 studies imports next to nothing more."""
 
@@ -10,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from landscape.engine.libraries import HEAVY_LIBRARIES
+from landscape.server.libraries import HEAVY_LIBRARIES
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN_PACKAGES = ("landscape", "solvers")
@@ -22,7 +22,7 @@ OWN_PACKAGES = ("landscape", "solvers")
 FRESH_RUNS = textwrap.dedent(
     """
     import json, sys
-    from landscape.engine.libraries import HEAVY_LIBRARIES, import_heavy_libraries
+    from landscape.server.libraries import HEAVY_LIBRARIES, import_heavy_libraries
     from landscape.studies.branches import branches
     from landscape.studies.shallow_relu import two_layer
 

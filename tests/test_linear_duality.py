@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from landscape.engine import study_parts
+from landscape.server import study_parts
 from landscape.studies.linear_duality import linear_duality as study
 from landscape.studies.linear_duality.linear_net import (
     DeepLinearNet,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from landscape import studies
-from landscape.engine import results
+from landscape.files import results
 
 FIXTURES = Path(__file__).parent / "fixtures" / "run_files"
 MODULES = {name.rsplit(".", 1)[-1]: name for name in studies.study_modules()}

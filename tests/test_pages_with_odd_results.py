@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from landscape.engine import presets, results
+from landscape.files import presets, results
 from tests.drawn_charts import drawn_charts
 from ui.catalogue import STUDIES
 from ui.runner import clear_cache

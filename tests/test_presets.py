@@ -2,7 +2,7 @@
 
 Bit for bit up to 1e-6, which float32 training on two processors reaches only when both take the
 same code paths: the presets are computed, and recomputed here, under pinned numerics
-(`landscape.engine.numerics`, set by tests/conftest.py before torch and NumPy load)."""
+(`landscape.server.numerics`, set by tests/conftest.py before torch and NumPy load)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import threadpoolctl
 import torch
 
 from landscape import studies
-from landscape.engine import numerics, presets, results
+from landscape.files import presets, results
+from landscape.server import numerics
 
 ENTRIES = list(presets.entries())
 # the ladders of headline values (issue 13) are many presets: recomputing them all is slow

@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from landscape.engine import results
+from landscape.files import results
 from landscape.studies.linear_duality import linear_duality as study
 from landscape.studies.width import width
 

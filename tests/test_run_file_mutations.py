@@ -1,6 +1,6 @@
 """Malformed run files: every mutation of a valid run file of every study ends in a ValueError
 with a message, or in a (Config, Result) that satisfies the study's schema; never another
-exception, and never more memory than the upload limit (landscape.engine.results)."""
+exception, and never more memory than the upload limit (landscape.files.results)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from landscape import studies
-from landscape.engine import presets, results
+from landscape.files import presets, results
 
 FIXTURES = Path(__file__).parent / "fixtures" / "run_files"
 MODULES = {name.rsplit(".", 1)[-1]: name for name in studies.study_modules()}

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from landscape.engine import device, serving
+from landscape.engine import device
+from landscape.server import serving
 from ui import export, runner
 
 FAKE = "convexify_fake_study"
@@ -168,7 +169,7 @@ def test_settings_from_the_environment(monkeypatch) -> None:
 
 
 def test_waiting_text_shows_position_estimate_and_sharing() -> None:
-    from landscape.engine.serving import RunQueue
+    from landscape.server.serving import RunQueue
 
     queue = RunQueue(slots=1)
     queue.run("warm", lambda progress: time.sleep(0.01), kind="study")  # one duration seen

@@ -17,12 +17,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from landscape import cli
-from landscape.engine import cluster, data_files, model_files, results, surface_files
-from landscape.engine.data_files import ArrayData, NpzStream
 from landscape.engine.directions import parameters_of, random_directions
 from landscape.engine.nets import MultiBranchNet, mlp
 from landscape.engine.problem import Problem
 from landscape.engine.surface import surface_2d, surface_points
+from landscape.files import data_files, model_files, results, surface_files
+from landscape.files.data_files import ArrayData, NpzStream
+from landscape.server import cluster
 from landscape.studies.branches import branch_gap
 from landscape.studies.lab import lab
 

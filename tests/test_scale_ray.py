@@ -13,10 +13,11 @@ import torch
 from torch import nn
 
 from landscape import cli
-from landscape.engine import cluster, surface_files
-from landscape.engine.data_files import ArrayData
 from landscape.engine.directions import parameters_of, random_directions
 from landscape.engine.nets import MultiBranchNet, mlp
+from landscape.files import surface_files
+from landscape.files.data_files import ArrayData
+from landscape.server import cluster
 from landscape.studies.branches import branch_gap
 
 ray = pytest.importorskip("ray")

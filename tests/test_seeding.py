@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.engine import seeding
 from landscape.engine.nets import mlp
+from landscape.server import seeding
 from landscape.studies.beyond import nets as beyond_nets
 from landscape.studies.lab import lab
 

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from landscape.engine import serving
-from landscape.engine.serving import ByteLRU, Cancelled, RunQueue, byte_lru_cache
+from landscape.server import serving
+from landscape.server.serving import ByteLRU, Cancelled, RunQueue, byte_lru_cache
 
 WAIT = 30.0  # seconds: generous bounds for a loaded machine; no test asserts on speed
 

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from landscape.engine import serving, study_parts
+from landscape.server import serving, study_parts
 from landscape.studies.lab import lab
 from landscape.studies.linear_duality import linear_duality
 

@@ -100,7 +100,7 @@ def test_bad_configuration(fields: dict, message: str) -> None:
 
 
 def test_optimality_gap_and_certificate_are_relative_to_the_optimum() -> None:
-    from landscape.engine import presets
+    from landscape.files import presets
 
     result = presets.lookup(tl.__name__, tl.Config())
     assert result is not None

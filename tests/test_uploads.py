@@ -14,8 +14,8 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from landscape.engine import uploads
 from landscape.engine.nets import mlp
+from landscape.files import uploads
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit is deprecated
 
@@ -511,7 +511,7 @@ def test_other_suffixes_and_garbage() -> None:
 
 
 def test_store_and_fetch(monkeypatch) -> None:
-    from landscape.engine.serving import ByteLRU
+    from landscape.server.serving import ByteLRU
 
     monkeypatch.setattr(uploads, "_store", ByteLRU(1000, sizer=len, name="Uploads"))
     digest = uploads.store(b"hello")

@@ -204,7 +204,7 @@ def test_page_with_both_sweeps() -> None:
 
 
 def test_stable_multiplier_is_the_stability_limit_in_units_of_the_step() -> None:
-    from landscape.engine import presets
+    from landscape.files import presets
     from landscape.studies.width import width as width_study
 
     result = presets.lookup(width_study.__name__, width_study.Config())

@@ -13,7 +13,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.basedatatypes import BaseFigure
 
-from landscape.engine import plotting, results, serving
+from landscape.engine import plotting
+from landscape.files import results
+from landscape.server import serving
 from ui import charts
 from ui.charts import Specified
 

@@ -8,7 +8,7 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.scriptrunner import RerunException, StopException
 
-from landscape.engine import uploads
+from landscape.files import uploads
 
 MAX_ROWS = uploads.MAX_ROWS
 PASS_THROUGH = (KeyboardInterrupt, SystemExit, RerunException, StopException)

@@ -16,7 +16,8 @@ from typing import Any, Protocol, TypeVar, cast
 import streamlit as st
 from streamlit.runtime.scriptrunner import RerunException, StopException, get_script_run_ctx
 
-from landscape.engine import cluster, heap, presets, results, serving, study_parts, uploads
+from landscape.files import presets, results, uploads
+from landscape.server import cluster, heap, serving, study_parts
 from ui.export import figure_cache_stats, result_downloads
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from typing import NoReturn
 
 import streamlit as st
 
-from landscape.engine import cluster
 from landscape.engine.device import available_devices, resolve_device
+from landscape.server import cluster
 from ui.runner import serving_stats
 
 

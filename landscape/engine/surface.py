@@ -15,8 +15,8 @@ Three ways to evaluate a grid, all returning the same numbers (``method=``):
   the whole data set, repeat (the only way for TorchScript models, which ``torch.func`` rejects).
 
 ``"auto"`` picks the first that applies. The model is evaluated in eval mode and is left as it
-was: same parameters, same training flag. The first call also tunes glibc's allocator for chunked
-work (`heap.tune_for_chunked_work`), unless the process chose glibc's own thresholds first.
+was: same parameters, same training flag. Nothing here changes process-wide state; the command
+line tunes glibc's allocator for chunked work (`landscape.server.heap.tune_for_chunked_work`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from landscape.engine import heap
 from landscape.engine.directions import Params, parameters_of
 from landscape.engine.hoisting import data_calls, hoist_first_layers, substituted_calls
 from landscape.engine.nets import MultiBranchNet
@@ -59,7 +58,6 @@ def surface_2d(
     pass uses at most about ``problem.memory_budget`` bytes of working memory. For a surface on
     a sub-sample, pass ``problem.sample(size, seed)``.
     """
-    heap.tune_for_chunked_work()
     a = _grid("alphas", alphas)
     b = _grid("betas", betas)
     if problem.batch_rows is not None:
@@ -95,7 +93,6 @@ def surface_points(
     points = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
     if not np.all(np.isfinite(points)):
         raise ValueError("coords must be finite (P, 2) coordinates")
-    heap.tune_for_chunked_work()
     if problem.batch_rows is not None:
         return over_batches(
             problem, lambda part, _: surface_points(part, d1, d2, points, center=center), None

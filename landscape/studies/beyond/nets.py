@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.engine import seeding
 from landscape.engine.nets import MultiBranchNet, mlp
 from landscape.engine.validation import check_integer
+from landscape.server import seeding
 
 
 class ResNet(nn.Module):

@@ -24,7 +24,7 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
-from landscape.engine import cluster, datasets, study_parts
+from landscape.engine import datasets
 from landscape.engine.device import Device, resolve_device
 from landscape.engine.nets import MultiBranchNet
 from landscape.engine.progress import Progress, silent
@@ -35,6 +35,7 @@ from landscape.engine.validation import (
     check_integers,
     check_number,
 )
+from landscape.server import cluster, study_parts
 from solvers.convex_relu import nonconvex_objective, solve_convex_relu
 
 GapDataset = Literal["moons", "circles", "spirals"]
@@ -102,7 +103,7 @@ class Result:
     message: str
 
 
-#: What a run file may hold for each Result field (landscape.engine.results.check_result):
+#: What a run file may hold for each Result field (landscape.files.results.check_result):
 #: kind f/i/b/s, ! finite, dimensions named alike agree; a Config field's name is its value.
 RESULT_SHAPES: dict[str, str] = {
     "branch_counts": "i[branch_counts]",

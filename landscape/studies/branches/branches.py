@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.engine import cluster, curvature, directions, seeding, study_parts
+from landscape.engine import curvature, directions
 from landscape.engine.device import Device, resolve_device
 from landscape.engine.nets import MultiBranchNet
 from landscape.engine.nonconvexity import hessian_ratio, max_convexity_defect, non_psd_fraction
@@ -32,6 +32,7 @@ from landscape.engine.validation import (
     check_integers,
     check_number,
 )
+from landscape.server import cluster, seeding, study_parts
 from landscape.studies.branches import data as branch_data
 from landscape.studies.branches import training
 from landscape.studies.branches.losses import LOSS_NAMES, LossName, loss_function
@@ -196,7 +197,7 @@ class Result:
     negative_threshold: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
 
 
-#: What a run file may hold for each Result field (landscape.engine.results.check_result):
+#: What a run file may hold for each Result field (landscape.files.results.check_result):
 #: kind f/i/b/s, ! finite, dimensions named alike agree; a Config field's name is its value.
 RESULT_SHAPES: dict[str, str] = {
     "branch_counts": "i[branch_counts]",

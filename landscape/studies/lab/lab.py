@@ -31,15 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.engine import (
-    curvature,
-    datasets,
-    presets,
-    seeding,
-    study_parts,
-    surface_files,
-    uploads,
-)
+from landscape.engine import curvature, datasets
 from landscape.engine.curvature import (
     CurvatureMap,
     curvature_map,
@@ -77,6 +69,8 @@ from landscape.engine.validation import (
     check_integer,
     check_number,
 )
+from landscape.files import presets, surface_files, uploads
+from landscape.server import seeding, study_parts
 
 Model = Literal["multibranch", "mlp", "upload"]
 MODELS: tuple[Model, ...] = get_args(Model)
@@ -323,7 +317,7 @@ class Result(Evidence, Training, Curvature, Slices, Plane, Surface):
         return cls(**values, diverged=False, message="")
 
 
-#: What a run file may hold for each Result field (landscape.engine.results.check_result):
+#: What a run file may hold for each Result field (landscape.files.results.check_result):
 #: kind f/i/b/s, ! finite, dimensions named alike agree; a Config field's name is its value.
 RESULT_SHAPES: dict[str, str] = {
     "alphas": "f![R?]",
@@ -448,7 +442,7 @@ class _Trained:
     restored: bool = False  # read from the presets' stored training (`_restored`), not trained
 
 
-# The parts of runs kept between runs (`landscape.engine.study_parts`), by table: the trainings
+# The parts of runs kept between runs (`landscape.server.study_parts`), by table: the trainings
 # (data, trained models); and, each with whether it came from a stored preset (`_kept`), the
 # curvature and evidence, the centre's evidence without the map, the slice Hessian with the
 # trace, the slices.
@@ -614,7 +608,7 @@ def clear_caches() -> None:
 
 def _stored_groups(key: Config, *groups: type) -> list[Any] | None:
     """The ``groups`` of the stored preset whose configuration is ``key`` (a run with these
-    settings already computed them: `landscape.engine.presets.stored_part`), or None."""
+    settings already computed them: `landscape.files.presets.stored_part`), or None."""
     stored = presets.stored_part(__name__, key)
     if stored is None or stored.diverged:
         return None
@@ -631,7 +625,7 @@ def _kept(
     stored: Callable[[list[Any]], Any],
     *groups: type,
 ) -> Any:
-    """The part kept under ``key`` in ``table`` (`landscape.engine.study_parts`); else
+    """The part kept under ``key`` in ``table`` (`landscape.server.study_parts`); else
     ``stored(groups of the stored preset of key)`` when there is one (`_stored_groups`), else
     ``compute()``; kept with whether it came from a preset: inside `presets.afresh` such a part
     is computed anew."""
@@ -1332,7 +1326,7 @@ def surface_csv(result: Result) -> str:
 
 
 def open_surface_file(data: bytes) -> tuple[Result, dict]:
-    """A surface file (`landscape.engine.surface_files`: written by ``convexify surface`` or the
+    """A surface file (`landscape.files.surface_files`: written by ``convexify surface`` or the
     Lab's own "Surface (NPZ)" download) as a ``Result`` the Lab's figures draw, and the file's
     metadata (model and data digests, directions, seed, command; empty for a Lab download).
 

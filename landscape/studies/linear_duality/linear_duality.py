@@ -15,11 +15,10 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from landscape.engine import datasets, study_parts
+from landscape.engine import datasets
 from landscape.engine.device import Device, resolve_device
 from landscape.engine.directions import cosine, random_directions
 from landscape.engine.progress import Progress, silent
-from landscape.engine.results import from_groups
 from landscape.engine.validation import (
     COST_LIMIT,
     check_cost,
@@ -27,6 +26,8 @@ from landscape.engine.validation import (
     check_number,
     check_numbers,
 )
+from landscape.files.results import from_groups
+from landscape.server import study_parts
 from landscape.studies.linear_duality.linear_net import (
     DeepLinearNet,
     primal_slice,
@@ -183,7 +184,7 @@ class Slice:
     slice_direction_cosine: float
 
 
-#: What a run file may hold for each Result field (landscape.engine.results.check_result):
+#: What a run file may hold for each Result field (landscape.files.results.check_result):
 #: kind f/i/b/s, ! finite, dimensions named alike agree; a Config field's name is its value.
 RESULT_SHAPES: dict[str, str] = {
     "widths": "i[depth+1]",
@@ -476,7 +477,7 @@ def _say_what_diverged(result: Result) -> Result:
     return result
 
 
-PROBLEMS = "linear_duality.problems"  # the gamma-free parts (landscape.engine.study_parts)
+PROBLEMS = "linear_duality.problems"  # the gamma-free parts (landscape.server.study_parts)
 
 PRESETS: dict[str, Config] = {
     "default": Config(),

@@ -157,7 +157,7 @@ class Result:
     message: str
 
 
-#: What a run file may hold for each Result field (landscape.engine.results.check_result):
+#: What a run file may hold for each Result field (landscape.files.results.check_result):
 #: kind f/i/b/s, ! finite, dimensions named alike agree; a Config field's name is its value.
 RESULT_SHAPES: dict[str, str] = {
     "iterations": "i[T]",

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.engine import cluster
 from landscape.engine.device import Device, resolve_device
 from landscape.engine.gram import (
     ACTIVATIONS,
@@ -43,6 +42,7 @@ from landscape.engine.validation import (
     check_integers,
     check_number,
 )
+from landscape.server import cluster
 from landscape.studies.width.wide_nets import (
     WideNetSpec,
     float64_device,
@@ -153,7 +153,7 @@ class Result:
     message: str = ""  # why entries are NaN, one sentence per cause; empty when all are finite
 
 
-#: What a run file may hold for each Result field (landscape.engine.results.check_result):
+#: What a run file may hold for each Result field (landscape.files.results.check_result):
 #: kind f/i/b/s, ! finite, dimensions named alike agree; a Config field's name is its value.
 RESULT_SHAPES: dict[str, str] = {
     "depths": "i[depths]",

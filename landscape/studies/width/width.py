@@ -31,7 +31,6 @@ from landscape.engine.gram import (
     lambda_min,
 )
 from landscape.engine.progress import Progress, silent
-from landscape.engine.results import from_groups
 from landscape.engine.validation import (
     COST_LIMIT,
     check_choice,
@@ -39,6 +38,7 @@ from landscape.engine.validation import (
     check_integer,
     check_number,
 )
+from landscape.files.results import from_groups
 from landscape.studies.width.wide_nets import TrainingHistory, WideNetSpec, train
 
 Dataset = Literal["sphere", "digits"]
@@ -178,7 +178,7 @@ class Result(Dynamics, Kernel):
     `Kernel`, then those of `Dynamics` (flat, as saved)."""
 
 
-#: What a run file may hold for each Result field (landscape.engine.results.check_result):
+#: What a run file may hold for each Result field (landscape.files.results.check_result):
 #: kind f/i/b/s, ! finite, dimensions named alike agree; a Config field's name is its value.
 RESULT_SHAPES: dict[str, str] = {
     "gram": "f[N,N]",

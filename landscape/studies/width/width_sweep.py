@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from landscape.engine import cluster
 from landscape.engine.device import Device, resolve_device
 from landscape.engine.gram import Architecture, KernelActivation, gram_matrix, lambda_min
 from landscape.engine.progress import Progress, silent
 from landscape.engine.validation import COST_LIMIT, check_cost, check_integer
+from landscape.server import cluster
 from landscape.studies.width.wide_nets import TrainingHistory, WideNetSpec, train
 from landscape.studies.width.width import (
     MAX_WIDTH,
@@ -120,7 +120,7 @@ def train_width(run: tuple) -> TrainingHistory:
     return train(*run)
 
 
-#: What a run file may hold for each Result field (landscape.engine.results.check_result):
+#: What a run file may hold for each Result field (landscape.files.results.check_result):
 #: kind f/i/b/s, ! finite, dimensions named alike agree; a Config field's name is its value.
 RESULT_SHAPES: dict[str, str] = {
     "widths": "i[W]",

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from landscape.engine import serving
+from landscape.server import serving
 
 V = TypeVar("V")
 

@@ -2,7 +2,7 @@
 
 A study module lists its headline configurations in ``PRESETS: dict[str, Config]``.
 ``python -m landscape precompute`` finds the studies in `landscape.studies`, runs them on the CPU
-under pinned numerics (`landscape.engine.numerics`) and writes one NPZ per preset under
+under pinned numerics (`landscape.server.numerics`) and writes one NPZ per preset under
 ``assets/presets/`` plus ``index.json`` (study, name, configuration, file, numerics). `lookup`
 returns the stored result when a page asks for exactly a preset's configuration (the device
 aside: presets are computed on the CPU and shown on any device).
@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from landscape.engine import numerics, results, serving
+from landscape.files import results
+from landscape.server import numerics, serving
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "assets" / "presets"
 INDEX = "index.json"

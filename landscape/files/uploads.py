@@ -1,7 +1,7 @@
 """User uploads, size-limited, never unpickled, never run as code: ONNX models and tables.
 
 A model upload is ONNX (a protobuf: data, not code), checked against declared limits before any
-tensor is materialised and run by `landscape.engine.onnx_graph`'s bounded interpreter; TorchScript
+tensor is materialised and run by `landscape.files.onnx_graph`'s bounded interpreter; TorchScript
 (code that runs at load and at call) is refused from uploads and read only from the user's own
 disk (`load_local_torchscript`). An NPZ member's declared shape, dtype and uncompressed size are
 checked before it is read, without pickle; CSV must be all numbers. Uploads live in a small
@@ -23,8 +23,7 @@ import onnx
 import torch
 from torch import nn
 
-from landscape.engine import serving
-from landscape.engine.onnx_graph import (
+from landscape.files.onnx_graph import (
     ALLOWED_OPS,
     FLOAT_TYPES,
     INT_TYPES,
@@ -32,6 +31,7 @@ from landscape.engine.onnx_graph import (
     OnnxGraphModule,
     convert,
 )
+from landscape.server import serving
 
 MAX_MODEL_BYTES = 20 * 2**20
 MAX_PARAMETERS = 5_000_000  # values in all of an ONNX model's initializers and constants
@@ -42,7 +42,7 @@ MAX_PROBE_SECONDS = 10.0  # time of check_model's probe call on at most 8 sample
 MAX_DATA_BYTES = 20 * 2**20
 MAX_ARRAY_BYTES = 256 * 2**20  # one NPZ member, uncompressed (its .npy header included)
 MAX_ROWS = 50_000
-# The command line reads the user's own model files (landscape.engine.model_files): the same
+# The command line reads the user's own model files (landscape.files.model_files): the same
 # checks of the protobuf, with limits for models of hundreds of MB.
 CLI_LIMITS = {
     "max_bytes": 2 * 2**30,
@@ -112,7 +112,7 @@ def load_model(
     ``nn.Module`` on the CPU, float32 parameters: the web upload path, which runs no uploaded code.
 
     The protobuf is parsed with ``onnx`` and checked (`check_onnx`) before any tensor is
-    materialised; the graph then runs in `landscape.engine.onnx_graph`'s bounded interpreter. Raises
+    materialised; the graph then runs in `landscape.files.onnx_graph`'s bounded interpreter. Raises
     ``ValueError`` for a file that is too large, not ONNX (a TorchScript archive, a pickle), or
     outside the limits (the web's by default; the command line passes `CLI_LIMITS`).
     """

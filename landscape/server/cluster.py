@@ -7,7 +7,7 @@ assembled surface is the in-process one: bitwise when the dtype, device and thre
 and the engine's path treats rows independently (the multi-branch path, the loop), otherwise to
 float rounding (the vmap path groups points in chunks whose boundaries move with the shard).
 
-Data larger than a memory budget is evaluated in batches of rows (`landscape.engine.data_files`):
+Data larger than a memory budget is evaluated in batches of rows (`landscape.files.data_files`):
 a loss that is a mean over samples satisfies ``L = sum_k (n_k / n) L_k`` over batches of
 ``n_k`` rows, accumulated in float64; a single batch gives ``L_1`` exactly.
 
@@ -42,10 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.engine.data_files import DEFAULT_DATA_BUDGET, ArrayData, NpzStream, batch_rows
 from landscape.engine.directions import Params
 from landscape.engine.problem import Problem
 from landscape.engine.surface import surface_2d
+from landscape.files.data_files import DEFAULT_DATA_BUDGET, ArrayData, NpzStream, batch_rows
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "cross_entropy": F.cross_entropy,
@@ -115,7 +115,7 @@ class SurfaceJob:
     ``alphas`` (A,), ``betas`` (B,). ``data_budget`` bytes bound one batch of samples;
     ``memory_budget`` is the engine's working memory per pass; ``threads`` torch threads per
     shard (the same in-process and on every worker, so that both compute the same numbers).
-    ``model_file`` (format and bytes, `landscape.engine.model_files`) travels to the workers in
+    ``model_file`` (format and bytes, `landscape.files.model_files`) travels to the workers in
     place of the module when set (exported and TorchScript modules do not pickle).
     """
 
@@ -192,7 +192,7 @@ class SurfaceJob:
         model = state["model"]
         reference = next(iter(state["center"].values()))
         if model is None and state["model_file"] is not None:
-            from landscape.engine.model_files import load_model_bytes
+            from landscape.files.model_files import load_model_bytes
 
             kind, data = state["model_file"]
             state["model"] = load_model_bytes(data, kind).to(reference.device, reference.dtype)

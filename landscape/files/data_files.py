@@ -2,7 +2,7 @@
 
 A surface's loss at a grid point is a mean over samples, ``L = (1/n) sum_s l_s``, so over batches
 ``B_1, ..., B_K`` of ``n_1, ..., n_K`` rows it is ``L = sum_k (n_k / n) L_k``, with ``L_k`` the
-mean over batch ``k`` (`landscape.engine.cluster` accumulates it in float64). A data set that
+mean over batch ``k`` (`landscape.server.cluster` accumulates it in float64). A data set that
 does not fit the memory budget is never loaded whole: `NpzStream` reads an ``.npz`` archive's
 ``X`` and ``y`` members (stored or deflated) sequentially, ``rows`` at a time, without pickle.
 """

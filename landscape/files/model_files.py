@@ -1,7 +1,7 @@
 """Model files read from the user's own disk (the command line): ONNX, TorchScript, ``.pt2``.
 
 - ONNX (``torch.onnx.export``): a protobuf, data rather than code, read by the same checked
-  loader as the web upload (`landscape.engine.uploads`), with the command line's larger limits.
+  loader as the web upload (`landscape.files.uploads`), with the command line's larger limits.
 - TorchScript (``torch.jit.save``): code that runs when loaded and called; accepted here because
   the file is the user's own, never from an upload.
 - ``.pt2`` (``torch.export.save``): ``torch.export.load`` unpickles its weights with
@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from landscape.engine.data_files import file_digest
+from landscape.files.data_files import file_digest
 
 FORMATS = ("onnx", "torchscript", "pt2")
 MAX_CLI_MODEL_BYTES = 2 * 2**30  # the command line: models of hundreds of MB
@@ -104,7 +104,7 @@ def load_model_file(path: str | Path, max_bytes: int = MAX_CLI_MODEL_BYTES) -> M
 def load_model_bytes(data: bytes, kind: str, name: str = "model file") -> nn.Module:
     """The module in ``data`` of format ``kind`` (one of `FORMATS`), on the CPU, eval mode."""
     if kind == "onnx":
-        from landscape.engine import uploads
+        from landscape.files import uploads
 
         try:
             model: nn.Module = uploads.load_model(data, **uploads.CLI_LIMITS)

@@ -418,7 +418,7 @@ def undeclared_fields(study: ModuleType) -> list[str]:
 
 
 def _schema_from_default(study: ModuleType) -> dict[str, FieldSpec]:
-    from landscape.engine import presets  # presets import this module
+    from landscape.files import presets  # presets import this module
 
     reference = presets.lookup(study.__name__, study.Config())
     if reference is None:

@@ -191,7 +191,7 @@ def _check_layer_size(layer: nn.Module, x: torch.Tensor | None, limit: int) -> N
 def convert(model: onnx.ModelProto, max_elements: int) -> OnnxGraphModule:
     """The module that runs ``model``'s graph; ``ValueError`` for what it cannot or may not run.
 
-    The caller has checked the graph (`landscape.engine.uploads.check_onnx`): allowed operators,
+    The caller has checked the graph (`landscape.files.uploads.check_onnx`): allowed operators,
     declared sizes, no external data.
     """
     graph = model.graph
