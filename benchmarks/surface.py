@@ -96,6 +96,7 @@ def compare(name: str, device: str, grid: int, repeats: int) -> None:
 
 
 def _peak_memory_worker(name: str, device: str, grid: int, queue: mp.Queue) -> None:
+    heap.tune_for_chunked_work()
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
     problem, d1, d2 = setup(name, device)
     g = np.linspace(-1.0, 1.0, grid)
