@@ -11,12 +11,14 @@ embeddings with a causal mask, transposed convolutions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 N_SAMPLES = 48
 
@@ -269,3 +271,27 @@ ZOO: tuple[Species, ...] = (
     Species("encoder_decoder", EncoderDecoder, _reconstruction, mse, "mse"),
 )
 BY_NAME = {species.name: species for species in ZOO}
+
+
+def reference_surface(
+    model: nn.Module,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    X: torch.Tensor,
+    y: torch.Tensor,
+    d1: dict[str, torch.Tensor],
+    d2: dict[str, torch.Tensor],
+    alphas: Sequence[float],
+    betas: Sequence[float],
+) -> np.ndarray:
+    """``Z[i, j] = loss(f(theta + alphas[i] d1 + betas[j] d2; X), y)`` by the per-point loop of
+    the usual tools over ``torch.func.functional_call`` (buffers as they are, eval mode), float64
+    (A, B): the independent computation every door of the engine is checked against."""
+    params = {name: p.detach() for name, p in model.named_parameters()}
+    buffers = {name: b for name, b in model.named_buffers()}
+    Z = np.empty((len(alphas), len(betas)))
+    with torch.no_grad():
+        for i, a in enumerate(alphas):
+            for j, b in enumerate(betas):
+                point = {k: v + a * d1[k] + b * d2[k] for k, v in params.items()}
+                Z[i, j] = float(loss(functional_call(model, {**point, **buffers}, (X,)), y))
+    return Z
