@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from sklearn.datasets import load_digits
 from torch import nn
@@ -77,6 +78,7 @@ def test_every_command_line_is_run_by_a_test() -> None:
     assert any(line.startswith("convexify ") for line in command_lines())
 
 
+@pytest.mark.slow
 def test_the_quickstart_runs_verbatim(tmp_path: Path) -> None:
     (quickstart,) = blocks("python")
     done = subprocess.run(
@@ -88,6 +90,7 @@ def test_the_quickstart_runs_verbatim(tmp_path: Path) -> None:
     assert (tmp_path / "surface.html").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_the_command_lines_run(tmp_path: Path) -> None:
     """Each ``convexify`` line as written, in a folder holding the files it names."""
     # the installed `convexify` is `landscape.cli:main`, what `python -m landscape.cli` runs
