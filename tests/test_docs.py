@@ -61,7 +61,7 @@ def test_site_fetches_nothing_from_another_host(site: Path) -> None:
     assert len(pages) > 10
     for page in pages:
         for match in LOADED.finditer(page.read_text()):
-            url = match.group(1) or match.group(2)
+            url = match.group(1) if match.group(1) is not None else match.group(2)
             tag = match.group(0)
             if url.startswith(("http://", "https://", "//")) and 'rel="canonical"' not in tag:
                 pytest.fail(f"{page.relative_to(site)} loads {url}")
