@@ -269,7 +269,7 @@ class TwiceDifferentiableAttention(TorchFunctionMode):
     ("math") kernel, ``nn.MultiheadAttention`` to its path that forms the weights. The same
     numbers to float rounding. A function mode is thread-local: no other thread is touched."""
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
         if func is F.scaled_dot_product_attention:
             return torch.ops.aten._scaled_dot_product_attention_math(*args, **kwargs)[0]
