@@ -251,7 +251,7 @@ def surface_command(args: argparse.Namespace, argv: list[str]) -> Path:
     _check_surface_arguments(args)
     device = resolve_device(args.device)
     dtype = getattr(torch, args.dtype)
-    model_file, model, data, task = _checked_model_and_data(args, device, dtype)
+    model_file, model, data = _checked_model_and_data(args, device, dtype)
     center = parameters_of(model)
     d1, d2, extent, pca_info = _directions(args, model, center, device, dtype)
     grid = np.linspace(-extent, extent, args.resolution)
@@ -260,7 +260,7 @@ def surface_command(args: argparse.Namespace, argv: list[str]) -> Path:
     extra = _slices(args, job, extent)
     curvature_meta: dict[str, Any] = {}
     if args.curvature:
-        curvature, curvature_meta = _curvature(args, job, task, device, dtype, extent)
+        curvature, curvature_meta = _curvature(args, job, extent)
         extra.update(curvature)
     meta = {
         "command": "convexify " + shlex.join(argv),
@@ -391,8 +391,8 @@ def _check_surface_arguments(args: argparse.Namespace) -> None:
 
 def _checked_model_and_data(
     args: argparse.Namespace, device: torch.device, dtype: torch.dtype
-) -> tuple[Any, nn.Module, Any, str]:
-    """The model file, its model (``dtype``, on ``device``), the data and the task, after the
+) -> tuple[Any, nn.Module, Any]:
+    """The model file, its model (``dtype``, on ``device``) and the data, after the
     model ran the data's first rows (`uploads.check_model`)."""
     model_file = open_model(args.model, args.weights, args.model_kwargs)
     if model_file.format == "torchscript":
@@ -407,7 +407,7 @@ def _checked_model_and_data(
     integer = uploads.takes_integer_inputs(model, X_probe)
     model_file.metadata["inputs"] = "integer" if integer else "floating point"
     uploads.check_model(model, X_probe, y_check, task, integer_inputs=integer)
-    return model_file, model.to(device), data, task
+    return model_file, model.to(device), data
 
 
 def _directions(
@@ -467,12 +467,7 @@ def _slices(args: argparse.Namespace, job: cluster.SurfaceJob, extent: float) ->
 
 
 def _curvature(
-    args: argparse.Namespace,
-    job: cluster.SurfaceJob,
-    task: str,
-    device: torch.device,
-    dtype: torch.dtype,
-    extent: float,
+    args: argparse.Namespace, job: cluster.SurfaceJob, extent: float
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The Lanczos curvature map on a ``--curvature``-square grid, in-process (arrays for the
     surface file, evidence for its metadata); needs the data in memory."""
@@ -480,11 +475,7 @@ def _curvature(
     if not isinstance(data, ArrayData):
         raise ValueError("--curvature needs the data in memory: raise --data-budget")
     coarse = np.linspace(-extent, extent, args.curvature)
-    X_t = torch.as_tensor(data.X, device=device, dtype=dtype)
-    y_t = torch.as_tensor(data.y, device=device)
-    y_t = y_t.long() if task == "classification" else y_t.to(dtype)
-    if task == "regression" and y_t.dim() == 1:
-        y_t = y_t[:, None]
+    X_t, y_t = cluster.job_tensors(job, data.X, data.y)
     problem = Problem(
         job.model,
         cluster.LOSSES[args.loss],

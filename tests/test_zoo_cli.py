@@ -209,3 +209,29 @@ def test_help_says_the_factory_is_your_own_code_run() -> None:
     assert "IMPORTED AND RUN from your own code" in text
     assert "weights_only=True" in text
     assert "TorchScript (torch.jit.save): deprecated upstream" in text
+
+
+@pytest.mark.parametrize("name", ["causal_lm", "lstm"])
+def test_slices_and_curvature_run_on_token_ids_and_recurrent_nets(name, tmp_path, capsys) -> None:
+    """1-D slices equal the loop's line; the curvature map at the centre equals the Python
+    door's Lanczos evidence (integer inputs, (n, T) targets, attention, LSTM)."""
+    species = BY_NAME[name]
+    weights = write_weights(species, tmp_path, "safetensors")
+    extra = ["--slices", "3", "--curvature", "3", "--lanczos", "8"]
+    code, surface, err = run_surface(
+        tmp_path, species, [*factory_args(species, weights), *extra], capsys
+    )
+    assert code == 0, err
+    model = species.model()
+    X, y = species.dataset()
+    d1 = random_directions(model, 0)
+    zero = {k: torch.zeros_like(t) for k, t in d1.items()}
+    ts = np.linspace(-RANGE, RANGE, 3)
+    line = reference_surface(model, species.loss, X, y, d1, zero, ts, [0.0])[:, 0]
+    np.testing.assert_allclose(surface.slice_d1, line, rtol=RTOL)
+    from landscape.engine.curvature import curvature_evidence
+    from landscape.engine.problem import Problem
+
+    evidence = curvature_evidence(Problem(model, species.loss, X, y), max_iterations=8, seed=0)
+    assert surface.lambda_max[1, 1] == pytest.approx(evidence.lambda_max, rel=1e-4)
+    assert surface.lambda_min[1, 1] == pytest.approx(evidence.lambda_min, rel=1e-4, abs=1e-6)

@@ -233,7 +233,7 @@ def compute_rows(
     torch.set_num_threads(job.threads)
     try:
         for k, (X_chunk, y_chunk) in enumerate(chunks or job.data.batches(rows)):
-            X_t, y_t = _tensors(job, X_chunk, y_chunk)
+            X_t, y_t = job_tensors(job, X_chunk, y_chunk)
             problem = Problem(
                 job.model,
                 LOSSES[job.loss],
@@ -268,7 +268,7 @@ def compute_rows(
     return Z
 
 
-def _tensors(job: SurfaceJob, X: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def job_tensors(job: SurfaceJob, X: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch as tensors on the model's device: features in the parameters' dtype (integer
     features as int64 with ``job.integer_inputs``), integer labels (int64) for cross-entropy,
     float targets for the squared loss (targets (n,) become (n, 1): the model returns one output
@@ -291,7 +291,7 @@ def first_batch_problem(job: SurfaceJob) -> Problem:
     `landscape.engine.surface.path_taken` probes for the path the shards take."""
     rows = batch_rows(job.data, job.data_budget)
     X, y = next(iter(job.data.batches(rows)))
-    X_t, y_t = _tensors(job, X, y)
+    X_t, y_t = job_tensors(job, X, y)
     return Problem(job.model, LOSSES[job.loss], X_t, y_t, memory_budget=job.memory_budget)
 
 
