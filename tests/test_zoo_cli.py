@@ -182,8 +182,9 @@ def test_factories_that_cannot_build_a_model_are_refused(
 
 
 def test_a_factory_returning_no_module_is_refused(tmp_path, capsys, monkeypatch) -> None:
+    """The factory is found in the current folder (not on sys.path), as the script needs."""
     (tmp_path / "not_a_model.py").write_text("def build():\n    return 42\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
     code, _, err = run_surface(tmp_path, BY_NAME["lenet"], ["--model", "not_a_model:build"], capsys)
     assert code == 2
     assert "must return a torch.nn.Module, got int" in err

@@ -17,9 +17,12 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import os
 import re
 import struct
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +65,8 @@ def build_model(spec: str, kwargs_json: str | None = None) -> tuple[nn.Module, d
     kwargs = _kwargs(kwargs_json)
     module_name, function_name = spec.split(":")
     try:
-        module = importlib.import_module(module_name)
+        with _current_folder_importable():
+            module = importlib.import_module(module_name)
     except ImportError as error:
         raise ValueError(
             f"model factory {spec}: cannot import {module_name} ({error}); run from the folder "
@@ -80,6 +84,18 @@ def build_model(spec: str, kwargs_json: str | None = None) -> tuple[nn.Module, d
             f"model factory {spec} must return a torch.nn.Module, got {type(model).__name__}"
         )
     return model, kwargs
+
+
+@contextmanager
+def _current_folder_importable() -> Iterator[None]:
+    """The current folder first on ``sys.path`` for the block (as ``python -m`` has it; the
+    ``convexify`` script does not), then ``sys.path`` as it was."""
+    saved = list(sys.path)
+    sys.path.insert(0, os.getcwd())
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
 
 
 def _kwargs(kwargs_json: str | None) -> dict[str, Any]:
@@ -142,7 +158,7 @@ def _state_dict(loaded: object, name: str) -> dict[str, torch.Tensor]:
     if isinstance(loaded, Mapping):
         for key in WRAPPER_KEYS:
             inner = loaded.get(key)
-            if isinstance(inner, Mapping) and not isinstance(loaded.get(key), torch.Tensor):
+            if isinstance(inner, Mapping):
                 loaded = inner
                 break
     if not isinstance(loaded, Mapping) or not all(
