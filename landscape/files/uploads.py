@@ -295,33 +295,61 @@ def load_local_torchscript(path: str | Path) -> torch.jit.ScriptModule:
     return model
 
 
-def check_model(model: nn.Module, X: np.ndarray, y: np.ndarray, task: str) -> int:
+def check_model(
+    model: nn.Module, X: np.ndarray, y: np.ndarray, task: str, integer_inputs: bool = False
+) -> int:
     """Forward the first rows of ``X`` through ``model``; returns the number of outputs.
 
-    Classification needs outputs (n, k) with ``k > max(y)``; regression needs outputs shaped
-    like ``y`` (n,) or (n, k). An uploaded ONNX model's probe call stops past
-    ``MAX_PROBE_SECONDS`` (checked between nodes, each node's output bounded by
-    ``MAX_ELEMENTS``); any model may return at most ``MAX_OUTPUTS`` numbers per sample. Raises
-    ``ValueError`` naming what does not fit.
+    Classification needs outputs (n, ..., k) with labels (n, ...) and ``k > max(y)``;
+    regression needs outputs shaped like ``y`` (n,) or (n, ...). ``X`` goes in the parameters'
+    dtype, integer ``X`` as integers with ``integer_inputs`` (token ids). An uploaded ONNX
+    model's probe call stops past ``MAX_PROBE_SECONDS`` (checked between nodes, each node's
+    output bounded by ``MAX_ELEMENTS``); any model may return at most ``MAX_OUTPUTS`` numbers per
+    sample. Raises ``ValueError`` naming what does not fit.
     """
     dtype = next(model.parameters()).dtype
-    sample = torch.as_tensor(X[: min(8, len(X))], dtype=dtype)
+    sample = torch.as_tensor(X[: min(8, len(X))])
+    sample = sample if integer_inputs and not sample.is_floating_point() else sample.to(dtype)
     out = _probe(model, sample, tuple(X.shape[1:]))
     if task == "classification":
-        if out.dim() != 2:
-            raise ValueError(f"model must return (n, classes) scores, got shape {tuple(out.shape)}")
-        classes = int(y.max()) + 1
-        if out.shape[1] < classes:
+        positions = (len(sample),) + tuple(y.shape[1:])
+        if out.dim() < 2 or tuple(out.shape[:-1]) != positions:
             raise ValueError(
-                f"model returns {out.shape[1]} scores per sample but the labels need {classes}"
+                f"model must return (n, classes) scores, or (n, ..., classes) for labels "
+                f"(n, ...), for labels {tuple(y.shape)} got shape {tuple(out.shape)}"
             )
-        return int(out.shape[1])
+        classes = int(y.max()) + 1
+        if out.shape[-1] < classes:
+            raise ValueError(
+                f"model returns {out.shape[-1]} scores per sample but the labels need {classes}"
+            )
+        return int(out.shape[-1])
     expected = (len(sample),) + tuple(y.shape[1:])
     if tuple(out.shape) != expected:
         raise ValueError(
             f"model must return shape {expected} for regression, got {tuple(out.shape)}"
         )
     return int(np.prod(out.shape[1:], dtype=int)) if out.dim() > 1 else 1
+
+
+def takes_integer_inputs(model: nn.Module, X: np.ndarray) -> bool:
+    """True when ``X`` is integer and the model cannot run its first rows as floating point
+    (in the parameters' dtype) but can as integers: token ids for an embedding."""
+    if X.dtype.kind not in "iu":
+        return False
+    dtype = next(model.parameters()).dtype
+    sample = torch.as_tensor(X[: min(8, len(X))])
+    with torch.no_grad():
+        try:
+            model(sample.to(dtype))
+            return False
+        except Exception:  # noqa: BLE001 - any failure: floats are not what it takes
+            pass
+        try:
+            model(sample.long())
+            return True
+        except Exception:  # noqa: BLE001 - check_model then says why floats fail
+            return False
 
 
 def _probe(model: nn.Module, sample: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:

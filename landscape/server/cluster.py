@@ -43,12 +43,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from landscape.engine.directions import Params
-from landscape.engine.problem import Problem
+from landscape.engine.problem import Problem, cross_entropy_over_positions
 from landscape.engine.surface import surface_2d
 from landscape.files.data_files import DEFAULT_DATA_BUDGET, ArrayData, NpzStream, batch_rows
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
-    "cross_entropy": F.cross_entropy,
+    "cross_entropy": cross_entropy_over_positions,  # (n, C) / (n,) and (n, T, C) / (n, T)
     "mse": F.mse_loss,
 }
 RAY_ADDRESS_VARIABLE = "CONVEXIFY_RAY_ADDRESS"
@@ -133,6 +133,7 @@ class SurfaceJob:
     threads: int = 1
     model_digest: str = ""
     model_file: tuple[str, bytes] | None = None  # (format, bytes): workers reload the file
+    integer_inputs: bool = False  # integer X goes to the model as integers (token ids)
     _fingerprint: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
@@ -232,7 +233,7 @@ def compute_rows(
     torch.set_num_threads(job.threads)
     try:
         for k, (X_chunk, y_chunk) in enumerate(chunks or job.data.batches(rows)):
-            X_t, y_t = _tensors(job, X_chunk, y_chunk)
+            X_t, y_t = job_tensors(job, X_chunk, y_chunk)
             problem = Problem(
                 job.model,
                 LOSSES[job.loss],
@@ -267,18 +268,31 @@ def compute_rows(
     return Z
 
 
-def _tensors(job: SurfaceJob, X: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch as tensors on the model's device: features in the parameters' dtype, integer
-    labels (int64) for cross-entropy, float targets for the squared loss (targets (n,) become
-    (n, 1): the model returns one output per sample)."""
+def job_tensors(job: SurfaceJob, X: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch as tensors on the model's device: features in the parameters' dtype (integer
+    features as int64 with ``job.integer_inputs``), integer labels (int64) for cross-entropy,
+    float targets for the squared loss (targets (n,) become (n, 1): the model returns one output
+    per sample)."""
     reference = next(iter(job.center.values()))
     X_t = torch.as_tensor(np.ascontiguousarray(X)).to(reference.device)
-    X_t = X_t.to(reference.dtype) if X_t.is_floating_point() or X.dtype.kind in "iub" else X_t
+    if job.integer_inputs and X.dtype.kind in "iu":
+        X_t = X_t.long()
+    elif X_t.is_floating_point() or X.dtype.kind in "iub":
+        X_t = X_t.to(reference.dtype)
     y_t = torch.as_tensor(np.ascontiguousarray(y)).to(reference.device)
     if job.loss == "cross_entropy":
         return X_t, y_t.long()
     y_t = y_t.to(reference.dtype)
     return X_t, y_t[:, None] if y_t.dim() == 1 else y_t
+
+
+def first_batch_problem(job: SurfaceJob) -> Problem:
+    """The job's problem on its first batch of data (at most ``job.data_budget`` bytes): what
+    `landscape.engine.surface.path_taken` probes for the path the shards take."""
+    rows = batch_rows(job.data, job.data_budget)
+    X, y = next(iter(job.data.batches(rows)))
+    X_t, y_t = job_tensors(job, X, y)
+    return Problem(job.model, LOSSES[job.loss], X_t, y_t, memory_budget=job.memory_budget)
 
 
 # --------------------------------------------------------------------------------------------
