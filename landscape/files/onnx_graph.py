@@ -150,6 +150,7 @@ def convert(model: onnx.ModelProto, max_elements: int, max_work: int) -> OnnxGra
     arrays = {name: numpy_helper.to_array(t) for name, t in initializers.items()}
     consumed: set[str] = set()  # initializers read at conversion (weights, bounds, axes)
     frozen: set[str] = set()  # float tensors that are statistics or constants, not parameters
+    defined = {module.input_name}  # the tensors the nodes so far compute
     for node in graph.node:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         if node.op_type == "Constant":
@@ -160,12 +161,20 @@ def convert(model: onnx.ModelProto, max_elements: int, max_work: int) -> OnnxGra
             arrays[node.output[0]] = arrays[node.input[0]]  # each reader gets its own copy
             continue
         layer, inputs = _layer_of(node, attrs, arrays, opset, consumed, frozen)
-        allowed = onnx_recurrent.OUTPUTS.get(node.op_type, 1)
-        if len(node.output) > allowed and any(node.output[allowed:]):
-            raise ValueError(f"model's {node.op_type} node has extra outputs, which are refused")
+        for name in inputs:
+            if name and name not in arrays and name not in defined:
+                raise ValueError(
+                    f"model's {node.op_type} node reads {name!r}, which no node before it "
+                    "computes (the interpreter computes the first output of each node, all "
+                    "of an LSTM's and a GRU's)"
+                )
+        outputs = list(node.output[: onnx_recurrent.OUTPUTS.get(node.op_type, 1)])
+        defined.update(outputs)
         module.layers.append(layer)
         module._inputs.append(inputs)
-        module._outputs.append(list(node.output))
+        module._outputs.append(outputs)
+    if module.output_name not in defined:
+        raise ValueError(f"model's output {module.output_name!r} is not computed by its nodes")
     _keep_tensors(module, arrays, consumed, frozen)
     return module
 
@@ -216,14 +225,15 @@ def _keep_tensors(
     consumed: set[str],
     frozen: set[str],
 ) -> None:
-    """The tensors the nodes read at run time: float ones as parameters (unless ``frozen``),
-    the others (integers, booleans, statistics, constants) as buffers."""
+    """The tensors the nodes read at run time: float ones as parameters (unless ``frozen``, or
+    holding an infinity: an attention mask), the others (integers, booleans, statistics,
+    constants) as buffers."""
     used = {name for inputs in module._inputs for name in inputs}
     for name, array in arrays.items():
         if name not in used:
             continue
         key = _key(name, len(module._weight_names) + len(module._buffer_names))
-        if array.dtype.kind == "f" and name not in frozen:
+        if array.dtype.kind == "f" and name not in frozen and np.isfinite(array).all():
             module.weights[key] = nn.Parameter(torch.as_tensor(array.astype(np.float32)))
             module._weight_names[name] = key
         else:

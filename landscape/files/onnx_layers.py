@@ -1,4 +1,4 @@
-"""The ONNX interpreter's layers: linear maps, convolutions, normalisations and pooling.
+"""The ONNX interpreter's layers: linear maps, convolutions, normalisations, attention, pooling.
 
 ``Gemm``/``MatMul`` with a 2-D weight initializer become ``nn.Linear`` and ``Conv`` with
 initializer weights ``nn.ConvNd`` (`weight_layer`), which the surface engine hoists like any
@@ -12,7 +12,8 @@ with input and output swapped), each at most the limits, whatever the file decla
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import cast
 
 import numpy as np
@@ -31,8 +32,12 @@ from landscape.files.onnx_nodes import (
     static,
 )
 
-_CONV = (F.conv1d, F.conv2d, F.conv3d)
-_CONV_TRANSPOSE = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)
+_CONV: tuple[Callable[..., Tensor], ...] = (F.conv1d, F.conv2d, F.conv3d)
+_CONV_TRANSPOSE: tuple[Callable[..., Tensor], ...] = (
+    F.conv_transpose1d,
+    F.conv_transpose2d,
+    F.conv_transpose3d,
+)
 
 
 def conv_bounds(
@@ -114,17 +119,17 @@ def _geometry(op: str, attrs: dict, dims: int) -> dict:
     if "output_shape" in attrs:
         raise ValueError(f"model's {op} sets output_shape; export it with explicit pads")
     groups = int(attrs.get("group", 1))
-    geometry = {
-        "strides": [int(s) for s in attrs.get("strides", [1] * dims)],
-        "dilations": [int(d) for d in attrs.get("dilations", [1] * dims)],
+    strides = [int(s) for s in attrs.get("strides", [1] * dims)]
+    dilations = [int(d) for d in attrs.get("dilations", [1] * dims)]
+    if min([*strides, *dilations, groups]) < 1 or len(strides) != dims or len(dilations) != dims:
+        raise ValueError(f"model's {op} has strides, dilations or groups below 1 or of wrong rank")
+    return {
+        "strides": strides,
+        "dilations": dilations,
         "pads": pads[:dims],
         "groups": groups,
         "output_padding": [int(p) for p in attrs.get("output_padding", [0] * dims)],
     }
-    numbers = [*geometry["strides"], *geometry["dilations"], groups]
-    if min(numbers) < 1 or len(geometry["strides"]) != dims or len(geometry["dilations"]) != dims:
-        raise ValueError(f"model's {op} has strides, dilations or groups below 1 or of wrong rank")
-    return geometry
 
 
 def weight_layer(
@@ -210,11 +215,11 @@ def _conv(op: str, attrs: dict, inputs: Sequence[str], arrays: dict, opset: int)
         g = geometry_of(weight)
         x = F.pad(x, pre_pad) if pre_pad else x
         if transposed:
-            fn = _CONV_TRANSPOSE[weight.dim() - 3]
+            up = _CONV_TRANSPOSE[weight.dim() - 3]
             extra = g["output_padding"]
-            return fn(x, weight, bias, g["strides"], g["pads"], extra, g["groups"], g["dilations"])
-        fn = _CONV[weight.dim() - 3]
-        return fn(x, weight, bias, g["strides"], g["pads"], g["dilations"], g["groups"])
+            return up(x, weight, bias, g["strides"], g["pads"], extra, g["groups"], g["dilations"])
+        down = _CONV[weight.dim() - 3]
+        return down(x, weight, bias, g["strides"], g["pads"], g["dilations"], g["groups"])
 
     def bounds(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> tuple[int, int, int]:
         shape = list(x.shape)
@@ -267,6 +272,68 @@ def _instance_norm(op: str, attrs: dict, inputs: Sequence[str], arrays: dict, op
     return Node(op, instance_norm)
 
 
+def _group_norm(op: str, attrs: dict, inputs: Sequence[str], arrays: dict, opset: int) -> Node:
+    """``GroupNormalization``: the channels in ``num_groups`` groups, each (sample, group)
+    normalised over its channels and positions, then ``* scale + bias`` per channel (opset 21)
+    or per group (opset 18, a scale of ``num_groups`` values)."""
+    groups, eps = int(attrs.get("num_groups", 0)), float(attrs.get("epsilon", 1e-5))
+    if groups < 1:
+        raise ValueError(f"model's GroupNormalization has num_groups {groups}; at least 1")
+
+    def group_norm(x: Tensor, scale: Tensor, bias: Tensor) -> Tensor:
+        channels = x.shape[1]
+        if channels % groups:
+            raise ValueError(f"model's GroupNormalization splits {channels} channels in {groups}")
+        normalised = F.group_norm(x, groups, None, None, eps)
+        if scale.numel() != channels:  # one value per group
+            scale = scale.repeat_interleave(channels // groups)
+            bias = bias.repeat_interleave(channels // groups)
+        shape = (1, channels) + (1,) * (x.dim() - 2)
+        return normalised * scale.reshape(shape) + bias.reshape(shape)
+
+    return Node(op, group_norm)
+
+
+def _attention(op: str, attrs: dict, inputs: Sequence[str], arrays: dict, opset: int) -> Node:
+    """``Attention`` (opset 23): ``softmax(Q K^T * scale + mask) V`` per head, queries
+    (N, heads, L, E) or (N, L, heads E) with ``q_num_heads``; a boolean mask keeps the
+    ``True`` places, a float mask is added, ``is_causal`` hides the future. Refused: past keys
+    and values, ``softcap``, and outputs other than the first."""
+    if any(inputs[4:]) or float(attrs.get("softcap", 0.0)) or attrs.get("qk_matmul_output_mode"):
+        raise ValueError("model's Attention uses past keys, softcap or extra outputs: refused")
+    causal, scale = bool(attrs.get("is_causal", 0)), attrs.get("scale")
+    heads = (int(attrs.get("q_num_heads", 0)), int(attrs.get("kv_num_heads", 0)))
+
+    def split(x: Tensor, count: int) -> Tensor:  # (N, L, heads E) -> (N, heads, L, E)
+        return x.reshape(x.shape[0], x.shape[1], count, -1).transpose(1, 2) if count else x
+
+    def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
+        flat = q.dim() == 3
+        q, k, v = split(q, heads[0] * flat), split(k, heads[1] * flat), split(v, heads[1] * flat)
+        repeat = q.shape[1] // k.shape[1]  # grouped-query attention shares keys among heads
+        k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
+        factor = 1 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+        scores = (q @ k.transpose(-2, -1)) * factor
+        if mask is not None:
+            scores = (
+                scores.masked_fill(~mask, -math.inf) if mask.dtype == torch.bool else scores + mask
+            )
+        if causal:
+            hidden = torch.ones(scores.shape[-2:], dtype=torch.bool, device=q.device).triu(1)
+            scores = scores.masked_fill(hidden, -math.inf)
+        out = torch.softmax(scores, dim=-1) @ v
+        return out.transpose(1, 2).reshape(out.shape[0], out.shape[2], -1) if flat else out
+
+    def size(q: Tensor, k: Tensor, *_: Tensor | None) -> int:  # the scores (N, heads, L, S)
+        rows = numel(q.shape[:-1]) if q.dim() == 4 else numel(q.shape[:2]) * max(heads[0], 1)
+        return rows * k.shape[-2]
+
+    def work(q: Tensor, k: Tensor, *_: Tensor | None) -> int:
+        return 2 * size(q, k) * (q.shape[-1] if q.dim() == 4 else q.shape[-1] // max(heads[0], 1))
+
+    return Node(op, attention, size, work)
+
+
 def _pool(op: str, attrs: dict, inputs: Sequence[str], arrays: dict, opset: int) -> Node:
     """``MaxPool``/``AveragePool``: bounded by ``output values * prod(kernel)`` comparisons."""
     kernel = [int(k) for k in attrs["kernel_shape"]]
@@ -308,6 +375,8 @@ BUILDERS: dict[str, Builder] = {
     "BatchNormalization": _batch_norm,
     "LayerNormalization": _layer_norm,
     "InstanceNormalization": _instance_norm,
+    "GroupNormalization": _group_norm,
+    "Attention": _attention,
     "MaxPool": _pool,
     "AveragePool": _pool,
     "GlobalAveragePool": _global_average_pool,
