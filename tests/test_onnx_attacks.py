@@ -106,8 +106,22 @@ def test_matmul_of_allowed_tensors_past_the_work_limit_is_refused() -> None:
     ]
     initializers = [ints("shape", [64, 64])]
     add_weight(nodes, initializers, "h")
-    with pytest.raises(ValueError, match=r"MatMul node would do 262,144 .*MAX_WORK"):
+    with pytest.raises(
+        ValueError,
+        match=r"MatMul node would do 262,144 multiply-adds, bringing one call .*MAX_WORK",
+    ):
         run(graph_bytes(nodes, initializers), max_work=10**5)
+
+
+def test_many_nodes_each_under_the_work_limit_are_bounded_by_the_call_total() -> None:
+    """Four products of 64^3 multiply-adds each: under a limit of 10^6 one by one, past it
+    together; the fourth is refused before it runs."""
+    nodes = [helper.make_node("ConstantOfShape", ["shape"], ["h0"])]
+    nodes += [helper.make_node("MatMul", [f"h{k}", "h0"], [f"h{k + 1}"]) for k in range(4)]
+    initializers = [ints("shape", [64, 64])]
+    add_weight(nodes, initializers, "h4")
+    with pytest.raises(ValueError, match=r"bringing one call to 1,048,576, more than the limit"):
+        run(graph_bytes(nodes, initializers), max_work=10**6)
 
 
 def test_convolution_whose_unfolded_input_is_huge_is_refused() -> None:
@@ -148,8 +162,30 @@ def test_recurrent_node_over_a_long_sequence_is_bounded_by_its_work() -> None:
     model = uploads.load_model(
         graph_bytes(nodes, initializers, inputs=[1000, "n", 4], opset=17), max_work=10**5
     )
-    with pytest.raises(ValueError, match=r"LSTM node would do 384,000 .*MAX_WORK"):
+    with pytest.raises(ValueError, match=r"LSTM node would do 384,000 .*per call \(MAX_WORK\)"):
         model(torch.zeros(1000, 1, 4))
+
+
+def test_attention_mask_that_broadcasts_the_scores_is_refused() -> None:
+    """A boolean mask of shape (1000, 1, 1, 1) would broadcast the (1, 1, 4, 4) scores of one
+    sample to 16,000 values: counted before the node runs (here against a limit of 10^4)."""
+    mask = numpy_helper.from_array(np.ones((1000, 1, 1, 1), bool), "mask")
+    nodes = [helper.make_node("Attention", ["x", "x", "x", "mask"], ["h"])]
+    initializers = [mask]
+    add_weight(nodes, initializers, "h")
+    model = uploads.load_model(
+        graph_bytes(nodes, initializers, inputs=["n", 1, 4, 4], opset=23), max_elements=10**4
+    )
+    with pytest.raises(ValueError, match=r"Attention node would produce 16,000 values"):
+        model(torch.zeros(1, 1, 4, 4))
+
+
+def test_normalisation_scale_that_would_broadcast_the_input_is_refused() -> None:
+    scale = numpy_helper.from_array(np.ones(1000, np.float32), "scale")
+    node = helper.make_node("InstanceNormalization", ["x", "scale", "scale"], ["out"])
+    model = uploads.load_model(graph_bytes([node], [scale], inputs=["n", 1, 8, 8]))
+    with pytest.raises(ValueError, match="one scale and bias per channel"):
+        model(torch.zeros(2, 1, 8, 8))
 
 
 def test_huge_group_count_is_refused() -> None:

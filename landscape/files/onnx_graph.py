@@ -8,10 +8,10 @@ operators in `ALLOWED_OPS` (no ``Loop``, ``Scan``, ``If``, no custom domains or 
 ``nn.Linear`` and ``Conv`` becomes ``nn.ConvNd`` (`landscape.files.onnx_layers`), so the surface
 engine hoists them like any built-in layer; every other node is a small module
 (`landscape.files.onnx_nodes`, `landscape.files.onnx_recurrent`), so that forward hooks see its
-output. Before each node runs, its largest output, its multiply-adds and (for a convolution) its
-unfolded input are computed from the shapes of its actual inputs and refused past
-``max_elements`` and ``max_work``: the bounds hold on what is computed, whatever the file
-declares. An optional deadline stops a call between nodes.
+output. Before each node runs, its largest output and (for a convolution) its unfolded input
+are computed from the shapes of its actual inputs and refused past ``max_elements``, and its
+multiply-adds are added to the call's and refused past ``max_work``: the bounds hold on what is
+computed, whatever the file declares. An optional deadline stops a call between nodes.
 
 A graph exported with a fixed batch size ``B`` (``torch.onnx.export`` without dynamic shapes
 writes ``B`` into its reshapes) runs any number of rows in pieces of ``B`` rows, the last one
@@ -94,18 +94,20 @@ class OnnxGraphModule(nn.Module):
             x = torch.round(x).long() if x.is_floating_point() else x.long()
         rows = x.shape[0] if x.dim() else 0
         if not self.batch or rows == self.batch:
-            return self._run(x)
+            return self._run(x, [0])
+        spent = [0]  # multiply-adds of this call, over its pieces
         pieces = []
         for start in range(0, rows, self.batch):
             piece = x[start : start + self.batch]
             short = self.batch - piece.shape[0]
             if short:
                 piece = torch.cat([piece, piece[:1].expand(short, *piece.shape[1:])])
-            pieces.append(self._run(piece)[: self.batch - short])
+            pieces.append(self._run(piece, spent)[: self.batch - short])
         return torch.cat(pieces)
 
-    def _run(self, x: Tensor) -> Tensor:
-        """The graph on one input: each node checked against the limits before it runs."""
+    def _run(self, x: Tensor, spent: list[int]) -> Tensor:
+        """The graph on one input: each node checked against the limits before it runs, its
+        multiply-adds added to ``spent[0]``."""
         values: dict[str, Tensor | None] = {"": None, self.input_name: x}
         for name, key in self._weight_names.items():
             values[name] = self.weights[key]
@@ -115,10 +117,11 @@ class OnnxGraphModule(nn.Module):
             if self.deadline is not None and time.monotonic() > self.deadline:
                 raise ValueError("model took longer than the time limit for one call")
             args = [values[name] for name in inputs]
+            limits = (self.max_elements, spent[0], self.max_work)
             if isinstance(layer, Node):
-                layer.check(args, self.max_elements, self.max_work)
+                spent[0] += layer.check(args, *limits)
             else:
-                onnx_layers.check_layer(layer, args[0], self.max_elements, self.max_work)
+                spent[0] += onnx_layers.check_layer(layer, args[0], *limits)
             result = layer(*args)
             results = result if isinstance(result, tuple) else (result,)
             for name, value in zip(outputs, results, strict=False):

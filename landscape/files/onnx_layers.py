@@ -25,6 +25,7 @@ from landscape.files.onnx_nodes import (
     Builder,
     Node,
     Tensor,
+    broadcast_size,
     numel,
     refuse_size,
     refuse_unfolded,
@@ -80,32 +81,41 @@ def conv_bounds(
     return output, work, unfolded
 
 
-def check_conv(what: str, bounds: tuple[int, int, int], max_elements: int, max_work: int) -> None:
-    """``ValueError`` when a convolution's output, work or unfolded input is past the limits."""
+def check_conv(
+    what: str, bounds: tuple[int, int, int], max_elements: int, spent: int, max_work: int
+) -> int:
+    """A convolution's multiply-adds; ``ValueError`` when its output or unfolded input is past
+    ``max_elements`` or its work brings the call's ``spent`` past ``max_work``."""
     output, work, unfolded = bounds
     refuse_size(what, output, max_elements)
-    refuse_work(what, work, max_work)
     refuse_unfolded(what, unfolded, max_elements)
+    refuse_work(what, work, spent, max_work)
+    return work
 
 
-def check_layer(layer: nn.Module, x: Tensor | None, max_elements: int, max_work: int) -> None:
-    """The bounds of an ``nn.Linear`` or ``nn.ConvNd`` layer on input ``x``, before it runs."""
+def check_layer(
+    layer: nn.Module, x: Tensor | None, max_elements: int, spent: int, max_work: int
+) -> int:
+    """The multiply-adds of an ``nn.Linear`` or ``nn.ConvNd`` layer on input ``x``, after
+    checking its bounds (`check_conv`) before it runs."""
     if x is None:
         raise ValueError(f"model's {type(layer).__name__} layer has no input")
     what = f"{type(layer).__name__} layer"
     if isinstance(layer, nn.Linear):
         output = numel(x.shape[:-1]) * layer.out_features
         refuse_size(what, output, max_elements)
-        refuse_work(what, output * layer.in_features, max_work)
-    elif isinstance(layer, nn.Conv1d | nn.Conv2d | nn.Conv3d):
-        geometry = {
-            "groups": layer.groups,
-            "strides": layer.stride,
-            "dilations": layer.dilation,
-            "pads": cast(tuple[int, ...], layer.padding),
-        }
-        bounds = conv_bounds(x.shape, layer.weight.shape, geometry)
-        check_conv(what, bounds, max_elements, max_work)
+        refuse_work(what, output * layer.in_features, spent, max_work)
+        return output * layer.in_features
+    if not isinstance(layer, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+        return 0
+    geometry = {
+        "groups": layer.groups,
+        "strides": layer.stride,
+        "dilations": layer.dilation,
+        "pads": cast(tuple[int, ...], layer.padding),
+    }
+    bounds = conv_bounds(x.shape, layer.weight.shape, geometry)
+    return check_conv(what, bounds, max_elements, spent, max_work)
 
 
 def _geometry(op: str, attrs: dict, dims: int) -> dict:
@@ -254,7 +264,16 @@ def _layer_norm(op: str, attrs: dict, inputs: Sequence[str], arrays: dict, opset
         out = F.layer_norm(x, shape, None, None, eps) * scale
         return out if bias is None else out + bias
 
-    return Node(op, layer_norm, lambda x, *_: numel(x.shape))
+    return Node(op, layer_norm, broadcast_size)
+
+
+def _per_channel(op: str, x: Tensor, scale: Tensor, bias: Tensor) -> None:
+    """``ValueError`` unless ``scale`` and ``bias`` hold one value per channel of ``x``."""
+    if x.dim() < 2 or scale.numel() != x.shape[1] or bias.numel() != x.shape[1]:
+        raise ValueError(
+            f"model's {op} needs one scale and bias per channel of its input "
+            f"{list(x.shape)}, got {scale.numel()} and {bias.numel()}"
+        )
 
 
 def _instance_norm(op: str, attrs: dict, inputs: Sequence[str], arrays: dict, opset: int) -> Node:
@@ -263,6 +282,7 @@ def _instance_norm(op: str, attrs: dict, inputs: Sequence[str], arrays: dict, op
     eps = float(attrs.get("epsilon", 1e-5))
 
     def instance_norm(x: Tensor, scale: Tensor, bias: Tensor) -> Tensor:
+        _per_channel(op, x, scale, bias)
         dims = tuple(range(2, x.dim()))
         mean = x.mean(dim=dims, keepdim=True)
         var = (x - mean).square().mean(dim=dims, keepdim=True)
@@ -285,9 +305,10 @@ def _group_norm(op: str, attrs: dict, inputs: Sequence[str], arrays: dict, opset
         if channels % groups:
             raise ValueError(f"model's GroupNormalization splits {channels} channels in {groups}")
         normalised = F.group_norm(x, groups, None, None, eps)
-        if scale.numel() != channels:  # one value per group
-            scale = scale.repeat_interleave(channels // groups)
+        if scale.numel() == groups and bias.numel() == groups and groups != channels:
+            scale = scale.repeat_interleave(channels // groups)  # opset 18: one value per group
             bias = bias.repeat_interleave(channels // groups)
+        _per_channel(op, x, scale, bias)
         shape = (1, channels) + (1,) * (x.dim() - 2)
         return normalised * scale.reshape(shape) + bias.reshape(shape)
 
@@ -324,12 +345,27 @@ def _attention(op: str, attrs: dict, inputs: Sequence[str], arrays: dict, opset:
         out = torch.softmax(scores, dim=-1) @ v
         return out.transpose(1, 2).reshape(out.shape[0], out.shape[2], -1) if flat else out
 
-    def size(q: Tensor, k: Tensor, *_: Tensor | None) -> int:  # the scores (N, heads, L, S)
-        rows = numel(q.shape[:-1]) if q.dim() == 4 else numel(q.shape[:2]) * max(heads[0], 1)
-        return rows * k.shape[-2]
+    def head_shape(x: Tensor, count: int) -> tuple[int, ...]:  # (N, heads, L, E)
+        if x.dim() == 4 or not count:
+            return tuple(x.shape)
+        return (x.shape[0], count, x.shape[1], x.shape[2] // count)
 
-    def work(q: Tensor, k: Tensor, *_: Tensor | None) -> int:
-        return 2 * size(q, k) * (q.shape[-1] if q.dim() == 4 else q.shape[-1] // max(heads[0], 1))
+    def sizes(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> list[int]:
+        """Values of the repeated keys and values, the scores (broadcast with the mask) and
+        the output, from the shapes alone."""
+        qs, ks, vs = head_shape(q, heads[0]), head_shape(k, heads[1]), head_shape(v, heads[1])
+        repeat = max(qs[1] // max(ks[1], 1), 1)
+        scores = (qs[0], qs[1], qs[2], ks[2])
+        if mask is not None:
+            scores = tuple(torch.broadcast_shapes(scores, mask.shape))
+        return [numel(ks) * repeat, numel(vs) * repeat, numel(scores), numel(scores[:-1]) * vs[-1]]
+
+    def work(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> int:
+        scores = sizes(q, k, v, mask)[2]
+        return scores * (head_shape(q, heads[0])[-1] + head_shape(v, heads[1])[-1])
+
+    def size(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> int:
+        return max(sizes(q, k, v, mask))
 
     return Node(op, attention, size, work)
 

@@ -3,7 +3,8 @@
 Each builder takes ``(op, attrs, inputs, arrays, opset)`` (the node's operator, its attributes,
 its input names, the tensors known at conversion, the model's opset) and returns a `Node`: the
 operator as a function of its input tensors, with the number of values of its largest output
-and the multiply-adds it does, both computed from the inputs' shapes (and, for
+and the multiply-adds it does (summed over a call, at most the limit), both computed from the
+inputs' shapes (and, for
 ``ConstantOfShape`` and ``Expand``, the requested shape) before it runs, so that a node is
 refused before it allocates. ``size`` None: never larger than its largest input.
 """
@@ -45,15 +46,19 @@ class Node(nn.Module):
         self.work = work
         self.unfolded = unfolded
 
-    def check(self, args: Sequence[Tensor | None], max_elements: int, max_work: int) -> None:
-        """``ValueError`` when the node would produce more than ``max_elements`` values in one
-        tensor or do more than ``max_work`` multiply-adds."""
+    def check(
+        self, args: Sequence[Tensor | None], max_elements: int, spent: int, max_work: int
+    ) -> int:
+        """The node's multiply-adds; ``ValueError`` when it would produce more than
+        ``max_elements`` values in one tensor or bring the call's ``spent`` multiply-adds past
+        ``max_work``."""
         if self.size is not None:
             refuse_size(f"{self.op} node", self.size(*args), max_elements)
-        if self.work is not None:
-            refuse_work(f"{self.op} node", self.work(*args), max_work)
         if self.unfolded is not None:
             refuse_unfolded(f"{self.op} node", self.unfolded(*args), max_elements)
+        work = 0 if self.work is None else self.work(*args)
+        refuse_work(f"{self.op} node", work, spent, max_work)
+        return work
 
     def forward(self, *args: Tensor | None) -> Tensor | tuple[Tensor, ...]:
         return self.fn(*args)
@@ -71,12 +76,13 @@ def refuse_size(what: str, elements: int, limit: int) -> None:
         )
 
 
-def refuse_work(what: str, work: int, limit: int) -> None:
-    """``ValueError`` when ``what`` would do more than ``limit`` multiply-adds."""
-    if work > limit:
+def refuse_work(what: str, work: int, spent: int, limit: int) -> None:
+    """``ValueError`` when ``what``'s ``work`` multiply-adds would bring a call that has done
+    ``spent`` past ``limit``."""
+    if spent + work > limit:
         raise ValueError(
-            f"model's {what} would do {work:,} multiply-adds, more than the limit of {limit:,} "
-            "per node (MAX_WORK)"
+            f"model's {what} would do {work:,} multiply-adds, bringing one call to "
+            f"{spent + work:,}, more than the limit of {limit:,} per call (MAX_WORK)"
         )
 
 

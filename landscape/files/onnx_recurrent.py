@@ -104,6 +104,8 @@ def _recurrent(op: str, attrs: dict, inputs: Sequence[str], arrays: dict, opset:
         zeros = X.new_zeros(W.shape[0], batch, hidden)
         h0 = zeros if h0 is None else (h0.transpose(0, 1) if batch_first else h0)
         c0 = zeros if c0 is None else (c0.transpose(0, 1) if batch_first else c0)
+        if h0.shape != zeros.shape or c0.shape != zeros.shape:
+            raise ValueError(f"model's {op} initial states must be of shape {list(zeros.shape)}")
         ys, hs, cs = [], [], []
         for d in range(W.shape[0]):
             steps = _steps(direction, d, X.shape[0])

@@ -37,7 +37,7 @@ MAX_MODEL_BYTES = 20 * 2**20
 MAX_PARAMETERS = 5_000_000  # values in all of an ONNX model's initializers and constants
 MAX_NODES = 2000  # nodes of an ONNX graph
 MAX_ELEMENTS = 2**27  # values of one tensor an uploaded model declares or computes (512 MiB f32)
-MAX_WORK = 2**36  # multiply-adds of one node of an uploaded model in one call
+MAX_WORK = 2**36  # multiply-adds of one call of an uploaded model, all nodes together
 MAX_OUTPUTS = 4096  # numbers per sample the probe call of check_model may return
 MAX_PROBE_SECONDS = 10.0  # time of check_model's probe call on at most 8 samples
 MAX_DATA_BYTES = 20 * 2**20
@@ -310,8 +310,8 @@ def check_model(model: nn.Module, X: np.ndarray, y: np.ndarray, task: str) -> in
     Classification needs outputs (n, k) with ``k > max(y)``; regression needs outputs shaped
     like ``y`` (n,) or (n, k). An uploaded ONNX model's probe call stops past
     ``MAX_PROBE_SECONDS`` (checked between nodes, each node's output bounded by
-    ``MAX_ELEMENTS``); any model may return at most ``MAX_OUTPUTS`` numbers per sample. Raises
-    ``ValueError`` naming what does not fit.
+    ``MAX_ELEMENTS`` and the call's multiply-adds by ``MAX_WORK``); any model may return at most
+    ``MAX_OUTPUTS`` numbers per sample. Raises ``ValueError`` naming what does not fit.
     """
     dtype = next(model.parameters()).dtype
     sample = torch.as_tensor(X[: min(8, len(X))], dtype=dtype)
