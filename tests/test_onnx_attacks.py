@@ -180,6 +180,14 @@ def test_attention_mask_that_broadcasts_the_scores_is_refused() -> None:
         model(torch.zeros(1, 1, 4, 4))
 
 
+def test_gemm_bias_that_would_broadcast_the_product_is_refused() -> None:
+    initializers = [floats("W", (4, 3)), floats("C", (1000, 1, 3))]
+    node = helper.make_node("Gemm", ["x", "W", "C"], ["out"])
+    model = uploads.load_model(graph_bytes([node], initializers), max_elements=1000)
+    with pytest.raises(ValueError, match=r"Gemm node would produce 6,000 values"):
+        model(torch.zeros(2, 4))
+
+
 def test_normalisation_scale_that_would_broadcast_the_input_is_refused() -> None:
     scale = numpy_helper.from_array(np.ones(1000, np.float32), "scale")
     node = helper.make_node("InstanceNormalization", ["x", "scale", "scale"], ["out"])

@@ -296,11 +296,13 @@ def _gemm(op: str, attrs: dict, inputs: Sequence[str], arrays: dict, opset: int)
         return out if c is None else out + beta * c
 
     def size(a: Tensor, b: Tensor, c: Tensor | None = None) -> int:
-        return (a.shape[1] if ta else a.shape[0]) * (b.shape[0] if tb else b.shape[1])
+        shape = ((a.shape[1] if ta else a.shape[0]), (b.shape[0] if tb else b.shape[1]))
+        return numel(torch.broadcast_shapes(shape, () if c is None else c.shape))
 
-    return Node(
-        op, gemm, size, lambda a, b, c=None: size(a, b) * (a.shape[0] if ta else a.shape[1])
-    )
+    def work(a: Tensor, b: Tensor, c: Tensor | None = None) -> int:
+        return size(a, b) * (a.shape[0] if ta else a.shape[1])
+
+    return Node(op, gemm, size, work)
 
 
 def _activation(op: str, attrs: dict, inputs: Sequence[str], arrays: dict, opset: int) -> Node:
