@@ -37,6 +37,7 @@ MAX_MODEL_BYTES = 20 * 2**20
 MAX_PARAMETERS = 5_000_000  # values in all of an ONNX model's initializers and constants
 MAX_NODES = 2000  # nodes of an ONNX graph
 MAX_ELEMENTS = 2**27  # values of one tensor an uploaded model declares or computes (512 MiB f32)
+MAX_WORK = 2**36  # multiply-adds of one call of an uploaded model, all nodes together
 MAX_OUTPUTS = 4096  # numbers per sample the probe call of check_model may return
 MAX_PROBE_SECONDS = 10.0  # time of check_model's probe call on at most 8 samples
 MAX_DATA_BYTES = 20 * 2**20
@@ -49,6 +50,7 @@ CLI_LIMITS = {
     "max_parameters": 500_000_000,
     "max_nodes": 100_000,
     "max_elements": 2**31,
+    "max_work": 2**46,
 }
 MAX_FEATURES = 4096
 MAX_CLASSES = 1000
@@ -107,6 +109,7 @@ def load_model(
     max_parameters: int | None = None,
     max_nodes: int | None = None,
     max_elements: int | None = None,
+    max_work: int | None = None,
 ) -> OnnxGraphModule:
     """An uploaded ONNX model (``torch.onnx.export(model, example, "model.onnx")``) as an
     ``nn.Module`` on the CPU, float32 parameters: the web upload path, which runs no uploaded code.
@@ -131,8 +134,9 @@ def load_model(
             '"model.onnx")'
         ) from None
     max_elements = MAX_ELEMENTS if max_elements is None else max_elements
+    max_work = MAX_WORK if max_work is None else max_work
     check_onnx(model, max_parameters=max_parameters, max_nodes=max_nodes, max_elements=max_elements)
-    module = convert(model, max_elements)
+    module = convert(model, max_elements, max_work)
     if not any(True for _ in module.parameters()):
         raise ValueError("model must have at least one floating-point parameter")
     return module
@@ -160,14 +164,14 @@ def check_onnx(
     max_elements = MAX_ELEMENTS if max_elements is None else max_elements
     _check_header(model, max_nodes)
     graph = model.graph
-    tensors = [*graph.initializer, *_checked_node_tensors(graph)]
-    values = 0
-    for tensor in tensors:
+    tensors, attribute_values = _checked_node_tensors(graph)
+    values = attribute_values
+    for tensor in (*graph.initializer, *tensors):
         values += _declared_values(tensor, max_parameters)
         if values > max_parameters:
             raise ValueError(
                 f"model must hold at most {max_parameters:,} parameter values (MAX_PARAMETERS); "
-                f"its tensors declare more than that"
+                f"its tensors and attributes declare more than that"
             )
     for info in (*graph.input, *graph.output, *graph.value_info):
         dims = info.type.tensor_type.shape.dim if info.type.HasField("tensor_type") else []
@@ -199,10 +203,12 @@ def _check_header(model: onnx.ModelProto, max_nodes: int) -> None:
         raise ValueError(f"model must have at most {max_nodes} nodes, got {len(model.graph.node)}")
 
 
-def _checked_node_tensors(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
-    """The tensors the nodes hold as attributes (constants), after checking every node: the
-    default domain, an operator of `ALLOWED_OPS`, no sub-graphs and no tensor lists."""
+def _checked_node_tensors(graph: onnx.GraphProto) -> tuple[list[onnx.TensorProto], int]:
+    """The tensors the nodes hold as attributes (constants) and the number of values in their
+    other attributes (lists of numbers or strings, the bytes of strings), after checking every
+    node: the default domain, an operator of `ALLOWED_OPS`, no sub-graphs and no tensor lists."""
     tensors = []
+    values = 0
     for node in graph.node:
         if node.domain not in ("", "ai.onnx"):
             raise ValueError(f"model uses the custom operator domain {node.domain!r}, refused")
@@ -222,7 +228,9 @@ def _checked_node_tensors(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
                 raise ValueError(f"model's {node.op_type} node has tensor-list attributes")
             if attribute.type == onnx.AttributeProto.TENSOR:
                 tensors.append(attribute.t)
-    return tensors
+            values += len(attribute.ints) + len(attribute.floats) + len(attribute.s)
+            values += sum(len(text) for text in attribute.strings)
+    return tensors, values
 
 
 def _declared_values(tensor: onnx.TensorProto, max_parameters: int) -> int:
@@ -248,7 +256,8 @@ def _declared_values(tensor: onnx.TensorProto, max_parameters: int) -> int:
     if tensor.data_type not in sizes:
         raise ValueError(
             f"model's tensor {name!r} has type "
-            f"{onnx.TensorProto.DataType.Name(tensor.data_type)}; float or integer tensors only"
+            f"{onnx.TensorProto.DataType.Name(tensor.data_type)}; float, integer or boolean "
+            "tensors only"
         )
     if tensor.HasField("raw_data"):
         stored = len(tensor.raw_data) // sizes[tensor.data_type]
@@ -304,8 +313,9 @@ def check_model(
     regression needs outputs shaped like ``y`` (n,) or (n, ...). ``X`` goes in the parameters'
     dtype, integer ``X`` as integers with ``integer_inputs`` (token ids). An uploaded ONNX
     model's probe call stops past ``MAX_PROBE_SECONDS`` (checked between nodes, each node's
-    output bounded by ``MAX_ELEMENTS``); any model may return at most ``MAX_OUTPUTS`` numbers per
-    sample. Raises ``ValueError`` naming what does not fit.
+    output bounded by ``MAX_ELEMENTS`` and the call's multiply-adds by ``MAX_WORK``); any model
+    may return at most ``MAX_OUTPUTS`` numbers per sample. Raises ``ValueError`` naming what does
+    not fit.
     """
     dtype = next(model.parameters()).dtype
     sample = torch.as_tensor(X[: min(8, len(X))])
