@@ -47,8 +47,10 @@ class CurvatureEvidence:
     ``iterations`` steps; with probability ``>= 1 - delta`` ``lambda_min >= bound``.
     ``"convex"`` (exact route only): the exact ``lambda_min >= -tolerance``. ``lambda_min``,
     ``lambda_max``: extreme Ritz values (exact eigenvalues when ``exact``); ``residual``:
-    ``||A v - rho v||`` of the smallest Ritz vector; ``eigenvalues`` (P,) ascending on the
-    exact route, (0,) otherwise; ``products``: operator products spent.
+    ``||A v - rho v||`` of the smallest Ritz vector; ``tolerance``: the margin below zero a
+    claim needs (rounding); ``eigenvalues`` (P,) ascending on the exact route, (0,) otherwise;
+    ``vector`` (0,) unless negative; ``products``: operator products spent; ``metadata``: how
+    to compute it again (``path``: the route taken).
     """
 
     state: str
@@ -85,7 +87,8 @@ class CurvatureMap:
 
     ``state``: -1 negative curvature found, 0 none found, 1 convex here (exact);
     ``ratio = |lambda_min| / |lambda_max|`` (Li et al. section 6); ``rayleigh``, ``bound``,
-    ``residual``, ``iterations`` as in `CurvatureEvidence`; ``alphas`` (A,), ``betas`` (B,).
+    ``residual``, ``iterations``, ``lambda_min``, ``lambda_max`` as in `CurvatureEvidence`;
+    ``alphas`` (A,), ``betas`` (B,); ``metadata``: how to compute it again.
     """
 
     alphas: np.ndarray
@@ -115,7 +118,8 @@ class SpectralDensity:
     ``m`` steps: ``nodes`` and ``weights`` (probes, m) per run, each row's weights summing to 1;
     ``grid`` (G,) and ``density`` (G,) the Gaussian-broadened average (width ``sigma``);
     ``negative_mass`` the share of the spectrum below ``-threshold`` with its standard
-    ``negative_mass_error``; ``exact_eigenvalues`` (P,) when ``P <= exact_limit``, else (0,).
+    ``negative_mass_error``; ``exact_eigenvalues`` (P,) when ``P <= exact_limit``, else (0,);
+    ``products``: operator products spent; ``metadata``: how to compute it again.
     """
 
     grid: np.ndarray
@@ -150,7 +154,8 @@ class HessianTrace:
 
     ``running_products`` (S,), ``running_estimate`` (S,), ``running_error`` (S,): the estimate
     after each random probe (Hutchinson: every product; Hutch++: its deflated probes, after
-    the ``2k`` products of its sketch). The last entry is ``estimate``.
+    the ``2k`` products of its sketch). The last entry is ``estimate``. ``method``:
+    "hutchinson" or "hutch++"; ``metadata``: how to compute it again.
     """
 
     estimate: float
