@@ -18,10 +18,12 @@ import torch
 from torch import nn
 
 from landscape.api.isolation import isolated
-from landscape.api.problems import Data, DeviceChoice, Loss, Point, loss_label, point_of, problem
+from landscape.api.problems import Data, DeviceChoice, Loss, Point, point_of, problem
 from landscape.api.records import (
+    arguments_of,
     describe_array,
     describe_model,
+    describe_parameters,
     metadata,
     progress_bar,
     read_only,
@@ -174,12 +176,18 @@ class HessianTrace:
         return figures.trace(self)
 
 
-def _inputs(built: Problem, model: nn.Module) -> dict[str, Any]:
-    return {
-        "model": describe_model(model),
+def _call_metadata(
+    call: str, parameters: dict[str, Any], built: Problem, **extra: Any
+) -> dict[str, Any]:
+    """The metadata of one curvature call: its arguments, the model, the data and the point."""
+    inputs = {
+        "model": describe_model(parameters["model"]),
         "X": describe_array(built.X),
         "y": describe_array(built.y),
     }
+    if parameters.get("point") is not None:
+        inputs["point"] = describe_parameters(point_of(parameters["point"], built.model, "point"))
+    return metadata(call, arguments_of(parameters), inputs, device=str(built.device), **extra)
 
 
 def _point(built: Problem, point: Point | None) -> dict[str, torch.Tensor] | None:
@@ -210,6 +218,7 @@ def curvature(
     ``max_iterations`` steps, stopped once both extreme Ritz pairs have residual
     ``<= tolerance max|theta|``; both extreme Ritz vectors are then checked in float64.
     """
+    parameters = dict(locals())
     built = problem(model, loss, X, y, device=device, batch_rows=batch_rows)
     e = engine.curvature_evidence(
         built,
@@ -221,16 +230,6 @@ def curvature(
         delta=delta,
         kind=kind,
     )
-    arguments = {
-        "loss": loss_label(loss),
-        "kind": kind,
-        "max_iterations": int(max_iterations),
-        "tolerance": float(tolerance),
-        "exact_limit": int(exact_limit),
-        "delta": float(delta),
-        "seed": int(seed),
-        "batch_rows": batch_rows,
-    }
     route = "exact (dense operator, LAPACK)" if e.exact else "Lanczos with a float64 check"
     return CurvatureEvidence(
         state=e.state,
@@ -246,9 +245,7 @@ def curvature(
         products=e.products,
         eigenvalues=read_only(np.zeros(0) if e.eigenvalues is None else e.eigenvalues),
         vector=read_only(np.zeros(0) if e.vector is None else e.vector.cpu().numpy()),
-        metadata=metadata(
-            "curvature", arguments, _inputs(built, model), device=str(built.device), path=route
-        ),
+        metadata=_call_metadata("curvature", parameters, built, path=route),
     )
 
 
@@ -274,6 +271,7 @@ def curvature_map(
     """`curvature` at every point of `random_plane`'s grid (same ``seed``, ``span``,
     ``normalization``, ``one_dim``): ``resolution`` x ``resolution`` points, each a Lanczos run
     of at most ``max_iterations`` steps (or the exact route up to ``exact_limit`` parameters)."""
+    parameters = dict(locals())
     built = problem(model, loss, X, y, device=device, batch_rows=batch_rows)
     grid = symmetric_grid(resolution, span)
     d1, d2 = random_pair(built, seed, normalization, one_dim)
@@ -290,18 +288,6 @@ def curvature_map(
             kind=kind,
             progress=report,
         )
-    arguments = {
-        "loss": loss_label(loss),
-        "resolution": int(resolution),
-        "span": float(span),
-        "seed": int(seed),
-        "normalization": normalization,
-        "one_dim": one_dim,
-        "kind": kind,
-        "max_iterations": int(max_iterations),
-        "exact_limit": int(exact_limit),
-        "batch_rows": batch_rows,
-    }
     return CurvatureMap(
         alphas=read_only(m.alphas),
         betas=read_only(m.betas),
@@ -313,13 +299,12 @@ def curvature_map(
         bound=read_only(m.bound),
         residual=read_only(m.residual),
         iterations=_frozen_ints(m.iterations),
-        metadata=metadata(
+        metadata=_call_metadata(
             "curvature_map",
-            arguments,
-            _inputs(built, model),
+            parameters,
+            built,
             directions={"kind": "random", "seeds": [2 * int(seed), 2 * int(seed) + 1]},
             grid={"alphas": [-float(span), float(span), int(resolution)]},
-            device=str(built.device),
         ),
     )
 
@@ -351,6 +336,7 @@ def spectral_density(
     Krishnan & Xiao 2019; PyHessian's ``density``): ``probes`` runs of ``iterations`` steps,
     ``probes * iterations`` products. ``sigma`` defaults to 1% of the nodes' spread. With
     ``P <= exact_limit`` the exact eigenvalues come too (``P`` more products)."""
+    parameters = dict(locals())
     built = problem(model, loss, X, y, device=device, batch_rows=batch_rows)
     at = _point(built, point)
     s = engine.density(
@@ -360,16 +346,6 @@ def spectral_density(
     if sum(p.numel() for p in built.model.parameters()) <= exact_limit:
         with curvature_operator(built, at, kind=kind, dtype=torch.float64) as op:
             exact = torch.linalg.eigvalsh(op.matrix().cpu()).numpy()
-    arguments = {
-        "loss": loss_label(loss),
-        "kind": kind,
-        "iterations": int(iterations),
-        "probes": int(probes),
-        "sigma": sigma,
-        "exact_limit": int(exact_limit),
-        "seed": int(seed),
-        "batch_rows": batch_rows,
-    }
     return SpectralDensity(
         grid=read_only(s.grid),
         density=read_only(s.density),
@@ -381,9 +357,7 @@ def spectral_density(
         sigma=s.sigma,
         products=s.products,
         exact_eigenvalues=read_only(exact),
-        metadata=metadata(
-            "spectral_density", arguments, _inputs(built, model), device=str(built.device)
-        ),
+        metadata=_call_metadata("spectral_density", parameters, built),
     )
 
 
@@ -405,6 +379,7 @@ def hessian_trace(
     """``tr A`` from ``products`` operator products: Hutchinson (``E[g^T A g]``, Rademacher
     ``g``) or Hutch++ (Meyer, Musco, Musco & Woodruff 2021: a third of the products sketch the
     top of the spectrum, whose trace is taken exactly, the rest probe the deflated operator)."""
+    parameters = dict(locals())
     if method not in engine.TRACE_METHODS:
         raise ValueError(f"method must be one of {engine.TRACE_METHODS}, got {method!r}")
     built = problem(model, loss, X, y, device=device, batch_rows=batch_rows)
@@ -420,14 +395,6 @@ def hessian_trace(
         estimator = hutchinson if method == "hutchinson" else hutch_plus_plus
         result = estimator(recorded, dimension, products, seed, op.device)
     running = _running(method, quadratic_forms, int(products), dimension)
-    arguments = {
-        "loss": loss_label(loss),
-        "kind": kind,
-        "method": method,
-        "products": int(products),
-        "seed": int(seed),
-        "batch_rows": batch_rows,
-    }
     return HessianTrace(
         estimate=result.estimate,
         error=result.error,
@@ -436,9 +403,7 @@ def hessian_trace(
         running_products=read_only(running[0]),
         running_estimate=read_only(running[1]),
         running_error=read_only(running[2]),
-        metadata=metadata(
-            "hessian_trace", arguments, _inputs(built, model), device=str(built.device)
-        ),
+        metadata=_call_metadata("hessian_trace", parameters, built),
     )
 
 

@@ -46,15 +46,6 @@ def resolve_loss(loss: Loss) -> LossFn:
     return loss
 
 
-def loss_label(loss: Loss) -> str:
-    """How the metadata names ``loss``: its name from `LOSSES`, or a callable's dotted name."""
-    if isinstance(loss, str):
-        return loss
-    module = getattr(loss, "__module__", None) or type(loss).__module__
-    name = getattr(loss, "__qualname__", None) or type(loss).__qualname__
-    return f"{module}.{name}"
-
-
 def on_device(model: nn.Module, device: DeviceChoice) -> nn.Module:
     """``model`` itself when it already lives on ``device`` (or ``device`` is None), else a
     deep copy moved there."""

@@ -79,6 +79,29 @@ def metadata(
     }
 
 
+#: Parameters that name inputs (described under ``inputs``) or change how a result is computed,
+#: not what: left out of ``arguments``.
+NOT_ARGUMENTS = frozenset(
+    ("model", "X", "y", "start", "end", "trajectory", "point", "device", "progress")
+)
+
+
+def arguments_of(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """A call's ``arguments`` metadata from its parameters (``locals()`` on entry): all but
+    `NOT_ARGUMENTS`, with ``loss`` as its name (a callable by its dotted name)."""
+    out = {k: v for k, v in parameters.items() if k not in NOT_ARGUMENTS}
+    if "loss" in out:
+        loss = out["loss"]
+        out["loss"] = loss if isinstance(loss, str) else _dotted_name(loss)
+    return out
+
+
+def _dotted_name(function: Any) -> str:
+    module = getattr(function, "__module__", None) or type(function).__module__
+    name = getattr(function, "__qualname__", None) or type(function).__qualname__
+    return f"{module}.{name}"
+
+
 def read_only(values: np.ndarray | float | list[float]) -> np.ndarray:
     """A float64 copy of ``values`` that cannot be written to (a result is frozen)."""
     array = np.array(values, dtype=np.float64)

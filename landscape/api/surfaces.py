@@ -17,8 +17,9 @@ import numpy as np
 from torch import nn
 
 from landscape.api.isolation import isolated
-from landscape.api.problems import Data, DeviceChoice, Loss, Point, loss_label, point_of, problem
+from landscape.api.problems import Data, DeviceChoice, Loss, Point, point_of, problem
 from landscape.api.records import (
+    arguments_of,
     describe_array,
     describe_model,
     describe_parameters,
@@ -137,6 +138,7 @@ def random_plane(
     filter to the weights' norms (``normalization``: "filter", "layer", "none"; ``one_dim``:
     biases "zero" or "keep"). ``method``: the engine's path ("auto", "fast", "vmap", "loop").
     """
+    parameters = dict(locals())
     built = problem(
         model, loss, X, y, device=device, memory_budget=memory_budget, batch_rows=batch_rows
     )
@@ -145,17 +147,6 @@ def random_plane(
     with progress_bar(progress, "random plane") as report:
         Z = surface_2d(built, d1, d2, grid, grid, method=method, progress=report)
     center = surface_2d(built, d1, d2, [0.0], [0.0], method=method)[0, 0]
-    arguments = {
-        "loss": loss_label(loss),
-        "resolution": int(resolution),
-        "span": float(span),
-        "seed": int(seed),
-        "normalization": normalization,
-        "one_dim": one_dim,
-        "method": method,
-        "batch_rows": batch_rows,
-        "memory_budget": memory_budget,
-    }
     directions = {
         "kind": "random",
         "seeds": [2 * int(seed), 2 * int(seed) + 1],
@@ -163,27 +154,8 @@ def random_plane(
         "one_dim": one_dim,
         "cosine": cosine(d1, d2),
     }
-    return Surface(
-        alphas=read_only(grid),
-        betas=read_only(grid),
-        loss=read_only(Z),
-        center_loss=float(center),
-        path=read_only(np.zeros((0, 2))),
-        path_loss=read_only(np.zeros(0)),
-        explained_variance=read_only(np.zeros(0)),
-        metadata=metadata(
-            "random_plane",
-            arguments,
-            _inputs(built, model),
-            directions=directions,
-            grid={
-                "alphas": [-float(span), float(span), int(resolution)],
-                "betas": [-float(span), float(span), int(resolution)],
-            },
-            device=str(built.device),
-            path=path_taken(built),
-        ),
-    )
+    meta = _plane_metadata("random_plane", parameters, built, grid, directions)
+    return _surface(grid, Z, float(center), meta)
 
 
 @isolated
@@ -210,6 +182,7 @@ def pca_plane(
     the farthest checkpoint; ``path`` (T, 2) holds each checkpoint's projection and
     ``path_loss`` the loss there.
     """
+    parameters = dict(locals())
     built = problem(
         model, loss, X, y, device=device, memory_budget=memory_budget, batch_rows=batch_rows
     )
@@ -225,43 +198,65 @@ def pca_plane(
             built, pca.d1, pca.d2, grid, grid, center=center, method=method, progress=report
         )
     path_loss = surface_points(built, pca.d1, pca.d2, pca.coordinates, center=center)
-    arguments = {
-        "loss": loss_label(loss),
-        "resolution": int(resolution),
-        "span": float(span),
-        "method": method,
-        "batch_rows": batch_rows,
-        "memory_budget": memory_budget,
+    directions = {
+        "kind": "pca",
+        "explained_variance_ratio": [float(r) for r in pca.explained_variance_ratio],
     }
-    inputs = {**_inputs(built, model), "trajectory": [_describe_point(p) for p in points]}
+    meta = _plane_metadata("pca_plane", parameters, built, grid, directions, center)
+    meta["inputs"]["trajectory"] = [describe_parameters(p) for p in points]
+    return _surface(
+        grid,
+        Z,
+        float(path_loss[-1]),
+        meta,
+        path=pca.coordinates,
+        path_loss=path_loss,
+        explained=pca.explained_variance_ratio,
+    )
+
+
+def _plane_metadata(
+    call: str,
+    parameters: dict[str, Any],
+    built: Problem,
+    grid: np.ndarray,
+    directions: dict[str, Any],
+    center: Params | None = None,
+) -> dict[str, Any]:
+    """The metadata of a surface on ``grid`` x ``grid`` (`landscape.api.records`)."""
+    extent = [float(grid[0]), float(grid[-1]), len(grid)]
+    return metadata(
+        call,
+        arguments_of(parameters),
+        _inputs(built, parameters["model"]),
+        directions=directions,
+        grid={"alphas": extent, "betas": extent},
+        device=str(built.device),
+        path=path_taken(built, center=center),
+    )
+
+
+def _surface(
+    grid: np.ndarray,
+    Z: np.ndarray,
+    center_loss: float,
+    meta: dict[str, Any],
+    *,
+    path: np.ndarray | None = None,
+    path_loss: np.ndarray | None = None,
+    explained: np.ndarray | None = None,
+) -> Surface:
+    """A `Surface` on ``grid`` x ``grid``; no path and no explained variance by default."""
     return Surface(
         alphas=read_only(grid),
         betas=read_only(grid),
         loss=read_only(Z),
-        center_loss=float(path_loss[-1]),
-        path=read_only(pca.coordinates),
-        path_loss=read_only(path_loss),
-        explained_variance=read_only(pca.explained_variance_ratio),
-        metadata=metadata(
-            "pca_plane",
-            arguments,
-            inputs,
-            directions={
-                "kind": "pca",
-                "explained_variance_ratio": [float(r) for r in pca.explained_variance_ratio],
-            },
-            grid={
-                "alphas": [float(grid[0]), float(grid[-1]), int(resolution)],
-                "betas": [float(grid[0]), float(grid[-1]), int(resolution)],
-            },
-            device=str(built.device),
-            path=path_taken(built, center=center),
-        ),
+        center_loss=center_loss,
+        path=read_only(np.zeros((0, 2)) if path is None else path),
+        path_loss=read_only(np.zeros(0) if path_loss is None else path_loss),
+        explained_variance=read_only(np.zeros(0) if explained is None else explained),
+        metadata=meta,
     )
-
-
-def _describe_point(point: Params) -> dict[str, Any]:
-    return describe_parameters(point)
 
 
 @isolated
@@ -287,6 +282,7 @@ def interpolation(
     architecture or their state dicts. ``ts = linspace(-extend, 1 + extend, points)``: ``t = 0``
     is ``start``, ``t = 1`` is ``end`` (Goodfellow, Vinyals & Saxe 2015).
     """
+    parameters = dict(locals())
     built = problem(
         model, loss, X, y, device=device, memory_budget=memory_budget, batch_rows=batch_rows
     )
@@ -297,25 +293,17 @@ def interpolation(
     ts = np.linspace(-margin, 1.0 + margin, int(points))
     with progress_bar(progress, "interpolation") as report:
         z = interpolate(built, first, last, ts, method=method, progress=report)
-    arguments = {
-        "loss": loss_label(loss),
-        "points": int(points),
-        "extend": float(extend),
-        "method": method,
-        "batch_rows": batch_rows,
-        "memory_budget": memory_budget,
-    }
     inputs = {
         **_inputs(built, model),
-        "start": _describe_point(first),
-        "end": _describe_point(last),
+        "start": describe_parameters(first),
+        "end": describe_parameters(last),
     }
     return Line(
         ts=read_only(ts),
         loss=read_only(z),
         metadata=metadata(
             "interpolation",
-            arguments,
+            arguments_of(parameters),
             inputs,
             directions={"kind": "interpolation"},
             grid={"ts": [float(ts[0]), float(ts[-1]), int(points)]},
@@ -346,6 +334,7 @@ def random_line(
     """The loss along one random direction: ``loss[i] = L(theta + t_i d)``,
     ``ts = linspace(-span, span, points)``; ``d`` is `random_plane`'s ``d1`` for the same
     ``seed``, ``normalization`` and ``one_dim``."""
+    parameters = dict(locals())
     built = problem(
         model, loss, X, y, device=device, memory_budget=memory_budget, batch_rows=batch_rows
     )
@@ -354,23 +343,12 @@ def random_line(
     d = random_directions(built.model, 2 * int(seed), normalization, one_dim)
     with progress_bar(progress, "random line") as report:
         z = surface_1d(built, d, ts, method=method, progress=report)
-    arguments = {
-        "loss": loss_label(loss),
-        "points": int(points),
-        "span": float(span),
-        "seed": int(seed),
-        "normalization": normalization,
-        "one_dim": one_dim,
-        "method": method,
-        "batch_rows": batch_rows,
-        "memory_budget": memory_budget,
-    }
     return Line(
         ts=read_only(ts),
         loss=read_only(z),
         metadata=metadata(
             "random_line",
-            arguments,
+            arguments_of(parameters),
             _inputs(built, model),
             directions={
                 "kind": "random",
