@@ -190,6 +190,17 @@ def test_pca_plane_passes_through_a_planar_trajectory() -> None:
     assert surface.alphas[-1] == pytest.approx(1.2 * np.abs(surface.path).max(), rel=1e-6)
 
 
+def test_a_callable_loss_and_tensor_data_give_the_same_surface() -> None:
+    X, y = data()
+    model = mlp()
+    named = landscape.random_plane(model, "cross_entropy", X, y, resolution=3)
+    inputs, labels = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y)
+    called = landscape.random_plane(model, nn.CrossEntropyLoss(), inputs, labels, resolution=3)
+    np.testing.assert_allclose(called.loss, named.loss, rtol=1e-6)
+    assert called.metadata["arguments"]["loss"] == "torch.nn.modules.loss.CrossEntropyLoss"
+    assert called.metadata["inputs"]["X"] == named.metadata["inputs"]["X"]
+
+
 def test_mse_reads_targets_n_as_n_by_1() -> None:
     X, y = data()
     model = nn.Linear(4, 1)
