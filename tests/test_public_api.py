@@ -201,6 +201,24 @@ def test_a_callable_loss_and_tensor_data_give_the_same_surface() -> None:
     assert called.metadata["inputs"]["X"] == named.metadata["inputs"]["X"]
 
 
+def test_cross_entropy_on_token_targets_averages_over_every_position() -> None:
+    """A language model's outputs (n, L, V) and next tokens (n, L): the classes are on the last
+    axis and the loss is the mean over all n L positions."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(7, 5), nn.Linear(5, 7))
+    tokens = torch.randint(0, 7, (10, 4))
+    targets = torch.randint(0, 7, (10, 4))
+    surface = landscape.random_plane(model, "cross_entropy", tokens, targets, resolution=3)
+    with torch.no_grad():
+        logits = model(tokens)
+    per_position = [
+        float(nn.functional.cross_entropy(logits[i, t][None], targets[i, t][None]))
+        for i in range(10)
+        for t in range(4)
+    ]
+    assert surface.loss[1, 1] == pytest.approx(np.mean(per_position), rel=1e-5)
+
+
 def test_mse_reads_targets_n_as_n_by_1() -> None:
     X, y = data()
     model = nn.Linear(4, 1)

@@ -1,9 +1,11 @@
 """A model, a loss and data as a researcher holds them, turned into the engine's `Problem`.
 
 ``loss`` is a callable ``loss(outputs, targets)`` that averages over the samples, or one of the
-names in `LOSSES`: ``"cross_entropy"`` (``torch.nn.functional.cross_entropy``, integer labels
-(n,)) and ``"mse"`` (``torch.nn.functional.mse_loss``, targets shaped like the outputs; targets
-(n,) for a model with outputs (n, 1) are read as (n, 1)). ``X`` and ``y`` are NumPy arrays or
+names in `LOSSES`: ``"cross_entropy"`` (``torch.nn.functional.cross_entropy`` for integer labels
+(n,); for integer targets (n, ...) such as a language model's next tokens, the mean over every
+position with the classes on the outputs' last axis, `cross_entropy_per_position`) and
+``"mse"`` (``torch.nn.functional.mse_loss``, targets shaped like the outputs; targets (n,) for
+a model with outputs (n, 1) are read as (n, 1)). ``X`` and ``y`` are NumPy arrays or
 tensors; floating-point data take the dtype of the model's parameters, integer labels stay
 integers. ``device=None`` computes where the model's parameters are; a device name (``"cpu"``,
 ``"cuda"``, ``"mps"``, ``"auto"``: cuda, then mps, then cpu) computes on a copy of the model
@@ -35,11 +37,21 @@ DeviceChoice = str | torch.device | None
 Point = nn.Module | Mapping[str, torch.Tensor]
 
 
-def resolve_loss(loss: Loss) -> LossFn:
-    """The loss function for ``loss``: a callable as given, a name from `LOSSES`."""
+def cross_entropy_per_position(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The mean cross-entropy over every position: ``outputs`` (n, ..., C) with the classes on
+    the last axis, integer ``targets`` (n, ...)."""
+    return F.cross_entropy(outputs.reshape(-1, outputs.shape[-1]), targets.reshape(-1))
+
+
+def resolve_loss(loss: Loss, targets: torch.Tensor | None = None) -> LossFn:
+    """The loss function for ``loss``: a callable as given, a name from `LOSSES`
+    (``"cross_entropy"`` on integer ``targets`` of two or more axes: per position)."""
     if isinstance(loss, str):
         if loss not in LOSSES:
             raise ValueError(f"loss must be a callable or one of {LOSS_NAMES}, got {loss!r}")
+        tokens = targets is not None and targets.dim() >= 2 and not targets.is_floating_point()
+        if loss == "cross_entropy" and tokens:
+            return cross_entropy_per_position
         return LOSSES[loss]
     if not callable(loss):
         raise ValueError(f"loss must be a callable or one of {LOSS_NAMES}, got {loss!r}")
@@ -80,16 +92,10 @@ def problem(
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    loss_fn = resolve_loss(loss)
+    targets = _targets(loss, y)
+    loss_fn = resolve_loss(loss, torch.as_tensor(targets))
     model = on_device(model, device)
-    built = Problem(
-        model,
-        loss_fn,
-        X,
-        _targets(loss, y),
-        memory_budget=memory_budget,
-        batch_rows=batch_rows,
-    )
+    built = Problem(model, loss_fn, X, targets, memory_budget=memory_budget, batch_rows=batch_rows)
     if loss == "mse" and built.y.dim() == 1 and _output_shape(built)[1:] == (1,):
         built.y = built.y[:, None]
     return built
