@@ -65,7 +65,9 @@ def compute_on_setting() -> str:
     --head`` on this machine, or a local one). Hidden when Ray is not installed.
 
     The address is the operator's, never typed in the browser: results come back from the
-    cluster unpickled, so the server must only talk to a cluster it trusts.
+    cluster unpickled, so the server must only talk to a cluster it trusts. When it cannot be
+    used (nothing answers there, or the cluster refuses the server's token), choosing the
+    cluster shows why, in the words of the command line, and sweeps run here.
     """
     if not cluster.ray_available():
         return ""
