@@ -74,9 +74,10 @@ without their last (class) axis, (n,) or (n, T), averaged over every position; f
 of the outputs' shape. Data larger than --data-budget is streamed from disk in batches; the loss is
 accumulated over the batches (the same numbers to float rounding).
 Ray: --ray auto joins this machine's cluster (ray start --head) or starts a local one; --ray
-ADDRESS joins a cluster (e.g. ray://head:10001). The grid's rows are split into shards, each a
-Ray task; with --checkpoint DIR finished shards are kept on disk and a rerun computes only the
-missing ones."""
+HEAD_IP:PORT joins the cluster of `ray start --head --port=PORT`, from a machine of the cluster,
+with RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, or ~/.ray/auth_token): see
+docs/cluster.md. The grid's rows are split into shards, each a Ray task; with --checkpoint DIR
+finished shards are kept on disk and a rerun computes only the missing ones."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -46,6 +46,7 @@ from landscape.engine.directions import Params
 from landscape.engine.problem import Problem, cross_entropy_over_positions
 from landscape.engine.surface import surface_2d
 from landscape.files.data_files import DEFAULT_DATA_BUDGET, ArrayData, NpzStream, batch_rows
+from landscape.server.cluster_access import check_address
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "cross_entropy": cross_entropy_over_positions,  # (n, C) / (n,) and (n, T, C) / (n, T)
@@ -68,7 +69,9 @@ def connect(address: str | None = "auto") -> Any:
     """The ``ray`` module, connected: an already initialised Ray is used as it is; ``"auto"``
     joins the cluster this machine belongs to (``ray start --head``) or, when there is none,
     starts a local one on this machine's cores; ``"local"`` always starts a local one; any other
-    value is a cluster address (``ray://host:10001`` or ``host:6379``)."""
+    value is a cluster address (``host:6379``, ``ray://host:10001``), checked first
+    (`cluster_access.check_address`: ``ValueError`` saying what to set when nothing answers or
+    the cluster refuses this machine's token)."""
     try:
         import ray
     except ImportError:
@@ -85,10 +88,11 @@ def connect(address: str | None = "auto") -> Any:
         except ConnectionError:
             ray.init(include_dashboard=False, log_to_driver=False)
     else:
+        check_address(address)  # nothing answers, or the token is refused: say so at once
         try:
             ray.init(address=address, log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as error:
-            raise ValueError(f"could not reach the Ray cluster at {address!r}: {error}") from None
+            raise ValueError(f"could not join the Ray cluster at {address!r}: {error}") from None
     return ray
 
 
