@@ -59,7 +59,7 @@ def measure(root: Path, only: str) -> dict[str, list[float]]:
     os.chdir(root)
     from streamlit.testing.v1 import AppTest
 
-    from landscape.engine.device import configure_threads
+    from landscape.server.threads import configure_threads
     from ui.runner import clear_cache
 
     configure_threads()

@@ -15,7 +15,10 @@ from torch import nn
 from landscape.engine.nets import mlp
 from landscape.files import uploads
 from landscape.server import study_parts
-from landscape.studies.lab import lab
+from landscape.studies.lab import curvature as lab_curvature
+from landscape.studies.lab import lab, reuse
+from landscape.studies.lab import plane as lab_plane
+from landscape.studies.lab import training as lab_training
 
 SMALL = {
     "branches": 3,
@@ -261,11 +264,11 @@ def test_moving_range_or_resolution_reuses_training_and_matches_a_fresh_run() ->
     )
     study.run(base)
     key = study.training_key(base)
-    trained = study_parts.kept(study.TRAINED, key)
+    trained = study_parts.kept(reuse.TRAINING.table, key)
     moved = replace(base, resolution=9, span=1.5)
     assert study.training_key(moved) == key
     cached = study.run(moved)
-    assert study_parts.kept(study.TRAINED, key) is trained
+    assert study_parts.kept(reuse.TRAINING.table, key) is trained
     study.clear_caches()
     fresh = study.run(moved)
     for field in fields(fresh):
@@ -298,16 +301,16 @@ def _assert_same(
             assert x == y, name
 
 
-def _counting(monkeypatch, name: str) -> list[int]:
-    """Count the calls of ``lab.<name>`` (still calling it)."""
+def _counting(monkeypatch, module, name: str) -> list[int]:
+    """Count the calls of ``module.<name>`` (still calling it)."""
     calls: list[int] = []
-    original = getattr(lab, name)
+    original = getattr(module, name)
 
     def counted(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(lab, name, counted)
+    monkeypatch.setattr(module, name, counted)
     return calls
 
 
@@ -320,9 +323,9 @@ def test_moving_the_range_trains_once_and_keeps_the_centre_evidence(monkeypatch)
     from landscape.files import presets
 
     lab.clear_caches()
-    trainings = _counting(monkeypatch, "_train_models")
-    centres = _counting(monkeypatch, "_centre_evidence")
-    maps = _counting(monkeypatch, "_curvature")
+    trainings = _counting(monkeypatch, lab_training, "train_models")
+    centres = _counting(monkeypatch, lab_curvature, "centre_evidence")
+    maps = _counting(monkeypatch, lab_curvature, "curvature_group")
     base = small(curvature_resolution=2, lanczos_iterations=4, seed=3)
     lab.run(base)
     moved = lab.run(replace(base, span=1.7))
@@ -345,9 +348,9 @@ def test_a_new_resolution_on_a_preset_takes_its_stored_curvature(monkeypatch) ->
     from landscape.files import presets
 
     lab.clear_caches()
-    maps = _counting(monkeypatch, "_curvature")
-    centres = _counting(monkeypatch, "_centre_evidence")
-    slices = _counting(monkeypatch, "_slices")
+    maps = _counting(monkeypatch, lab_curvature, "curvature_group")
+    centres = _counting(monkeypatch, lab_curvature, "centre_evidence")
+    slices = _counting(monkeypatch, lab_plane, "slices")
     default = lab.Config()
     stored = presets.lookup(lab.__name__, default)
     assert stored is not None, "run: python -m landscape precompute landscape.studies.lab.lab"
@@ -366,15 +369,15 @@ def test_a_new_resolution_on_a_preset_takes_its_stored_curvature(monkeypatch) ->
 
 
 def test_training_steps_equal_torch_adam() -> None:
-    """`_adam_step` takes torch.optim.Adam's steps bit for bit (the trained weights of every
-    stored preset stay what they were)."""
+    """The Lab's training takes torch.optim.Adam's full-batch steps bit for bit (the trained
+    weights of every stored preset were written by these steps)."""
     import copy
 
     config = small(epochs=7)
-    data = lab._prepare(config)
-    ours = lab._model(config, data.X, data.y, data.task, data.outputs, seed=1)
+    data = lab_training.prepare_data(config)
+    ours = lab_training.build_model(config, data.X, data.y, data.task, data.outputs, seed=1)
     theirs = copy.deepcopy(ours)
-    losses, _ = lab._train(ours, data.loss_fn, data.X_t, data.y_t, config, lambda *a: None, 0)
+    losses, _ = lab_training.train(ours, data, config, lambda *a: None)
     optimiser = torch.optim.Adam(theirs.parameters(), lr=config.lr)
     reference = []
     for _ in range(config.epochs):
@@ -409,7 +412,7 @@ def test_a_new_resolution_below_the_slice_points_keeps_the_slices(monkeypatch) -
     from landscape.files import presets
 
     lab.clear_caches()
-    slices = _counting(monkeypatch, "_slices")
+    slices = _counting(monkeypatch, lab_plane, "slices")
     base = small(seed=5)
     lab.run(base)
     moved = lab.run(replace(base, resolution=9))
@@ -422,7 +425,7 @@ def test_a_new_resolution_below_the_slice_points_keeps_the_slices(monkeypatch) -
     _assert_same(moved, fresh, [f.name for f in fields(lab.Slices)])
 
 
-def _assert_same_training(a: lab._Trained, b: lab._Trained, rtol: float) -> None:
+def _assert_same_training(a: lab_training.Trained, b: lab_training.Trained, rtol: float) -> None:
     """Equal weights of every model, checkpoints and loss history, to ``rtol``."""
     assert len(a.models) == len(b.models) and len(a.trajectory) == len(b.trajectory)
     for x, y in zip(a.models, b.models, strict=True):
@@ -444,7 +447,7 @@ PRESET_RTOL = 1e-6
 
 def test_the_stored_training_is_the_training() -> None:
     """A configuration off the presets with a preset's training key restores that training
-    (`lab._restored`): its models, checkpoints and loss history equal the training run anew
+    (`lab_training.restored`): its models, checkpoints and loss history equal the training run anew
     (`presets.afresh`), and its start is the fresh training's start bit for bit (both are the
     model built from the seed) and its first checkpoint."""
     from landscape.engine.progress import silent
@@ -452,10 +455,10 @@ def test_the_stored_training_is_the_training() -> None:
 
     config = lab.Config(span=1.7)
     lab.clear_caches()
-    _, restored = lab._trained(config, silent)
+    _, restored = lab_training.trained(config, silent)
     assert restored.restored, "run: python -m landscape precompute landscape.studies.lab.lab"
     with presets.afresh():  # the restored training kept in memory is not used in there
-        _, fresh = lab._trained(config, silent)
+        _, fresh = lab_training.trained(config, silent)
     assert not fresh.restored and len(fresh.history) == config.epochs
     _assert_same_training(restored, fresh, PRESET_RTOL)
     for name, tensor in fresh.start.items():
@@ -471,7 +474,7 @@ def test_a_range_off_the_presets_trains_nothing(monkeypatch) -> None:
     from landscape.files import presets
 
     lab.clear_caches()
-    trainings = _counting(monkeypatch, "_train_models")
+    trainings = _counting(monkeypatch, lab_training, "train_models")
     config = replace(lab.Config(span=1.7), curvature_resolution=0)  # no map: a faster test
     moved = lab.run(config)
     assert not trainings
@@ -508,12 +511,12 @@ def test_a_damaged_stored_training_is_trained_again(monkeypatch, tmp_path, damag
         arrays[name] = arrays[name][..., :-1]
         np.savez(target, **arrays)
     lab.clear_caches()
-    _, intact = lab._trained(lab.Config(), silent)  # from the presets' own folder
+    _, intact = lab_training.trained(lab.Config(), silent)  # from the presets' own folder
     assert intact.restored
     monkeypatch.setattr(presets, "PRESET_DIR", tmp_path)
     lab.clear_caches()
-    trainings = _counting(monkeypatch, "_train_models")
-    _, trained = lab._trained(lab.Config(span=1.7), silent)
+    trainings = _counting(monkeypatch, lab_training, "train_models")
+    _, trained = lab_training.trained(lab.Config(span=1.7), silent)
     assert trained.restored == (damage == "intact")
     assert len(trainings) == (0 if damage == "intact" else 1)
     _assert_same_training(trained, intact, PRESET_RTOL)
@@ -525,9 +528,9 @@ def test_each_run_evaluates_its_own_copy_of_the_shared_training() -> None:
     from landscape.engine.progress import silent
 
     config = small(directions="three_models")
-    _, first = lab._trained(config, silent)
-    _, second = lab._trained(replace(config, resolution=9, span=1.5), silent)
-    _, shared = lab._shared_training(config, silent)
+    _, first = lab_training.trained(config, silent)
+    _, second = lab_training.trained(replace(config, resolution=9, span=1.5), silent)
+    _, shared = lab_training.shared_training(config, silent)
     for a, b, kept in zip(first.models, second.models, shared.models, strict=True):
         assert a is not b and a is not kept and b is not kept
         assert not set(map(id, a.parameters())) & set(map(id, kept.parameters()))
@@ -562,7 +565,7 @@ def test_runs_of_one_training_at_once_equal_the_same_runs_in_turn() -> None:
         thread.join()
     assert not errors, errors
     for index, config in enumerate(configs):
-        for table in (lab.CURVATURES, lab.CENTRES, lab.HESSIANS, lab.SLICES):
-            study_parts.forget(table)  # computed again, in turn, from the same shared training
+        for part in (reuse.CURVATURE, reuse.CENTRE, reuse.HESSIAN, reuse.SLICES):
+            study_parts.forget(part.table)  # computed again, in turn, from the same shared training
         in_turn = lab.run(config)
         np.testing.assert_allclose(at_once[index].surface, in_turn.surface, rtol=1e-12, atol=0)

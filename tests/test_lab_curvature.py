@@ -8,6 +8,7 @@ import torch
 
 from landscape.engine.problem import Problem
 from landscape.studies.lab import lab
+from landscape.studies.lab import training as lab_training
 
 
 def small(**changes) -> lab.Config:
@@ -17,8 +18,8 @@ def small(**changes) -> lab.Config:
 
 def exact_hessian(config: lab.Config) -> tuple[np.ndarray, torch.nn.Module, Problem]:
     """Train the Lab's model again, then the dense Hessian by torch.autograd.functional.hessian."""
-    data = lab._prepare(config)
-    trained = lab._train_models(config, data, lambda f, s: None)
+    data = lab_training.prepare_data(config)
+    trained = lab_training.train_models(config, data, lambda f, s: None)
     model = trained.models[0].double()
     problem = Problem(model, data.loss_fn, data.X_t, data.y_t)
     params = dict(model.named_parameters())

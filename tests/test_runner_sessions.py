@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from landscape.engine import device
 from landscape.server import serving
+from landscape.server import threads as thread_settings
 from ui import export, runner
 
 FAKE = "convexify_fake_study"
@@ -159,11 +159,11 @@ def test_settings_from_the_environment(monkeypatch) -> None:
     monkeypatch.delenv(runner.MAX_RUNS_VARIABLE)
     assert runner.max_runs() >= 1
     for text, threads in (("3", 3), (" ", 0), ("0", 0)):
-        monkeypatch.setenv(device.THREADS_VARIABLE, text)
-        assert device.threads_from_env() == threads
-    monkeypatch.setenv(device.THREADS_VARIABLE, "-2")
+        monkeypatch.setenv(thread_settings.THREADS_VARIABLE, text)
+        assert thread_settings.threads_from_env() == threads
+    monkeypatch.setenv(thread_settings.THREADS_VARIABLE, "-2")
     with pytest.raises(ValueError, match="CONVEXIFY_TORCH_THREADS must be a whole number >= 0"):
-        device.threads_from_env()
+        thread_settings.threads_from_env()
     monkeypatch.setenv(runner.RESULT_CACHE_VARIABLE, "2")
     assert runner.result_cache_bytes() == 2 * 2**20
 
@@ -216,7 +216,11 @@ def test_sidebar_about_box_shows_ceilings_and_runs() -> None:
     ("variable", "value", "message"),
     [
         (runner.MAX_RUNS_VARIABLE, "0", "CONVEXIFY_MAX_RUNS must be an integer >= 1, got '0'"),
-        (device.THREADS_VARIABLE, "two", "CONVEXIFY_TORCH_THREADS must be a whole number >= 0"),
+        (
+            thread_settings.THREADS_VARIABLE,
+            "two",
+            "CONVEXIFY_TORCH_THREADS must be a whole number >= 0",
+        ),
         (export.FIGURE_CACHE_VARIABLE, "-4", "CONVEXIFY_FIGURE_CACHE_MB must be a number of MiB"),
     ],
 )

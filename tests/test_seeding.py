@@ -15,6 +15,7 @@ from landscape.engine.nets import mlp
 from landscape.server import seeding
 from landscape.studies.beyond import nets as beyond_nets
 from landscape.studies.lab import lab
+from landscape.studies.lab import training as lab_training
 
 BUILDS = 150  # per thread
 
@@ -67,7 +68,7 @@ def test_the_labs_models_do_not_depend_on_other_builds(frequent_switches) -> Non
     config = lab.Config()
 
     def build(seed: int) -> nn.Module:
-        return lab._model(config, X, y, "classification", 2, seed=seed)
+        return lab_training.build_model(config, X, y, "classification", 2, seed=seed)
 
     assert differing_builds(build, (1, 2)) == 0
 
