@@ -391,19 +391,6 @@ def test_training_steps_equal_torch_adam() -> None:
         assert torch.equal(a, b)
 
 
-def test_digits_are_scikit_learns() -> None:
-    """The digits read from scikit-learn's file (without importing it) are `load_digits`'s."""
-    from sklearn.datasets import load_digits
-
-    from landscape.engine import datasets
-
-    X, y = datasets.digits()
-    bunch = load_digits()
-    np.testing.assert_array_equal(X, bunch.data / 16.0)
-    np.testing.assert_array_equal(y, bunch.target)
-    assert X.dtype == np.float64 and y.dtype == np.int64
-
-
 def test_a_new_resolution_below_the_slice_points_keeps_the_slices(monkeypatch) -> None:
     """The slices have max(SLICE_POINTS, resolution) points: a new resolution below that
     reuses them (calls counted), one above recomputes them; each equals a fresh run."""
