@@ -129,7 +129,7 @@ def centre_hessian(
     return H2, float(trace), float(error)
 
 
-def map_evidence(cmap: CurvatureMap | None) -> dict[str, np.ndarray]:
+def map_evidence(cmap: CurvatureMap | None) -> dict[str, Any]:
     """The `Evidence` fields that come from the curvature map: its states, Rayleigh quotients,
     bounds and Lanczos steps per point (empty without a map)."""
     return {
