@@ -95,6 +95,21 @@ async def warm_up(browser, base: str) -> list[tuple[str, float]]:
     return seconds
 
 
+async def class_of(
+    browser, url: str, sessions: int, browsers: int, press_gaps: tuple[float, float], dump
+) -> list[BrowserStudent | ProtocolActor]:
+    """The students: ``browsers`` browser students, then protocol students sharing one table of
+    answers (each checks its answers against the others')."""
+    answers: dict = {}
+    if dump is not None:
+        dump.first.clear()  # the answers of an earlier run of a sweep
+    actors: list[BrowserStudent | ProtocolActor] = [
+        await browser_student(browser, url) for _ in range(browsers)
+    ]
+    actors += [ProtocolActor(url, answers, press_gaps, dump) for _ in range(sessions - browsers)]
+    return actors
+
+
 async def class_run(
     sessions: int,
     minutes: float,
@@ -124,16 +139,7 @@ async def class_run(
                 warmed = await warm_up(browser, server.url)
             teacher = Teacher(sessions, time.monotonic() + minutes * 60, [])
             laps: list[int] = []
-            answers: dict = {}
-            if dump is not None:
-                dump.first.clear()  # the answers of an earlier run of a sweep
-            actors: list[BrowserStudent | ProtocolActor] = [
-                await browser_student(browser, server.url) for _ in range(browsers)
-            ]
-            actors += [
-                ProtocolActor(server.url, answers, press_gaps, dump)
-                for _ in range(sessions - browsers)
-            ]
+            actors = await class_of(browser, server.url, sessions, browsers, press_gaps, dump)
             started = time.monotonic()
             client_cpu = cpu_seconds(os.getpid())
             records = await asyncio.gather(
@@ -146,10 +152,6 @@ async def class_run(
             await browser.close()
     finally:
         log = server.stop()
-    crashed = [f"{type(r).__name__}: {r}" for r in records if isinstance(r, BaseException)]
-    longest = re.search(r"longest so far (\d+)", about)
-    shared = re.search(r"answers shared between sessions: (\d+)", about)
-    runs = re.search(r"runs started: (\d+), dropped unwanted: (\d+)", about)
     return {
         "sessions": sessions,
         "browsers": browsers,
@@ -159,7 +161,18 @@ async def class_run(
         "record": merged(records[:browsers]),
         "protocol": merged(records[browsers:]),
         "client_cpu": client_cpu,
-        "crashed": crashed,
+        "crashed": [f"{type(r).__name__}: {r}" for r in records if isinstance(r, BaseException)],
+        **server_summary(server, log, about),
+    }
+
+
+def server_summary(server: Server, log: str, about: str) -> dict:
+    """What the server said of the class: its about box's queue, shared answers, runs and
+    caches, its memory and CPU samples, and the tracebacks in its log."""
+    longest = re.search(r"longest so far (\d+)", about)
+    shared = re.search(r"answers shared between sessions: (\d+)", about)
+    runs = re.search(r"runs started: (\d+), dropped unwanted: (\d+)", about)
+    return {
         "longest_queue": int(longest.group(1)) if longest else None,
         "shared": int(shared.group(1)) if shared else None,
         "runs": (int(runs.group(1)), int(runs.group(2))) if runs else None,
@@ -173,8 +186,8 @@ async def class_run(
     }
 
 
-def main() -> None:
-    check_streamlit()
+def arguments() -> argparse.ArgumentParser:
+    """The command line's options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=8, help="sessions (students)")
     parser.add_argument(
@@ -228,6 +241,12 @@ def main() -> None:
         help="write both figures (and the widget states that asked for them) of each protocol "
         "student's mismatch into DIR",
     )
+    return parser
+
+
+def main() -> None:
+    check_streamlit()
+    parser = arguments()
     args = parser.parse_args()
     dump = MismatchDump(args.dump_mismatches) if args.dump_mismatches else None
     if args.browsers is not None and args.browsers < 0:

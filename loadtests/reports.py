@@ -88,40 +88,51 @@ def report(result: dict) -> float:
     if result["tracebacks"]:
         first = result["log"].index("Traceback")
         print("  first traceback in the server log:\n" + result["log"][first : first + 3000])
-    cpu = result["cpu"]
-    if len(cpu) > 1 and moves_and_opens:
-        used = cpu[-1][1] - cpu[0][1]
-        span = cpu[-1][0] - cpu[0][0]
-        print(
-            f"server CPU: {used:.0f} s over {span:.0f} s of wall time "
-            f"({used / span:.2f} cores of {os.cpu_count()}); {used / moves_and_opens:.2f} CPU-s "
-            f"per student move or study opened (everything the server did, shared runs "
-            f"included): a lower bound for a step where all N act at once on an idle machine "
-            f"is N x that / cores"
-        )
-        machine = result["machine"]
-        busy = (machine[-1][1] - machine[0][1]) / span
-        print(
-            f"machine CPU: {busy:.2f} cores busy of {os.cpu_count()}: the server "
-            f"{used / span:.2f}, the rest {busy - used / span:.2f} (the students' Chromium, "
-            f"Playwright's driver and this script: in a class, the students' own machines)"
-        )
-    memory = result["memory"]
-    if memory:
-        step = max(1, len(memory) // 20)
-        print("server RSS (MiB) over time:")
-        print("  " + "  ".join(f"{t:.0f}s:{m:.0f}" for t, m in memory[::step]))
-        half = [m for t, m in memory if t >= memory[-1][0] / 2]
-        print(
-            f"  last half: min {min(half):.0f}, max {max(half):.0f}, "
-            f"first {half[0]:.0f} -> last {half[-1]:.0f} MiB "
-            f"(change {half[-1] - half[0]:+.0f} MiB, {100 * (half[-1] - half[0]) / half[0]:+.1f}%)"
-        )
+    report_cpu(result, moves_and_opens)
+    report_memory(result["memory"])
     for line in record.failures[:5]:
         print("  timed out:", line)
     caches = sorted((t - result["server_started"], mib) for t, mib in protocol.caches)
-    report_targets(record, memory, caches)
+    report_targets(record, result["memory"], caches)
     return percentile(fast, 95)
+
+
+def report_cpu(result: dict, moves_and_opens: int) -> None:
+    """The server's CPU per move or open, and the machine's, from the run's samples."""
+    cpu = result["cpu"]
+    if len(cpu) < 2 or not moves_and_opens:
+        return
+    used = cpu[-1][1] - cpu[0][1]
+    span = cpu[-1][0] - cpu[0][0]
+    print(
+        f"server CPU: {used:.0f} s over {span:.0f} s of wall time "
+        f"({used / span:.2f} cores of {os.cpu_count()}); {used / moves_and_opens:.2f} CPU-s "
+        f"per student move or study opened (everything the server did, shared runs "
+        f"included): a lower bound for a step where all N act at once on an idle machine "
+        f"is N x that / cores"
+    )
+    machine = result["machine"]
+    busy = (machine[-1][1] - machine[0][1]) / span
+    print(
+        f"machine CPU: {busy:.2f} cores busy of {os.cpu_count()}: the server "
+        f"{used / span:.2f}, the rest {busy - used / span:.2f} (the students' Chromium, "
+        f"Playwright's driver and this script: in a class, the students' own machines)"
+    )
+
+
+def report_memory(memory: list[tuple[float, float]]) -> None:
+    """The server's resident memory over time, and its change over the last half."""
+    if not memory:
+        return
+    step = max(1, len(memory) // 20)
+    print("server RSS (MiB) over time:")
+    print("  " + "  ".join(f"{t:.0f}s:{m:.0f}" for t, m in memory[::step]))
+    half = [m for t, m in memory if t >= memory[-1][0] / 2]
+    print(
+        f"  last half: min {min(half):.0f}, max {max(half):.0f}, "
+        f"first {half[0]:.0f} -> last {half[-1]:.0f} MiB "
+        f"(change {half[-1] - half[0]:+.0f} MiB, {100 * (half[-1] - half[0]) / half[0]:+.1f}%)"
+    )
 
 
 def report_times(record: Record, until: str) -> None:
