@@ -6,8 +6,8 @@ tests pay only for what they run:
 - ``cvxpy``: the convex programs (Linear duality's cvxpy solve, the two-layer ReLU program);
 - ``torch._dynamo``: imported (with sympy) by ``torch.optim``'s first optimiser, whose
   constructor is wrapped to keep the compiler out;
-- ``sklearn.model_selection``: Branches' split of its data, and with it most of scikit-learn
-  (the digits, iris and moons data sets).
+- ``sklearn.model_selection``: Branches' split of its data, and with it most of scikit-learn;
+- ``sklearn.datasets``: the digits, iris and moons data sets (with ``scipy.io``).
 
 Together they take seconds and over a hundred MiB. In a server that first use would fall in the
 middle of a lecture: a student's first fresh answer would wait for the imports, and the memory
@@ -21,7 +21,7 @@ import importlib
 import sys
 from functools import cache
 
-HEAVY_LIBRARIES = ("torch._dynamo", "cvxpy", "sklearn.model_selection")
+HEAVY_LIBRARIES = ("torch._dynamo", "cvxpy", "sklearn.model_selection", "sklearn.datasets")
 
 
 @cache
