@@ -54,6 +54,7 @@ def exact_solutions() -> dict[str, tuple]:
     return solutions
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", LOSSES)
 def test_recovered_network_attains_the_convex_optimum(exact_solutions, loss: str) -> None:
     X, y, reference, _ = exact_solutions[loss]
@@ -88,6 +89,7 @@ def test_interior_point_matches_cvxpy(exact_solutions, loss: str) -> None:
         assert interior.objective - interior.lower_bound <= 1e-6 * interior.objective
 
 
+@pytest.mark.slow
 def test_interior_point_on_sampled_patterns_matches_cvxpy() -> None:
     rng = np.random.default_rng(5)
     X = rng.standard_normal((60, 5))
@@ -179,6 +181,7 @@ def _train(X: np.ndarray, y: np.ndarray, beta: float, width: int, seed: int) -> 
     return nonconvex_objective(U.detach().numpy(), a.detach().numpy(), X, y, beta, "squared")
 
 
+@pytest.mark.slow
 def test_no_trained_network_beats_the_exact_optimum() -> None:
     rng = np.random.default_rng(0)
     x = np.sort(rng.uniform(-2, 2, 7))

@@ -63,6 +63,7 @@ def test_default_config_is_valid() -> None:
     lab.Config().validate()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("directions", ["random", "pca", "three_models"])
 def test_numbers_agree_with_each_other(directions: str) -> None:
     result = lab.run(small(directions=directions))
@@ -128,6 +129,7 @@ def onnx_mlp(model: nn.Sequential) -> bytes:
     return helper.make_model(graph, opset_imports=opset).SerializeToString()
 
 
+@pytest.mark.slow
 def test_uploaded_onnx_model_and_data_run_end_to_end_on_the_vmap_path() -> None:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -214,6 +216,7 @@ def test_runs_are_reproducible() -> None:
     np.testing.assert_array_equal(a.surface, b.surface)
 
 
+@pytest.mark.slow
 def test_regression_loss_at_the_initial_weights_is_the_mean_squared_error() -> None:
     """Independent check of the regression path: rebuild the seeded initial MLP by hand."""
     rng = np.random.default_rng(1)
@@ -244,6 +247,7 @@ def test_regression_loss_at_the_initial_weights_is_the_mean_squared_error() -> N
     assert result.loss_history[0] == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_slice_hessian_by_products_matches_finite_differences_for_a_smooth_net() -> None:
     result = lab.run(small(activation="tanh", curvature_resolution=0))
     scale = np.abs(result.slice_hessian).max()  # float64 differences, O(h^2) from the products
@@ -251,6 +255,7 @@ def test_slice_hessian_by_products_matches_finite_differences_for_a_smooth_net()
     np.testing.assert_allclose(result.slice_eigenvalues, np.linalg.eigvalsh(result.slice_hessian))
 
 
+@pytest.mark.slow
 def test_moving_range_or_resolution_reuses_training_and_matches_a_fresh_run() -> None:
     """The trained models and the curvature are cached; the results equal a run from scratch."""
     from dataclasses import fields, replace
@@ -314,6 +319,7 @@ def _counting(monkeypatch, module, name: str) -> list[int]:
     return calls
 
 
+@pytest.mark.slow
 def test_moving_the_range_trains_once_and_keeps_the_centre_evidence(monkeypatch) -> None:
     """A new range reuses the trained model and the centre's evidence (calls counted); only the
     surface, the slices and the curvature map are recomputed; the answer equals a run from
@@ -339,6 +345,7 @@ def test_moving_the_range_trains_once_and_keeps_the_centre_evidence(monkeypatch)
     _assert_same(moved, fresh)
 
 
+@pytest.mark.slow
 def test_a_new_resolution_on_a_preset_takes_its_stored_curvature(monkeypatch) -> None:
     """Moving the resolution off a stored preset computes no curvature: the curvature and the
     evidence are the stored preset's (which tests/test_presets.py checks against a fresh run);
@@ -391,6 +398,7 @@ def test_training_steps_equal_torch_adam() -> None:
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_a_new_resolution_below_the_slice_points_keeps_the_slices(monkeypatch) -> None:
     """The slices have max(SLICE_POINTS, resolution) points: a new resolution below that
     reuses them (calls counted), one above recomputes them; each equals a fresh run."""
@@ -432,6 +440,7 @@ def _assert_same_training(a: lab_training.Trained, b: lab_training.Trained, rtol
 PRESET_RTOL = 1e-6
 
 
+@pytest.mark.slow
 def test_the_stored_training_is_the_training() -> None:
     """A configuration off the presets with a preset's training key restores that training
     (`lab_training.restored`): its models, checkpoints and loss history equal the training run anew
@@ -453,6 +462,7 @@ def test_the_stored_training_is_the_training() -> None:
         assert torch.equal(restored.trajectory[0][name], tensor), name
 
 
+@pytest.mark.slow
 def test_a_range_off_the_presets_trains_nothing(monkeypatch) -> None:
     """A range off the ladder (1.7) runs on the stored training (no training: calls counted) and
     answers as the same run computed afresh, field by field to the presets' tolerance."""
@@ -472,6 +482,7 @@ def test_a_range_off_the_presets_trains_nothing(monkeypatch) -> None:
     _assert_same(moved, fresh, rtol=PRESET_RTOL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["intact", "missing", "truncated", "another_model"])
 def test_a_damaged_stored_training_is_trained_again(monkeypatch, tmp_path, damage) -> None:
     """With the Lab's presets copied to another folder, an intact stored training is restored
@@ -527,6 +538,7 @@ def test_each_run_evaluates_its_own_copy_of_the_shared_training() -> None:
             torch.testing.assert_close(weight, original, rtol=0, atol=0, msg=name)
 
 
+@pytest.mark.slow
 def test_runs_of_one_training_at_once_equal_the_same_runs_in_turn() -> None:
     """Three runs sharing one training (range and resolution moved) in three threads, as the
     server's run queue does, against the same runs one after another: before each run had its
