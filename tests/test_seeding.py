@@ -63,6 +63,7 @@ def test_seeded_is_manual_seed_then_the_build() -> None:
     assert torch.equal(torch.rand(4), after)  # the generator is left as the build leaves it
 
 
+@pytest.mark.slow
 def test_the_labs_models_do_not_depend_on_other_builds(frequent_switches) -> None:
     X, y = np.zeros((10, 2), dtype=np.float32), np.zeros(10, dtype=np.int64)
     config = lab.Config()
