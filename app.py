@@ -4,9 +4,9 @@ style and its previous/next slide buttons."""
 
 import streamlit as st
 
-from landscape.engine.device import configure_threads
 from landscape.server.heap import keep_glibc_thresholds
 from landscape.server.libraries import import_heavy_libraries
+from landscape.server.threads import configure_threads
 from ui.catalogue import HOME, PageEntry, by_section
 from ui.lecture import apply_style, slide_navigation
 from ui.links import begin_page, install

@@ -5,7 +5,7 @@ free port, and the headless Chromium that drives it (DESIGN.md, Tests).
         ...  # server.url, server.pid
     print(server.log)  # everything the server printed
 
-tests/test_browser.py and benchmarks/classroom.py both start the app here, so they serve it the
+tests/test_browser.py and loadtests/classroom.py both start the app here, so they serve it the
 same way.
 """
 

@@ -153,13 +153,13 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.beside:
-        from landscape.engine.device import configure_threads
+        from landscape.server.threads import configure_threads
 
         configure_threads()
         beside_heavy_runs(args.runs)
         return
 
-    from landscape.engine.device import configure_threads
+    from landscape.server.threads import configure_threads
     from ui.catalogue import STUDIES
 
     configure_threads()

@@ -34,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.app_server import ROOT, worktree
@@ -59,7 +61,7 @@ def measure(root: Path, only: str) -> dict[str, list[float]]:
     os.chdir(root)
     from streamlit.testing.v1 import AppTest
 
-    from landscape.engine.device import configure_threads
+    from landscape.server.threads import configure_threads
     from ui.runner import clear_cache
 
     configure_threads()
@@ -83,15 +85,6 @@ def measure(root: Path, only: str) -> dict[str, list[float]]:
             times.setdefault(key, []).append(seconds)
             print(f"  {key} = {value}: {seconds:.2f} s", file=sys.stderr, flush=True)
     return times
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-quantile (0..1) by linear interpolation, as numpy's default."""
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def run_side(root: Path, only: str) -> dict[str, list[float]]:
@@ -124,8 +117,8 @@ def main() -> None:
     for key in after:
         b, a = before.get(key, []), after[key]
         row = f"{key:28} {len(a):>5}  "
-        row += f"{percentile(b, 0.5):>9.2f}s {percentile(b, 0.95):>6.2f}s  " if b else " " * 20
-        row += f"{percentile(a, 0.5):>8.2f}s {percentile(a, 0.95):>6.2f}s"
+        row += f"{np.percentile(b, 50):>9.2f}s {np.percentile(b, 95):>6.2f}s  " if b else " " * 20
+        row += f"{np.percentile(a, 50):>8.2f}s {np.percentile(a, 95):>6.2f}s"
         print(row)
     print(
         f"(server-side seconds per script run; median of all moves: "

@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(done.returncode)
     from landscape import studies  # imports torch: only under the pinned environment
-    from landscape.engine.device import configure_threads
     from landscape.files import presets
+    from landscape.server.threads import configure_threads
 
     configure_threads()
     if args.command == "precompute":

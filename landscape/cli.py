@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from landscape.engine.curvature import curvature_map
-from landscape.engine.device import configure_threads, resolve_device
+from landscape.engine.device import resolve_device
 from landscape.engine.directions import parameters_of, pca_directions, random_directions
 from landscape.engine.problem import Problem
 from landscape.engine.surface import path_taken
@@ -45,6 +45,7 @@ from landscape.files.model_code import load_weights_strictly as load_weights
 from landscape.files.model_files import load_model_file
 from landscape.files.surface_files import SurfaceFile, save_surface
 from landscape.server import cluster, heap
+from landscape.server.threads import configure_threads
 from landscape.studies.branches import branch_gap, branches
 from landscape.studies.width import depth_sweep, width_sweep
 

@@ -30,14 +30,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from solvers.convex_relu import (
-    _fit_terms,
-    _norm_barrier,
-    dual_domain,
-    loss_value,
-    path_following,
-    scaled_dual_value,
-)
+from solvers.barrier import fit_terms, norm_barrier, path_following
+from solvers.convex_relu import dual_domain, loss_value, scaled_dual_value
 
 
 class ThreeLayerBarrier:
@@ -102,8 +96,8 @@ class ThreeLayerBarrier:
         inner, outer = self.slacks(U)
         if torch.any(inner <= 0) or torch.any(outer <= 0):
             return torch.tensor(float("inf"), dtype=torch.float64, device=self.device)
-        fit = _fit_terms(self.predictions(U), self.y, self.loss, tau)[0]
-        norms = _norm_barrier(U.reshape(-1, self.d), tau * self.beta)[0]
+        fit = fit_terms(self.predictions(U), self.y, self.loss, tau)[0]
+        norms = norm_barrier(U.reshape(-1, self.d), tau * self.beta)[0]
         return fit + norms - torch.sum(torch.log(inner)) - torch.sum(torch.log(outer))
 
     def newton(self, tau: float, U: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -113,8 +107,8 @@ class ThreeLayerBarrier:
         inner, outer = self.slacks(U)
         inv_in = self.live_in / inner  # (G, J, n)
         inv_out = self.live_out / outer  # (G, n)
-        _, g_norm, h_root = _norm_barrier(U.reshape(-1, d), tau * self.beta)
-        _, grad_f, omega = _fit_terms(self.predictions(U), self.y, self.loss, tau)
+        _, g_norm, h_root = norm_barrier(U.reshape(-1, d), tau * self.beta)
+        _, grad_f, omega = fit_terms(self.predictions(U), self.y, self.loss, tau)
         outer_grad = self.s_gate * grad_f[None, :] - self.walls_out * inv_out
         gradient = (
             -torch.einsum("gjn,nd->gjd", self.walls_in * inv_in, X)
@@ -163,7 +157,7 @@ class ThreeLayerBarrier:
         """
         inner, outer = self.slacks(U)
         d_inner, d_outer = self.slacks_step(dU)
-        _, grad, weight = _fit_terms(self.predictions(U), self.y, self.loss, tau)
+        _, grad, weight = fit_terms(self.predictions(U), self.y, self.loss, tau)
         q_t = (grad + weight * self.predictions(dU)) / tau
         q = dual_domain(q_t.cpu().numpy(), y, loss)
         mu = torch.clamp(-(self.live_in / (tau * inner)) * (1.0 - d_inner / inner), max=0.0)

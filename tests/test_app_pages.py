@@ -31,6 +31,7 @@ def assert_clean(at: AppTest) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entry", ALL_PAGES, ids=[e.url_path for e in ALL_PAGES])
 def test_page_renders_with_defaults(entry) -> None:
     at = open_page(entry.path)
@@ -39,12 +40,14 @@ def test_page_renders_with_defaults(entry) -> None:
         assert drawn_charts(at), f"{entry.title} shows no Plotly chart"
 
 
+@pytest.mark.slow
 def test_home_links_every_study() -> None:
     at = open_page(HOME.path)
     links = at.get("page_link")
     assert len(links) == len(STUDIES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entry", STUDIES, ids=[e.url_path for e in STUDIES])
 def test_moving_the_first_slider_and_back_is_clean(entry) -> None:
     """A new value computes afresh; returning to the old one is served from the cache."""
@@ -78,6 +81,7 @@ WIDGET_KINDS = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entry", STUDIES, ids=[e.url_path for e in STUDIES])
 def test_page_explains_itself_and_opens_on_a_preset(entry) -> None:
     """Every control has a help text; the page says what it shows and states its theorem; with

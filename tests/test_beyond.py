@@ -75,6 +75,7 @@ def test_branch_with_one_branch_and_full_highway_gate_are_fully_connected() -> N
         np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", gram_depth.ARCHITECTURES)
 def test_recursion_matches_monte_carlo_of_the_network(architecture: str) -> None:
     torch.set_num_threads(1)
@@ -125,6 +126,7 @@ def test_bad_configurations_name_the_field() -> None:
         budget.Config(budgets=(5,)).validate()
 
 
+@pytest.mark.slow
 def test_small_runs_draw_every_figure_and_summary() -> None:
     import plotly.graph_objects as go
 

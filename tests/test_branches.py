@@ -71,6 +71,7 @@ def test_merge_neurons_keeps_the_function_and_path_norm() -> None:
     np.testing.assert_allclose(np.linalg.norm(Um, axis=1), np.abs(am))  # balanced
 
 
+@pytest.mark.slow
 def test_measured_gap_nonnegative_and_zero_beyond_the_critical_width() -> None:
     config = branch_gap.Config(branch_counts=(1, 2, 3, 4, 6), n=16, restarts=32, steps=800)
     result = branch_gap.run(config)
@@ -235,6 +236,7 @@ def test_surface_centre_equals_the_loss_there(construction: str) -> None:
         np.testing.assert_allclose(points[1], [-2 * s1 / 3, s2 / 3])
 
 
+@pytest.mark.slow
 def test_study_measures_agree_with_independent_computations() -> None:
     result = branches.run(SMALL)
     assert result.surfaces.shape == (1, 1, 2, 7, 7)
@@ -275,6 +277,7 @@ def test_labels_follow_the_loss() -> None:
     assert set(np.unique(y)) == set(range(10))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["multiclass_hinge", "cross_entropy"])
 def test_ten_classes_with_each_loss_give_finite_measures(loss: str) -> None:
     config = replace(SMALL, dataset="digits", task="all", loss=loss, n_samples=100, seeds=1)
@@ -307,6 +310,7 @@ def test_study_reads_cifar10_from_a_local_folder(tmp_path: Path) -> None:
     assert result.n_parameters[0, 0] == 2 * (3072 * 3 + 3 + 3 + 1)
 
 
+@pytest.mark.slow
 def test_grid_of_depths_and_branch_counts_and_its_figures() -> None:
     config = replace(SMALL, branch_counts=(1, 2), depths=(1, 2), seeds=1)
     result = branches.run(config)
@@ -367,6 +371,7 @@ def test_config_rejects_bad_values(fields: dict, match: str) -> None:
 # The page
 
 
+@pytest.mark.slow
 def test_page_revisits_cached_values_and_measures_the_gap(monkeypatch) -> None:
     from streamlit.testing.v1 import AppTest
 

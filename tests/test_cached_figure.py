@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
+import pytest
 
 from landscape.server import serving
 from ui import export
@@ -40,6 +41,7 @@ def test_a_figure_is_built_once_per_result_and_options() -> None:
     assert calls == [(1.0, "heatmap"), (1.0, "contour"), (1.0, "heatmap")]
 
 
+@pytest.mark.slow
 def test_the_cache_is_bounded_in_bytes_and_keeps_its_arguments_alive(monkeypatch) -> None:
     """Each figure holds 80 kB of float64 values (and their encoding for the browser); the
     ceiling holds three such figures, never more."""
@@ -88,6 +90,7 @@ def _page() -> None:
     export.show_figure(export.cached_figure(spiral, "spiral"), "spiral")
 
 
+@pytest.mark.slow
 def test_a_cached_figure_reaches_the_browser_as_it_was_serialised(monkeypatch) -> None:
     """The chart gets the JSON made when the figure was cached: the same specification as from
     the figure itself, and on a rerun no figure is serialised again."""
@@ -145,6 +148,7 @@ HELD_AND_COUNTED = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_the_cache_counts_what_its_figures_really_hold() -> None:
     """The ceiling is honest: what cached figures keep alive is not more than the bytes the cache
     counts for them, its keys and its own bookkeeping included (a kept Figure's validated

@@ -173,6 +173,7 @@ def outcome(study, config) -> str:
     return "ran"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("study", STUDIES, ids=IDS)
 def test_the_small_configurations_run(study) -> None:
     assert outcome(study, SMALL[study]) == "ran"

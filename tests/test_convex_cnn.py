@@ -27,6 +27,7 @@ def exact() -> tuple[np.ndarray, np.ndarray, object]:
     return patches, y, solve_convex_cnn(patches, y, BETA)
 
 
+@pytest.mark.slow
 def test_per_pattern_formulation_agrees(exact) -> None:
     patches, y, solution = exact
     assert solution.objective == pytest.approx(blockwise_cnn(patches, y, BETA, "SCS"), rel=1e-6)
@@ -54,6 +55,7 @@ def train(patches: np.ndarray, y: np.ndarray, beta: float, seed: int, m: int = 1
     return cnn_objective(U.detach().numpy(), a.detach().numpy(), patches, y, beta)
 
 
+@pytest.mark.slow
 def test_no_trained_cnn_beats_the_optimum(exact) -> None:
     patches, y, solution = exact
     torch.set_num_threads(1)
@@ -69,6 +71,7 @@ def test_sampled_patterns_give_an_upper_bound(exact) -> None:
     assert sampled.network_objective == pytest.approx(sampled.objective, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_digits_with_hinge_loss_recover_filters() -> None:
     from sklearn.datasets import load_digits
 
@@ -103,6 +106,7 @@ def test_bad_input_is_refused() -> None:
         solve_convex_cnn(patches, y, 0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["squared", "logistic", "hinge"])
 def test_interior_point_matches_cvxpy(loss: str) -> None:
     """The torch barrier method (the two-layer one, pooled over patches) against Clarabel."""

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from solvers.barrier import ConeBarrier, fit_terms
 from solvers.convex_relu import (
-    _BarrierProblem,
-    _fit_terms,
     convex_objective,
     critical_width,
     dual_bound,
@@ -55,6 +54,7 @@ def exact_solutions() -> dict[str, tuple]:
     return solutions
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", LOSSES)
 def test_recovered_network_attains_the_convex_optimum(exact_solutions, loss: str) -> None:
     X, y, reference, _ = exact_solutions[loss]
@@ -89,6 +89,7 @@ def test_interior_point_matches_cvxpy(exact_solutions, loss: str) -> None:
         assert interior.objective - interior.lower_bound <= 1e-6 * interior.objective
 
 
+@pytest.mark.slow
 def test_interior_point_on_sampled_patterns_matches_cvxpy() -> None:
     rng = np.random.default_rng(5)
     X = rng.standard_normal((60, 5))
@@ -109,7 +110,7 @@ def test_newton_direction_equals_autograd_newton_step(pooled: bool) -> None:
     for loss in LOSSES:
         target = y if loss != "squared" else planar(9, 1, "squared")[1]
         target = target[::3] if pooled else target
-        problem = _BarrierProblem(X, target, patterns, 0.3, loss, "cpu", pool)
+        problem = ConeBarrier(X, target, patterns, 0.3, loss, "cpu", pool)
         gate = torch.as_tensor(gates / np.linalg.norm(gates, axis=1, keepdims=True))
         U = torch.cat([gate, 0.5 * gate]).reshape(-1)
         for tau in (2.0, 1e4):
@@ -129,14 +130,14 @@ def test_smoothed_hinge_is_the_minimum_over_the_slack() -> None:
     f = torch.tensor([-3.0, -0.5, 0.0, 0.99, 1.0, 1.01, 2.0, 50.0], dtype=torch.float64)
     y = torch.tensor([1.0, -1.0, 1.0, 1.0, 1.0, -1.0, 1.0, -1.0], dtype=torch.float64)
     for tau in (0.5, 10.0, 1e4):
-        value, grad, hess = _fit_terms(f, y, "hinge", tau)
+        value, grad, hess = fit_terms(f, y, "hinge", tau)
         brute = 0.0
         for c in (1.0 - y * f).tolist():  # minimise tau xi - log xi - log(xi - c) on a fine grid
             xi = max(0.0, c) + np.geomspace(1e-9, 1e3, 400001) / tau
             brute += float(np.min(tau * xi - np.log(xi) - np.log(xi - c)))
         assert float(value) == pytest.approx(brute, rel=1e-7)
         fv = f.clone().requires_grad_()
-        first = torch.autograd.grad(_fit_terms(fv, y, "hinge", tau)[0], fv, create_graph=True)[0]
+        first = torch.autograd.grad(fit_terms(fv, y, "hinge", tau)[0], fv, create_graph=True)[0]
         second = torch.stack(
             [torch.autograd.grad(first[i], fv, retain_graph=True)[0][i] for i in range(len(f))]
         )
@@ -180,6 +181,7 @@ def _train(X: np.ndarray, y: np.ndarray, beta: float, width: int, seed: int) -> 
     return nonconvex_objective(U.detach().numpy(), a.detach().numpy(), X, y, beta, "squared")
 
 
+@pytest.mark.slow
 def test_no_trained_network_beats_the_exact_optimum() -> None:
     rng = np.random.default_rng(0)
     x = np.sort(rng.uniform(-2, 2, 7))

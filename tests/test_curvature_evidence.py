@@ -91,6 +91,7 @@ def sweep():
             yield name, seed, "moved", model, loss_fn, X, y, combine(centre, (0.5, d))
 
 
+@pytest.mark.slow
 def test_no_false_claim_over_a_sweep_of_models_points_and_budgets() -> None:
     claims = {"negative": 0, "convex": 0, "none_found": 0}
     checked = 0
@@ -256,6 +257,7 @@ def exact_ggn_and_fisher(model, loss_fn, X, y) -> tuple[np.ndarray, np.ndarray]:
     return G, Gs.T @ Gs / len(y)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["tanh", "regression"])
 def test_ggn_and_fisher_operators_match_their_definitions(case: str) -> None:
     model, loss_fn, X, y = make_case(case, 1)
@@ -278,6 +280,7 @@ def test_ggn_and_fisher_operators_match_their_definitions(case: str) -> None:
         assert abs(estimate.estimate - np.trace(reference)) < 5 * estimate.error + 1e-10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["hessian", "ggn", "fisher"])
 def test_batches_give_the_one_batch_operator(kind: str) -> None:
     model, loss_fn, X, y = make_case("multibranch", 2)
@@ -329,6 +332,7 @@ def test_float32_model_confirms_its_claim_in_float64() -> None:
         assert w[0] < 0 and e.rayleigh >= w[0] - 1e-6
 
 
+@pytest.mark.slow
 def test_slq_moments_and_negative_mass_agree_with_the_exact_spectrum() -> None:
     checked = 0
     for case, seed in (("tanh", 0), ("softplus", 1), ("multibranch", 2), ("regression", 0)):
@@ -356,6 +360,7 @@ def test_slq_moments_and_negative_mass_agree_with_the_exact_spectrum() -> None:
     assert checked == 4
 
 
+@pytest.mark.slow
 def test_hutchinson_and_hutch_plus_plus_against_the_exact_trace() -> None:
     model, loss_fn, X, y = make_case("multibranch", 0)
     train(model, loss_fn, X, y, 150)

@@ -119,6 +119,7 @@ LAB_BUILDERS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(LAB_BUILDERS)))
 def test_lab_figures_built_by_many_sessions_at_once(watched: Occupancy, index: int) -> None:
     result = preset(lab)
@@ -182,6 +183,7 @@ FIRST_IMPORT_WHILE_DRAWING = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_first_import_of_pandas_elsewhere_never_breaks_a_figure() -> None:
     """In a fresh interpreter (pandas not yet imported): one thread draws figures in a loop
     while another imports pandas and PIL for the first time; every drawing succeeds."""

@@ -68,6 +68,7 @@ def explicit_network_last_gram(
 X8 = unit_sphere(8, 5, seed=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth", [2, 4])
 @pytest.mark.parametrize("activation", ["relu", "softplus"])
 @pytest.mark.parametrize("architecture", ["fc", "resnet"])
@@ -116,6 +117,7 @@ def _resnet_gram_without_mean_terms(
     return step**2 * K * pair_expectation(activation, q, K / q, derivative=True)
 
 
+@pytest.mark.slow
 def test_the_monte_carlo_rejects_the_wrong_recursions() -> None:
     """The check can fail: variants of the recursion miss the same network by far more."""
     spec = WideNetSpec(2, 10**6, "relu", "fc")
@@ -140,6 +142,7 @@ def test_erf_closed_form_matches_quadrature(q: float) -> None:
         np.testing.assert_allclose(quad, closed, atol=1e-10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("q", [0.4, 1.0, 2.3])
 def test_relu_closed_form_matches_quadrature_and_integration(q: float) -> None:
     """Gauss-Hermite converges slowly across ReLU's kink (1e-3 at 300 nodes), so the closed forms
@@ -168,6 +171,7 @@ def test_erf_gram_closed_form_equals_quadrature_gram(architecture: str) -> None:
     np.testing.assert_allclose(quad, closed, atol=1e-10 * np.abs(closed).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("activation", ["softplus", "tanh"])
 def test_spline_path_matches_direct_quadrature(activation: str) -> None:
     """n = 60 has 1830 distinct pairs, above the grid size: the spline must not lose accuracy."""
@@ -230,6 +234,7 @@ def test_fc_diagonal_is_c_sigma_times_the_derivative_moment(activation: str) -> 
     np.testing.assert_allclose(np.diag(K), c_sigma(activation) * moment, rtol=1e-9)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 10_000),

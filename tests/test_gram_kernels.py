@@ -53,6 +53,7 @@ def reference_gram(X: np.ndarray, depth: int, activation: str) -> np.ndarray:
     return K
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("activation", ["tanh", "softplus"])
 @pytest.mark.parametrize("depth", [1, 2])
 def test_entries_match_scipy_adaptive_integration(activation: str, depth: int) -> None:
@@ -62,6 +63,7 @@ def test_entries_match_scipy_adaptive_integration(activation: str, depth: int) -
     np.testing.assert_allclose(K, reference, rtol=1e-9, atol=0)
 
 
+@pytest.mark.slow
 def test_the_issue_example_is_accurate_and_the_old_fixed_degree_was_not() -> None:
     reference = reference_gram(np.eye(3), 1, "tanh")[0, 0]
     adaptive = gram.gram_matrix(np.eye(3), 1, activation="tanh")[0, 0]
@@ -97,6 +99,7 @@ def relative(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("activation", ["relu", "tanh", "softplus"])
 def test_nngp_and_ntk_match_the_network_at_width_three_thousand(activation: str) -> None:
     X = unit_sphere(6, 4, seed=0)

@@ -111,6 +111,7 @@ def test_the_engine_keeps_a_freed_block_and_the_server_gives_it_back() -> None:
     assert held - start > 18 and freed - start < 2, "glibc's own: the block goes back"
 
 
+@pytest.mark.slow
 def test_a_release_collects_cyclic_garbage() -> None:
     release = heap.HeapRelease(min_interval=0.0)
     gc.disable()
@@ -126,6 +127,7 @@ def test_a_release_collects_cyclic_garbage() -> None:
     assert release.stats.releases == 1
 
 
+@pytest.mark.slow
 def test_releases_are_at_most_one_per_interval_and_the_last_is_not_lost() -> None:
     release = heap.HeapRelease(min_interval=0.5)
     assert release()  # the first always runs

@@ -258,6 +258,7 @@ def test_hoisting_leaves_other_threads_alone() -> None:
     assert failures == []
 
 
+@pytest.mark.slow
 def test_finding_the_layers_does_not_import_the_compiler() -> None:
     """A dispatch mode's first use would import ``torch._dynamo`` (1-2 s, ~50 MiB) unless told
     that nothing under it is compiled: the first surface of a session stays quick."""

@@ -15,7 +15,10 @@ from torch import nn
 from landscape.engine.nets import mlp
 from landscape.files import uploads
 from landscape.server import study_parts
-from landscape.studies.lab import lab
+from landscape.studies.lab import curvature as lab_curvature
+from landscape.studies.lab import lab, reuse
+from landscape.studies.lab import plane as lab_plane
+from landscape.studies.lab import training as lab_training
 
 SMALL = {
     "branches": 3,
@@ -60,6 +63,7 @@ def test_default_config_is_valid() -> None:
     lab.Config().validate()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("directions", ["random", "pca", "three_models"])
 def test_numbers_agree_with_each_other(directions: str) -> None:
     result = lab.run(small(directions=directions))
@@ -125,6 +129,7 @@ def onnx_mlp(model: nn.Sequential) -> bytes:
     return helper.make_model(graph, opset_imports=opset).SerializeToString()
 
 
+@pytest.mark.slow
 def test_uploaded_onnx_model_and_data_run_end_to_end_on_the_vmap_path() -> None:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -211,6 +216,7 @@ def test_runs_are_reproducible() -> None:
     np.testing.assert_array_equal(a.surface, b.surface)
 
 
+@pytest.mark.slow
 def test_regression_loss_at_the_initial_weights_is_the_mean_squared_error() -> None:
     """Independent check of the regression path: rebuild the seeded initial MLP by hand."""
     rng = np.random.default_rng(1)
@@ -241,6 +247,7 @@ def test_regression_loss_at_the_initial_weights_is_the_mean_squared_error() -> N
     assert result.loss_history[0] == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_slice_hessian_by_products_matches_finite_differences_for_a_smooth_net() -> None:
     result = lab.run(small(activation="tanh", curvature_resolution=0))
     scale = np.abs(result.slice_hessian).max()  # float64 differences, O(h^2) from the products
@@ -248,6 +255,7 @@ def test_slice_hessian_by_products_matches_finite_differences_for_a_smooth_net()
     np.testing.assert_allclose(result.slice_eigenvalues, np.linalg.eigvalsh(result.slice_hessian))
 
 
+@pytest.mark.slow
 def test_moving_range_or_resolution_reuses_training_and_matches_a_fresh_run() -> None:
     """The trained models and the curvature are cached; the results equal a run from scratch."""
     from dataclasses import fields, replace
@@ -261,11 +269,11 @@ def test_moving_range_or_resolution_reuses_training_and_matches_a_fresh_run() ->
     )
     study.run(base)
     key = study.training_key(base)
-    trained = study_parts.kept(study.TRAINED, key)
+    trained = study_parts.kept(reuse.TRAINING.table, key)
     moved = replace(base, resolution=9, span=1.5)
     assert study.training_key(moved) == key
     cached = study.run(moved)
-    assert study_parts.kept(study.TRAINED, key) is trained
+    assert study_parts.kept(reuse.TRAINING.table, key) is trained
     study.clear_caches()
     fresh = study.run(moved)
     for field in fields(fresh):
@@ -298,19 +306,20 @@ def _assert_same(
             assert x == y, name
 
 
-def _counting(monkeypatch, name: str) -> list[int]:
-    """Count the calls of ``lab.<name>`` (still calling it)."""
+def _counting(monkeypatch, module, name: str) -> list[int]:
+    """Count the calls of ``module.<name>`` (still calling it)."""
     calls: list[int] = []
-    original = getattr(lab, name)
+    original = getattr(module, name)
 
     def counted(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(lab, name, counted)
+    monkeypatch.setattr(module, name, counted)
     return calls
 
 
+@pytest.mark.slow
 def test_moving_the_range_trains_once_and_keeps_the_centre_evidence(monkeypatch) -> None:
     """A new range reuses the trained model and the centre's evidence (calls counted); only the
     surface, the slices and the curvature map are recomputed; the answer equals a run from
@@ -320,9 +329,9 @@ def test_moving_the_range_trains_once_and_keeps_the_centre_evidence(monkeypatch)
     from landscape.files import presets
 
     lab.clear_caches()
-    trainings = _counting(monkeypatch, "_train_models")
-    centres = _counting(monkeypatch, "_centre_evidence")
-    maps = _counting(monkeypatch, "_curvature")
+    trainings = _counting(monkeypatch, lab_training, "train_models")
+    centres = _counting(monkeypatch, lab_curvature, "centre_evidence")
+    maps = _counting(monkeypatch, lab_curvature, "curvature_group")
     base = small(curvature_resolution=2, lanczos_iterations=4, seed=3)
     lab.run(base)
     moved = lab.run(replace(base, span=1.7))
@@ -336,6 +345,7 @@ def test_moving_the_range_trains_once_and_keeps_the_centre_evidence(monkeypatch)
     _assert_same(moved, fresh)
 
 
+@pytest.mark.slow
 def test_a_new_resolution_on_a_preset_takes_its_stored_curvature(monkeypatch) -> None:
     """Moving the resolution off a stored preset computes no curvature: the curvature and the
     evidence are the stored preset's (which tests/test_presets.py checks against a fresh run);
@@ -345,9 +355,9 @@ def test_a_new_resolution_on_a_preset_takes_its_stored_curvature(monkeypatch) ->
     from landscape.files import presets
 
     lab.clear_caches()
-    maps = _counting(monkeypatch, "_curvature")
-    centres = _counting(monkeypatch, "_centre_evidence")
-    slices = _counting(monkeypatch, "_slices")
+    maps = _counting(monkeypatch, lab_curvature, "curvature_group")
+    centres = _counting(monkeypatch, lab_curvature, "centre_evidence")
+    slices = _counting(monkeypatch, lab_plane, "slices")
     default = lab.Config()
     stored = presets.lookup(lab.__name__, default)
     assert stored is not None, "run: python -m landscape precompute landscape.studies.lab.lab"
@@ -366,15 +376,15 @@ def test_a_new_resolution_on_a_preset_takes_its_stored_curvature(monkeypatch) ->
 
 
 def test_training_steps_equal_torch_adam() -> None:
-    """`_adam_step` takes torch.optim.Adam's steps bit for bit (the trained weights of every
-    stored preset stay what they were)."""
+    """The Lab's training takes torch.optim.Adam's full-batch steps bit for bit (the trained
+    weights of every stored preset were written by these steps)."""
     import copy
 
     config = small(epochs=7)
-    data = lab._prepare(config)
-    ours = lab._model(config, data.X, data.y, data.task, data.outputs, seed=1)
+    data = lab_training.prepare_data(config)
+    ours = lab_training.build_model(config, data.X, data.y, data.task, data.outputs, seed=1)
     theirs = copy.deepcopy(ours)
-    losses, _ = lab._train(ours, data.loss_fn, data.X_t, data.y_t, config, lambda *a: None, 0)
+    losses, _ = lab_training.train(ours, data, config, lambda *a: None)
     optimiser = torch.optim.Adam(theirs.parameters(), lr=config.lr)
     reference = []
     for _ in range(config.epochs):
@@ -388,19 +398,7 @@ def test_training_steps_equal_torch_adam() -> None:
         assert torch.equal(a, b)
 
 
-def test_digits_are_scikit_learns() -> None:
-    """The digits read from scikit-learn's file (without importing it) are `load_digits`'s."""
-    from sklearn.datasets import load_digits
-
-    from landscape.engine import datasets
-
-    X, y = datasets.digits()
-    bunch = load_digits()
-    np.testing.assert_array_equal(X, bunch.data / 16.0)
-    np.testing.assert_array_equal(y, bunch.target)
-    assert X.dtype == np.float64 and y.dtype == np.int64
-
-
+@pytest.mark.slow
 def test_a_new_resolution_below_the_slice_points_keeps_the_slices(monkeypatch) -> None:
     """The slices have max(SLICE_POINTS, resolution) points: a new resolution below that
     reuses them (calls counted), one above recomputes them; each equals a fresh run."""
@@ -409,7 +407,7 @@ def test_a_new_resolution_below_the_slice_points_keeps_the_slices(monkeypatch) -
     from landscape.files import presets
 
     lab.clear_caches()
-    slices = _counting(monkeypatch, "_slices")
+    slices = _counting(monkeypatch, lab_plane, "slices")
     base = small(seed=5)
     lab.run(base)
     moved = lab.run(replace(base, resolution=9))
@@ -422,7 +420,7 @@ def test_a_new_resolution_below_the_slice_points_keeps_the_slices(monkeypatch) -
     _assert_same(moved, fresh, [f.name for f in fields(lab.Slices)])
 
 
-def _assert_same_training(a: lab._Trained, b: lab._Trained, rtol: float) -> None:
+def _assert_same_training(a: lab_training.Trained, b: lab_training.Trained, rtol: float) -> None:
     """Equal weights of every model, checkpoints and loss history, to ``rtol``."""
     assert len(a.models) == len(b.models) and len(a.trajectory) == len(b.trajectory)
     for x, y in zip(a.models, b.models, strict=True):
@@ -442,9 +440,10 @@ def _assert_same_training(a: lab._Trained, b: lab._Trained, rtol: float) -> None
 PRESET_RTOL = 1e-6
 
 
+@pytest.mark.slow
 def test_the_stored_training_is_the_training() -> None:
     """A configuration off the presets with a preset's training key restores that training
-    (`lab._restored`): its models, checkpoints and loss history equal the training run anew
+    (`lab_training.restored`): its models, checkpoints and loss history equal the training run anew
     (`presets.afresh`), and its start is the fresh training's start bit for bit (both are the
     model built from the seed) and its first checkpoint."""
     from landscape.engine.progress import silent
@@ -452,10 +451,10 @@ def test_the_stored_training_is_the_training() -> None:
 
     config = lab.Config(span=1.7)
     lab.clear_caches()
-    _, restored = lab._trained(config, silent)
+    _, restored = lab_training.trained(config, silent)
     assert restored.restored, "run: python -m landscape precompute landscape.studies.lab.lab"
     with presets.afresh():  # the restored training kept in memory is not used in there
-        _, fresh = lab._trained(config, silent)
+        _, fresh = lab_training.trained(config, silent)
     assert not fresh.restored and len(fresh.history) == config.epochs
     _assert_same_training(restored, fresh, PRESET_RTOL)
     for name, tensor in fresh.start.items():
@@ -463,6 +462,7 @@ def test_the_stored_training_is_the_training() -> None:
         assert torch.equal(restored.trajectory[0][name], tensor), name
 
 
+@pytest.mark.slow
 def test_a_range_off_the_presets_trains_nothing(monkeypatch) -> None:
     """A range off the ladder (1.7) runs on the stored training (no training: calls counted) and
     answers as the same run computed afresh, field by field to the presets' tolerance."""
@@ -471,7 +471,7 @@ def test_a_range_off_the_presets_trains_nothing(monkeypatch) -> None:
     from landscape.files import presets
 
     lab.clear_caches()
-    trainings = _counting(monkeypatch, "_train_models")
+    trainings = _counting(monkeypatch, lab_training, "train_models")
     config = replace(lab.Config(span=1.7), curvature_resolution=0)  # no map: a faster test
     moved = lab.run(config)
     assert not trainings
@@ -482,6 +482,7 @@ def test_a_range_off_the_presets_trains_nothing(monkeypatch) -> None:
     _assert_same(moved, fresh, rtol=PRESET_RTOL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["intact", "missing", "truncated", "another_model"])
 def test_a_damaged_stored_training_is_trained_again(monkeypatch, tmp_path, damage) -> None:
     """With the Lab's presets copied to another folder, an intact stored training is restored
@@ -508,12 +509,12 @@ def test_a_damaged_stored_training_is_trained_again(monkeypatch, tmp_path, damag
         arrays[name] = arrays[name][..., :-1]
         np.savez(target, **arrays)
     lab.clear_caches()
-    _, intact = lab._trained(lab.Config(), silent)  # from the presets' own folder
+    _, intact = lab_training.trained(lab.Config(), silent)  # from the presets' own folder
     assert intact.restored
     monkeypatch.setattr(presets, "PRESET_DIR", tmp_path)
     lab.clear_caches()
-    trainings = _counting(monkeypatch, "_train_models")
-    _, trained = lab._trained(lab.Config(span=1.7), silent)
+    trainings = _counting(monkeypatch, lab_training, "train_models")
+    _, trained = lab_training.trained(lab.Config(span=1.7), silent)
     assert trained.restored == (damage == "intact")
     assert len(trainings) == (0 if damage == "intact" else 1)
     _assert_same_training(trained, intact, PRESET_RTOL)
@@ -525,9 +526,9 @@ def test_each_run_evaluates_its_own_copy_of_the_shared_training() -> None:
     from landscape.engine.progress import silent
 
     config = small(directions="three_models")
-    _, first = lab._trained(config, silent)
-    _, second = lab._trained(replace(config, resolution=9, span=1.5), silent)
-    _, shared = lab._shared_training(config, silent)
+    _, first = lab_training.trained(config, silent)
+    _, second = lab_training.trained(replace(config, resolution=9, span=1.5), silent)
+    _, shared = lab_training.shared_training(config, silent)
     for a, b, kept in zip(first.models, second.models, shared.models, strict=True):
         assert a is not b and a is not kept and b is not kept
         assert not set(map(id, a.parameters())) & set(map(id, kept.parameters()))
@@ -537,6 +538,7 @@ def test_each_run_evaluates_its_own_copy_of_the_shared_training() -> None:
             torch.testing.assert_close(weight, original, rtol=0, atol=0, msg=name)
 
 
+@pytest.mark.slow
 def test_runs_of_one_training_at_once_equal_the_same_runs_in_turn() -> None:
     """Three runs sharing one training (range and resolution moved) in three threads, as the
     server's run queue does, against the same runs one after another: before each run had its
@@ -562,7 +564,7 @@ def test_runs_of_one_training_at_once_equal_the_same_runs_in_turn() -> None:
         thread.join()
     assert not errors, errors
     for index, config in enumerate(configs):
-        for table in (lab.CURVATURES, lab.CENTRES, lab.HESSIANS, lab.SLICES):
-            study_parts.forget(table)  # computed again, in turn, from the same shared training
+        for part in (reuse.CURVATURE, reuse.CENTRE, reuse.HESSIAN, reuse.SLICES):
+            study_parts.forget(part.table)  # computed again, in turn, from the same shared training
         in_turn = lab.run(config)
         np.testing.assert_allclose(at_once[index].surface, in_turn.surface, rtol=1e-12, atol=0)

@@ -8,6 +8,7 @@ import torch
 
 from landscape.engine.problem import Problem
 from landscape.studies.lab import lab
+from landscape.studies.lab import training as lab_training
 
 
 def small(**changes) -> lab.Config:
@@ -17,8 +18,8 @@ def small(**changes) -> lab.Config:
 
 def exact_hessian(config: lab.Config) -> tuple[np.ndarray, torch.nn.Module, Problem]:
     """Train the Lab's model again, then the dense Hessian by torch.autograd.functional.hessian."""
-    data = lab._prepare(config)
-    trained = lab._train_models(config, data, lambda f, s: None)
+    data = lab_training.prepare_data(config)
+    trained = lab_training.train_models(config, data, lambda f, s: None)
     model = trained.models[0].double()
     problem = Problem(model, data.loss_fn, data.X_t, data.y_t)
     params = dict(model.named_parameters())
@@ -36,6 +37,7 @@ def exact_hessian(config: lab.Config) -> tuple[np.ndarray, torch.nn.Module, Prob
     return torch.autograd.functional.hessian(loss, flat).numpy(), model, problem
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("activation", ["tanh", "softplus"])
 def test_small_models_get_exact_states_traces_and_spectra(activation: str) -> None:
     config = small(activation=activation)
@@ -64,6 +66,7 @@ def test_small_models_get_exact_states_traces_and_spectra(activation: str) -> No
     assert np.all(result.curvature_rayleigh[negative] < 0)
 
 
+@pytest.mark.slow
 def test_sharpest_directions_are_the_top_eigenvectors() -> None:
     config = small(directions="sharpest", activation="tanh", curvature_resolution=0)
     result = lab.run(config)
@@ -75,6 +78,7 @@ def test_sharpest_directions_are_the_top_eigenvectors() -> None:
     assert result.slice_eigenvalues[1] == pytest.approx(top[0], rel=1e-3)
 
 
+@pytest.mark.slow
 def test_the_issue_example_is_found_negative_by_the_lab_defaults() -> None:
     """The issue's MLP with tanh trained 200 Adam steps on digits (3,466 parameters, above the
     exact limit): lambda_min is -6.3e-4 (dense Hessian, computed once: too slow for a test)
@@ -91,6 +95,7 @@ def test_the_issue_example_is_found_negative_by_the_lab_defaults() -> None:
     assert result.centre_iterations <= lab.CENTRE_BUDGET
 
 
+@pytest.mark.slow
 def test_map_off_leaves_empty_states_and_the_budget_is_checked() -> None:
     result = lab.run(small(curvature_resolution=0, directions="random"))
     assert result.curvature_state.shape == (0, 0)

@@ -3,12 +3,14 @@ draws the spectral density (a fresh run, not a preset)."""
 
 from __future__ import annotations
 
+import pytest
 from test_app_pages import assert_clean, open_page
 
 from tests.drawn_charts import drawn_charts
 from ui.catalogue import STUDIES
 
 
+@pytest.mark.slow
 def test_lab_page_with_the_sharpest_directions() -> None:
     entry = next(e for e in STUDIES if "landscape_lab" in e.path)
     at = open_page(entry.path)
@@ -22,6 +24,7 @@ def test_lab_page_with_the_sharpest_directions() -> None:
     assert len(drawn_charts(at)) >= 5  # surface, slices, interpolation, density, training
 
 
+@pytest.mark.slow
 def test_a_new_range_shows_the_surface_first_and_the_map_when_it_is_ready() -> None:
     """Off the stored presets, a new range shows the run without its curvature map at once
     (the map's place says it is coming); the map's run starts on the next run of the page (the

@@ -87,6 +87,64 @@ def test_the_mathematics_imports_no_file_format_no_server_and_no_study() -> None
             assert not any(within(name, p) for p in bad), f"{path.relative_to(ROOT)} imports {name}"
 
 
+# torch's process-wide settings: the thread counts, the global generator, the default dtype.
+PROCESS_WIDE = {
+    "set_num_threads",
+    "set_num_interop_threads",
+    "manual_seed",
+    "seed",
+    "set_default_dtype",
+    "use_deterministic_algorithms",
+}
+
+
+def process_wide_calls(source: str) -> list[str]:
+    """The calls ``torch.<setting>(...)`` of `PROCESS_WIDE`, and assignments into ``os.environ``,
+    in ``source``, in line order (a seeded ``torch.Generator()`` of one's own is not
+    process-wide)."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = node.func.value
+            if isinstance(owner, ast.Name) and owner.id == "torch":
+                if node.func.attr in PROCESS_WIDE:
+                    found.append((node.lineno, f"torch.{node.func.attr}"))
+        if isinstance(node, ast.Assign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Subscript) and "environ" in ast.unparse(target.value):
+                    found.append((node.lineno, "os.environ"))
+    return [f"{name} (line {line})" for line, name in sorted(found)]
+
+
+def test_process_wide_calls_are_found() -> None:
+    """The finder against a hand-written module: a global seed, a thread count and an environment
+    variable are found; a generator of one's own is not."""
+    source = (
+        "import os, torch\n"
+        "torch.set_num_threads(1)\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "torch.manual_seed(0)\n"
+        "os.environ['X'] = '1'\n"
+    )
+    assert process_wide_calls(source) == [
+        "torch.set_num_threads (line 2)",
+        "torch.manual_seed (line 4)",
+        "os.environ (line 5)",
+    ]
+
+
+def test_the_mathematics_changes_no_process_wide_state() -> None:
+    """``landscape/engine`` sets no thread count, global seed, default dtype or environment
+    variable: the server (`landscape.server.threads`, `seeding`) and the command line do."""
+    found = {
+        str(path.relative_to(ROOT)): calls
+        for path in files(ROOT / "landscape" / "engine")
+        if (calls := process_wide_calls(path.read_text()))
+    }
+    assert not found, found
+
+
 @pytest.mark.parametrize("room", ["files", "server"])
 def test_files_and_server_never_import_a_study_or_streamlit(room: str) -> None:
     bad = ("landscape.studies", "landscape.cli", "ui", "views", "streamlit")

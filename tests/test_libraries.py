@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from landscape.server.libraries import HEAVY_LIBRARIES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +53,7 @@ def fresh_runs(preload: bool) -> dict[str, list[str]]:
     return json.loads(out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_the_studies_import_the_heavy_libraries_on_first_use() -> None:
     lazy = fresh_runs(preload=False)
     assert lazy["at_import"] == [], "a study module imports a heavy library at import time"
@@ -59,6 +62,7 @@ def test_the_studies_import_the_heavy_libraries_on_first_use() -> None:
     assert len(imported) > 1000  # what a server would import in the middle of a class
 
 
+@pytest.mark.slow
 def test_after_the_preload_fresh_runs_import_next_to_nothing() -> None:
     imported = fresh_runs(preload=True)["imported_by_runs"]
     assert len(imported) < 20, imported

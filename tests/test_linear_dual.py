@@ -77,6 +77,7 @@ def test_no_feasible_point_beats_the_closed_form() -> None:
             assert ld.dual_objective(L, X, Y, 2) <= best + 1e-9
 
 
+@pytest.mark.slow
 def test_prox_of_top_k_squares_by_numerical_minimisation() -> None:
     rng = np.random.default_rng(3)
     for _ in range(20):

@@ -48,6 +48,7 @@ def test_slice_matches_pointwise_evaluation() -> None:
             assert Z[i, j] == pytest.approx(ld.primal_objective(point, X, Y, 0.3), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_gradient_descent_from_small_init_reaches_the_dual_optimum() -> None:
     """Full-batch GD on the non-convex primal (H = 2) ends within 1e-3 relative of D*."""
     rng = np.random.default_rng(4)
@@ -133,6 +134,7 @@ def test_bad_config_names_the_field(field: str, value, message: str) -> None:
         dataclasses.replace(study.Config(), **{field: value}).validate()
 
 
+@pytest.mark.slow
 def test_batched_descent_equals_one_run_at_a_time() -> None:
     """All starts in one batched objective take exactly the steps each would take alone."""
     from landscape.studies.linear_duality.linear_net import train_primal_batch

@@ -78,6 +78,7 @@ def test_float_slider_accepts_exactly_finite_values_in_range(value: float) -> No
     assert (links.problem("slider", spec, repr(value)) is None) == fits
 
 
+@pytest.mark.slow
 @given(st.text(max_size=60))
 def test_options_accept_exactly_the_formatted_options(text: str) -> None:
     spec = {"options": [0.1, 0.01, 1e-3], "format_func": lambda v: f"{v:g}", "value": 0.01}
@@ -111,6 +112,7 @@ def test_install_wraps_every_widget_kind_once() -> None:
 # --- through the app -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("path", "query"),
     [
@@ -134,6 +136,7 @@ def test_the_reported_links_open_the_page_and_say_what_was_ignored(path, query) 
     assert key not in at.query_params  # the bad value left the URL: a reload is clean
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entry", STUDIES, ids=[e.url_path for e in STUDIES])
 def test_every_bound_widget_of_a_page_at_once(entry) -> None:
     """One link that gives every bound widget (optional sections' too) a hostile value."""
@@ -203,6 +206,7 @@ def folder_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return asked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("folder", ["/etc", "/", "../../root", "C:\\Windows", ""])
 @pytest.mark.parametrize("dataset", ["cifar10", "mnist_full"])
 def test_a_link_naming_a_server_folder_is_refused_and_says_so(
@@ -222,6 +226,7 @@ def test_a_link_naming_a_server_folder_is_refused_and_says_so(
     assert "branches_dir" not in links.bound_keys()  # no widget takes a folder from a link
 
 
+@pytest.mark.slow
 def test_the_data_folder_is_the_operators_setting_whatever_the_link_says(
     monkeypatch: pytest.MonkeyPatch, folder_reads: list[str], tmp_path: Path
 ) -> None:

@@ -51,6 +51,7 @@ def _nan_like(value):
     return float("nan") if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("page", "stem", "name", "query"), CASES, ids=[c[1] for c in CASES])
 def test_page_draws_a_result_full_of_nan(page, stem, name, query, monkeypatch) -> None:
     entry = next(e for e in STUDIES if e.url_path == page)

@@ -61,6 +61,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
 def test_enumeration_equals_brute_force(name: str) -> None:
     X = CASES[name]

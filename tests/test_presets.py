@@ -67,6 +67,7 @@ def test_every_stored_file_is_in_the_index() -> None:
 TRAININGS = {e["training"]: e for e in ENTRIES if "training" in e}  # file -> an entry of its key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("file", sorted(TRAININGS))
 def test_stored_training_is_current(file: str) -> None:
     """A stored training (one file per training key of a study's presets) was written under the
@@ -91,6 +92,7 @@ def test_stored_training_is_current(file: str) -> None:
             assert module.training_key(config) == key, other["name"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "entry",
     [pytest.param(e, marks=_marks(e), id=f"{e['study']}:{e['name']}") for e in ENTRIES],

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from landscape.engine import device
 from landscape.server import serving
+from landscape.server import threads as thread_settings
 from ui import export, runner
 
 FAKE = "convexify_fake_study"
@@ -110,6 +110,7 @@ def session(value: float, answers: dict, name: str, burst: bool = False) -> thre
     return thread
 
 
+@pytest.mark.slow
 def test_two_sessions_same_configuration_one_computation(fake_study) -> None:
     gate = fake_study.gates[2.5] = threading.Event()
     answers: dict = {}
@@ -129,6 +130,7 @@ def test_two_sessions_same_configuration_one_computation(fake_study) -> None:
         assert "answer 10" in markdown, markdown
 
 
+@pytest.mark.slow
 def test_a_computed_answer_never_waits_behind_a_computation(fake_study) -> None:
     answers: dict = {}
     session(4.0, answers, "warm").join(WAIT)  # computed once, now in the result cache
@@ -159,11 +161,11 @@ def test_settings_from_the_environment(monkeypatch) -> None:
     monkeypatch.delenv(runner.MAX_RUNS_VARIABLE)
     assert runner.max_runs() >= 1
     for text, threads in (("3", 3), (" ", 0), ("0", 0)):
-        monkeypatch.setenv(device.THREADS_VARIABLE, text)
-        assert device.threads_from_env() == threads
-    monkeypatch.setenv(device.THREADS_VARIABLE, "-2")
+        monkeypatch.setenv(thread_settings.THREADS_VARIABLE, text)
+        assert thread_settings.threads_from_env() == threads
+    monkeypatch.setenv(thread_settings.THREADS_VARIABLE, "-2")
     with pytest.raises(ValueError, match="CONVEXIFY_TORCH_THREADS must be a whole number >= 0"):
-        device.threads_from_env()
+        thread_settings.threads_from_env()
     monkeypatch.setenv(runner.RESULT_CACHE_VARIABLE, "2")
     assert runner.result_cache_bytes() == 2 * 2**20
 
@@ -197,6 +199,7 @@ def test_waiting_text_shows_position_estimate_and_sharing() -> None:
         ticket.release()
 
 
+@pytest.mark.slow
 def test_sidebar_about_box_shows_ceilings_and_runs() -> None:
     from pathlib import Path
 
@@ -216,7 +219,11 @@ def test_sidebar_about_box_shows_ceilings_and_runs() -> None:
     ("variable", "value", "message"),
     [
         (runner.MAX_RUNS_VARIABLE, "0", "CONVEXIFY_MAX_RUNS must be an integer >= 1, got '0'"),
-        (device.THREADS_VARIABLE, "two", "CONVEXIFY_TORCH_THREADS must be a whole number >= 0"),
+        (
+            thread_settings.THREADS_VARIABLE,
+            "two",
+            "CONVEXIFY_TORCH_THREADS must be a whole number >= 0",
+        ),
         (export.FIGURE_CACHE_VARIABLE, "-4", "CONVEXIFY_FIGURE_CACHE_MB must be a number of MiB"),
     ],
 )
@@ -284,6 +291,7 @@ def test_a_session_asking_for_another_value_drops_its_run_at_once(fake_study, mo
     assert fake_study.calls == [8.0, 9.0] and len(fake_study.reports) < 60_000
 
 
+@pytest.mark.slow
 def test_only_a_fresh_computation_settles(fake_study, monkeypatch) -> None:
     """Cached answers and requests joining a computation in flight answer without the pause."""
     settles: list[float] = []
@@ -311,6 +319,7 @@ def test_only_a_fresh_computation_settles(fake_study, monkeypatch) -> None:
         assert "answer 12" in answers[name][0], answers[name]
 
 
+@pytest.mark.slow
 def test_a_single_move_starts_at_once(fake_study, monkeypatch) -> None:
     """A session whose previous computation finished (a drag released, a click, a first visit)
     does not settle: its fresh computation starts at once; one whose previous computation was

@@ -77,6 +77,7 @@ def test_batched_data_equals_one_batch(dtype, rtol) -> None:
     np.testing.assert_allclose(cluster.compute_rows(batched, 0, len(GRID)), one, rtol=rtol)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["mlp", "multibranch"])
 def test_problem_batch_rows_accumulate_the_one_batch_surface(kind) -> None:
     model, X, y, d1, d2 = small_problem(torch.float64, kind=kind)
@@ -269,6 +270,7 @@ def test_surface_file_validation(arrays, message) -> None:
         surface_files.load_surface(npz(**arrays))
 
 
+@pytest.mark.slow
 def test_surface_file_size_limits() -> None:
     with pytest.raises(ValueError, match="at most"):
         surface_files.load_surface(b"x" * 100, max_bytes=10)
@@ -369,6 +371,7 @@ def onnx_mlp(model: nn.Sequential) -> bytes:
     return onnx_model.SerializeToString()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["onnx", "torchscript", "pt2"])
 def test_local_model_formats_give_the_same_surface(tmp_path, kind) -> None:
     model, X, y, _, _ = small_problem(torch.float32)
@@ -393,6 +396,7 @@ def test_local_model_formats_give_the_same_surface(tmp_path, kind) -> None:
 # The command line
 
 
+@pytest.mark.slow
 def test_cli_surface_end_to_end(tmp_path, capsys) -> None:
     model, X, y, _, _ = small_problem(torch.float32, n=60)
     paths = saved_models(tmp_path, model)
@@ -440,6 +444,7 @@ def test_cli_surface_end_to_end(tmp_path, capsys) -> None:
         assert draw(result).data  # the Lab's figures draw an opened file
 
 
+@pytest.mark.slow
 def test_cli_curvature_in_batches_equals_one_pass_and_reports_states(tmp_path) -> None:
     model, X, y, _, _ = small_problem(torch.float32, n=60)
     paths = saved_models(tmp_path, model)
@@ -485,6 +490,7 @@ def test_sweep_params_are_typed_like_the_config() -> None:
         cli.parse_params(branch_gap.Config, ["--restarts", "many"])
 
 
+@pytest.mark.slow
 def test_cli_sweep_writes_a_run_file_the_page_loads(tmp_path) -> None:
     out = tmp_path / "gap.json"
     argv = ["sweep", "gap-vs-I", "--out", str(out), "--no-progress"]
@@ -505,6 +511,7 @@ def test_ray_address_from_the_environment(monkeypatch) -> None:
     assert os.environ.get(cluster.RAY_ADDRESS_VARIABLE) is None
 
 
+@pytest.mark.slow
 def test_compute_on_is_offered_with_ray_and_hidden_without(monkeypatch) -> None:
     from streamlit.testing.v1 import AppTest
 
@@ -546,6 +553,7 @@ def test_small_resnet_shapes_and_hoisted_stem() -> None:
         SmallResNet(channels=0)
 
 
+@pytest.mark.slow
 def test_cli_streams_data_over_its_budget(tmp_path) -> None:
     """Data over ``--data-budget`` is read from disk in batches: the same surface to rounding."""
     model, X, y, _, _ = small_problem(torch.float32, n=300)

@@ -15,6 +15,7 @@ from landscape.engine.nets import mlp
 from landscape.server import seeding
 from landscape.studies.beyond import nets as beyond_nets
 from landscape.studies.lab import lab
+from landscape.studies.lab import training as lab_training
 
 BUILDS = 150  # per thread
 
@@ -62,12 +63,13 @@ def test_seeded_is_manual_seed_then_the_build() -> None:
     assert torch.equal(torch.rand(4), after)  # the generator is left as the build leaves it
 
 
+@pytest.mark.slow
 def test_the_labs_models_do_not_depend_on_other_builds(frequent_switches) -> None:
     X, y = np.zeros((10, 2), dtype=np.float32), np.zeros(10, dtype=np.int64)
     config = lab.Config()
 
     def build(seed: int) -> nn.Module:
-        return lab._model(config, X, y, "classification", 2, seed=seed)
+        return lab_training.build_model(config, X, y, "classification", 2, seed=seed)
 
     assert differing_builds(build, (1, 2)) == 0
 

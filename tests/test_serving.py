@@ -136,6 +136,7 @@ def test_byte_lru_cache_memoises_within_its_ceiling() -> None:
     assert calls[-1] == 1
 
 
+@pytest.mark.slow
 def test_an_entry_counts_its_key_and_the_caches_bookkeeping() -> None:
     """What the cache itself allocates for many entries (traced by tracemalloc: its table, links
     and ``(value, size)`` tuples; the keys and values exist before) is at most

@@ -45,6 +45,7 @@ def test_relaxed_gradient_vanishes_at_the_planted_weights() -> None:
     assert np.all(sn.relaxed_loss(others, X, y) > 0)
 
 
+@pytest.mark.slow
 def test_relaxed_gradient_descent_recovers_the_planted_neuron() -> None:
     result = sn.run(sn.Config(noise=0.0, step=1.0, iterations=2000, **SMALL))
     assert np.all(result.relaxed_recovery[:, -1] < 1e-6)

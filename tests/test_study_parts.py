@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from landscape.server import serving, study_parts
-from landscape.studies.lab import lab
+from landscape.studies.lab import lab, reuse
 from landscape.studies.linear_duality import linear_duality
 
 
@@ -82,7 +82,7 @@ def test_a_lab_training_counts_its_models_weights(small_parts) -> None:
         epochs=3, branches=2, width=3, resolution=5, curvature_resolution=0, lanczos_iterations=3
     )
     lab.prepare(config)
-    data, trained = study_parts.kept(lab.TRAINED, lab.training_key(config))
+    data, trained = study_parts.kept(reuse.TRAINING.table, lab.training_key(config))
     weights = sum(
         p.numel() * p.element_size() for model in trained.models for p in model.parameters()
     )

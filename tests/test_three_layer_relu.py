@@ -37,6 +37,7 @@ def exact() -> tuple[np.ndarray, np.ndarray, object]:
     return X, y, solve_three_layer(X, y, BETA, patterns="all")
 
 
+@pytest.mark.slow
 def test_block_by_block_formulation_agrees(exact) -> None:
     X, y, solution = exact
     reference = blockwise_three_layer(X, y, BETA, "SCS")
@@ -91,6 +92,7 @@ def train(
     return three_layer_objective(first, second, third.numpy(), X, y, beta)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["path", "decay"])
 def test_no_trained_network_beats_the_optimum(exact, form: str) -> None:
     X, y, solution = exact
@@ -183,6 +185,7 @@ def test_bad_input_is_refused() -> None:
         solve_three_layer(X[:4], y[:4], BETA, patterns="some")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["squared", "hinge"])
 def test_interior_point_matches_cvxpy(loss: str) -> None:
     """The torch barrier method (`solvers.three_layer_barrier`) against Clarabel."""

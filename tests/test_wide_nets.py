@@ -157,6 +157,7 @@ def test_weight_movement_falls_like_one_over_sqrt_width() -> None:
     assert -0.62 < slope < -0.38
 
 
+@pytest.mark.slow
 def test_wide_network_converges_linearly_no_slower_than_the_bound() -> None:
     """Theorem (seed eq. 15) at width 1024, tanh (smooth, covered): L(k) <= L(0)(1 - eta lam/2)^k,
     each step contracts by at least the bound's factor, and lambda_min(G^(H)(k)) >= lam / 2."""

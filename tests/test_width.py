@@ -85,6 +85,7 @@ def test_resnet_step_carries_h_squared() -> None:
     assert out.eta == pytest.approx(config.step_multiplier * out.lambda_min * 16 / config.n**2)
 
 
+@pytest.mark.slow
 def test_a_singular_gram_stops_before_training() -> None:
     """Fully connected softplus at depth 20: lambda_min(K^(H)) is zero to rounding."""
     out = width.run(width.Config(activation="softplus", depth=20, iterations=5))

@@ -5,7 +5,7 @@ slider moved) is a new element: the browser throws the old chart away and builds
 with ``Plotly.newPlot``, margins computed twice. `show_chart` draws through a small Streamlit
 component (``ui/charts.js``) whose identity is its key alone: the browser keeps the chart and
 hands the new figure to ``Plotly.react``, which redraws only what changed. Measured with
-`benchmarks/browser_cost.py` (the browser's CPU per slider move, all of Chromium's processes):
+`loadtests/browser_cost.py` (the browser's CPU per slider move, all of Chromium's processes):
 Linear duality 1.47 -> 0.90 s, Width 0.87 -> 0.68 s, the Lab 1.28 -> 1.02 s.
 
 plotly.js is the ``plotly.min.js`` that the installed plotly package ships (the file plotly.py

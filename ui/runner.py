@@ -205,10 +205,10 @@ def _settle(bar: Any) -> None:
     """Wait `SETTLE_SECONDS`, then redraw ``bar``: Streamlit stops the script at that redraw
     when the session has asked for something newer meanwhile.
 
-    A slider moved with the arrow keys asks for every value on its way (``m`` = 272, 288, ...,
-    512: each press is a rerun); without this pause each of those values started a computation
-    that ran on, unwanted, until the queue's grace time was over, and filled the slots while
-    other students waited. Only such a burst settles: a run whose session's previous computation
+    A slider moved with the arrow keys asks for every value on its way (each press is a rerun);
+    without this pause each of those values would start a computation that runs on, unwanted,
+    until the queue's grace time is over, filling the slots while other students wait. Only such
+    a burst settles: a run whose session's previous computation
     was stopped midway by a newer rerun (`RUN_OPEN` still set). A single move (a drag released,
     a click) starts at once; presets, cached answers and computations already in flight never
     wait here.

@@ -67,8 +67,9 @@ __all__ = [
 Point = Mapping[str, torch.Tensor] | None
 
 # The Lab's and the map's defaults: up to 100 Lanczos steps, stopped once both extreme Ritz
-# pairs have residual <= 1e-4 max |theta| (enough to find lambda_min = -6e-4 against
-# lambda_max = 0.49 on the tanh MLP; 10 fixed steps reported +8e-5 there).
+# pairs have residual <= 1e-4 max |theta|, so that an eigenvalue about 1e-3 of the largest in
+# magnitude is resolved in sign (tests/test_lab_curvature.py finds one such of a tanh MLP, where
+# a fixed 10 steps would report a positive lambda_min).
 DEFAULT_BUDGET = 100
 DEFAULT_TOLERANCE = 1e-4
 DEFAULT_DELTA = 0.01

@@ -6,9 +6,7 @@ shape (n,) or ``Y`` of shape (n, k). Nothing here downloads anything.
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -53,9 +51,11 @@ def digits(classes: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarr
 
     With ``classes`` only those digits are kept, relabelled 0..len(classes)-1 in the given order.
     """
-    data = _digits_table()
-    X = data[:, :-1] / 16.0
-    y = data[:, -1].astype(np.int64)
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    X = bunch.data / 16.0
+    y = bunch.target.astype(np.int64)
     if classes is not None:
         classes = tuple(int(c) for c in classes)
         if len(set(classes)) != len(classes) or not all(0 <= c <= 9 for c in classes):
@@ -64,26 +64,6 @@ def digits(classes: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarr
         relabel = {c: i for i, c in enumerate(classes)}
         X, y = X[keep], np.array([relabel[int(c)] for c in y[keep]], dtype=np.int64)
     return X, y
-
-
-@lru_cache(maxsize=1)
-def _digits_table() -> np.ndarray:
-    """scikit-learn's ``digits.csv.gz`` (1797 rows: 64 pixels, then the label), read as
-    ``load_digits`` reads it but without importing scikit-learn (about 2 s on a first call);
-    through ``load_digits`` when the file is not where scikit-learn keeps it. Read-only."""
-    spec = importlib.util.find_spec("sklearn")
-    folders = list(spec.submodule_search_locations or []) if spec else []
-    path = Path(folders[0], "datasets", "data", "digits.csv.gz") if folders else None
-    if path is not None and path.is_file():
-        with gzip.open(path, "rt") as text:
-            table = np.loadtxt(text, delimiter=",")
-    else:  # pragma: no cover - another scikit-learn layout
-        from sklearn.datasets import load_digits
-
-        bunch = load_digits()
-        table = np.column_stack([bunch.data, bunch.target]).astype(np.float64)
-    table.setflags(write=False)
-    return table
 
 
 def iris() -> tuple[np.ndarray, np.ndarray]:

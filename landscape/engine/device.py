@@ -1,10 +1,7 @@
-"""Choice of the torch device and of the thread count, in one place."""
+"""Choice of the torch device: ``"auto"`` picks cuda, then mps, then cpu."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Literal, get_args
 
 import torch
@@ -44,49 +41,3 @@ def resolve_device(preference: str = "auto") -> torch.device:
             f"available: {available_devices()}"
         )
     return torch.device(preference)
-
-
-THREADS_VARIABLE = "CONVEXIFY_TORCH_THREADS"
-
-
-def configure_threads(threads: int | None = None) -> int:
-    """Set torch's intra-op thread count once at start-up; returns the count used.
-
-    ``threads``, else the environment variable ``CONVEXIFY_TORCH_THREADS``, else every core;
-    ``ValueError`` naming the variable when it is not a whole number >= 0 (0: every core).
-    """
-    count = threads or threads_from_env() or max(1, os.cpu_count() or 1)
-    if torch.get_num_threads() != count:
-        torch.set_num_threads(count)
-    return count
-
-
-def threads_from_env() -> int:
-    """``CONVEXIFY_TORCH_THREADS`` as a count (0 where it is unset or empty)."""
-    text = os.environ.get(THREADS_VARIABLE, "").strip()
-    if not text:
-        return 0
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ValueError(
-            f"{THREADS_VARIABLE} must be a whole number >= 0 (0: every core), got {text!r}"
-        )
-    return value
-
-
-@contextmanager
-def limited_threads(threads: int = 1) -> Iterator[None]:
-    """Run a block with at most ``threads`` intra-op threads, then restore the previous count.
-
-    For loops of tiny tensor operations, where spreading each op over threads costs more than it
-    saves (and, on a busy 2-core machine, far more).
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(threads, previous)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

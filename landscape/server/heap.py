@@ -8,13 +8,13 @@ those blocks on the heap. A server holds many sessions' caches for hours; `keep_
 that a freed block above them goes back to the system. Whichever is called first holds for the
 process (a threshold once set cannot be given back to glibc's dynamic rule).
 
-In the server, a heavy computation (a 45 x 45 Lab surface on 1,797 digits, a training) allocates
-and frees hundreds of MB of temporaries in a worker thread. Two things keep that memory in the
+In the server, a heavy computation (a large Lab surface, a training) allocates and frees
+hundreds of MB of temporaries in a worker thread. Two things keep that memory in the
 process after the answer is out:
 
 - Cyclic garbage (Plotly figures, autograd graphs, cvxpy problems) waits for Python's oldest
   generation, which runs rarely: ``runner.postScriptGC = false`` (.streamlit/config.toml) stops
-  Streamlit's full collection after every script run, which cost 0.2 s of the GIL per rerun.
+  Streamlit's full collection after every script run, which holds the GIL on every rerun.
 - glibc's ``malloc`` keeps freed blocks in its arenas (one per thread that allocates) and gives
   a heap's pages back only from its top; a long-lived block above the freed ones pins them. The
   resident memory then ratchets up with every computation.
@@ -22,7 +22,6 @@ process after the answer is out:
 `HeapRelease` runs ``gc.collect()`` and glibc's ``malloc_trim(0)`` (which returns the free pages
 of every arena, not only the top) after a computation, at most once per ``min_interval``
 seconds so that a stream of short computations does not pay a full collection each.
-`benchmarks/classroom.py` measures the effect on the server's memory over a soak.
 """
 
 from __future__ import annotations

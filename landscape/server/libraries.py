@@ -6,13 +6,12 @@ tests pay only for what they run:
 - ``cvxpy``: the convex programs (Linear duality's cvxpy solve, the two-layer ReLU program);
 - ``torch._dynamo``: imported (with sympy) by ``torch.optim``'s first optimiser, whose
   constructor is wrapped to keep the compiler out;
-- ``sklearn.model_selection``: Branches' split of its data (most of scikit-learn comes with
-  it; the digits themselves are read without it).
+- ``sklearn.model_selection``: Branches' split of its data, and with it most of scikit-learn;
+- ``sklearn.datasets``: the digits, iris and moons data sets (with ``scipy.io``).
 
-Together they take about 4.5 s and 180 MiB (``benchmarks/classroom.py`` saw the server step up by
-170 MiB in the middle of a class, at the first fresh two-layer run). In a server that first use
-falls in the middle of a lecture: a student's first fresh answer waits for the imports, and the
-memory rises long after it looked settled. `import_heavy_libraries` imports them once, at the
+Together they take seconds and over a hundred MiB. In a server that first use would fall in the
+middle of a lecture: a student's first fresh answer would wait for the imports, and the memory
+would rise long after it looked settled. `import_heavy_libraries` imports them once, at the
 server's first page, before any student asks.
 """
 
@@ -22,7 +21,7 @@ import importlib
 import sys
 from functools import cache
 
-HEAVY_LIBRARIES = ("torch._dynamo", "cvxpy", "sklearn.model_selection")
+HEAVY_LIBRARIES = ("torch._dynamo", "cvxpy", "sklearn.model_selection", "sklearn.datasets")
 
 
 @cache

@@ -22,7 +22,7 @@ PINNED: dict[str, str] = {
     "OPENBLAS_CORETYPE": "Haswell",  # NumPy's OpenBLAS kernels
     "OMP_NUM_THREADS": "1",  # one thread: reductions in one order
     "MKL_NUM_THREADS": "1",
-    "CONVEXIFY_TORCH_THREADS": "1",  # landscape.engine.device.configure_threads
+    "CONVEXIFY_TORCH_THREADS": "1",  # landscape.server.threads.configure_threads
 }
 
 

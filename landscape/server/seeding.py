@@ -3,10 +3,9 @@
 An ``nn.Module``'s constructor draws its initial weights from torch's global generator, so
 ``torch.manual_seed(seed)`` followed by a constructor gives the same weights every time only if no
 other thread seeds or draws from that generator in between. The server runs computations in
-several threads (`serving.RunQueue`'s slots, prefetches): two builds at once interleaved their
-draws, and a run's model, and so its answer, depended on what else was computing (measured:
-70 of 600 builds of a small MLP differed from their single-threaded weights with two threads
-building at once).
+several threads (the run queue's slots, prefetches): two builds at once would interleave their
+draws, and a run's model, and so its answer, would depend on what else was computing. `seeded`
+holds a lock around the seeding and the construction, so a build draws alone.
 """
 
 from __future__ import annotations

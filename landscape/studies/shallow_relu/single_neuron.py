@@ -23,9 +23,10 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
-from landscape.engine.device import Device, limited_threads, resolve_device
+from landscape.engine.device import Device, resolve_device
 from landscape.engine.progress import Progress, silent
 from landscape.engine.validation import COST_LIMIT, check_cost, check_integer, check_number
+from landscape.server.threads import limited_threads
 
 Initialisation = Literal["gaussian", "opposite", "dead"]
 INITIALISATIONS: tuple[Initialisation, ...] = get_args(Initialisation)

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from landscape.engine.datasets import two_dimensional
-from landscape.engine.device import Device, limited_threads, resolve_device
+from landscape.engine.device import Device, resolve_device
 from landscape.engine.progress import Progress, silent
 from landscape.engine.validation import COST_LIMIT, check_cost, check_integer, check_number
+from landscape.server.threads import limited_threads
 from solvers import convex_relu
 from solvers.convex_relu import (
     LOSSES,

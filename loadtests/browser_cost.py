@@ -1,5 +1,5 @@
 """Benchmark: the browser's CPU per rerun, page by page (what a class costs the students' machines,
-and what limits `benchmarks/classroom.py` when its browsers share the server's cores).
+and what limits `loadtests/classroom.py` when its browsers share the server's cores).
 
 One headless Chromium page opens each study of the lecture (`classroom.LECTURE`) and measures
 two kinds of rerun, several times each:
@@ -18,7 +18,7 @@ browser: ``--before`` (a `git worktree` of that revision; default 07cf3f7, where
 an ``st.plotly_chart``, rebuilt whenever its figure changed) and this checkout; the last column
 is the ratio of their moves' CPU. ``--before ''`` measures this checkout only.
 
-    python benchmarks/browser_cost.py [--repeats 6] [--before REV]
+    python loadtests/browser_cost.py [--repeats 6] [--before REV]
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from benchmarks.app_server import (
     AppServer,
     worktree,
 )
-from benchmarks.classroom import LECTURE, Study, cpu_seconds
+from loadtests.lecture import LECTURE, Study
+from loadtests.machine import cpu_seconds
 
 SETTLE_MS = 1200  # after a run: the browser finishes drawing (charts draw after the run ends)
 DEFAULT_BEFORE = "07cf3f7"

@@ -1,4 +1,4 @@
-"""The protocol students of the classroom benchmark (benchmarks/protocol_student.py) ask for what
+"""The protocol students of the classroom benchmark (loadtests/protocol_student.py) ask for what
 a browser asks for: the values of its slider's arrow presses, the widget states it sends, the
 query string it writes, and the elements it holds for the server's references. The expected
 values were read from a real Chromium's websocket frames on this app (Streamlit 1.67)."""
@@ -19,20 +19,21 @@ from streamlit.proto.Element_pb2 import Element
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.Slider_pb2 import Slider
 
-from benchmarks.classroom import outside_caches
-from benchmarks.protocol_student import (
+from loadtests.machine import outside_caches
+from loadtests.protocol import (
     ABOUT_CACHES,
-    MismatchDump,
-    ProtocolStudent,
-    Session,
+    TESTED_STREAMLIT,
     arrow_values,
     cache_mib,
+    check_streamlit,
     js_number,
     static_files,
     url_value,
     widget_state,
     with_param,
 )
+from loadtests.protocol_student import MismatchDump, ProtocolStudent
+from loadtests.session import Session
 
 GAMMA = {"id": "$$ID-ae5b-lin_gamma", "format": "%0.2f", "dataType": "FLOAT", "default": [0.5],
          "max": 5.0, "step": 0.05, "type": "SLIDER", "queryParamKey": "lin_gamma"}  # fmt: skip
@@ -178,6 +179,7 @@ def test_the_static_files_named_by_streamlits_page() -> None:
     assert any(f.endswith(".css") for f in files) and "favicon.png" in files
 
 
+@pytest.mark.slow
 def test_the_caches_bytes_are_read_from_the_real_about_box() -> None:
     """The sum the protocol students read from the sidebar's about box is the caches' bytes the
     server counts (each shown to 0.1 MiB)."""
@@ -293,3 +295,14 @@ def test_a_mismatch_is_dumped_with_both_figures(tmp_path: Path) -> None:
     asked = json.loads((folder / "asked.json").read_text())
     assert asked["value"] == 256.0 and asked["first"]["kind"] == "before a move"
     assert asked["this"]["kind"] == "fresh"
+
+
+def test_a_streamlit_outside_the_tested_range_is_refused_by_name() -> None:
+    """The client speaks Streamlit's private protocol: a release outside `TESTED_STREAMLIT`
+    stops it at start with the version and the range; the releases in the range pass."""
+    (low, high) = TESTED_STREAMLIT
+    assert check_streamlit(f"{low[0]}.{low[1]}.0") == f"{low[0]}.{low[1]}.0"
+    assert check_streamlit(f"{high[0]}.{high[1]}.9") == f"{high[0]}.{high[1]}.9"
+    for outside in (f"{high[0]}.{high[1] + 1}.0", f"{low[0]}.{low[1] - 1}.2", "2.0.0"):
+        with pytest.raises(RuntimeError, match=rf"Streamlit {outside} is installed"):
+            check_streamlit(outside)
