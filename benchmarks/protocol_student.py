@@ -89,7 +89,7 @@ FULL_RUN = ForwardMsg.ScriptFinishedStatus.FINISHED_SUCCESSFULLY
 #: Elements that carry an id but hold no widget state in the browser (a button's click is a
 #: trigger, sent once; a chart or a component without state sends nothing).
 STATELESS = {"button", "download_button", "bidi_component", "plotly_chart", "link_button"}
-PRESET_NOTICE = "Precomputed preset"
+PRESET_NOTICE = "Precomputed for the lecture's settings"
 ERROR_FORMAT = Alert.Format.ERROR  # an ``st.error`` box, counted like the browsers' ERRORS
 TRACEBACK = "Traceback (most recent call last)"
 ABOUT_CACHES = "Memory ceilings ("  # the sidebar's about box: each cache's bytes (ui/sidebar.py)
