@@ -48,6 +48,11 @@ function faded(color, alpha) {
 function themed(layout, style) {
   const text = { family: style.fontFamily, color: style.color };
   const grid = faded(style.color, 0.1);
+  const sceneAxis = {
+    backgroundcolor: faded(style.color, 0.04),
+    gridcolor: faded(style.color, 0.25),
+    zerolinecolor: faded(style.color, 0.4),
+  };
   const theme = {
     font: { ...text, size: 12 },
     title: { font: { ...text, size: 16 }, x: 0, xanchor: "left", pad: { l: 4 } },
@@ -63,6 +68,9 @@ function themed(layout, style) {
       tickfont: { size: 12 },
     },
     yaxis: { automargin: true, gridcolor: grid, zerolinecolor: grid, tickfont: { size: 12 } },
+    // 3-D boxes: faint walls in the page's colour (the template's light blue-grey glared on the
+    // dark theme)
+    scene: Object.fromEntries(["xaxis", "yaxis", "zaxis"].map((axis) => [axis, sceneAxis])),
     hoverlabel: { font: { family: text.family, size: 12 } },
   };
   const template = layout.template || {};

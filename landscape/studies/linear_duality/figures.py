@@ -65,7 +65,7 @@ def gamma_sweep(result: Result) -> go.Figure:
         xanchor="left",
         showarrow=False,
         text=" theorem's range: γ ≤ σ<sub>min</sub>(Ỹ) (shaded)",
-        font={"color": "green"},
+        font={"color": "#2ca02c"},
     )
     fig.update_xaxes(title_text="γ", row=2, col=1)
     fig.update_xaxes(range=[0.0, float(g.max())])
