@@ -96,9 +96,7 @@ def neuron_slices(result: single_neuron.Result) -> go.Figure:
                 ncontours=25,
                 colorscale=scale,
                 showscale=False,
-                hovertemplate="α %{x:.2f}<br>γ %{y:.2f}<br>"
-                + name
-                + " %{z:.4g}<extra></extra>",
+                hovertemplate="α %{x:.2f}<br>γ %{y:.2f}<br>" + name + " %{z:.4g}<extra></extra>",
             ),
             row=1,
             col=col,
