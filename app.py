@@ -8,6 +8,7 @@ from landscape.server.heap import keep_glibc_thresholds
 from landscape.server.libraries import import_heavy_libraries
 from landscape.server.threads import configure_threads
 from ui.catalogue import HOME, PageEntry, by_section
+from ui.charts import preload_plotly
 from ui.lecture import apply_style, slide_navigation
 from ui.links import begin_page, install
 from ui.sidebar import refuse_setting, shared_sidebar
@@ -19,7 +20,9 @@ except ValueError as error:  # CONVEXIFY_TORCH_THREADS out of its range
 keep_glibc_thresholds()  # a server runs for hours: freed memory goes back to the system
 import_heavy_libraries()  # at the first page, not at a student's first fresh answer
 install()  # every link parameter bound to a widget is checked before the widget reads it
-st.set_page_config(page_title="Convexify", page_icon=":material/landscape:", layout="wide")
+# An emoji favicon is drawn in the page (an inline SVG); a ":material/...:" one is fetched from a
+# Google fonts host, which an offline classroom never reaches.
+st.set_page_config(page_title="Convexify", page_icon="⛰️", layout="wide")
 
 
 def as_page(entry: PageEntry) -> st.Page:
@@ -40,6 +43,8 @@ sections.update(
 page = st.navigation(sections)
 begin_page()  # ignored link parameters are listed here, at the top of the page
 st.session_state["settings"] = shared_sidebar()
+with st.sidebar:
+    preload_plotly()  # plotly.js loads while the page's script runs, before its first chart
 apply_style()
 page.run()
 slide_navigation(page.url_path)

@@ -81,7 +81,7 @@ FULL_RUN = ForwardMsg.ScriptFinishedStatus.FINISHED_SUCCESSFULLY
 STATELESS = {"button", "download_button", "bidi_component", "plotly_chart", "link_button"}
 
 
-PRESET_NOTICE = "Precomputed preset"
+PRESET_NOTICE = "Precomputed for the lecture's settings"
 
 
 ERROR_FORMAT = Alert.Format.ERROR  # an ``st.error`` box, counted like the browsers' ERRORS

@@ -155,7 +155,7 @@ async def move(page, study: Study, presses: int, record: Record) -> None:
     seconds = time.perf_counter() - started
     phases = await page.evaluate(PHASES_JS)
     await wait_for_run(page)
-    if await page.get_by_text("Precomputed preset").count():
+    if await page.get_by_text("Precomputed for the lecture's settings").count():
         kind = "preset"
     else:
         kind = "fresh" if await page.evaluate("() => window.__computing") else "cached"

@@ -20,9 +20,10 @@ class DrawnChart:
 
 
 def drawn_charts(at) -> list[DrawnChart]:
-    """The page's charts, in the order drawn."""
+    """The page's charts, in the order drawn (not the router's plotly.js preload, which draws
+    none)."""
     return [
         DrawnChart(key=element.key, spec=element.proto.bytes.decode())
         for element in at.get("bidi_component")
-        if element.proto.component_name == charts.COMPONENT
+        if element.proto.component_name == charts.COMPONENT and element.proto.bytes
     ]

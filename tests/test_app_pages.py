@@ -96,4 +96,6 @@ def test_page_explains_itself_and_opens_on_a_preset(entry) -> None:
     assert theorems, f"{entry.title}: no 'The theorem' expander"
     assert at.latex, f"{entry.title}: the theorem has no formula (st.latex)"
     captions = " ".join(c.value for c in at.caption)
-    assert "Precomputed preset" in captions, f"{entry.title} did not open on a preset"
+    assert "Precomputed for the lecture's settings" in captions, (
+        f"{entry.title} did not open on a preset"
+    )

@@ -195,7 +195,7 @@ def test_link_with_parameters_restores_the_controls(server, page) -> None:
 def test_presets_open_without_recomputation(server, page) -> None:
     page.goto(f"{server}/linear_duality")
     wait_for_run(page)
-    assert page.get_by_text("Precomputed preset").count() == 1
+    assert page.get_by_text("Precomputed for the lecture's settings").count() == 1
     assert page.locator('[data-testid="stProgress"]').count() == 0
 
 

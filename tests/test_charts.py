@@ -32,3 +32,26 @@ def test_a_specified_figure_sends_the_json_it_was_made_with() -> None:
     assert charts.figure_json(kept) is charts.figure_json(kept)
     assert charts.figure_json(figure) == expected
     assert kept.to_dict()["data"][0]["name"] == "line"
+
+
+def test_figures_built_beside_streamlit_take_plotlys_own_colours() -> None:
+    """Importing Streamlit makes its placeholder template Plotly's default (colours #000001..,
+    #000011.. that only st.plotly_chart's frontend replaces): a contour with no scale of its own
+    drew black. ui.charts puts Plotly's template back."""
+    import streamlit.elements.lib.streamlit_plotly_theme as streamlit_theme
+
+    assert plotly.io.templates.default == "plotly"
+    spec = charts.figure_json(go.Figure(go.Contour(z=[[0.0, 1.0], [1.0, 2.0]])))
+    assert streamlit_theme.SEQUENTIAL_0.encode() not in spec
+    assert streamlit_theme.CATEGORY_0.encode() not in spec
+    assert b"#0d0887" in spec  # Plotly's own sequential scale (plasma) begins here
+
+
+def test_a_charts_box_has_its_figures_height_before_plotly_js_draws_it() -> None:
+    """The element's height goes with it from the server (the page does not jump when plotly.js
+    arrives): the figure's layout height, or plotly.js's default; a cached figure keeps it."""
+    tall = go.Figure(go.Scatter(y=[1.0, 2.0]), layout={"height": 520})
+    assert charts.figure_height(tall) == 520
+    assert charts.figure_height(charts.Specified(tall)) == 520
+    assert charts.figure_height(go.Figure()) == charts.DEFAULT_HEIGHT == 450
+    assert "DEFAULT_HEIGHT = 450" in charts.frontend_js()

@@ -1,6 +1,7 @@
 // One Plotly chart, drawn by plotly.js and updated in place (Plotly.react) when its figure
 // changes: a Streamlit v2 component (ui/charts.py). PLOTLY_URL is defined above this file by
-// ui/charts.py: the plotly.min.js of the installed plotly package.
+// ui/charts.py: the plotly.min.js of the installed plotly package. Until plotly.js has drawn it,
+// the chart's empty box shows the component's placeholder (ui/charts.py, PLACEHOLDER_CSS).
 
 const decoder = new TextDecoder();
 const DEFAULT_HEIGHT = 450; // plotly.js's, for a figure that sets none
@@ -47,6 +48,11 @@ function faded(color, alpha) {
 function themed(layout, style) {
   const text = { family: style.fontFamily, color: style.color };
   const grid = faded(style.color, 0.1);
+  const sceneAxis = {
+    backgroundcolor: faded(style.color, 0.04),
+    gridcolor: faded(style.color, 0.25),
+    zerolinecolor: faded(style.color, 0.4),
+  };
   const theme = {
     font: { ...text, size: 12 },
     title: { font: { ...text, size: 16 }, x: 0, xanchor: "left", pad: { l: 4 } },
@@ -62,6 +68,9 @@ function themed(layout, style) {
       tickfont: { size: 12 },
     },
     yaxis: { automargin: true, gridcolor: grid, zerolinecolor: grid, tickfont: { size: 12 } },
+    // 3-D boxes: faint walls in the page's colour (the template's light blue-grey glared on the
+    // dark theme)
+    scene: Object.fromEntries(["xaxis", "yaxis", "zaxis"].map((axis) => [axis, sceneAxis])),
     hoverlabel: { font: { family: text.family, size: 12 } },
   };
   const template = layout.template || {};
@@ -83,6 +92,12 @@ function drawable(figure, style) {
 
 export default function (component) {
   const { parentElement, data } = component;
+  if (data === null || data === undefined) {
+    // The router's preload (ui/charts.py, preload_plotly): plotly.js starts loading now, while
+    // the page's script still runs; the charts that come later find it loaded or loading.
+    plotlyLoaded().catch(() => undefined); // a chart that needs it says so if it fails
+    return undefined;
+  }
   let chart = parentElement.querySelector("div.convexify-chart");
   if (!chart) {
     chart = document.createElement("div");

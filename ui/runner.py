@@ -312,7 +312,7 @@ def _compute(study: Study[Config, Result], config: Config, name: str) -> Result 
     stored = presets.lookup(module_name, config)
     if stored is not None:
         st.caption(
-            ":material/bolt: Precomputed preset (python -m landscape precompute): "
+            ":material/bolt: Precomputed for the lecture's settings: "
             "move any control to compute afresh."
         )
         return stored

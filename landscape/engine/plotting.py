@@ -29,11 +29,25 @@ import numpy as np
 import pandas  # noqa: F401 - loaded in full before any figure: see the module's docstring
 import plotly.graph_objects as go
 from numpy.typing import ArrayLike
+from plotly.subplots import make_subplots
 
 try:
     import PIL.Image  # noqa: F401 - idem (plotly.io's JSON encoder looks for PIL.Image.Image)
 except ImportError:  # pragma: no cover - Pillow comes with Streamlit
     pass
+
+#: A log axis labelled in powers of ten (10⁻⁶), never in Plotly's SI prefixes ("1µ", "10n",
+#: "1p"), which no reader of a loss curve expects: ``fig.update_yaxes(LOG_AXIS, ...)`` or
+#: ``yaxis={**LOG_AXIS, "title": ...}``.
+LOG_AXIS: dict[str, Any] = {"type": "log", "exponentformat": "power", "showexponent": "all"}
+
+#: Reference lines and markers drawn on the page's own background: a grey that reads on the light
+#: and on the dark theme (black vanished on the dark one).
+NEUTRAL = "#8c8c8c"
+
+#: The one colour axis that every trace of a figure showing the same quantity refers to
+#: (``coloraxis=SHARED``): one colour scale, one range, one colour bar.
+SHARED = "coloraxis"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -107,3 +121,36 @@ def frame_slider(
             for name, label in zip(frames, labels, strict=True)
         ],
     }
+
+
+def colour_axis(title: str, colorscale: str = "Viridis", **bounds: float) -> dict[str, Any]:
+    """``layout.coloraxis``: the colour scale and the one colour bar (titled ``title``) of every
+    trace with ``coloraxis=SHARED``; ``bounds`` may fix ``cmin``, ``cmax`` or ``cmid``."""
+    return {"colorscale": colorscale, "colorbar": {"title": {"text": title}}, **bounds}
+
+
+def surface_beside_contours(
+    x: ArrayLike, y: ArrayLike, z: ArrayLike, titles: tuple[str, str], *, hovertemplate: str
+) -> go.Figure:
+    """Two panels of one colour axis (`SHARED`): the 3-D surface ``z[j][i]`` over
+    ``(x[i], y[j])`` (left) and its contour map (right); the caller sets ``layout.coloraxis``
+    (`colour_axis`).
+
+    plotly.js links a contour and a surface to one colour axis only when the contour is
+    coloured like a heat map (``contours.coloring="heatmap"``): with its default filled bands it
+    drops the link of both traces (warning "incompatible colorscales"), and each takes a colour
+    scale of its own."""
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        specs=[[{"type": "scene"}, {"type": "xy"}]],
+        column_widths=[0.55, 0.45],
+        subplot_titles=titles,
+    )
+    projected = {"z": {"show": True, "usecolormap": True, "project": {"z": True}}}
+    x, y, z = float32(x), float32(y), float32(z)
+    common = {"x": x, "y": y, "z": z, "coloraxis": SHARED, "hovertemplate": hovertemplate}
+    fig.add_trace(go.Surface(contours=projected, **common), row=1, col=1)
+    contour = go.Contour(ncontours=30, contours={"coloring": "heatmap"}, **common)
+    fig.add_trace(contour, row=1, col=2)
+    return fig

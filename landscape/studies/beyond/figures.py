@@ -8,6 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from landscape.engine.plotting import LOG_AXIS, NEUTRAL, SHARED, colour_axis
 from landscape.studies.beyond import budget, exact, gram_depth, skips
 
 PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
@@ -32,6 +33,7 @@ def _band(fig: go.Figure, x, low, high, colour: str, row: int = 1, col: int = 1)
         go.Scatter(
             x=_f32(np.r_[x[keep], x[keep][::-1]]),
             y=_f32(np.r_[high[keep], low[keep][::-1]]),
+            mode="lines",  # no markers at the outline's corners (Plotly's default below 20)
             fill="toself",
             fillcolor=_rgba(colour, 0.2),
             line={"width": 0},
@@ -77,8 +79,7 @@ def lambda_vs_depth(result: gram_depth.Result) -> go.Figure:
             )
     fig.update_layout(
         xaxis_title="depth H",
-        yaxis_title="lambda_min(K^(H))",
-        yaxis_type="log",
+        yaxis={**LOG_AXIS, "title": "λ<sub>min</sub>(K<sup>(H)</sup>)"},
         height=450,
         legend={"font": {"size": 11}},
     )
@@ -100,7 +101,7 @@ def width_vs_depth(result: gram_depth.Result) -> go.Figure:
         )
     fig.update_layout(
         xaxis_title="depth H",
-        yaxis_title="log10 of n^4 / lambda_min^4",
+        yaxis_title="log<sub>10</sub>(n<sup>4</sup> / λ<sub>min</sub><sup>4</sup>)",
         height=400,
     )
     return fig
@@ -111,13 +112,13 @@ def skips_measures(result: skips.Result) -> go.Figure:
     panels = (
         ("non-PSD fraction of the plane", result.non_psd),
         ("largest convexity defect", result.defect),
-        ("|lambda_min / lambda_max|", result.ratio),
-        ("gap to the best restart (relative)", result.gap),
+        ("|λ<sub>min</sub> / λ<sub>max</sub>|", result.ratio),
+        ("gap to the best restart<br>(relative)", result.gap),
     )
     fig = make_subplots(rows=1, cols=4, subplot_titles=[p[0] for p in panels])
     x = result.blocks.astype(np.float64)
     for col, (_, values) in enumerate(panels, start=1):
-        for f, name in enumerate(("ResNet, k blocks", "multi-branch, I = 2^k")):
+        for f, name in enumerate(("ResNet, k blocks", "multi-branch, I = 2<sup>k</sup>")):
             colour = PALETTE[f]
             fig.add_trace(
                 go.Scatter(
@@ -132,8 +133,10 @@ def skips_measures(result: skips.Result) -> go.Figure:
                 col=col,
             )
             _band(fig, x, values[f].min(axis=1), values[f].max(axis=1), colour, 1, col)
-        fig.update_xaxes(title_text="k (I = 2^k)", tickvals=list(result.blocks), row=1, col=col)
-    fig.update_layout(height=380, legend={"orientation": "h", "y": -0.25})
+        fig.update_xaxes(
+            title_text="k (I = 2<sup>k</sup>)", tickvals=list(result.blocks), row=1, col=col
+        )
+    fig.update_layout(height=380, legend={"orientation": "h", "y": -0.25}, margin={"t": 70})
     return fig
 
 
@@ -149,7 +152,7 @@ def skips_sweep(result: skips.Result) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=[p[0] for p in panels])
     for col, (_, values) in enumerate(panels, start=1):
         pooled = values.reshape(C * W, 2, -1)
-        for f, name in enumerate(("ResNet, k blocks", "multi-branch, I = 2^k")):
+        for f, name in enumerate(("ResNet, k blocks", "multi-branch, I = 2<sup>k</sup>")):
             fig.add_trace(
                 go.Scatter(
                     x=labels,
@@ -169,7 +172,8 @@ def skips_sweep(result: skips.Result) -> go.Figure:
 
 
 def skips_surfaces(result: skips.Result) -> go.Figure:
-    """The first restart's plane for each (family, k), as contours."""
+    """The first restart's plane for each (family, k), as contours on one colour axis (one
+    scale and range for every panel, so that their colours compare)."""
     K = len(result.blocks)
     titles = [f"ResNet, k = {k}" for k in result.blocks]
     titles += [f"branches, I = {i}" for i in result.branches]
@@ -181,14 +185,13 @@ def skips_surfaces(result: skips.Result) -> go.Figure:
                     x=_f32(result.alphas),
                     y=_f32(result.alphas),
                     z=_f32(np.log10(np.maximum(result.surfaces[f, k].T, 1e-12))),
-                    showscale=f == 0 and k == 0,
-                    colorbar={"title": "log10 loss"},
+                    coloraxis=SHARED,
                     ncontours=20,
                 ),
                 row=f + 1,
                 col=k + 1,
             )
-    fig.update_layout(height=520)
+    fig.update_layout(height=520, coloraxis=colour_axis("log10 loss"))
     return fig
 
 
@@ -245,7 +248,7 @@ def budget_curves(result: budget.Result, target_loss: float | None = None) -> go
                     x=_f32(result.convex_parameters),
                     y=_f32(values),
                     mode="markers",
-                    marker={"symbol": "star", "size": 14, "color": "black"},
+                    marker={"symbol": "star", "size": 14, "color": NEUTRAL},
                     name="convex-program network",
                     showlegend=col == 1,
                 ),
@@ -254,7 +257,7 @@ def budget_curves(result: budget.Result, target_loss: float | None = None) -> go
             )
     if target_loss is not None:
         fig.add_hline(y=target_loss, line_dash="dot", row=1, col=1)
-    fig.update_xaxes(type="log", title_text="parameters P")
-    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_xaxes(LOG_AXIS, title_text="parameters P")
+    fig.update_yaxes(LOG_AXIS, row=1, col=1)
     fig.update_layout(height=430, legend={"orientation": "h", "y": -0.25})
     return fig

@@ -6,15 +6,15 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from landscape.engine.plotting import float32, frame_slider
+from landscape.engine.plotting import LOG_AXIS, float32, frame_slider
 from landscape.studies.branches import branch_gap, branches
 
 PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3")
 MEASURES = (
     ("non_psd", "slice Hessian not PSD (fraction)"),
-    ("defect", "largest convexity defect / loss range"),
+    ("defect", "largest convexity defect<br>/ loss range"),
     ("hessian_ratio", "|λ<sub>min</sub> / λ<sub>max</sub>| at the centre"),
-    ("negative_mass", "Hessian spectrum below zero (SLQ)"),
+    ("negative_mass", "Hessian spectrum<br>below zero (SLQ)"),
 )
 MODEL_NAMES = ("w0", "w1", "w2")
 
@@ -186,6 +186,7 @@ def measures_vs_branches(result: branches.Result) -> go.Figure:
             fig.add_scatter(
                 x=np.concatenate([x, x[::-1]]),
                 y=float32(np.concatenate([high, low[::-1]])),
+                mode="lines",  # no markers at the outline's corners (Plotly's default below 20)
                 fill="toself",
                 fillcolor=colour,
                 opacity=0.2,
@@ -206,9 +207,9 @@ def measures_vs_branches(result: branches.Result) -> go.Figure:
                 row=1,
                 col=c,
             )
-    fig.update_xaxes(type="log", tickvals=result.branch_counts.tolist(), title_text="branches I")
+    fig.update_xaxes(LOG_AXIS, tickvals=result.branch_counts.tolist(), title_text="branches I")
     fig.update_yaxes(rangemode="tozero")
-    fig.update_layout(height=360, legend={"orientation": "h", "y": -0.25}, margin={"t": 50})
+    fig.update_layout(height=380, legend={"orientation": "h", "y": -0.25}, margin={"t": 70})
     return fig
 
 
@@ -256,8 +257,8 @@ def gap_vs_branches(result: branch_gap.Result) -> go.Figure:
         name=f"m̂ = {result.critical_width} (critical width m* ≤ m̂)",
         line={"color": PALETTE[2]},
     )
-    fig.update_xaxes(type="log", tickvals=result.branch_counts.tolist(), title_text="branches I")
-    fig.update_yaxes(type="log", exponentformat="power", title_text="P<sub>I</sub> − D")
+    fig.update_xaxes(LOG_AXIS, tickvals=result.branch_counts.tolist(), title_text="branches I")
+    fig.update_yaxes(LOG_AXIS, title_text="P<sub>I</sub> − D")
     fig.update_layout(height=400, legend={"orientation": "h", "y": -0.3}, margin={"t": 30})
     return fig
 

@@ -14,13 +14,19 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from landscape.engine.plotting import float32, serialised
+from landscape.engine.plotting import (
+    LOG_AXIS,
+    colour_axis,
+    float32,
+    serialised,
+    surface_beside_contours,
+)
 from landscape.studies.lab.lab import Result
 
 COLORSCALE = "Viridis"
 LINE_COLORS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa")
+_HOVER = "α %{x:.3g}<br>β %{y:.3g}<br>%{z:.4g}<extra></extra>"
 
 
 def _shown(Z: np.ndarray, log_scale: bool) -> np.ndarray:
@@ -47,49 +53,23 @@ def surface_and_contour(
     """
     shown = float32(_shown(Z, log_scale)).T  # plotly indexes z[y][x]
     title = f"log10 {z_title}" if log_scale else z_title
-    fig = _surface_beside_contours(float32(alphas), float32(betas), shown)
+    fig = surface_beside_contours(
+        alphas, betas, shown, ("surface", "contours"), hovertemplate=_HOVER
+    )
     if path is not None and len(path):
         _add_path(fig, path, path_loss, log_scale)
     if points is not None and len(points):
         labels = list(point_labels) or [f"model {k}" for k in range(len(points))]
         _add_points(fig, points, point_loss, labels, log_scale)
     fig.update_layout(
-        coloraxis={"colorscale": COLORSCALE, "colorbar": {"title": title}},
-        scene={"xaxis_title": "alpha", "yaxis_title": "beta", "zaxis_title": title},
+        coloraxis=colour_axis(title, COLORSCALE),
+        scene={"xaxis_title": "α", "yaxis_title": "β", "zaxis_title": title},
         height=520,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         legend={"orientation": "h", "y": -0.05},
     )
-    fig.update_xaxes(title_text="alpha", row=1, col=2)
-    fig.update_yaxes(title_text="beta", row=1, col=2)
-    return fig
-
-
-_HOVER = "alpha %{x:.3g}<br>beta %{y:.3g}<br>%{z:.4g}<extra></extra>"
-
-
-def _surface_beside_contours(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> go.Figure:
-    """Two panels sharing one colour axis: the 3-D surface ``z[j][i]`` (left), its contours."""
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        specs=[[{"type": "scene"}, {"type": "xy"}]],
-        column_widths=[0.55, 0.45],
-        subplot_titles=("surface", "contours"),
-    )
-    contours = {"z": {"show": True, "usecolormap": True, "project": {"z": True}}}
-    surface = go.Surface(
-        x=x,
-        y=y,
-        z=z,
-        colorscale=COLORSCALE,
-        coloraxis="coloraxis",
-        contours=contours,
-        hovertemplate=_HOVER,
-    )
-    fig.add_trace(surface, row=1, col=1)
-    contour = go.Contour(x=x, y=y, z=z, coloraxis="coloraxis", ncontours=30, hovertemplate=_HOVER)
-    fig.add_trace(contour, row=1, col=2)
+    fig.update_xaxes(title_text="α", row=1, col=2)
+    fig.update_yaxes(title_text="β", row=1, col=2)
     return fig
 
 
@@ -193,10 +173,10 @@ def heatmap(
             zmin=zmin,
             zmax=zmax,
             colorbar={"title": colorbar_title},
-            hovertemplate="alpha %{x:.3g}<br>beta %{y:.3g}<br>%{z:.4g}" + extra + "<extra></extra>",
+            hovertemplate="α %{x:.3g}<br>β %{y:.3g}<br>%{z:.4g}" + extra + "<extra></extra>",
         )
     )
-    fig.update_layout(title=title, xaxis_title="alpha", yaxis_title="beta", height=420)
+    fig.update_layout(title=title, xaxis_title="α", yaxis_title="β", height=420)
     return fig
 
 
@@ -219,6 +199,7 @@ def lines(
                 go.Scatter(
                     x=np.concatenate([float32(x), float32(x)[::-1]]),
                     y=np.concatenate([float32(y + std), float32(y - std)[::-1]]),
+                    mode="lines",
                     fill="toself",
                     fillcolor=color,
                     opacity=0.2,
@@ -239,7 +220,7 @@ def lines(
         legend={"orientation": "h", "y": -0.25},
     )
     if log_y:
-        fig.update_yaxes(type="log")
+        fig.update_yaxes(LOG_AXIS)
     return fig
 
 
@@ -266,8 +247,8 @@ def lab_slices(result: Result) -> go.Figure:
     return lines(
         result.slice_ts,
         [
-            ("along d1 (beta = 0)", result.slice_d1, result.slice_d1_std),
-            ("along d2 (alpha = 0)", result.slice_d2, result.slice_d2_std),
+            ("along d<sub>1</sub> (β = 0)", result.slice_d1, result.slice_d1_std),
+            ("along d<sub>2</sub> (α = 0)", result.slice_d2, result.slice_d2_std),
         ],
         title="1-D slices through the centre",
         x_title="step t along the direction",
@@ -279,7 +260,7 @@ def lab_interpolation(result: Result) -> go.Figure:
     """Loss on the line from the initial to the trained weights (t = 0 and t = 1)."""
     fig = lines(
         result.interpolation_ts,
-        [("L((1 - t) theta_0 + t theta_trained)", result.interpolation, None)],
+        [("L((1 − t) θ<sub>0</sub> + t θ<sub>trained</sub>)", result.interpolation, None)],
         title="Linear interpolation from initialisation to the trained weights",
         x_title="t",
     )
@@ -411,7 +392,7 @@ def lab_density(result: Result) -> go.Figure:
         height=380,
         legend={"orientation": "h", "y": -0.25},
     )
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(LOG_AXIS)
     return fig
 
 

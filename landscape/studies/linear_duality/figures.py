@@ -6,7 +6,15 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from landscape.engine.plotting import float32, frame_slider, line_trace
+from landscape.engine.plotting import (
+    LOG_AXIS,
+    NEUTRAL,
+    colour_axis,
+    float32,
+    frame_slider,
+    line_trace,
+    surface_beside_contours,
+)
 from landscape.studies.linear_duality.linear_duality import Result
 
 GAP_FLOOR = 1e-17  # relative gaps of exactly 0 are drawn here on the log axis
@@ -44,7 +52,7 @@ def gamma_sweep(result: Result) -> go.Figure:
     fig.add_trace(dual, row=1, col=1)
     gaps = line_trace(g, gap, "relative gap", PALETTE[2], mode="lines+markers", marker_size=5)
     fig.add_trace(gaps, row=2, col=1)
-    fig.update_yaxes(type="log", exponentformat="power", row=2, col=1)
+    fig.update_yaxes(LOG_AXIS, row=2, col=1)
     for row in (1, 2):
         fig.add_vrect(
             x0=0, x1=result.sigma_min, fillcolor="green", opacity=0.08, line_width=0, row=row, col=1
@@ -57,7 +65,7 @@ def gamma_sweep(result: Result) -> go.Figure:
         xanchor="left",
         showarrow=False,
         text=" theorem's range: γ ≤ σ<sub>min</sub>(Ỹ) (shaded)",
-        font={"color": "green"},
+        font={"color": "#2ca02c"},
     )
     fig.update_xaxes(title_text="γ", row=2, col=1)
     fig.update_xaxes(range=[0.0, float(g.max())])
@@ -104,8 +112,8 @@ def _gamma_marker(
     them; go.Scatter objects would cost a validation each): a dotted line in each panel and a
     point on the primal and on the gap curve."""
     x = float(result.gammas[k])
-    line = {"color": "black", "dash": "dot", "width": 1}
-    point = {"size": 11, "color": "black", "symbol": "circle-open"}
+    line = {"color": NEUTRAL, "dash": "dot", "width": 1}
+    point = {"size": 11, "color": NEUTRAL, "symbol": "circle-open"}
     label = (
         f"γ = {x:.3g}: P = {result.sweep_primal[k]:.6g}, D = {result.sweep_dual[k]:.6g}, "
         f"relative gap {gap[k]:.1e}"
@@ -191,9 +199,7 @@ def gradient_descent(result: Result) -> go.Figure:
         )
     fig.update_layout(
         xaxis_title="iteration",
-        yaxis_title="P(W<sub>k</sub>) − D*",
-        yaxis_type="log",
-        yaxis_exponentformat="power",
+        yaxis={**LOG_AXIS, "title": "P(W<sub>k</sub>) − D*"},
         height=380,
         margin={"t": 30, "b": 40},
     )
@@ -227,8 +233,7 @@ def douglas_rachford(result: Result) -> go.Figure:
     )
     fig.update_layout(
         xaxis_title="iteration",
-        yaxis_type="log",
-        yaxis_exponentformat="power",
+        yaxis=LOG_AXIS,
         height=380,
         legend={"orientation": "h", "y": 1.15},
         margin={"t": 40, "b": 40},
@@ -243,15 +248,14 @@ def primal_slice(result: Result) -> go.Figure:
         float32(result.slice_betas),
         float32(result.slice_values),
     )
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        specs=[[{"type": "surface"}, {"type": "contour"}]],
-        subplot_titles=("P(W* + a D<sub>1</sub> + b D<sub>2</sub>)", "contour"),
-    )
     # Plotly draws z[row][col] at (x[col], y[row]): rows follow betas, so pass Z transposed.
-    fig.add_trace(go.Surface(x=a, y=b, z=Z.T, colorscale="Viridis", showscale=False), 1, 1)
-    fig.add_trace(go.Contour(x=a, y=b, z=Z.T, colorscale="Viridis", ncontours=30), 1, 2)
+    fig = surface_beside_contours(
+        a,
+        b,
+        Z.T,
+        ("P(W* + a D<sub>1</sub> + b D<sub>2</sub>)", "contour"),
+        hovertemplate="a %{x:.3g}<br>b %{y:.3g}<br>P %{z:.4g}<extra></extra>",
+    )
     fig.add_scatter(
         x=[0.0],
         y=[0.0],
@@ -265,6 +269,7 @@ def primal_slice(result: Result) -> go.Figure:
         height=460,
         margin={"t": 40, "b": 20},
         showlegend=False,
+        coloraxis=colour_axis("P"),
         scene={"xaxis_title": "a", "yaxis_title": "b", "zaxis_title": "P"},
     )
     fig.update_xaxes(title_text="a (direction 1)", row=1, col=2)

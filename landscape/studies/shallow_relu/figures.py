@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from landscape.engine.plotting import float32
+from landscape.engine.plotting import LOG_AXIS, NEUTRAL, SHARED, colour_axis, float32
 from landscape.studies.shallow_relu import single_neuron, two_layer
 
 COLOURS = {"vanilla": "#d62728", "relaxed": "#1f77b4", "convex": "#1f77b4", "trained": "#ff7f0e"}
@@ -44,7 +44,7 @@ def neuron_curves(result: single_neuron.Result) -> go.Figure:
             )
             for trace in (*band, median):
                 fig.add_trace(trace, row=1, col=col)
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(LOG_AXIS)
     fig.update_xaxes(title_text="iteration")
     fig.update_layout(height=380, margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.2})
     return fig
@@ -96,9 +96,7 @@ def neuron_slices(result: single_neuron.Result) -> go.Figure:
                 ncontours=25,
                 colorscale=scale,
                 showscale=False,
-                hovertemplate="alpha %{x:.2f}<br>beta %{y:.2f}<br>"
-                + name
-                + " %{z:.4g}<extra></extra>",
+                hovertemplate="α %{x:.2f}<br>γ %{y:.2f}<br>" + name + " %{z:.4g}<extra></extra>",
             ),
             row=1,
             col=col,
@@ -118,14 +116,14 @@ def neuron_slices(result: single_neuron.Result) -> go.Figure:
             row=1,
             col=col,
         )
-    fig.update_xaxes(title_text="alpha (along w*)")
-    fig.update_yaxes(title_text="β (random)", col=1)
+    fig.update_xaxes(title_text="α (w = α w* + γ u)")
+    fig.update_yaxes(title_text="γ (u random, ⟂ w*)", col=1)
     fig.update_layout(height=380, margin={"t": 40, "b": 40})
     return fig
 
 
 def neuron_line(result: single_neuron.Result) -> go.Figure:
-    """Both losses along the line through 0 and ``w*`` (the slice at beta = 0), log scale."""
+    """Both losses along the line through 0 and ``w*`` (the slice at γ = 0), log scale."""
     middle = int(np.argmin(np.abs(result.slice_betas)))
     fig = go.Figure()
     for values, label, colour in (
@@ -145,9 +143,8 @@ def neuron_line(result: single_neuron.Result) -> go.Figure:
     fig.update_layout(
         height=380,
         margin={"t": 30, "b": 40},
-        xaxis_title="alpha: w = alpha w*",
-        yaxis_title="loss",
-        yaxis_type="log",
+        xaxis_title="α: w = α w*",
+        yaxis={**LOG_AXIS, "title": "loss"},
         legend={"orientation": "h", "y": -0.25},
     )
     return fig
@@ -186,11 +183,11 @@ def optimality_gap(result: two_layer.Result) -> go.Figure:
             y=float32([result.convex_objective, max(top, result.convex_objective)]),
             mode="lines",
             name=f"critical width m* = {result.critical_width}",
-            line={"color": "black", "dash": "dot"},
+            line={"color": NEUTRAL, "dash": "dot"},
         )
     )
-    fig.update_xaxes(type="log", title_text="width m")
-    fig.update_yaxes(type="log", title_text="weight-decay objective")
+    fig.update_xaxes(LOG_AXIS, title_text="width m")
+    fig.update_yaxes(LOG_AXIS, title_text="weight-decay objective")
     fig.update_layout(
         height=380, margin={"t": 30, "b": 40}, legend={"orientation": "h", "y": -0.25}
     )
@@ -218,10 +215,10 @@ def training_curves(result: two_layer.Result) -> go.Figure:
             y=float32([result.convex_objective] * 2),
             mode="lines",
             name="convex optimum",
-            line={"color": "black", "dash": "dash"},
+            line={"color": NEUTRAL, "dash": "dash"},
         )
     )
-    fig.update_yaxes(type="log", title_text="objective")
+    fig.update_yaxes(LOG_AXIS, title_text="objective")
     fig.update_xaxes(title_text="step")
     fig.update_layout(height=340, margin={"t": 30, "b": 40})
     return fig
@@ -234,13 +231,24 @@ def fits(result: two_layer.Result) -> go.Figure:
         f"best trained network (m = {result.best_width})",
     )
     fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.08)
-    for col, output in enumerate((result.convex_output, result.trained_output), start=1):
-        if result.points.shape[1] == 1:
+    outputs = (result.convex_output, result.trained_output)
+    curves = result.points.shape[1] == 1
+    for col, output in enumerate(outputs, start=1):
+        if curves:
             traces = _curve_fit(result, output, COLOURS["convex" if col == 1 else "trained"])
         else:
             traces = _decision_map(result, output)
         for trace in traces:
             fig.add_trace(trace, row=1, col=col)
+    if curves:
+        fig.update_xaxes(title_text="x")
+        fig.update_yaxes(title_text="f(x)", col=1)
+    else:
+        # one colour axis for both maps, symmetric about the decision boundary f = 0
+        limit = max(float(np.max(np.abs(output))) for output in outputs) or 1.0
+        fig.update_layout(coloraxis=colour_axis("f(x)", "RdBu", cmin=-limit, cmax=limit))
+        fig.update_xaxes(title_text="x<sub>1</sub>")
+        fig.update_yaxes(title_text="x<sub>2</sub>", col=1)
     fig.update_layout(height=420, margin={"t": 40, "b": 30})
     return fig
 
@@ -258,26 +266,22 @@ def _curve_fit(result: two_layer.Result, output: np.ndarray, colour: str) -> lis
         x=float32(result.points[:, 0]),
         y=float32(result.targets),
         mode="markers",
-        marker={"color": "black", "size": 6},
+        marker={"color": NEUTRAL, "size": 6},
         showlegend=False,
     )
     return [curve, points]
 
 
 def _decision_map(result: two_layer.Result, output: np.ndarray) -> list[go.BaseTraceType]:
-    """2-D data: the output as a heat map, its zero level as the decision boundary, and the
-    points of each class."""
-    limit = float(np.max(np.abs(output))) or 1.0
+    """2-D data: the output as a heat map (on the figure's colour axis), its zero level as the
+    decision boundary, and the points of each class."""
     x, y, z = float32(result.grid_x), float32(result.grid_y), float32(output.T)
     traces: list[go.BaseTraceType] = [
         go.Heatmap(
             x=x,
             y=y,
             z=z,
-            colorscale="RdBu",
-            zmin=-limit,
-            zmax=limit,
-            showscale=False,
+            coloraxis=SHARED,
             hovertemplate="f = %{z:.3g}<extra></extra>",
         ),
         go.Contour(

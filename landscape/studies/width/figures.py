@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from landscape.engine.gram import ARCHITECTURES
-from landscape.engine.plotting import line_trace
+from landscape.engine.plotting import LOG_AXIS, NEUTRAL, line_trace
 from landscape.studies.width import depth_sweep, width_sweep
 from landscape.studies.width.width import Result
 
@@ -27,7 +27,7 @@ def gram_heatmap(result: Result) -> go.Figure:
         go.Heatmap(
             z=np.asarray(result.gram[np.ix_(order, order)], dtype=np.float32),
             colorscale="Viridis",
-            colorbar={"title": "K_ij"},
+            colorbar={"title": "K<sub>ij</sub>"},
         )
     )
     fig.update_layout(
@@ -45,11 +45,18 @@ def gram_spectrum(result: Result) -> go.Figure:
     values = np.sort(result.eigenvalues)[::-1]
     rank = np.arange(1, len(values) + 1)
     fig = go.Figure(line_trace(rank, _f32(values), "eigenvalues", PALETTE[0], mode="lines+markers"))
-    fig.add_hline(
-        y=max(result.lambda_min, LOG_FLOOR),
-        line_dash="dot",
-        line_color=PALETTE[1],
-        annotation_text=f"λ<sub>min</sub> = {result.lambda_min:.3g}",
+    level = max(result.lambda_min, LOG_FLOOR)
+    fig.add_hline(y=level, line_dash="dot", line_color=PALETTE[1])
+    # its label placed by hand: on a log axis an annotation's y is log10 of the value (add_hline's
+    # own annotation_text sat at 10^lambda_min)
+    fig.add_annotation(
+        x=1,
+        xref="x domain",
+        xanchor="right",
+        y=float(np.log10(level)),
+        yanchor="bottom",
+        text=f"λ<sub>min</sub> = {result.lambda_min:.3g}",
+        showarrow=False,
     )
     fig.update_layout(
         title="Spectrum of K<sup>(H)</sup>",
@@ -58,7 +65,7 @@ def gram_spectrum(result: Result) -> go.Figure:
         margin={"l": 40, "r": 20, "t": 50, "b": 40},
     )
     fig.update_xaxes(title="index (largest first)")
-    fig.update_yaxes(title="eigenvalue", type="log")
+    fig.update_yaxes(LOG_AXIS, title="eigenvalue")
     return fig
 
 
@@ -79,7 +86,7 @@ def convergence(result: Result) -> go.Figure:
         margin={"l": 40, "r": 20, "t": 50, "b": 40},
     )
     fig.update_xaxes(title="iteration k")
-    fig.update_yaxes(title="loss", type="log", exponentformat="power")
+    fig.update_yaxes(LOG_AXIS, title="loss")
     return fig
 
 
@@ -111,7 +118,7 @@ def dynamics(result: Result) -> go.Figure:
     ):
         level_line = line_trace(ends, _f32(np.array([level, level])), label, PALETTE[1], dash="dot")
         fig.add_trace(level_line, row=1, col=3)
-    fig.update_yaxes(type="log", row=1, col=3, exponentformat="power")
+    fig.update_yaxes(LOG_AXIS, row=1, col=3)
     fig.update_xaxes(title="iteration k")
     fig.update_layout(
         height=360,
@@ -163,8 +170,8 @@ def width_scaling(sweep: width_sweep.Result) -> go.Figure:
         legend={"orientation": "h", "y": -0.25},
         margin={"l": 40, "r": 20, "t": 50, "b": 40},
     )
-    fig.update_xaxes(title="width m", type="log")
-    fig.update_yaxes(type="log", exponentformat="power")
+    fig.update_xaxes(LOG_AXIS, title="width m")
+    fig.update_yaxes(LOG_AXIS)
     return fig
 
 
@@ -177,12 +184,12 @@ def width_curves(sweep: width_sweep.Result) -> go.Figure:
         label = f"m = {m}" + (" (diverged)" if sweep.diverged[index] else "")
         color = PALETTE[index % len(PALETTE)]
         fig.add_trace(line_trace(steps[keep], _f32(sweep.loss[index][keep]), label, color))
-    fig.add_trace(line_trace(steps, _f32(sweep.bound), "bound", "black", dash="dash"))
+    fig.add_trace(line_trace(steps, _f32(sweep.bound), "bound", NEUTRAL, dash="dash"))
     fig.update_layout(
         title="Convergence per width", height=440, margin={"l": 40, "r": 20, "t": 50, "b": 40}
     )
     fig.update_xaxes(title="iteration k")
-    fig.update_yaxes(title="loss", type="log", exponentformat="power")
+    fig.update_yaxes(LOG_AXIS, title="loss")
     return fig
 
 
@@ -199,7 +206,7 @@ def depth_lambda(sweep: depth_sweep.Result) -> go.Figure:
         margin={"l": 40, "r": 20, "t": 50, "b": 40},
     )
     fig.update_xaxes(title="depth H")
-    fig.update_yaxes(title="λ<sub>min</sub>", type="log", exponentformat="power")
+    fig.update_yaxes(LOG_AXIS, title="λ<sub>min</sub>")
     return fig
 
 
@@ -227,7 +234,7 @@ def depth_widths(sweep: depth_sweep.Result) -> go.Figure:
             )
             fig.add_trace(trace, row=1, col=col)
     fig.update_xaxes(title="depth H")
-    fig.update_yaxes(type="log", exponentformat="power")
+    fig.update_yaxes(LOG_AXIS)
     fig.update_layout(
         height=400,
         legend={"orientation": "h", "y": -0.25},
