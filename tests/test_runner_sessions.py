@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from landscape.engine import device
-from landscape.server import serving
+from landscape.engine import byte_lru, device
 from ui import export, runner
 
 FAKE = "convexify_fake_study"
@@ -226,7 +225,7 @@ def test_a_server_setting_out_of_range_is_named_on_the_page(
     from pathlib import Path
 
     monkeypatch.delitem(runner._shared, "queue", raising=False)  # made again, with the setting
-    figures = serving.ByteLRU(serving.EnvCeiling(export.FIGURE_CACHE_VARIABLE, 1), name="Figures")
+    figures = byte_lru.ByteLRU(byte_lru.EnvCeiling(export.FIGURE_CACHE_VARIABLE, 1), name="Figures")
     monkeypatch.setattr(export, "_figures", figures)  # as a fresh server makes it, unread yet
     monkeypatch.setenv(variable, value)
     app = str(Path(__file__).resolve().parents[1] / "app.py")

@@ -744,7 +744,7 @@ def _train_models(config: Config, data: _Data, report: Progress) -> _Trained:
 
 
 def training_state(config: Config) -> dict[str, np.ndarray]:
-    """``config``'s training (`_trained`) as named arrays, which `presets.precompute` stores
+    """``config``'s training (`_trained`) as named arrays, which `landscape.precompute` stores
     once per `training_key` of the presets and `_restored` reads back instead of training:
 
     - ``model/<name>`` (K, *shape): entry ``<name>`` of the K models' state dicts (float32);
