@@ -418,7 +418,7 @@ class ProtocolActor:
         """Record the seconds of opening ``path`` (to the end of its run), or the timeout."""
         try:
             record.opens.append(await asyncio.wait_for(step, MOVE_TIMEOUT_S))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             record.failures.append(f"open {path}: TimeoutError")
 
     async def move(self, study: Study, presses: int, record: Record) -> None:
@@ -426,7 +426,7 @@ class ProtocolActor:
         step = self.client.move(study.slider, f"chart_{study.chart}", presses)
         try:
             answer = await asyncio.wait_for(step, MOVE_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             record.failures.append(f"{study.path} {study.slider} {presses:+d}: TimeoutError")
             return
         record.moves[answer.kind].append(answer.seconds)
