@@ -5,8 +5,9 @@ temporary folder, makes a fresh virtual environment there, runs the README's ins
 ``python -m pip install -c constraints.txt -e ".[dev]"`` and its test command
 ``python -m pytest`` (plus any ``--pytest-args``), and prints one Markdown table row per Python:
 install time, the torch and NumPy that pip chose (and whether torch is a CUDA build), the size
-of the environment, the tests' summary and pass or fail. Standard library only; commit first
-(uncommitted changes are not in the clone).
+of the environment, the tests' summary and pass or fail; the logs hold every command's output
+and ``pip freeze``. Standard library only; commit first (uncommitted changes are not in the
+clone).
 
     python scripts/check_installs.py                          # 3.11, 3.12, 3.13, whole suite
     python scripts/check_installs.py --python 3.12 3.13 --pytest-args='-m "not browser"'
@@ -127,6 +128,7 @@ def check(python: Path, commit: str, options: argparse.Namespace, logs: Path) ->
         if status != 0:
             outcome.tests = output.strip().splitlines()[-1][:160] if output.strip() else "-"
             return outcome
+        run([interpreter, "-m", "pip", "freeze", "--exclude-editable"], source, log, 600)
         status, _, output = run([interpreter, "-c", VERSION_PROBE], source, log, 600)
         if status == 0:
             outcome.python, outcome.torch, outcome.cuda, outcome.numpy = output.split()[:4]

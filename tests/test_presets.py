@@ -155,7 +155,10 @@ def test_every_result_field_is_classified(module_name: str) -> None:
         if not name.endswith("_seconds"):
             kind = np.asarray(getattr(default, name)).dtype.kind
             assert kind != "f", f"{module_name}.Result.{name}: stable or trained?"
-    assert set(studies.study_modules()) == set(CHECKS)
+
+
+def test_every_study_has_its_checks() -> None:
+    assert set(studies.study_modules()) == set(CHECKS), "add the study to tests/preset_claims.py"
 
 
 TRAININGS = {e["training"]: e for e in ENTRIES if "training" in e}  # file -> an entry of its key
@@ -251,3 +254,24 @@ def test_the_fingerprint_is_the_same_under_other_numerics() -> None:
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.split() == here
+
+
+def test_precompute_writes_the_presets_their_fingerprint_and_the_stack(tmp_path) -> None:
+    """`precompute` into another folder: one NPZ per preset that reads back as the study's run,
+    and an index entry with the configuration, the code fingerprint and the stack, for the
+    record (this process's, pinned or not)."""
+    study = "landscape.studies.shallow_relu.single_neuron"
+    logged: list[str] = []
+    index = precompute.precompute([study], tmp_path, log=logged.append)
+    assert [e["name"] for e in index] == list(presets.presets_of(study)) == ["default"]
+    entry = index[0]
+    assert entry["code"] == precompute.code_fingerprint(study) and logged == [f"{study}: default"]
+    assert entry["computed_with"] == numerics.computed_with()
+    module, config = _config(entry)
+    stored = presets.lookup(study, config, directory=tmp_path)
+    with presets.afresh():
+        fresh = module.run(config)
+    for field in dataclasses.fields(fresh):
+        if not field.name.endswith("_seconds"):
+            a, b = getattr(stored, field.name), getattr(fresh, field.name)
+            np.testing.assert_array_equal(a, b, err_msg=field.name)  # one process: the same bits
