@@ -136,13 +136,19 @@ def check(python: Path, commit: str, options: argparse.Namespace, logs: Path) ->
             ["du", "-sh", str(venv)], capture_output=True, text=True
         ).stdout.split("\t")[0]
         if options.install_only:
-            outcome.passed = True
+            outcome.passed, outcome.tests = True, "not run (--install-only)"
             return outcome
         command = [interpreter, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options.pytest]
         status, seconds, output = run(command, source, log, options.timeout)
         outcome.tests, outcome.test_seconds = pytest_summary(output), seconds
         outcome.passed = status == 0
     return outcome
+
+
+def _verdict(outcome: Outcome) -> str:
+    if not outcome.passed:
+        return "FAIL"
+    return "installed" if outcome.tests.startswith("not run") else "pass"
 
 
 def table(outcomes: list[Outcome], pytest_args: list[str]) -> str:
@@ -156,7 +162,7 @@ def table(outcomes: list[Outcome], pytest_args: list[str]) -> str:
         tests = f"{o.tests} ({o.test_seconds / 60:.1f} min)" if o.test_seconds else o.tests
         rows.append(
             f"| {o.python} | {o.install} ({o.install_seconds:.0f} s) | {o.torch} ({o.cuda}) "
-            f"| {o.numpy} | {o.size} | {tests} | {'pass' if o.passed else 'FAIL'} |"
+            f"| {o.numpy} | {o.size} | {tests} | {_verdict(o)} |"
         )
     return "\n".join(rows)
 
