@@ -19,6 +19,7 @@ import hashlib
 import importlib
 import io
 import json
+import tokenize
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -82,15 +83,46 @@ def _imported_in_folder(path: Path, folder: str) -> set[str]:
 
 def code_fingerprint(module_name: str) -> str:
     """``sha256:<hex>`` of the study's `study_sources` (paths relative to the studies package,
-    and contents with line endings made ``\\n``): the code's inputs, the same on every
-    machine, operating system and Python. Its ``Config`` defaults and ``PRESETS`` are in there."""
+    and `code_text`: the code without comments, docstrings and blank lines): the code's inputs,
+    the same on every machine, operating system and Python. Its ``Config`` defaults and
+    ``PRESETS`` are in there; a comment or a docstring edited is not."""
     digest = hashlib.sha256()
     root = _studies_root()
     for path in study_sources(module_name):
-        text = path.read_bytes().replace(b"\r\n", b"\n")
+        text = code_text(path.read_bytes().decode("utf-8"))
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(text).hexdigest().encode() + b"\n")
+        digest.update(hashlib.sha256(text.encode()).hexdigest().encode() + b"\n")
     return f"sha256:{digest.hexdigest()}"
+
+
+def code_text(source: str) -> str:
+    """``source`` without its comments (`tokenize`'s COMMENT tokens), its docstrings (`ast`:
+    a string constant that opens a module, class or function body), trailing spaces and blank
+    lines, with ``\n`` line endings. Both positions come from parsers that read them alike on
+    every Python version (3.12's new f-string tokens do not move a comment)."""
+    lines = source.replace("\r\n", "\n").split("\n")
+    cut: list[tuple[int, int, int, int]] = []  # first line (from 1), column, last line, column
+    for token in tokenize.generate_tokens(io.StringIO("\n".join(lines)).readline):
+        if token.type == tokenize.COMMENT:
+            cut.append((*token.start, *token.end))
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        body = getattr(node, "body", None)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = body[0] if body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                if isinstance(first.value.value, str) and first.end_lineno is not None:
+                    start = _characters(lines[first.lineno - 1], first.col_offset)
+                    end = _characters(lines[first.end_lineno - 1], first.end_col_offset or 0)
+                    cut.append((first.lineno, start, first.end_lineno, end))
+    for start_line, start_col, end_line, end_col in sorted(cut, reverse=True):
+        head, tail = lines[start_line - 1][:start_col], lines[end_line - 1][end_col:]
+        lines[start_line - 1 : end_line] = [head + tail]
+    return "\n".join(line.rstrip() for line in lines if line.strip()) + "\n"
+
+
+def _characters(line: str, offset: int) -> int:
+    """The character column of `ast`'s UTF-8 byte offset ``offset`` in ``line``."""
+    return len(line.encode()[:offset].decode())
 
 
 def precompute(

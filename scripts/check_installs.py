@@ -109,7 +109,8 @@ def clone(workdir: Path, commit: str) -> Path:
 
 def pytest_summary(output: str) -> str:
     """pytest's last summary line (``12 passed, 1 skipped in 3.4s``) without the timing."""
-    lines = [line.strip("= ") for line in output.splitlines() if re.search(r"=+ .* in \d", line)]
+    found = r"\d+ (passed|failed|error|errors|skipped|deselected)\b.* in \d"
+    lines = [line.strip("= ") for line in output.splitlines() if re.search(found, line)]
     return re.sub(r" in [\d.]+s.*$", "", lines[-1]) if lines else output.strip()[-200:]
 
 

@@ -171,7 +171,7 @@ def lab(r: Any, config: Any) -> None:
 
 def width(r: Any, config: Any) -> None:
     """The Gram matrix is symmetric positive semi-definite with the eigenvalues reported, and
-    gradient descent's loss stays under the theorem's bound where the step is stable."""
+    gradient descent's loss falls at least as fast as the theorem's rate."""
     np.testing.assert_allclose(r.gram, r.gram.T, atol=1e-12)
     np.testing.assert_allclose(
         np.linalg.eigvalsh(r.gram), np.sort(r.eigenvalues), rtol=1e-9, atol=1e-12
@@ -179,6 +179,7 @@ def width(r: Any, config: Any) -> None:
     assert r.lambda_min == pytest.approx(float(np.min(r.eigenvalues)), rel=1e-9, abs=1e-15)
     assert r.lambda_min >= -1e-12
     assert not r.diverged, r.message
+    assert r.loss[-1] < r.loss[0] and r.measured_rate <= r.bound_rate + 1e-12
 
 
 def gram_depth(r: Any, config: Any) -> None:
@@ -251,11 +252,12 @@ CHECKS: dict[str, Check] = {
             "lambda_min_last",
             "lambda_min_full",
             "init_deviation",
-            "measured_rate",
             "bound_rate",
             rtol=1e-7,
         ),
-        trained=frozenset(),
+        # the rate fitted to a loss that deep networks drive down to 1e-29, float64's floor,
+        # where the CUDA build of torch and NumPy 2.5 moved it by 8e-4 relative
+        trained=frozenset({"measured_rate"}),
         claims=width,
     ),
     "landscape.studies.beyond.gram_depth": Check(

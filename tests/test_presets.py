@@ -225,18 +225,34 @@ def test_the_fingerprint_reads_the_study_and_what_it_imports_of_its_folder() -> 
     assert len(fingerprints) == len(studies.study_modules())
 
 
-def test_the_fingerprint_follows_the_source_not_its_line_endings(tmp_path, monkeypatch) -> None:
-    """On a copy of the studies: an edit changes the fingerprint, Windows line endings (a
-    checkout with ``core.autocrlf``) do not."""
+def test_the_fingerprint_follows_the_code_not_its_comments(tmp_path, monkeypatch) -> None:
+    """On a copy of the studies: Windows line endings (a checkout with ``core.autocrlf``), a
+    comment and a docstring edited leave the fingerprint; a changed default does not."""
     root = tmp_path / "studies"
     shutil.copytree(precompute._studies_root(), root)
     monkeypatch.setattr(precompute, "_studies_root", lambda: root)
     before = precompute.code_fingerprint(STUDY)
     net = root / "linear_duality" / "linear_net.py"
-    net.write_bytes(net.read_bytes().replace(b"\n", b"\r\n"))
+    net.write_bytes(net.read_bytes().replace(b"\n", b"\r\n") + b"# a comment\r\n")
+    study = root / "linear_duality" / "linear_duality.py"
+    text = study.read_text()
+    study.write_text(text.replace('"""', '"""Edited. ', 1))
     assert precompute.code_fingerprint(STUDY) == before
-    net.write_bytes(net.read_bytes() + b"# an edit\r\n")
+    assert "    gamma_ratio: float = " in text
+    study.write_text(text.replace("    gamma_ratio: float = ", "    gamma_ratio: float = 2 * ", 1))
     assert precompute.code_fingerprint(STUDY) != before
+
+
+def test_code_text_drops_comments_and_docstrings_only() -> None:
+    source = (
+        '"""Module."""\n'
+        "import os  # why\n"
+        "\n"
+        "def f(x):\n"
+        '    """What f is.\n\n    More."""\n'
+        '    return f"#{x}"  # a comment\r\n'
+    )
+    assert precompute.code_text(source) == 'import os\ndef f(x):\n    return f"#{x}"\n'
 
 
 def test_the_fingerprint_is_the_same_under_other_numerics() -> None:
