@@ -13,11 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from landscape.server import numerics  # noqa: E402  (imports neither torch nor NumPy)
-
-# The pinned numerics of the presets (tests/test_presets.py compares them bit for bit), one torch
-# thread among them; set before torch and NumPy load, as they read it then.
-os.environ.update(numerics.PINNED)
+# One thread for torch, its OpenMP and MKL, set before torch and NumPy load, as they read it then.
+# Nothing pins the processor's code paths: the tests pass on whichever the machine has (x86-64
+# or ARM, any torch build), and tests/test_presets.py checks the presets by what holds on all.
+os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CONVEXIFY_TORCH_THREADS": "1"})
 
 
 def pytest_configure(config: pytest.Config) -> None:

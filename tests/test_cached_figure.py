@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from landscape.server import serving
+from landscape.engine import byte_lru
 from ui import export
 
 
@@ -48,7 +48,7 @@ def test_the_cache_is_bounded_in_bytes_and_keeps_its_arguments_alive(monkeypatch
     points = 10_000
     sample = export.Specified(go.Figure(go.Scatter(y=np.zeros(points))))  # as cached
     one = export._figure_nbytes(((), sample))
-    small = serving.ByteLRU(int(3.5 * one), sizer=export._figure_nbytes, name="Figures")
+    small = byte_lru.ByteLRU(int(3.5 * one), sizer=export._figure_nbytes, name="Figures")
     monkeypatch.setattr(export, "_figures", small)
     calls: list[int] = []
 
@@ -153,7 +153,7 @@ def test_the_cache_counts_what_its_figures_really_hold() -> None:
     """The ceiling is honest: what cached figures keep alive is not more than the bytes the cache
     counts for them, its keys and its own bookkeeping included (a kept Figure's validated
     property trees were not counted: 1.8 times the count for 25 Linear duality figures; before
-    `serving.ENTRY_OVERHEAD`, the keys and links were 2-3% over the count)."""
+    `byte_lru.ENTRY_OVERHEAD`, the keys and links were 2-3% over the count)."""
     out = subprocess.run(
         [sys.executable, "-c", HELD_AND_COUNTED],
         capture_output=True,

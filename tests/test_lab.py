@@ -289,7 +289,8 @@ def test_moving_range_or_resolution_reuses_training_and_matches_a_fresh_run() ->
 def _assert_same(
     a: lab.Result, b: lab.Result, names: list[str] | None = None, rtol: float = 0.0
 ) -> None:
-    """Field by field (NaN equal to NaN), wall-clock timings aside; floats to ``rtol``."""
+    """Field by field (NaN equal to NaN), wall-clock timings aside; floats to ``rtol`` (arrays:
+    of each element, or of the array's largest magnitude for elements near zero)."""
     from dataclasses import fields
 
     for name in names or [f.name for f in fields(b)]:
@@ -297,13 +298,20 @@ def _assert_same(
             continue
         x, y = getattr(a, name), getattr(b, name)
         if isinstance(y, np.ndarray) and y.dtype.kind == "f":
-            np.testing.assert_allclose(x, y, rtol=rtol, atol=0.0, err_msg=name)
+            np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * _scale(y), err_msg=name)
         elif isinstance(y, np.ndarray):
             np.testing.assert_array_equal(x, y, err_msg=name)
         elif isinstance(y, float):
             assert x == pytest.approx(y, rel=rtol, abs=0.0, nan_ok=True), name
         else:
             assert x == y, name
+
+
+def _scale(array: np.ndarray) -> float:
+    """The largest finite magnitude in ``array`` (0 when there is none)."""
+    finite = np.abs(np.asarray(array, dtype=float))
+    finite = finite[np.isfinite(finite)]
+    return float(finite.max()) if finite.size else 0.0
 
 
 def _counting(monkeypatch, module, name: str) -> list[int]:
@@ -348,8 +356,8 @@ def test_moving_the_range_trains_once_and_keeps_the_centre_evidence(monkeypatch)
 @pytest.mark.slow
 def test_a_new_resolution_on_a_preset_takes_its_stored_curvature(monkeypatch) -> None:
     """Moving the resolution off a stored preset computes no curvature: the curvature and the
-    evidence are the stored preset's (which tests/test_presets.py checks against a fresh run);
-    the surface at the new resolution equals one computed afresh."""
+    evidence are the stored preset's (which tests/test_presets.py checks by what it claims);
+    the surface at the new resolution equals one computed afresh (`TRAINED_RTOL`)."""
     from dataclasses import fields, replace
 
     from landscape.files import presets
@@ -369,10 +377,11 @@ def test_a_new_resolution_on_a_preset_takes_its_stored_curvature(monkeypatch) ->
     with presets.afresh():  # the parts kept from the presets are computed anew in there
         fresh = lab.run(replace(default, resolution=45, curvature_resolution=0))
     assert (len(centres), len(slices)) == (1, 1)
-    # the slices are the stored preset's too (the presets' own tolerance: they may come from
-    # another machine); the surface at the new resolution is this run's
-    _assert_same(moved, fresh, [f.name for f in fields(lab.Surface)])
-    _assert_same(moved, fresh, [f.name for g in (lab.Plane, lab.Slices) for f in fields(g)], 1e-6)
+    # the surface at the new resolution is this run's, on the stored training; the slices are
+    # the stored preset's; the fresh run trained anew (equal to `TRAINED_RTOL` on any machine)
+    _assert_same(moved, fresh, [f.name for f in fields(lab.Surface)], TRAINED_RTOL)
+    planes = [f.name for g in (lab.Plane, lab.Slices) for f in fields(g)]
+    _assert_same(moved, fresh, planes, TRAINED_RTOL)
 
 
 def test_training_steps_equal_torch_adam() -> None:
@@ -427,25 +436,31 @@ def _assert_same_training(a: lab_training.Trained, b: lab_training.Trained, rtol
         p, q = x.state_dict(), y.state_dict()
         assert p.keys() == q.keys()
         for name in q:
-            np.testing.assert_allclose(p[name], q[name], rtol=rtol, atol=0.0, err_msg=name)
+            atol = rtol * _scale(q[name])
+            np.testing.assert_allclose(p[name], q[name], rtol=rtol, atol=atol, err_msg=name)
     for c, d in zip(a.trajectory, b.trajectory, strict=True):
         assert c.keys() == d.keys()
         for name in d:
-            np.testing.assert_allclose(c[name], d[name], rtol=rtol, atol=0.0, err_msg=name)
+            atol = rtol * _scale(d[name])
+            np.testing.assert_allclose(c[name], d[name], rtol=rtol, atol=atol, err_msg=name)
     np.testing.assert_allclose(a.history, b.history, rtol=rtol, atol=0.0)
 
 
-# Restored and fresh trainings agree to the presets' tolerance (tests/test_presets.py): float32
-# training under the pinned numerics repeats bit for bit on one machine, and to 1e-6 elsewhere.
-PRESET_RTOL = 1e-6
+# A stored training (computed by `python -m landscape precompute` on one machine) and the same
+# training run here: bit for bit on that machine's stack, a little apart on another processor,
+# BLAS or torch build, where float32 training takes other rounding. Measured with AVX-512
+# kernels in place of the presets' AVX2: weights 6e-7 apart (2e-5 of the smallest, 5e-6 of each
+# array's largest), surfaces and evidence 4e-5 relative at most. A restore gone wrong moves
+# them by their own size.
+TRAINED_RTOL = 1e-4
 
 
 @pytest.mark.slow
 def test_the_stored_training_is_the_training() -> None:
     """A configuration off the presets with a preset's training key restores that training
     (`lab_training.restored`): its models, checkpoints and loss history equal the training run anew
-    (`presets.afresh`), and its start is the fresh training's start bit for bit (both are the
-    model built from the seed) and its first checkpoint."""
+    (`presets.afresh`) to `TRAINED_RTOL`, and its start is the fresh training's start bit for
+    bit (both are the model built from the seed) and, to rounding, its first checkpoint."""
     from landscape.engine.progress import silent
     from landscape.files import presets
 
@@ -456,16 +471,17 @@ def test_the_stored_training_is_the_training() -> None:
     with presets.afresh():  # the restored training kept in memory is not used in there
         _, fresh = lab_training.trained(config, silent)
     assert not fresh.restored and len(fresh.history) == config.epochs
-    _assert_same_training(restored, fresh, PRESET_RTOL)
+    _assert_same_training(restored, fresh, TRAINED_RTOL)
     for name, tensor in fresh.start.items():
-        assert torch.equal(restored.start[name], tensor), name
-        assert torch.equal(restored.trajectory[0][name], tensor), name
+        assert torch.equal(restored.start[name], tensor), name  # both built here from the seed
+        # the stored first checkpoint was built from the seed on the presets' machine
+        torch.testing.assert_close(restored.trajectory[0][name], tensor, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.slow
 def test_a_range_off_the_presets_trains_nothing(monkeypatch) -> None:
     """A range off the ladder (1.7) runs on the stored training (no training: calls counted) and
-    answers as the same run computed afresh, field by field to the presets' tolerance."""
+    answers as the same run computed afresh, field by field to `TRAINED_RTOL`."""
     from dataclasses import replace
 
     from landscape.files import presets
@@ -479,7 +495,7 @@ def test_a_range_off_the_presets_trains_nothing(monkeypatch) -> None:
     with presets.afresh():
         fresh = lab.run(config)
     assert len(trainings) == 1
-    _assert_same(moved, fresh, rtol=PRESET_RTOL)
+    _assert_same(moved, fresh, rtol=TRAINED_RTOL)
 
 
 @pytest.mark.slow
@@ -517,7 +533,7 @@ def test_a_damaged_stored_training_is_trained_again(monkeypatch, tmp_path, damag
     _, trained = lab_training.trained(lab.Config(span=1.7), silent)
     assert trained.restored == (damage == "intact")
     assert len(trainings) == (0 if damage == "intact" else 1)
-    _assert_same_training(trained, intact, PRESET_RTOL)
+    _assert_same_training(trained, intact, TRAINED_RTOL)
 
 
 def test_each_run_evaluates_its_own_copy_of_the_shared_training() -> None:

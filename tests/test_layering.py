@@ -147,10 +147,43 @@ def test_the_mathematics_changes_no_process_wide_state() -> None:
 
 @pytest.mark.parametrize("room", ["files", "server"])
 def test_files_and_server_never_import_a_study_or_streamlit(room: str) -> None:
-    bad = ("landscape.studies", "landscape.cli", "ui", "views", "streamlit")
+    above = ("landscape.cli", "landscape.precompute", "landscape.__main__")
+    bad = ("landscape.studies", *above, "ui", "views", "streamlit")
     for path in files(ROOT / "landscape" / room):
         for name in imported_modules(path):
             assert not any(within(name, p) for p in bad), f"{path.relative_to(ROOT)} imports {name}"
+
+
+def test_files_never_import_the_server() -> None:
+    """``landscape/files`` (what crosses the disk) sits below ``landscape/server`` (what a
+    long-running process needs): the presets' and uploads' stores take their byte-bounded cache
+    from `landscape.engine.byte_lru`, and precompute, which runs the studies, sits above them."""
+    for path in files(ROOT / "landscape" / "files"):
+        for name in imported_modules(path):
+            assert not within(name, "landscape.server"), f"{path.relative_to(ROOT)} imports {name}"
+
+
+def test_no_two_modules_of_the_files_room_import_each_other() -> None:
+    """No import circle inside ``landscape/files`` (e.g. run files <-> presets): the modules'
+    imports of each other form a graph without a cycle."""
+    room = ROOT / "landscape" / "files"
+    graph = {
+        f"landscape.files.{path.stem}": {
+            name.rsplit(".", 1)[0] if name.count(".") == 3 else name
+            for name in imported_modules(path)
+            if within(name, "landscape.files")
+        }
+        for path in files(room)
+        if path.stem != "__init__"
+    }
+    for start in graph:
+        seen, stack = set(), [start]
+        while stack:
+            for follower in graph.get(stack.pop(), ()):
+                assert follower != start, f"{start} imports itself through {sorted(seen)}"
+                if follower not in seen:
+                    seen.add(follower)
+                    stack.append(follower)
 
 
 def test_solvers_import_nothing_of_ours() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from landscape.files import presets, results
+from landscape.files import presets, results, run_file_schema
 from tests.drawn_charts import drawn_charts
 from ui.catalogue import STUDIES
 from ui.runner import clear_cache
@@ -36,7 +36,7 @@ CASES = [  # (page, fixture, study module, link that shows the study)
 def nan_everywhere_allowed(stem: str, module) -> tuple:
     """The fixture with every float the schema does not require finite set to NaN."""
     document = json.loads((FIXTURES / f"{stem}.json").read_text())
-    schema = results.result_schema(module)
+    schema = run_file_schema.result_schema(module)
     odd = copy.deepcopy(document)
     for name, spec in schema.items():
         if spec.kind != "f" or spec.finite or name not in odd["result"]:

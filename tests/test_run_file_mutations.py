@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from landscape import studies
-from landscape.files import presets, results
+from landscape.files import presets, results, run_file_schema
 
 FIXTURES = Path(__file__).parent / "fixtures" / "run_files"
 MODULES = {name.rsplit(".", 1)[-1]: name for name in studies.study_modules()}
@@ -76,9 +76,9 @@ def assert_clear_or_valid(outcome, stem: str) -> None:
 @pytest.mark.parametrize("stem", sorted(MODULES))
 def test_every_result_field_is_declared_and_the_fixture_fits(stem: str) -> None:
     module = study(stem)
-    schema = results.result_schema(module)
+    schema = run_file_schema.result_schema(module)
     assert set(schema) == {f.name for f in dataclasses.fields(module.Result)}
-    assert not results.undeclared_fields(module), "declare them in RESULT_SHAPES"
+    assert not run_file_schema.undeclared_fields(module), "declare them in RESULT_SHAPES"
     outcome, peak = load((FIXTURES / f"{stem}.json").read_bytes(), stem)
     assert not isinstance(outcome, ValueError), outcome
     assert peak < MEMORY_LIMIT
@@ -375,7 +375,7 @@ def test_a_field_not_declared_yet_still_loads(monkeypatch) -> None:
     shapes = dict(module.RESULT_SHAPES)
     del shapes["surfaces"], shapes["n_samples"]
     monkeypatch.setattr(module, "RESULT_SHAPES", shapes)
-    assert results.undeclared_fields(module) == ["surfaces", "n_samples"]
+    assert run_file_schema.undeclared_fields(module) == ["surfaces", "n_samples"]
     outcome, _ = load(fixture("branches"), "branches")
     assert not isinstance(outcome, ValueError), outcome
     document = copy.deepcopy(fixture("branches"))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from landscape.server import serving
+from landscape.engine import byte_lru
 from landscape.server import threads as thread_settings
 from ui import export, runner
 
@@ -233,7 +233,7 @@ def test_a_server_setting_out_of_range_is_named_on_the_page(
     from pathlib import Path
 
     monkeypatch.delitem(runner._shared, "queue", raising=False)  # made again, with the setting
-    figures = serving.ByteLRU(serving.EnvCeiling(export.FIGURE_CACHE_VARIABLE, 1), name="Figures")
+    figures = byte_lru.ByteLRU(byte_lru.EnvCeiling(export.FIGURE_CACHE_VARIABLE, 1), name="Figures")
     monkeypatch.setattr(export, "_figures", figures)  # as a fresh server makes it, unread yet
     monkeypatch.setenv(variable, value)
     app = str(Path(__file__).resolve().parents[1] / "app.py")

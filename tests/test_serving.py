@@ -15,8 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from landscape.engine import byte_lru
+from landscape.engine.byte_lru import ByteLRU, byte_lru_cache
 from landscape.server import serving
-from landscape.server.serving import ByteLRU, Cancelled, RunQueue, byte_lru_cache
+from landscape.server.serving import Cancelled, RunQueue
 
 WAIT = 30.0  # seconds: generous bounds for a loaded machine; no test asserts on speed
 
@@ -42,14 +44,14 @@ class FakeResult:
 
 def test_size_of_a_result_is_its_arrays_plus_small_overheads() -> None:
     result = FakeResult(np.zeros((100, 100)), np.zeros(1000, np.float32), 0.5, "abc")
-    size = serving.estimate_nbytes(result)
+    size = byte_lru.estimate_nbytes(result)
     arrays = 100 * 100 * 8 + 1000 * 4
     assert arrays < size < arrays + 2000
     # an array reached twice is counted once; a view adds only its header
     shared = FakeResult(result.surface, result.surface[:10], 0.5, "abc")
-    assert serving.estimate_nbytes(shared) < 100 * 100 * 8 + 2000
-    assert serving.estimate_nbytes([b"x" * 5000, "y" * 3000]) >= 8000
-    assert serving.estimate_nbytes({"a": np.ones(10)}) >= 80 + sys.getsizeof(np.empty(0))
+    assert byte_lru.estimate_nbytes(shared) < 100 * 100 * 8 + 2000
+    assert byte_lru.estimate_nbytes([b"x" * 5000, "y" * 3000]) >= 8000
+    assert byte_lru.estimate_nbytes({"a": np.ones(10)}) >= 80 + sys.getsizeof(np.empty(0))
 
 
 # -- byte-bounded LRU --------------------------------------------------------------------------
@@ -140,7 +142,7 @@ def test_byte_lru_cache_memoises_within_its_ceiling() -> None:
 def test_an_entry_counts_its_key_and_the_caches_bookkeeping() -> None:
     """What the cache itself allocates for many entries (traced by tracemalloc: its table, links
     and ``(value, size)`` tuples; the keys and values exist before) is at most
-    `serving.ENTRY_OVERHEAD` an entry, and not far below it; an entry counts its value, its key
+    `byte_lru.ENTRY_OVERHEAD` an entry, and not far below it; an entry counts its value, its key
     and that overhead."""
     entries = 20_000
     keys = [(f"key {i}", i + 10**6) for i in range(entries)]
@@ -154,10 +156,10 @@ def test_an_entry_counts_its_key_and_the_caches_bookkeeping() -> None:
         bookkeeping = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert 0.7 * entries * serving.ENTRY_OVERHEAD <= bookkeeping
-    assert bookkeeping <= entries * serving.ENTRY_OVERHEAD
+    assert 0.7 * entries * byte_lru.ENTRY_OVERHEAD <= bookkeeping
+    assert bookkeeping <= entries * byte_lru.ENTRY_OVERHEAD
     assert cache.entry_size(keys[0], values[0]) == (
-        sys.getsizeof(values[0]) + serving.estimate_nbytes(keys[0]) + serving.ENTRY_OVERHEAD
+        sys.getsizeof(values[0]) + byte_lru.estimate_nbytes(keys[0]) + byte_lru.ENTRY_OVERHEAD
     )
     assert cache.nbytes == sum(map(cache.entry_size, keys, values))
 
@@ -169,25 +171,25 @@ def test_a_modules_size_is_its_parameters_and_buffers() -> None:
     model = nn.Sequential(nn.Linear(100, 50), nn.BatchNorm1d(50))
     tensors = [*model.parameters(), *model.buffers()]
     weights = sum(t.numel() * t.element_size() for t in tensors)
-    assert weights <= serving.estimate_nbytes(model) <= weights + 200 * len(tensors) + 1000
-    assert serving.estimate_nbytes([model, model]) < weights + 200 * len(tensors) + 1100
-    assert serving.estimate_nbytes(torch.zeros(10)) >= 40
+    assert weights <= byte_lru.estimate_nbytes(model) <= weights + 200 * len(tensors) + 1000
+    assert byte_lru.estimate_nbytes([model, model]) < weights + 200 * len(tensors) + 1100
+    assert byte_lru.estimate_nbytes(torch.zeros(10)) >= 40
 
 
 def test_ceiling_from_environment(monkeypatch) -> None:
     monkeypatch.setenv("CONVEXIFY_TEST_MB", "1.5")
-    assert serving.mebibytes_from_env("CONVEXIFY_TEST_MB", 7) == int(1.5 * 2**20)
+    assert byte_lru.mebibytes_from_env("CONVEXIFY_TEST_MB", 7) == int(1.5 * 2**20)
     monkeypatch.delenv("CONVEXIFY_TEST_MB")
-    assert serving.mebibytes_from_env("CONVEXIFY_TEST_MB", 7) == 7 * 2**20
+    assert byte_lru.mebibytes_from_env("CONVEXIFY_TEST_MB", 7) == 7 * 2**20
     for bad in ("-1", "lots", "nan"):
         monkeypatch.setenv("CONVEXIFY_TEST_MB", bad)
         with pytest.raises(ValueError, match="CONVEXIFY_TEST_MB"):
-            serving.mebibytes_from_env("CONVEXIFY_TEST_MB", 7)
+            byte_lru.mebibytes_from_env("CONVEXIFY_TEST_MB", 7)
 
 
 def test_a_ceiling_from_the_environment_is_read_at_the_first_use(monkeypatch) -> None:
     monkeypatch.setenv("CONVEXIFY_TEST_MB", "lots")
-    ceiling = serving.EnvCeiling("CONVEXIFY_TEST_MB", 7)
+    ceiling = byte_lru.EnvCeiling("CONVEXIFY_TEST_MB", 7)
     cache: ByteLRU[str, bytes] = ByteLRU(ceiling, sizer=len, bookkeeping=False)
     for use in (cache.stats, lambda: cache.put("a", b"x"), lambda: cache.max_bytes):
         with pytest.raises(ValueError, match="CONVEXIFY_TEST_MB must be a number of MiB >= 0"):

@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from landscape.server import serving, study_parts
+from landscape.engine import byte_lru
+from landscape.server import study_parts
 from landscape.studies.lab import lab, reuse
 from landscape.studies.linear_duality import linear_duality
 
@@ -15,7 +16,7 @@ from landscape.studies.linear_duality import linear_duality
 @pytest.fixture
 def small_parts(monkeypatch):
     """The shared cache replaced by an empty one of 1 MiB for the test."""
-    parts: serving.ByteLRU = serving.ByteLRU(2**20, name="Study parts")
+    parts: byte_lru.ByteLRU = byte_lru.ByteLRU(2**20, name="Study parts")
     monkeypatch.setattr(study_parts, "_parts", parts)
     return parts
 
@@ -69,7 +70,7 @@ def test_linear_dualitys_problems_are_kept_within_the_ceiling(small_parts, monke
     assert linear_duality.problem(dataclasses.replace(base, gamma_ratio=2.0)) is first
     assert solved == [base.noise]
     counted_bytes = small_parts.stats().nbytes
-    assert counted_bytes >= serving.estimate_nbytes(first)
+    assert counted_bytes >= byte_lru.estimate_nbytes(first)
     small_parts.resize(counted_bytes - 1)  # the ceiling falls below the part: evicted
     again = linear_duality.problem(base)
     assert solved == [base.noise, base.noise]

@@ -511,7 +511,7 @@ def test_other_suffixes_and_garbage() -> None:
 
 
 def test_store_and_fetch(monkeypatch) -> None:
-    from landscape.server.serving import ByteLRU
+    from landscape.engine.byte_lru import ByteLRU
 
     monkeypatch.setattr(uploads, "_store", ByteLRU(1000, sizer=len, name="Uploads"))
     digest = uploads.store(b"hello")

@@ -13,9 +13,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.basedatatypes import BaseFigure
 
-from landscape.engine import plotting
+from landscape.engine import byte_lru, plotting
 from landscape.files import results
-from landscape.server import serving
 from ui import charts
 from ui.charts import Specified
 
@@ -27,12 +26,12 @@ FIGURE_CACHE_DEFAULT_MB = 64
 def _figure_nbytes(entry: tuple[tuple[Any, ...], Specified]) -> int:
     """Bytes a cached figure keeps alive: the entry, the figure object and its JSON, and the
     arguments it was built from (results the result cache may have let go)."""
-    return serving.estimate_nbytes((entry, vars(entry[1])))
+    return byte_lru.estimate_nbytes((entry, vars(entry[1])))
 
 
-_figures: serving.ByteLRU[tuple[Hashable, ...], tuple[tuple[Any, ...], Specified]] = (
-    serving.ByteLRU(
-        serving.EnvCeiling(FIGURE_CACHE_VARIABLE, FIGURE_CACHE_DEFAULT_MB),
+_figures: byte_lru.ByteLRU[tuple[Hashable, ...], tuple[tuple[Any, ...], Specified]] = (
+    byte_lru.ByteLRU(
+        byte_lru.EnvCeiling(FIGURE_CACHE_VARIABLE, FIGURE_CACHE_DEFAULT_MB),
         sizer=_figure_nbytes,
         name="Figures",
     )
@@ -73,7 +72,7 @@ def clear_figures() -> None:
     _figures.clear()
 
 
-def figure_cache_stats() -> serving.CacheStats:
+def figure_cache_stats() -> byte_lru.CacheStats:
     """The figure cache's entries and bytes against its ceiling, for the about box."""
     return _figures.stats()
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar, cast
 import streamlit as st
 from streamlit.runtime.scriptrunner import RerunException, StopException, get_script_run_ctx
 
+from landscape.engine import byte_lru
 from landscape.files import presets, results, uploads
 from landscape.server import cluster, heap, serving, study_parts
 from ui.export import figure_cache_stats, result_downloads
@@ -73,9 +74,9 @@ SECRETS_SECTION = "convexify"  # [convexify] in .streamlit/secrets.toml: max_run
 # data_dir
 
 
-class ResultCache(serving.ByteLRU[tuple[str, Any], Any]):
+class ResultCache(byte_lru.ByteLRU[tuple[str, Any], Any]):
     """A bounded, thread-safe LRU cache of study results keyed on ``(module, frozen Config)``,
-    bounded in bytes (each result's size estimated from its arrays, `serving.estimate_nbytes`).
+    bounded in bytes (each result's size estimated from its arrays, `byte_lru.estimate_nbytes`).
 
     Shared by all sessions, like ``st.cache_data``, but it calls ``run`` with a live progress
     callback: Streamlit cannot replay element updates made inside an ``st.cache_data`` function
@@ -146,7 +147,7 @@ def result_cache_bytes() -> int:
                     f"got {secret!r}"
                 )
             return int(value * 2**20)
-    return serving.mebibytes_from_env(RESULT_CACHE_VARIABLE, RESULT_CACHE_DEFAULT_MB)
+    return byte_lru.mebibytes_from_env(RESULT_CACHE_VARIABLE, RESULT_CACHE_DEFAULT_MB)
 
 
 _shared_lock = threading.Lock()
@@ -447,7 +448,7 @@ def clear_cache() -> None:
     result_cache().clear()
 
 
-def serving_stats() -> tuple[serving.QueueStats, list[serving.CacheStats]]:
+def serving_stats() -> tuple[serving.QueueStats, list[byte_lru.CacheStats]]:
     """The admission queue's state and each cache's bytes and ceiling, for the about box."""
     return run_queue().stats(), [
         result_cache().stats(),

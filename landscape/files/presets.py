@@ -1,11 +1,12 @@
 """Precomputed results for each study's headline configurations, so that pages open instantly.
 
 A study module lists its headline configurations in ``PRESETS: dict[str, Config]``.
-``python -m landscape precompute`` finds the studies in `landscape.studies`, runs them on the CPU
-under pinned numerics (`landscape.server.numerics`) and writes one NPZ per preset under
-``assets/presets/`` plus ``index.json`` (study, name, configuration, file, numerics). `lookup`
-returns the stored result when a page asks for exactly a preset's configuration (the device
-aside: presets are computed on the CPU and shown on any device).
+``python -m landscape precompute`` (`landscape.precompute`) runs them on the CPU and writes one
+NPZ per preset under ``assets/presets/`` plus ``index.json`` (study, name, configuration, file,
+the code fingerprint it was computed from). Every server serves these same files, so every
+student of a class sees the same figures whatever the machine. `lookup` returns the stored
+result when a page asks for exactly a preset's configuration (the device aside: presets are
+computed on the CPU and shown on any device).
 
 A study whose runs share a training may store it too: its module defines
 ``training_key(config) -> Config`` (the configuration with every field the training does not
@@ -19,11 +20,9 @@ so that a configuration off the presets with such a key need not train.
 from __future__ import annotations
 
 import contextvars
-import dataclasses
 import importlib
-import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -31,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from landscape.engine import byte_lru
 from landscape.files import results
-from landscape.server import numerics, serving
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "assets" / "presets"
 INDEX = "index.json"
@@ -55,7 +54,9 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-def _key(module_name: str, config: Any) -> str:
+def index_key(module_name: str, config: Any) -> str:
+    """The index key of ``config``: study and fields as JSON, floats `_rounded`, the device
+    aside."""
     values = {name: _rounded(value) for name, value in results.config_to_dict(config).items()}
     values.pop("device", None)
     return json.dumps([module_name, values], sort_keys=True)
@@ -87,59 +88,12 @@ def stored_part(module_name: str, config: Any) -> Any | None:
     return None if _afresh.get() else lookup(module_name, config)
 
 
-def precompute(
-    modules: list[str],
-    directory: Path = PRESET_DIR,
-    log: Callable[[str], None] = print,
-) -> list[dict[str, Any]]:
-    """Run the presets of the study ``modules`` on the CPU, write their NPZ files (and their
-    trainings', `_store_training`) into ``directory`` and update ``index.json``, keeping the
-    other studies' entries."""
-    directory.mkdir(parents=True, exist_ok=True)
-    index_path = directory / INDEX
-    kept = json.loads(index_path.read_text()) if index_path.exists() else []
-    index = [entry for entry in kept if entry["study"] not in modules]
-    for module_name in modules:
-        module = importlib.import_module(module_name)
-        trainings: dict[str, str] = {}  # training key -> its file, for this study
-        for name, config in presets_of(module_name).items():
-            config = dataclasses.replace(config, device="cpu")
-            log(f"{module_name}: {name}")
-            with afresh():
-                result = module.run(config)
-            stem = f"{module_name.split('.')[-1]}__{name}"
-            (directory / f"{stem}.npz").write_bytes(results.result_to_npz_bytes(result))
-            entry = {
-                "study": module_name,
-                "name": name,
-                "file": f"{stem}.npz",
-                "config": results.config_to_dict(config),
-                "numerics": numerics.fingerprint(),
-            }
-            if hasattr(module, "training_state"):
-                entry["training"] = _store_training(module, config, stem, directory, trainings)
-            index.append(entry)
-    index_path.write_text(json.dumps(index, indent=1) + "\n")
+def forget() -> None:
+    """Drop what this process read of the presets (index, training table, loaded results), so
+    the next lookup reads the folder again (after `landscape.precompute` rewrote it)."""
     _index.cache_clear()
     _trainings.cache_clear()
     _load.cache_clear()
-    return index
-
-
-def _store_training(
-    module: Any, config: Any, stem: str, directory: Path, written: dict[str, str]
-) -> str:
-    """The file of ``config``'s training state (``module.training_state``, computed afresh),
-    written as ``<stem>__training.npz`` unless ``written`` (training key -> file) holds its key."""
-    key = _key(module.__name__, module.training_key(config))
-    if key not in written:
-        with afresh():
-            state = module.training_state(config)
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **state)
-        written[key] = f"{stem}__training.npz"
-        (directory / written[key]).write_bytes(buffer.getvalue())
-    return written[key]
 
 
 @lru_cache(maxsize=4)
@@ -152,19 +106,19 @@ def _index(directory: Path) -> dict[str, dict[str, Any]]:
     for entry in entries:
         module = importlib.import_module(entry["study"])
         config = results.config_from_dict(module.Config, entry["config"])
-        table[_key(entry["study"], config)] = entry
+        table[index_key(entry["study"], config)] = entry
     return table
 
 
 @lru_cache(maxsize=4)
 def _trainings(directory: Path) -> dict[str, str]:
-    """Training key (as `_key`) -> the file of its stored training state."""
+    """Training key (as `key`) -> the file of its stored training state."""
     table = {}
     for entry in _index(directory).values():
         if "training" in entry:
             module = importlib.import_module(entry["study"])
             config = results.config_from_dict(module.Config, entry["config"])
-            table[_key(entry["study"], module.training_key(config))] = entry["training"]
+            table[index_key(entry["study"], module.training_key(config))] = entry["training"]
     return table
 
 
@@ -177,7 +131,7 @@ def stored_training(
     inside `afresh`, when no preset has this key, or when its file is missing or unreadable
     (the study then trains)."""
     directory = PRESET_DIR if directory is None else directory
-    file = None if _afresh.get() else _trainings(directory).get(_key(module_name, key))
+    file = None if _afresh.get() else _trainings(directory).get(index_key(module_name, key))
     if file is None:
         return None
     try:
@@ -193,13 +147,13 @@ def entries(directory: Path = PRESET_DIR) -> Iterator[dict[str, Any]]:
 
 def lookup(module_name: str, config: Any, directory: Path = PRESET_DIR) -> Any | None:
     """The stored result for ``config`` if it is a preset of ``module_name``, else None."""
-    entry = _index(directory).get(_key(module_name, config))
+    entry = _index(directory).get(index_key(module_name, config))
     if entry is None:
         return None
     return _load(directory, module_name, entry["file"])
 
 
-@serving.byte_lru_cache(serving.EnvCeiling(CACHE_VARIABLE, CACHE_DEFAULT_MB), name="Presets")
+@byte_lru.byte_lru_cache(byte_lru.EnvCeiling(CACHE_VARIABLE, CACHE_DEFAULT_MB), name="Presets")
 def _load(directory: Path, module_name: str, file: str) -> Any:
     """A stored result, read once per process (pages rerun on every widget move) and kept in a
     cache of at most ``CONVEXIFY_PRESET_CACHE_MB`` MiB (default 64), least recently used out."""
@@ -207,6 +161,6 @@ def _load(directory: Path, module_name: str, file: str) -> Any:
     return results.result_from_npz_bytes(module.Result, (directory / file).read_bytes())
 
 
-def cache_stats() -> serving.CacheStats:
+def cache_stats() -> byte_lru.CacheStats:
     """Bytes and entries of the loaded presets' cache, and its ceiling."""
     return _load.cache.stats()

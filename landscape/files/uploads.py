@@ -23,6 +23,7 @@ import onnx
 import torch
 from torch import nn
 
+from landscape.engine import byte_lru
 from landscape.files.onnx_graph import (
     ALLOWED_OPS,
     FLOAT_TYPES,
@@ -31,7 +32,6 @@ from landscape.files.onnx_graph import (
     OnnxGraphModule,
     convert,
 )
-from landscape.server import serving
 
 MAX_MODEL_BYTES = 20 * 2**20
 MAX_PARAMETERS = 5_000_000  # values in all of an ONNX model's initializers and constants
@@ -58,8 +58,8 @@ LABEL_COLUMNS = ("y", "target", "label", "class")
 STORE_VARIABLE = "CONVEXIFY_UPLOAD_CACHE_MB"
 STORE_DEFAULT_MB = 64
 
-_store: serving.ByteLRU[str, bytes] = serving.ByteLRU(
-    serving.EnvCeiling(STORE_VARIABLE, STORE_DEFAULT_MB), sizer=len, name="Uploads"
+_store: byte_lru.ByteLRU[str, bytes] = byte_lru.ByteLRU(
+    byte_lru.EnvCeiling(STORE_VARIABLE, STORE_DEFAULT_MB), sizer=len, name="Uploads"
 )
 
 
@@ -78,7 +78,7 @@ def store(data: bytes) -> str:
     return digest
 
 
-def store_stats() -> serving.CacheStats:
+def store_stats() -> byte_lru.CacheStats:
     """Bytes and entries held by the upload store, and its ceiling."""
     return _store.stats()
 

@@ -1,17 +1,21 @@
-"""Pinned numerics: the same floating-point results on every x86-64 machine with AVX2.
+"""Pinned numerics for ``python -m landscape precompute``: one code path per library.
 
 PyTorch's CPU kernels (ATen), MKL (torch's BLAS), oneDNN and OpenBLAS (NumPy's BLAS) each pick
 their code path from the processor they find, and float32 training amplifies the last-bit
-differences of two paths until two machines end in different minima. Presets are therefore
-computed, and checked by ``tests/test_presets.py``, with every library held to its AVX2 path and
-one thread (``PINNED``). The environment is read when the libraries load, so it must be set
-before ``torch`` or ``numpy`` is imported: `pinned_environment` gives the variables for a child
-process, and this module itself imports neither.
+differences of two paths until two machines end in different minima. The presets are computed
+with every library held to its AVX2 path and one thread (``PINNED``), so that recomputing them
+on another x86-64 machine with AVX2 and the same torch and NumPy repeats them. Nothing else
+needs it: the presets' test (``tests/test_presets.py``) checks what a preset claims and the
+quantities that agree across processors, not bits, so a user's ``pytest`` runs on any machine.
+The environment is read when the libraries load, so it must be set before ``torch`` or
+``numpy`` is imported: `pinned_environment` gives the variables for a child process, and this
+module itself imports neither.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 from collections.abc import Mapping
 from importlib import metadata
 
@@ -36,11 +40,14 @@ def pinned_environment(environment: Mapping[str, str] = os.environ) -> dict[str,
     return {**environment, **PINNED}
 
 
-def fingerprint() -> dict[str, str]:
-    """What a stored preset must have been computed under to be compared bit for bit here: the
-    pinned variables as this process sees them, and the torch and NumPy versions."""
+def computed_with() -> dict[str, str]:
+    """The stack that computed a preset, for the record (never compared: the presets' check is
+    the code's fingerprint, `landscape.precompute.code_fingerprint`): the pinned variables as
+    this process sees them, Python, torch and NumPy versions, and the processor's architecture."""
     return {
         **{name: os.environ.get(name, "") for name in PINNED},
+        "python": platform.python_version(),
         "torch": metadata.version("torch"),
         "numpy": metadata.version("numpy"),
+        "machine": platform.machine(),
     }

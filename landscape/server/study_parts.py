@@ -6,7 +6,7 @@ I) slices, its convex optima and its restarts. Each study keeps those parts here
 name of its own, instead of in module dictionaries bounded by a count of entries (one Lab
 training of a large upload weighs more than a hundred small ones): one least-recently-used cache
 of at most ``CONVEXIFY_PARTS_CACHE_MB`` MiB (default 64), each part's size estimated from the
-arrays, tensors and modules it holds (`serving.estimate_nbytes`), shown with the other caches in
+arrays, tensors and modules it holds (`byte_lru.estimate_nbytes`), shown with the other caches in
 the sidebar's *About this server*. A part evicted is computed again when it is next asked for.
 """
 
@@ -15,15 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from landscape.server import serving
+from landscape.engine import byte_lru
 
 V = TypeVar("V")
 
 VARIABLE = "CONVEXIFY_PARTS_CACHE_MB"
 DEFAULT_MB = 64
 
-_parts: serving.ByteLRU[tuple[str, Hashable], Any] = serving.ByteLRU(
-    serving.EnvCeiling(VARIABLE, DEFAULT_MB), name="Study parts"
+_parts: byte_lru.ByteLRU[tuple[str, Hashable], Any] = byte_lru.ByteLRU(
+    byte_lru.EnvCeiling(VARIABLE, DEFAULT_MB), name="Study parts"
 )
 
 
@@ -49,18 +49,18 @@ def forget(table: str) -> None:
 
 
 def kept_function(table: str) -> Callable[[Callable[..., V]], Any]:
-    """Memoise a function of hashable arguments in ``table`` (`serving.memoised`), like
+    """Memoise a function of hashable arguments in ``table`` (`byte_lru.memoised`), like
     ``functools.lru_cache`` but within the shared ceiling. The wrapper has ``cache_clear()``
     (`forget` its table)."""
 
     def decorate(function: Callable[..., V]) -> Any:
-        wrapper = serving.memoised(function, _parts, prefix=(table,))
+        wrapper = byte_lru.memoised(function, _parts, prefix=(table,))
         wrapper.cache_clear = lambda: forget(table)  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
 
 
-def stats() -> serving.CacheStats:
+def stats() -> byte_lru.CacheStats:
     """The parts' entries and bytes against the ceiling, for the about box."""
     return _parts.stats()

@@ -262,7 +262,7 @@ def train(
 
 
 def training_state(config: Config) -> dict[str, np.ndarray]:
-    """``config``'s training (`trained`) as named arrays, which `presets.precompute` stores
+    """``config``'s training (`trained`) as named arrays, which `landscape.precompute` stores
     once per `training_key` of the presets and `restored` reads back instead of training:
 
     - ``model/<name>`` (K, *shape): entry ``<name>`` of the K models' state dicts (float32);

@@ -378,7 +378,7 @@ def _relative_gradient_at_star(data: PlantedData) -> float:
     """``||grad L_r(w*)|| / ||X^T y||`` for one seed's planted data ``(X, y, ..., w*)``."""
     X, y, w_star = data[0], data[1], data[4]
     return float(
-        np.linalg.norm(relaxed_gradient(w_star, X, y)) / max(np.linalg.norm(X.T @ y), 1e-300)
+        np.linalg.norm(relaxed_gradient(w_star, X, y)) / max(float(np.linalg.norm(X.T @ y)), 1e-300)
     )
 
 
