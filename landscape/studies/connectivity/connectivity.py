@@ -48,7 +48,7 @@ class Config:
     pairs: int = 3  # seed pairs measured for the bands
     alignment: Alignment = "weights"  # the alignment shown
     curve: bool = True
-    epochs: int = 20
+    epochs: int = 10
     lr: float = 1e-3
     batch_size: int = 64
     points: int = 25  # t grid along the paths
@@ -167,4 +167,41 @@ def _result(config: Config, classification: bool, measures: list[PairMeasure]) -
     )
 
 
-PRESETS: dict[str, Config] = {"default": Config()}
+#: What a run file may hold for each Result field (landscape.files.results.check_result).
+RESULT_SHAPES: dict[str, str] = {
+    "ts": "f![points]",
+    **{f"{kind}_{how}": "f![pairs]" for kind in ("barrier", "test_barrier") for how in ALIGNMENTS},
+    "endpoint_train_loss": "f![pairs,2]",
+    **{
+        f"{path}_{part}_loss": "f![points]"
+        for path in ("line", "aligned")
+        for part in ("train", "test")
+    },
+    **{
+        f"{path}_{part}_accuracy": "f![points]|f![0]"
+        for path in ("line", "aligned")
+        for part in ("train", "test")
+    },
+    "output_change": "f!",
+    "curve_train_loss": "f![points]|f![0]",
+    "curve_test_loss": "f![points]|f![0]",
+    "curve_objective": "f![curve_steps]|f![0]",
+    "plane_xs": "f![plane_resolution]|f![0]",
+    "plane_ys": "f![plane_resolution]|f![0]",
+    "plane_loss": "f![0,0]|f![plane_resolution,plane_resolution]",
+    "plane_anchors": "f![3,2]",
+    "curve_xy": "f![0,2]|f![points,2]",
+    "training_loss": "f[pairs,2,epochs+1]",
+    "classification": "b",
+    "diverged": "b",
+    "message": "s",
+}
+
+#: The lecture's values: the default, each alignment, the width ladder, branches, no curve.
+PRESETS: dict[str, Config] = {
+    "default": Config(),
+    "no alignment": Config(alignment="none"),
+    "activation matching": Config(alignment="activations"),
+    **{f"width {m}": Config(width=m) for m in (8, 16, 32, 128, 256)},
+    "branches": Config(architecture="branches"),
+}

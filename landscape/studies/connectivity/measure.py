@@ -16,6 +16,7 @@ from landscape.studies.connectivity import paths
 from landscape.studies.connectivity.data import Split
 from landscape.studies.connectivity.pairs import (
     ALIGNMENTS,
+    Alignment,
     NetSpec,
     Training,
     align,
@@ -43,7 +44,7 @@ class PairTask:
     seeds: tuple[int, int]
     points: int
     shown: bool  # compute the paths, the curve and the plane too
-    alignment: str
+    alignment: Alignment
     curve: bool
     curve_steps: int
     plane_resolution: int
@@ -145,7 +146,7 @@ def measure_pair(task: PairTask) -> PairMeasure:
     ts = np.linspace(0.0, 1.0, task.points)
     line = paths.line_coordinates(ts)
     a = parameters_of(a_net)
-    aligned = {how: align(a_net, b_net, how, X) for how in ALIGNMENTS}  # type: ignore[arg-type]
+    aligned: dict[str, torch.nn.Module] = {how: align(a_net, b_net, how, X) for how in ALIGNMENTS}
     along = {how: ev.along(a, parameters_of(net), a, line) for how, net in aligned.items()}
     measure = PairMeasure(
         barriers={how: paths.barrier(ts, v["train_loss"]) for how, v in along.items()},
