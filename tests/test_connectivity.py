@@ -137,9 +137,9 @@ def test_every_figure_draws_and_the_plane_has_one_colour_axis(result: study.Resu
     for fig in (
         figures.paths(result, "weights"),
         figures.barriers(result),
-        figures.plane(result),
+        figures.plane(result, "weights"),
     ):
         assert isinstance(fig, go.Figure) and len(fig.data) > 0
-    plane = figures.plane(result)
+    plane = figures.plane(result, "none")
     scaled = [t for t in plane.data if getattr(t, "coloraxis", None)]
     assert len(scaled) == 1 and plane.layout.coloraxis.colorbar.title.text

@@ -100,7 +100,7 @@ def show_result(result: study.Result, alignment: str) -> None:
         show_figure(cached_figure(figures.barriers, result), "conn_barriers")
     with right:
         if result.plane_loss.size:
-            show_figure(cached_figure(figures.plane, result), "conn_plane")
+            show_figure(cached_figure(figures.plane, result, alignment), "conn_plane")
             caption(PAGE, "plane_caption")
 
 

@@ -83,9 +83,9 @@ def barriers(result: Result) -> go.Figure:
     return fig
 
 
-def plane(result: Result) -> go.Figure:
-    """The train loss on the plane through the two minima and the curve's bend, with the line
-    and the curve drawn on it (Garipov et al.'s first figure)."""
+def plane(result: Result, alignment: str) -> go.Figure:
+    """The train loss on the plane through the two minima (``B`` after ``alignment``) and the
+    curve's bend, with the line and the curve drawn on it (Garipov et al.'s first figure)."""
     anchors = result.plane_anchors
     fig = go.Figure(
         go.Contour(
@@ -97,7 +97,8 @@ def plane(result: Result) -> go.Figure:
             name="log10 loss",
         )  # fmt: skip
     )
-    fig.add_trace(line_trace(anchors[:2, 0], anchors[:2, 1], "line", COLORS["line"], width=3))
+    label = "line" if alignment == "none" else f"line after {ALIGNMENT_NAMES[alignment]}"
+    fig.add_trace(line_trace(anchors[:2, 0], anchors[:2, 1], label, COLORS["line"], width=3))
     curve = result.curve_xy
     fig.add_trace(line_trace(curve[:, 0], curve[:, 1], "Bezier curve", COLORS["curve"], width=3))
     fig.add_trace(
