@@ -12,6 +12,7 @@ This module sits above the studies (it dispatches to them), beside ``landscape/_
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import math
 import shlex
@@ -31,9 +32,16 @@ from landscape.engine.curvature import curvature_map
 from landscape.engine.device import configure_threads, resolve_device
 from landscape.engine.directions import parameters_of, pca_directions, random_directions
 from landscape.engine.problem import Problem
-from landscape.engine.surface import auto_method
+from landscape.engine.surface import path_taken
 from landscape.files import results, uploads
 from landscape.files.data_files import DEFAULT_DATA_BUDGET, ArrayData, NpzStream, open_data
+from landscape.files.model_code import (
+    TORCHSCRIPT_DEPRECATED,
+    is_factory,
+    open_model,
+    read_weights,
+)
+from landscape.files.model_code import load_weights_strictly as load_weights
 from landscape.files.model_files import load_model_file
 from landscape.files.surface_files import SurfaceFile, save_surface
 from landscape.server import cluster, heap
@@ -51,18 +59,28 @@ SWEEPS: dict[str, ModuleType] = {
     "gap-vs-I": branch_gap,
 }
 SURFACE_HELP = """\
-Model files (read from your own disk):
+Models (read from your own disk):
+  --model package.module:factory --weights FILE [--model-kwargs JSON]: your own code and a
+         weights file, the recommended way. The factory is IMPORTED AND RUN from your own code
+         (the current folder or PYTHONPATH), as your training script would; the weights are data:
+         safetensors, or a state dict (torch.save(model.state_dict())) read with
+         torch.load(weights_only=True), which refuses every object beyond tensors. Keys and
+         shapes must match the model exactly.
   .onnx  ONNX (torch.onnx.export), data not code: the format the web upload accepts too.
-  TorchScript (torch.jit.save): code that runs when loaded; trusted here because it is your file.
   .pt2   torch.export.save: its loader unpickles the weights; trusted here because it is your file.
-  A plain pickled checkpoint (torch.save of a model or state dict) is refused.
-Data: an .npz archive with X (n, ...) and y: integer labels (n,) for cross_entropy, targets for
-mse (n,) or (n, k). Data larger than --data-budget is streamed from disk in batches; the loss is
+  TorchScript (torch.jit.save): deprecated upstream; code that runs when loaded, trusted here
+         because it is your file. Prefer factory + weights.
+  A pickled model or checkpoint given as --model is refused.
+Data: an .npz archive with X (n, ...) (integer X that the model takes as integers, e.g. token
+ids, stays integer) and y: for cross_entropy integer labels shaped like the model's outputs
+without their last (class) axis, (n,) or (n, T), averaged over every position; for mse targets
+of the outputs' shape. Data larger than --data-budget is streamed from disk in batches; the loss is
 accumulated over the batches (the same numbers to float rounding).
 Ray: --ray auto joins this machine's cluster (ray start --head) or starts a local one; --ray
-ADDRESS joins a cluster (e.g. ray://head:10001). The grid's rows are split into shards, each a
-Ray task; with --checkpoint DIR finished shards are kept on disk and a rerun computes only the
-missing ones."""
+HEAD_IP:PORT joins the cluster of `ray start --head --port=PORT`, from a machine of the cluster,
+with RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, or ~/.ray/auth_token): see
+docs/cluster.md. The grid's rows are split into shards, each a Ray task; with --checkpoint DIR
+finished shards are kept on disk and a rerun computes only the missing ones."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -139,7 +157,16 @@ def _add_surface_command(commands: Any, common: argparse.ArgumentParser) -> None
 
 def _add_plane_arguments(s: argparse.ArgumentParser) -> None:
     """What the surface is of: model, data, loss, directions, grid and output file."""
-    s.add_argument("--model", required=True, help="ONNX, TorchScript or .pt2 file (see below)")
+    s.add_argument(
+        "--model",
+        required=True,
+        help="package.module:factory (your own code, imported and run), or an ONNX, .pt2 or "
+        "TorchScript file (see below)",
+    )
+    s.add_argument("--weights", default=None, help="safetensors or state-dict file for --model")
+    s.add_argument(
+        "--model-kwargs", default=None, metavar="JSON", help="keyword arguments of the factory"
+    )
     s.add_argument("--data", required=True, help=".npz with arrays X and y")
     s.add_argument("--loss", required=True, choices=tuple(cluster.LOSSES))
     s.add_argument(
@@ -153,8 +180,8 @@ def _add_plane_arguments(s: argparse.ArgumentParser) -> None:
         "--trajectory",
         nargs="+",
         default=[],
-        help="for --directions pca: earlier checkpoints (model files, oldest first); --model is "
-        "the last point and the centre",
+        help="for --directions pca: earlier checkpoints (model files, or weights files of the "
+        "factory, oldest first); --model is the last point and the centre",
     )
     s.add_argument("--one-dim", default="zero", choices=("zero", "keep"), help="biases: zero/keep")
     s.add_argument("--seed", type=int, default=0, help="directions' seed (d1: 2s, d2: 2s + 1)")
@@ -228,7 +255,7 @@ def surface_command(args: argparse.Namespace, argv: list[str]) -> Path:
     _check_surface_arguments(args)
     device = resolve_device(args.device)
     dtype = getattr(torch, args.dtype)
-    model_file, model, data, task = _checked_model_and_data(args, device, dtype)
+    model_file, model, data = _checked_model_and_data(args, device, dtype)
     center = parameters_of(model)
     d1, d2, extent, pca_info = _directions(args, model, center, device, dtype)
     grid = np.linspace(-extent, extent, args.resolution)
@@ -237,7 +264,7 @@ def surface_command(args: argparse.Namespace, argv: list[str]) -> Path:
     extra = _slices(args, job, extent)
     curvature_meta: dict[str, Any] = {}
     if args.curvature:
-        curvature, curvature_meta = _curvature(args, job, task, device, dtype, extent)
+        curvature, curvature_meta = _curvature(args, job, extent)
         extra.update(curvature)
     meta = {
         "command": "convexify " + shlex.join(argv),
@@ -282,7 +309,8 @@ def _surface_job(
         data_budget=int(args.data_budget * MiB),
         threads=torch.get_num_threads() if args.ray is None else 1,
         model_digest=model_file.digest,
-        model_file=(model_file.format, model_file.data),
+        model_file=None if model_file.format == "factory" else (model_file.format, model_file.data),
+        integer_inputs=model_file.metadata.get("inputs") == "integer",
     )
 
 
@@ -309,8 +337,7 @@ def _inputs_metadata(
     """What was read: the model file and the data file (names, digests, sizes), and the loss."""
     return {
         "model_file": Path(args.model).name,
-        "model_format": model_file.format,
-        "model_sha256": model_file.digest,
+        **model_file.metadata,
         "model_class": type(job.model).__name__,
         "n_parameters": int(sum(t.numel() for t in job.center.values())),
         "data_file": Path(args.data).name,
@@ -345,7 +372,7 @@ def _run_metadata(
     """How it ran: engine path, backend, shards, checkpoint, timings and package versions."""
     n_points = job.shape[0] * job.shape[1]
     return {
-        "engine_path": auto_method(job.model),
+        "engine_path": path_taken(cluster.first_batch_problem(job), job.center),
         "backend": run.backend,
         "shards": len(run.shards),
         "shards_computed": len(run.computed),
@@ -368,21 +395,23 @@ def _check_surface_arguments(args: argparse.Namespace) -> None:
 
 def _checked_model_and_data(
     args: argparse.Namespace, device: torch.device, dtype: torch.dtype
-) -> tuple[Any, nn.Module, Any, str]:
-    """The model file, its model (``dtype``, on ``device``), the data and the task, after the
+) -> tuple[Any, nn.Module, Any]:
+    """The model file, its model (``dtype``, on ``device``) and the data, after the
     model ran the data's first rows (`uploads.check_model`)."""
-    model_file = load_model_file(args.model)
+    model_file = open_model(args.model, args.weights, args.model_kwargs)
+    if model_file.format == "torchscript":
+        print(f"convexify: warning: {TORCHSCRIPT_DEPRECATED}", file=sys.stderr)
     model = model_file.model.to(dtype)
     data = open_data(args.data, int(args.data_budget * MiB))
     task = "classification" if args.loss == "cross_entropy" else "regression"
     X_probe, y_probe = next(iter(data.batches(min(data.n, 4096))))
     y_check = y_probe[:, None] if task == "regression" and y_probe.ndim == 1 else y_probe
-    if task == "classification" and (y_probe.dtype.kind not in "iu" or y_probe.ndim != 1):
-        raise ValueError(
-            f"cross_entropy needs integer labels y (n,), got {y_probe.dtype} {y_probe.shape}"
-        )
-    uploads.check_model(model, X_probe, y_check, task)
-    return model_file, model.to(device), data, task
+    if task == "classification" and y_probe.dtype.kind not in "iu":
+        raise ValueError(f"cross_entropy needs integer labels y, got {y_probe.dtype}")
+    integer = uploads.takes_integer_inputs(model, X_probe)
+    model_file.metadata["inputs"] = "integer" if integer else "floating point"
+    uploads.check_model(model, X_probe, y_check, task, integer_inputs=integer)
+    return model_file, model.to(device), data
 
 
 def _directions(
@@ -401,7 +430,7 @@ def _directions(
         return d1, d2, args.range, {}
     if len(args.trajectory) < 2:
         raise ValueError("--directions pca needs --trajectory with at least 2 earlier files")
-    points = [parameters_of(load_model_file(p).model.to(device, dtype)) for p in args.trajectory]
+    points = [_trajectory_point(args, model, p, device, dtype) for p in args.trajectory]
     pca = pca_directions([*points, center])
     extent = args.range * 1.2 * float(np.abs(pca.coordinates).max())
     pca_info = {
@@ -409,6 +438,22 @@ def _directions(
         "trajectory_files": [str(p) for p in args.trajectory],
     }
     return pca.d1, pca.d2, extent, pca_info
+
+
+def _trajectory_point(
+    args: argparse.Namespace,
+    model: nn.Module,
+    path: str,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> dict[str, torch.Tensor]:
+    """A checkpoint's parameters: a model file's, or (with a factory) a weights file's, loaded
+    strictly into a copy of the model."""
+    if not is_factory(args.model):
+        return parameters_of(load_model_file(path).model.to(device, dtype))
+    copied = copy.deepcopy(model)
+    load_weights(copied, read_weights(path)[0], Path(path).name)
+    return parameters_of(copied)
 
 
 def _slices(args: argparse.Namespace, job: cluster.SurfaceJob, extent: float) -> dict[str, Any]:
@@ -426,12 +471,7 @@ def _slices(args: argparse.Namespace, job: cluster.SurfaceJob, extent: float) ->
 
 
 def _curvature(
-    args: argparse.Namespace,
-    job: cluster.SurfaceJob,
-    task: str,
-    device: torch.device,
-    dtype: torch.dtype,
-    extent: float,
+    args: argparse.Namespace, job: cluster.SurfaceJob, extent: float
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The Lanczos curvature map on a ``--curvature``-square grid, in-process (arrays for the
     surface file, evidence for its metadata); needs the data in memory."""
@@ -439,11 +479,7 @@ def _curvature(
     if not isinstance(data, ArrayData):
         raise ValueError("--curvature needs the data in memory: raise --data-budget")
     coarse = np.linspace(-extent, extent, args.curvature)
-    X_t = torch.as_tensor(data.X, device=device, dtype=dtype)
-    y_t = torch.as_tensor(data.y, device=device)
-    y_t = y_t.long() if task == "classification" else y_t.to(dtype)
-    if task == "regression" and y_t.dim() == 1:
-        y_t = y_t[:, None]
+    X_t, y_t = cluster.job_tensors(job, data.X, data.y)
     problem = Problem(
         job.model,
         cluster.LOSSES[args.loss],

@@ -295,3 +295,9 @@ def reference_surface(
                 point = {k: v + a * d1[k] + b * d2[k] for k, v in params.items()}
                 Z[i, j] = float(loss(functional_call(model, {**point, **buffers}, (X,)), y))
     return Z
+
+
+def build(name: str, seed: int = 0) -> nn.Module:
+    """The zoo's model ``name`` built from ``seed``: a factory for the command line's
+    ``--model zoo:build --model-kwargs '{"name": "lstm"}'`` (with ``tests/`` on the path)."""
+    return BY_NAME[name].model(seed)

@@ -8,7 +8,7 @@ from typing import NoReturn
 import streamlit as st
 
 from landscape.engine.device import available_devices, resolve_device
-from landscape.server import cluster
+from landscape.server import cluster, cluster_access
 from ui.runner import serving_stats
 
 
@@ -65,7 +65,9 @@ def compute_on_setting() -> str:
     --head`` on this machine, or a local one). Hidden when Ray is not installed.
 
     The address is the operator's, never typed in the browser: results come back from the
-    cluster unpickled, so the server must only talk to a cluster it trusts.
+    cluster unpickled, so the server must only talk to a cluster it trusts. When it cannot be
+    used (nothing answers there, or the cluster refuses the server's token), choosing the
+    cluster shows why, in the words of the command line, and sweeps run here.
     """
     if not cluster.ray_available():
         return ""
@@ -79,10 +81,24 @@ def compute_on_setting() -> str:
         f"and the gap-vs-I restarts): here, or as Ray tasks on the cluster at {address} "
         "(set by the server's CONVEXIFY_RAY_ADDRESS). The numbers are the same.",
     )
-    if choice == RAY_CHOICES[1]:
-        st.caption(f"Sweeps run on Ray at **{address}**")
-        return address
-    return ""
+    if choice != RAY_CHOICES[1]:
+        return ""
+    problem = cluster_problem(address)
+    if problem:
+        st.error(
+            f"This server cannot use the Ray cluster it was given (CONVEXIFY_RAY_ADDRESS): "
+            f"{problem}. Sweeps run on this machine meanwhile."
+        )
+        return ""
+    st.caption(f"Sweeps run on Ray at **{address}**")
+    return address
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def cluster_problem(address: str) -> str:
+    """`cluster_access.address_problem`, asked at most once a minute per address (it takes
+    about a second: a connection and a child process that asks the cluster)."""
+    return cluster_access.address_problem(address)
 
 
 def current_settings() -> Settings:

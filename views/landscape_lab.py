@@ -247,10 +247,11 @@ def upload_ui(model: str | None, dataset: str | None) -> tuple[Any, Any]:
             type=["onnx"],
             key=KEY + "model_file",
             help='Export it with torch.onnx.export(model, example, "model.onnx"), one input '
-            "(samples first) and one output. Common layers only (Linear/Gemm, Conv, pooling, "
-            "batch norm, activations, reshapes); no loops or custom operators; weights inside "
-            "the file (no external data). TorchScript and torch.save files are refused: they "
-            "run code.",
+            "(samples first) and one output. Standard layers (Linear, Conv, ConvTranspose, "
+            "pooling, batch/layer/group/instance norm, attention, embeddings, LSTM, GRU, "
+            "activations, reshapes), opset 11 or newer; no loops or custom operators; weights "
+            "inside the file (no external data). TorchScript and torch.save files are refused: "
+            "they run code.",
         )
     if dataset == "upload":
         data_file = st.file_uploader(

@@ -17,6 +17,9 @@ the products are sums over mini-batches, batch ``b`` weighted by its share ``n_b
 samples, so the operator is the one of the whole data set (equal to the one-batch operator up to
 float rounding) while only one batch's graph is held at a time. The model is evaluated in eval
 mode and left unchanged.
+
+Attention is computed by its formula in the forward pass that builds the graph
+(`TwiceDifferentiableAttention`): the CPU's fused attention kernel has no double backward.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+from torch.overrides import TorchFunctionMode
 
 from landscape.engine.problem import LossFn, Problem
 from landscape.engine.surface import eval_mode
@@ -257,6 +262,24 @@ def _per_sample_losses(loss_fn: LossFn, outputs: torch.Tensor, y: torch.Tensor) 
         return torch.stack([loss_fn(outputs[i : i + 1], y[i : i + 1]) for i in range(len(y))])
 
 
+class TwiceDifferentiableAttention(TorchFunctionMode):
+    """Attention as ``softmax(Q K^T / sqrt(d) + mask) V`` in plain operations, whose backward
+    can itself be differentiated (the Hessian needs it; the CPU's fused flash-attention kernel
+    has no double backward): ``F.scaled_dot_product_attention`` goes to torch's reference
+    ("math") kernel, ``nn.MultiheadAttention`` to its path that forms the weights. The same
+    numbers to float rounding. A function mode is thread-local: no other thread is touched."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if func is F.scaled_dot_product_attention:
+            return torch.ops.aten._scaled_dot_product_attention_math(*args, **kwargs)[0]
+        if func is F.multi_head_attention_forward and not kwargs.get("need_weights", True):
+            kwargs["need_weights"] = True
+            output, _ = func(*args, **kwargs)
+            return output, None
+        return func(*args, **kwargs)
+
+
 @contextmanager
 def _leaves(
     model: nn.Module, point: Mapping[str, torch.Tensor], names: list[str]
@@ -266,7 +289,12 @@ def _leaves(
     if not isinstance(model, torch.jit.ScriptModule):
         leaves = [point[n].detach().clone().requires_grad_(True) for n in names]
         params = dict(zip(names, leaves, strict=True))
-        yield leaves, lambda X: functional_call(model, params, (X,))
+
+        def forward(X: torch.Tensor) -> torch.Tensor:
+            with TwiceDifferentiableAttention():
+                return functional_call(model, params, (X,))
+
+        yield leaves, forward
         return
     parameters = dict(model.named_parameters())
     saved = {n: p.detach().clone() for n, p in parameters.items()}

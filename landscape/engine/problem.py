@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -20,6 +21,17 @@ MiB = 2**20
 # that stay in cache run fastest; large on a GPU, where big batches do.
 DEFAULT_BUDGET = {"cpu": 64 * MiB}
 DEFAULT_BUDGET_ACCELERATOR = 1024 * MiB
+
+
+def cross_entropy_over_positions(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over every sample and position, classes on the last axis.
+
+    ``outputs`` (n, ..., C) scores, ``labels`` (n, ...) integers in ``[0, C)``:
+    ``L = (1 / N) sum_p -log softmax(outputs_p)[labels_p]`` over the ``N`` positions ``p``;
+    for outputs (n, C) and labels (n,) this is ``F.cross_entropy``. A causal language model's
+    logits (n, T, V) against next tokens (n, T) average over all ``n T`` predictions.
+    """
+    return F.cross_entropy(outputs.reshape(-1, outputs.shape[-1]), labels.reshape(-1))
 
 
 class Problem:

@@ -10,7 +10,10 @@ Three ways to evaluate a grid, all returning the same numbers (``method=``):
 - ``"vmap"``: any ``nn.Module``: ``torch.func.functional_call`` under ``vmap`` over chunks of grid
   points, the chunk size chosen from a memory budget. The ``Linear``/``Conv`` calls whose input
   does not depend on the parameters are first hoisted out of the loop (`landscape.engine.hoisting`:
-  their outputs are affine in the grid coordinates), whatever the model's class.
+  their outputs are affine in the grid coordinates), whatever the model's class. Where ``vmap``
+  cannot run the model (an LSTM: no batching rule for ``aten::lstm.input``), the same chunks are
+  evaluated one ``functional_call`` per point, by itself, with the same numbers
+  (`landscape.engine.grid_points`); `path_taken` names the path.
 - ``"loop"``: the per-point baseline of the usual tools: load the weights into the model, forward
   the whole data set, repeat (the only way for TorchScript models, which ``torch.func`` rejects).
 
@@ -22,18 +25,27 @@ line tunes glibc's allocator for chunked work (`landscape.server.heap.tune_for_c
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
 from landscape.engine.directions import Params, parameters_of
-from landscape.engine.hoisting import data_calls, hoist_first_layers, substituted_calls
+from landscape.engine.grid_points import (
+    WRITE_IN_PATH,
+    GridPlane,
+    PointLosses,
+    batched_loss,
+    chunked_points,
+    loop_path,
+    vmap_refusal,
+    write_in_points,
+)
+from landscape.engine.hoisting import data_calls
 from landscape.engine.nets import MultiBranchNet
-from landscape.engine.problem import LossFn, MiB, Problem
+from landscape.engine.problem import MiB, Problem
 from landscape.engine.progress import Progress
 
 METHODS = ("auto", "fast", "vmap", "loop")
@@ -68,14 +80,14 @@ def surface_2d(
             ),
             progress,
         )
-    plane = _Plane.build(problem, center, {"d1": d1, "d2": d2})
+    plane = GridPlane.build(problem, center, {"d1": d1, "d2": d2})
     chosen = _choose_method(method, problem.model)
     with eval_mode(problem.model), torch.no_grad():
         if chosen == "fast":
             Z = _fast_multibranch(plane, a, b, problem.memory_budget, progress)
         else:
             coords = np.stack(np.meshgrid(a, b, indexing="ij"), axis=-1).reshape(-1, 2)
-            Z = _points(plane, coords, problem.memory_budget, chosen, progress)
+            Z = _points(plane, coords, problem.memory_budget, chosen, progress).values
             Z = Z.reshape(len(a), len(b))
     return Z
 
@@ -89,7 +101,8 @@ def surface_points(
     center: Mapping[str, torch.Tensor] | None = None,
 ) -> np.ndarray:
     """``z[p] = loss_fn(f(theta + coords[p, 0] d1 + coords[p, 1] d2; X), y)`` for scattered
-    points (a trajectory, marked models), shape (P,); by ``vmap`` (TorchScript: the loop)."""
+    points (a trajectory, marked models), shape (P,); by ``vmap``, or per point where ``vmap``
+    cannot run the model (TorchScript: the loop)."""
     points = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
     if not np.all(np.isfinite(points)):
         raise ValueError("coords must be finite (P, 2) coordinates")
@@ -97,10 +110,10 @@ def surface_points(
         return over_batches(
             problem, lambda part, _: surface_points(part, d1, d2, points, center=center), None
         )
-    plane = _Plane.build(problem, center, {"d1": d1, "d2": d2})
+    plane = GridPlane.build(problem, center, {"d1": d1, "d2": d2})
     method = "loop" if isinstance(problem.model, torch.jit.ScriptModule) else "vmap"
     with eval_mode(problem.model), torch.no_grad():
-        return _points(plane, points, problem.memory_budget, method, None)
+        return _points(plane, points, problem.memory_budget, method, None).values
 
 
 def over_batches(
@@ -193,50 +206,6 @@ def interpolate(
     return surface_1d(problem, d, ts, center=start, method=method, progress=progress)
 
 
-# --------------------------------------------------------------------------------------------
-# The plane: the problem with its centre and directions on the model's device, names checked.
-
-
-class _Plane:
-    """A `Problem` with the parameter points of a plane (centre, directions), validated."""
-
-    def __init__(self, problem: Problem, center: Params, directions: dict[str, Params]) -> None:
-        self.model, self.loss_fn = problem.model, problem.loss_fn
-        self.X, self.y, self.device = problem.X, problem.y, problem.device
-        self.center, self.directions = center, directions
-
-    @classmethod
-    def build(
-        cls,
-        problem: Problem,
-        center: Mapping[str, torch.Tensor] | None,
-        directions: Mapping[str, Mapping[str, torch.Tensor]],
-    ) -> _Plane:
-        reference = parameters_of(problem.model)
-        points = {"center": reference if center is None else center, **directions}
-        checked = {name: _on_device(name, p, reference) for name, p in points.items()}
-        center_t = checked.pop("center")
-        return cls(problem, center_t, checked)
-
-
-def _on_device(label: str, params: Mapping[str, torch.Tensor], reference: Params) -> Params:
-    if set(params) != set(reference):
-        missing = sorted(set(reference) - set(params))
-        extra = sorted(set(params) - set(reference))
-        raise ValueError(
-            f"{label} must name the model's parameters; missing {missing}, unknown {extra}"
-        )
-    out = {}
-    for name, ref in reference.items():
-        t = params[name]
-        if tuple(t.shape) != tuple(ref.shape):
-            raise ValueError(
-                f"{label}[{name!r}] must have shape {tuple(ref.shape)}, got {tuple(t.shape)}"
-            )
-        out[name] = t.detach().to(ref.device, ref.dtype)
-    return out
-
-
 def _grid(name: str, values: Sequence[float] | np.ndarray) -> np.ndarray:
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != 1 or array.size == 0 or not np.all(np.isfinite(array)):
@@ -266,19 +235,41 @@ def auto_method(model: nn.Module) -> str:
 
 
 def path_taken(problem: Problem, center: Mapping[str, torch.Tensor] | None = None) -> str:
-    """The path ``method="auto"`` takes, in words: ``"fast"``, ``"loop"``, or ``"vmap"`` with the
-    layers it hoists out of the grid loop, e.g. ``"vmap, hoisted: 0 (Linear)"``."""
+    """The path ``method="auto"`` takes, in words: ``"fast"``, ``"loop"``, or the chunked path
+    with the layers it hoists out of the grid loop, e.g. ``"vmap, hoisted: 0 (Linear)"``, or,
+    where ``vmap`` cannot run the model (found by one probe point),
+    ``"loop (vmap has no batching rule for aten::lstm.input), nothing hoisted"``."""
     model = problem.model
     method = auto_method(model)
+    if method == "loop":
+        return WRITE_IN_PATH
     if method != "vmap":
         return method
     center = parameters_of(model) if center is None else center
     with eval_mode(model), torch.no_grad():
         calls = data_calls(model, problem.X, center, max_bytes=problem.memory_budget)
+        refusal = _probe_vmap(problem, center)
+    path = "vmap" if refusal is None else loop_path(refusal)
     if not calls:
-        return "vmap, nothing hoisted"
+        return path + ", nothing hoisted"
     names = (f"{c.layer} ({type(model.get_submodule(c.layer)).__name__})" for c, _ in calls)
-    return "vmap, hoisted: " + ", ".join(names)
+    return f"{path}, hoisted: " + ", ".join(names)
+
+
+def _probe_vmap(problem: Problem, center: Mapping[str, torch.Tensor]) -> str | None:
+    """`vmap_refusal` for the model's forward at ``center`` (one point)."""
+    params = {name: t[None] for name, t in center.items()}
+
+    def forward(point: Params) -> torch.Tensor:
+        return functional_call(problem.model, point, (problem.X,))
+
+    def losses(outputs: torch.Tensor) -> torch.Tensor:
+        return batched_loss(problem.loss_fn, outputs, problem.y)
+
+    return vmap_refusal(
+        lambda: losses(vmap(forward)(params)),
+        lambda: losses(forward(dict(center))[None]),
+    )
 
 
 def has_fast_path(model: nn.Module) -> bool:
@@ -302,156 +293,13 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
             m.training = modes[name]
 
 
-# --------------------------------------------------------------------------------------------
-# Losses over a batch of grid points.
-
-
-def batched_loss(loss_fn: LossFn, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``[loss_fn(outputs[g], y) for g]`` as a tensor (G,), computed without a Python loop.
-
-    Cross-entropy is computed with the classes on axis 1 (torch's last-axis softmax is slow for
-    few classes on a CPU; outputs that are a view of a class-first array need no copy), the
-    squared loss directly; any other loss runs under ``vmap`` (or, if it cannot be vmapped,
-    point by point).
-    """
-    ignore = _cross_entropy_ignore_index(loss_fn)
-    if ignore is not None and outputs.dim() == 3 and y.dim() == 1 and not y.is_floating_point():
-        G, n = outputs.shape[:2]
-        # Classes on axis 1 (torch's "K-dimensional" cross-entropy): vectorised over samples.
-        per_sample = F.cross_entropy(
-            outputs.transpose(1, 2), y.expand(G, n), reduction="none", ignore_index=ignore
-        )
-        return per_sample.sum(1) / (y != ignore).sum()
-    if _is_mean_squared(loss_fn) and outputs.shape[1:] == y.shape:
-        return (outputs - y).square().flatten(1).mean(1)
-    try:
-        return vmap(loss_fn, in_dims=(0, None))(outputs, y)
-    except RuntimeError:
-        return torch.stack([loss_fn(o, y) for o in outputs])
-
-
-def _cross_entropy_ignore_index(loss_fn: LossFn) -> int | None:
-    if loss_fn is F.cross_entropy:
-        return -100
-    if (
-        isinstance(loss_fn, nn.CrossEntropyLoss)
-        and loss_fn.weight is None
-        and loss_fn.reduction == "mean"
-        and loss_fn.label_smoothing == 0.0
-    ):
-        return loss_fn.ignore_index
-    return None
-
-
-def _is_mean_squared(loss_fn: LossFn) -> bool:
-    return loss_fn is F.mse_loss or (
-        isinstance(loss_fn, nn.MSELoss) and loss_fn.reduction == "mean"
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Generic paths: vmap over chunks of points, or one point at a time.
-
-
 def _points(
-    plane: _Plane, coords: np.ndarray, budget: int, method: str, progress: Progress | None
-) -> np.ndarray:
-    """Losses at ``center + coords[p, 0] d1 + coords[p, 1] d2``, shape (P,)."""
+    plane: GridPlane, coords: np.ndarray, budget: int, method: str, progress: Progress | None
+) -> PointLosses:
+    """Losses at ``center + coords[p, 0] d1 + coords[p, 1] d2``, shape (P,), and the path."""
     if method == "loop":
-        return _loop_points(plane, coords, progress)
-    return _vmap_points(plane, coords, budget, progress)
-
-
-def _loop_points(plane: _Plane, coords: np.ndarray, progress: Progress | None) -> np.ndarray:
-    """The baseline: for each point, write the weights into the model and forward all data."""
-    model, d1, d2 = plane.model, plane.directions["d1"], plane.directions["d2"]
-    parameters = dict(model.named_parameters())
-    saved = {name: p.detach().clone() for name, p in parameters.items()}
-    out = np.empty(len(coords))
-    try:
-        for k, (a, b) in enumerate(coords):
-            for name, p in parameters.items():
-                p.copy_(plane.center[name] + float(a) * d1[name] + float(b) * d2[name])
-            out[k] = float(plane.loss_fn(model(plane.X), plane.y))
-            if progress is not None and k % 64 == 0:
-                progress(k / len(coords), f"Grid point {k + 1} of {len(coords)}")
-    finally:
-        for name, p in parameters.items():
-            p.copy_(saved[name])
-    return out
-
-
-def _vmap_points(
-    plane: _Plane, coords: np.ndarray, budget: int, progress: Progress | None
-) -> np.ndarray:
-    """Chunks of points under ``vmap``. The weight layers the model applies to its data are
-    hoisted (`landscape.engine.hoisting`): at a chunk's points their outputs are one product
-    ``Z0 + coords [Z1; Z2]``. The parameters at the chunk's points are likewise one product
-    ``theta + coords [d1; d2]``; those that neither direction moves (biases, with Li et al.'s
-    zeroed 1-D directions) stay unbatched: one copy, and no batched bias addition."""
-    model, center = plane.model, plane.center
-    d1, d2 = plane.directions["d1"], plane.directions["d2"]
-    moving = [n for n in center if bool(d1[n].any()) or bool(d2[n].any())]
-    if not moving:  # both directions are zero: the loss is the centre's everywhere
-        outputs = functional_call(model, center, (plane.X,))[None]
-        return np.full(len(coords), float(batched_loss(plane.loss_fn, outputs, plane.y)[0]))
-    fixed = {n: t for n, t in center.items() if n not in moving}
-    shapes = [center[n].shape for n in moving]
-
-    def flat(point: Params) -> torch.Tensor:
-        return torch.cat([point[n].reshape(-1) for n in moving])
-
-    theta, theta_directions = flat(center), torch.stack([flat(d1), flat(d2)])
-    hoisted = hoist_first_layers(model, plane.X, center, d1, d2, max_bytes=budget)
-    chunk = max(1, min(len(coords), budget // _bytes_per_point(plane)))
-    coords_t = torch.as_tensor(coords, device=plane.device, dtype=theta.dtype)
-    out = torch.empty(len(coords), dtype=torch.float64)
-    no_calls = nullcontext(lambda outputs: None)
-    with no_calls if hoisted is None else substituted_calls(model, hoisted) as use:
-
-        def forward(params: Params, *hoisted_outputs: torch.Tensor) -> torch.Tensor:
-            use(hoisted_outputs)
-            return functional_call(model, {**fixed, **params}, (plane.X,))
-
-        batched_forward = vmap(forward)
-        for start in range(0, len(coords), chunk):
-            points = coords_t[start : start + chunk]
-            values = torch.addmm(theta, points, theta_directions)  # (G, moving entries)
-            params = {
-                name: part.view(len(points), *shape)
-                for name, part, shape in zip(
-                    moving, values.split([s.numel() for s in shapes], dim=1), shapes, strict=True
-                )
-            }
-            z = [] if hoisted is None else hoisted.outputs_at(points)
-            losses = batched_loss(plane.loss_fn, batched_forward(params, *z), plane.y)
-            out[start : start + chunk] = losses.to("cpu", torch.float64)
-            if progress is not None:
-                progress((start + chunk) / len(coords), f"Grid points up to {start + chunk}")
-    return out.numpy()
-
-
-def _bytes_per_point(plane: _Plane) -> int:
-    """Memory one grid point costs in a vmap pass: its parameters plus every module's output.
-
-    Measured by forward hooks on one pass over the data; temporaries (bias additions,
-    activations) are covered by a factor of three on the activations.
-    """
-    sizes: list[int] = []
-
-    def hook(_module: nn.Module, _inputs: object, output: object) -> None:
-        if isinstance(output, torch.Tensor):
-            sizes.append(output.numel() * output.element_size())
-
-    model = plane.model
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
-    try:
-        functional_call(model, plane.center, (plane.X,))
-    finally:
-        for handle in handles:
-            handle.remove()
-    params = sum(t.numel() * t.element_size() for t in plane.center.values())
-    return max(1, 3 * sum(sizes) + 3 * params)
+        return write_in_points(plane, coords, progress)
+    return chunked_points(plane, coords, budget, progress)
 
 
 # --------------------------------------------------------------------------------------------
@@ -469,7 +317,7 @@ def _stacked(model: MultiBranchNet, params: Params) -> tuple[torch.Tensor, ...]:
 
 
 def _fast_multibranch(
-    plane: _Plane, alphas: np.ndarray, betas: np.ndarray, budget: int, progress: Progress | None
+    plane: GridPlane, alphas: np.ndarray, betas: np.ndarray, budget: int, progress: Progress | None
 ) -> np.ndarray:
     """Rows of the grid for ``f(x) = (1/I) sum_i V_i s(W_i x + c_i) + e_i`` (one hidden layer).
 

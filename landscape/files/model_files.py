@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import io
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -51,13 +52,15 @@ class ExportedModel(nn.Module):
 
 @dataclass
 class ModelFile:
-    """A model read from disk: the module, its format, the file's bytes and SHA-256."""
+    """A model read from disk: the module, its format, the file's bytes and SHA-256, and what a
+    surface file records of it (``metadata``)."""
 
     model: nn.Module
     format: str
     data: bytes
     digest: str
     name: str
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def sniff_format(data: bytes, name: str = "model file") -> str:

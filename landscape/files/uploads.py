@@ -37,6 +37,7 @@ MAX_MODEL_BYTES = 20 * 2**20
 MAX_PARAMETERS = 5_000_000  # values in all of an ONNX model's initializers and constants
 MAX_NODES = 2000  # nodes of an ONNX graph
 MAX_ELEMENTS = 2**27  # values of one tensor an uploaded model declares or computes (512 MiB f32)
+MAX_WORK = 2**36  # multiply-adds of one call of an uploaded model, all nodes together
 MAX_OUTPUTS = 4096  # numbers per sample the probe call of check_model may return
 MAX_PROBE_SECONDS = 10.0  # time of check_model's probe call on at most 8 samples
 MAX_DATA_BYTES = 20 * 2**20
@@ -49,6 +50,7 @@ CLI_LIMITS = {
     "max_parameters": 500_000_000,
     "max_nodes": 100_000,
     "max_elements": 2**31,
+    "max_work": 2**46,
 }
 MAX_FEATURES = 4096
 MAX_CLASSES = 1000
@@ -107,6 +109,7 @@ def load_model(
     max_parameters: int | None = None,
     max_nodes: int | None = None,
     max_elements: int | None = None,
+    max_work: int | None = None,
 ) -> OnnxGraphModule:
     """An uploaded ONNX model (``torch.onnx.export(model, example, "model.onnx")``) as an
     ``nn.Module`` on the CPU, float32 parameters: the web upload path, which runs no uploaded code.
@@ -131,8 +134,9 @@ def load_model(
             '"model.onnx")'
         ) from None
     max_elements = MAX_ELEMENTS if max_elements is None else max_elements
+    max_work = MAX_WORK if max_work is None else max_work
     check_onnx(model, max_parameters=max_parameters, max_nodes=max_nodes, max_elements=max_elements)
-    module = convert(model, max_elements)
+    module = convert(model, max_elements, max_work)
     if not any(True for _ in module.parameters()):
         raise ValueError("model must have at least one floating-point parameter")
     return module
@@ -160,14 +164,14 @@ def check_onnx(
     max_elements = MAX_ELEMENTS if max_elements is None else max_elements
     _check_header(model, max_nodes)
     graph = model.graph
-    tensors = [*graph.initializer, *_checked_node_tensors(graph)]
-    values = 0
-    for tensor in tensors:
+    tensors, attribute_values = _checked_node_tensors(graph)
+    values = attribute_values
+    for tensor in (*graph.initializer, *tensors):
         values += _declared_values(tensor, max_parameters)
         if values > max_parameters:
             raise ValueError(
                 f"model must hold at most {max_parameters:,} parameter values (MAX_PARAMETERS); "
-                f"its tensors declare more than that"
+                f"its tensors and attributes declare more than that"
             )
     for info in (*graph.input, *graph.output, *graph.value_info):
         dims = info.type.tensor_type.shape.dim if info.type.HasField("tensor_type") else []
@@ -199,10 +203,12 @@ def _check_header(model: onnx.ModelProto, max_nodes: int) -> None:
         raise ValueError(f"model must have at most {max_nodes} nodes, got {len(model.graph.node)}")
 
 
-def _checked_node_tensors(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
-    """The tensors the nodes hold as attributes (constants), after checking every node: the
-    default domain, an operator of `ALLOWED_OPS`, no sub-graphs and no tensor lists."""
+def _checked_node_tensors(graph: onnx.GraphProto) -> tuple[list[onnx.TensorProto], int]:
+    """The tensors the nodes hold as attributes (constants) and the number of values in their
+    other attributes (lists of numbers or strings, the bytes of strings), after checking every
+    node: the default domain, an operator of `ALLOWED_OPS`, no sub-graphs and no tensor lists."""
     tensors = []
+    values = 0
     for node in graph.node:
         if node.domain not in ("", "ai.onnx"):
             raise ValueError(f"model uses the custom operator domain {node.domain!r}, refused")
@@ -222,7 +228,9 @@ def _checked_node_tensors(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
                 raise ValueError(f"model's {node.op_type} node has tensor-list attributes")
             if attribute.type == onnx.AttributeProto.TENSOR:
                 tensors.append(attribute.t)
-    return tensors
+            values += len(attribute.ints) + len(attribute.floats) + len(attribute.s)
+            values += sum(len(text) for text in attribute.strings)
+    return tensors, values
 
 
 def _declared_values(tensor: onnx.TensorProto, max_parameters: int) -> int:
@@ -248,7 +256,8 @@ def _declared_values(tensor: onnx.TensorProto, max_parameters: int) -> int:
     if tensor.data_type not in sizes:
         raise ValueError(
             f"model's tensor {name!r} has type "
-            f"{onnx.TensorProto.DataType.Name(tensor.data_type)}; float or integer tensors only"
+            f"{onnx.TensorProto.DataType.Name(tensor.data_type)}; float, integer or boolean "
+            "tensors only"
         )
     if tensor.HasField("raw_data"):
         stored = len(tensor.raw_data) // sizes[tensor.data_type]
@@ -295,33 +304,62 @@ def load_local_torchscript(path: str | Path) -> torch.jit.ScriptModule:
     return model
 
 
-def check_model(model: nn.Module, X: np.ndarray, y: np.ndarray, task: str) -> int:
+def check_model(
+    model: nn.Module, X: np.ndarray, y: np.ndarray, task: str, integer_inputs: bool = False
+) -> int:
     """Forward the first rows of ``X`` through ``model``; returns the number of outputs.
 
-    Classification needs outputs (n, k) with ``k > max(y)``; regression needs outputs shaped
-    like ``y`` (n,) or (n, k). An uploaded ONNX model's probe call stops past
-    ``MAX_PROBE_SECONDS`` (checked between nodes, each node's output bounded by
-    ``MAX_ELEMENTS``); any model may return at most ``MAX_OUTPUTS`` numbers per sample. Raises
-    ``ValueError`` naming what does not fit.
+    Classification needs outputs (n, ..., k) with labels (n, ...) and ``k > max(y)``;
+    regression needs outputs shaped like ``y`` (n,) or (n, ...). ``X`` goes in the parameters'
+    dtype, integer ``X`` as integers with ``integer_inputs`` (token ids). An uploaded ONNX
+    model's probe call stops past ``MAX_PROBE_SECONDS`` (checked between nodes, each node's
+    output bounded by ``MAX_ELEMENTS`` and the call's multiply-adds by ``MAX_WORK``); any model
+    may return at most ``MAX_OUTPUTS`` numbers per sample. Raises ``ValueError`` naming what does
+    not fit.
     """
     dtype = next(model.parameters()).dtype
-    sample = torch.as_tensor(X[: min(8, len(X))], dtype=dtype)
+    sample = torch.as_tensor(X[: min(8, len(X))])
+    sample = sample if integer_inputs and not sample.is_floating_point() else sample.to(dtype)
     out = _probe(model, sample, tuple(X.shape[1:]))
     if task == "classification":
-        if out.dim() != 2:
-            raise ValueError(f"model must return (n, classes) scores, got shape {tuple(out.shape)}")
-        classes = int(y.max()) + 1
-        if out.shape[1] < classes:
+        positions = (len(sample),) + tuple(y.shape[1:])
+        if out.dim() < 2 or tuple(out.shape[:-1]) != positions:
             raise ValueError(
-                f"model returns {out.shape[1]} scores per sample but the labels need {classes}"
+                f"model must return (n, classes) scores, or (n, ..., classes) for labels "
+                f"(n, ...), for labels {tuple(y.shape)} got shape {tuple(out.shape)}"
             )
-        return int(out.shape[1])
+        classes = int(y.max()) + 1
+        if out.shape[-1] < classes:
+            raise ValueError(
+                f"model returns {out.shape[-1]} scores per sample but the labels need {classes}"
+            )
+        return int(out.shape[-1])
     expected = (len(sample),) + tuple(y.shape[1:])
     if tuple(out.shape) != expected:
         raise ValueError(
             f"model must return shape {expected} for regression, got {tuple(out.shape)}"
         )
     return int(np.prod(out.shape[1:], dtype=int)) if out.dim() > 1 else 1
+
+
+def takes_integer_inputs(model: nn.Module, X: np.ndarray) -> bool:
+    """True when ``X`` is integer and the model cannot run its first rows as floating point
+    (in the parameters' dtype) but can as integers: token ids for an embedding."""
+    if X.dtype.kind not in "iu":
+        return False
+    dtype = next(model.parameters()).dtype
+    sample = torch.as_tensor(X[: min(8, len(X))])
+    with torch.no_grad():
+        try:
+            model(sample.to(dtype))
+            return False
+        except Exception:  # noqa: BLE001 - any failure: floats are not what it takes
+            pass
+        try:
+            model(sample.long())
+            return True
+        except Exception:  # noqa: BLE001 - check_model then says why floats fail
+            return False
 
 
 def _probe(model: nn.Module, sample: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:

@@ -43,12 +43,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from landscape.engine.directions import Params
-from landscape.engine.problem import Problem
+from landscape.engine.problem import Problem, cross_entropy_over_positions
 from landscape.engine.surface import surface_2d
 from landscape.files.data_files import DEFAULT_DATA_BUDGET, ArrayData, NpzStream, batch_rows
+from landscape.server.cluster_access import check_address
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
-    "cross_entropy": F.cross_entropy,
+    "cross_entropy": cross_entropy_over_positions,  # (n, C) / (n,) and (n, T, C) / (n, T)
     "mse": F.mse_loss,
 }
 RAY_ADDRESS_VARIABLE = "CONVEXIFY_RAY_ADDRESS"
@@ -68,7 +69,9 @@ def connect(address: str | None = "auto") -> Any:
     """The ``ray`` module, connected: an already initialised Ray is used as it is; ``"auto"``
     joins the cluster this machine belongs to (``ray start --head``) or, when there is none,
     starts a local one on this machine's cores; ``"local"`` always starts a local one; any other
-    value is a cluster address (``ray://host:10001`` or ``host:6379``)."""
+    value is a cluster address (``host:6379``, ``ray://host:10001``), checked first
+    (`cluster_access.check_address`: ``ValueError`` saying what to set when nothing answers or
+    the cluster refuses this machine's token)."""
     try:
         import ray
     except ImportError:
@@ -85,10 +88,11 @@ def connect(address: str | None = "auto") -> Any:
         except ConnectionError:
             ray.init(include_dashboard=False, log_to_driver=False)
     else:
+        check_address(address)  # nothing answers, or the token is refused: say so at once
         try:
             ray.init(address=address, log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as error:
-            raise ValueError(f"could not reach the Ray cluster at {address!r}: {error}") from None
+            raise ValueError(f"could not join the Ray cluster at {address!r}: {error}") from None
     return ray
 
 
@@ -133,6 +137,7 @@ class SurfaceJob:
     threads: int = 1
     model_digest: str = ""
     model_file: tuple[str, bytes] | None = None  # (format, bytes): workers reload the file
+    integer_inputs: bool = False  # integer X goes to the model as integers (token ids)
     _fingerprint: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
@@ -232,7 +237,7 @@ def compute_rows(
     torch.set_num_threads(job.threads)
     try:
         for k, (X_chunk, y_chunk) in enumerate(chunks or job.data.batches(rows)):
-            X_t, y_t = _tensors(job, X_chunk, y_chunk)
+            X_t, y_t = job_tensors(job, X_chunk, y_chunk)
             problem = Problem(
                 job.model,
                 LOSSES[job.loss],
@@ -267,18 +272,31 @@ def compute_rows(
     return Z
 
 
-def _tensors(job: SurfaceJob, X: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch as tensors on the model's device: features in the parameters' dtype, integer
-    labels (int64) for cross-entropy, float targets for the squared loss (targets (n,) become
-    (n, 1): the model returns one output per sample)."""
+def job_tensors(job: SurfaceJob, X: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch as tensors on the model's device: features in the parameters' dtype (integer
+    features as int64 with ``job.integer_inputs``), integer labels (int64) for cross-entropy,
+    float targets for the squared loss (targets (n,) become (n, 1): the model returns one output
+    per sample)."""
     reference = next(iter(job.center.values()))
     X_t = torch.as_tensor(np.ascontiguousarray(X)).to(reference.device)
-    X_t = X_t.to(reference.dtype) if X_t.is_floating_point() or X.dtype.kind in "iub" else X_t
+    if job.integer_inputs and X.dtype.kind in "iu":
+        X_t = X_t.long()
+    elif X_t.is_floating_point() or X.dtype.kind in "iub":
+        X_t = X_t.to(reference.dtype)
     y_t = torch.as_tensor(np.ascontiguousarray(y)).to(reference.device)
     if job.loss == "cross_entropy":
         return X_t, y_t.long()
     y_t = y_t.to(reference.dtype)
     return X_t, y_t[:, None] if y_t.dim() == 1 else y_t
+
+
+def first_batch_problem(job: SurfaceJob) -> Problem:
+    """The job's problem on its first batch of data (at most ``job.data_budget`` bytes): what
+    `landscape.engine.surface.path_taken` probes for the path the shards take."""
+    rows = batch_rows(job.data, job.data_budget)
+    X, y = next(iter(job.data.batches(rows)))
+    X_t, y_t = job_tensors(job, X, y)
+    return Problem(job.model, LOSSES[job.loss], X_t, y_t, memory_budget=job.memory_budget)
 
 
 # --------------------------------------------------------------------------------------------
