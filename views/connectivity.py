@@ -109,10 +109,11 @@ def show_sweep(sweep: Any, axis: str, name: str) -> None:
     if sweep.message:
         st.warning(sweep.message)
     show_figure(cached_figure(figures.sweep, sweep, axis), name)
-    if np.isnan(sweep.settles_at):
-        caption(PAGE, "never_settles")
-    else:
-        caption(PAGE, "settles", value=f"{sweep.settles_at:g}", axis=axis)
+    for loss, value in (("training", sweep.settles_at), ("test", sweep.test_settles_at)):
+        if np.isnan(value):
+            caption(PAGE, "never_settles", loss=loss)
+        else:
+            caption(PAGE, "settles", loss=loss, value=f"{value:g}", axis=axis)
 
 
 settings = current_settings()

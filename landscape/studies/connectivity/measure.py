@@ -89,7 +89,8 @@ class PairMeasure:
 
     barriers: dict[str, float]
     test_barriers: dict[str, float]
-    endpoints: np.ndarray  # (2,)
+    endpoints: np.ndarray  # (2,) train loss of A and B
+    test_endpoints: np.ndarray  # (2,) their test loss
     training_loss: np.ndarray  # (2, epochs + 1)
     paths: Paths | None
 
@@ -152,6 +153,7 @@ def measure_pair(task: PairTask) -> PairMeasure:
         barriers={how: paths.barrier(ts, v["train_loss"]) for how, v in along.items()},
         test_barriers={how: paths.barrier(ts, v["test_loss"]) for how, v in along.items()},
         endpoints=along["none"]["train_loss"][[0, -1]],
+        test_endpoints=along["none"]["test_loss"][[0, -1]],
         training_loss=np.stack(histories),
         paths=None,
     )

@@ -61,8 +61,9 @@ class SweepFields:
 @dataclass
 class SweepResult:
     """Barriers per value and seed pair: ``values`` (V,), ``barrier_*`` (V, P) on the train
-    loss, ``test_barrier_*`` (V, P), ``endpoint_loss`` (V, P, 2); ``settles_at`` the first value
-    where weight matching's mean barrier is within the end points' spread (NaN: none)."""
+    loss, ``test_barrier_*`` (V, P), ``endpoint_loss`` and ``test_endpoint_loss`` (V, P, 2);
+    ``settles_at`` (``test_settles_at``) the first value where weight matching's mean train
+    (test) barrier is within the spread of the end points' train (test) losses (NaN: none)."""
 
     values: np.ndarray
     barrier_none: np.ndarray
@@ -72,7 +73,9 @@ class SweepResult:
     test_barrier_weights: np.ndarray
     test_barrier_activations: np.ndarray
     endpoint_loss: np.ndarray
+    test_endpoint_loss: np.ndarray
     settles_at: float
+    test_settles_at: float
     diverged: bool
     message: str
 
@@ -97,6 +100,8 @@ def sweep(base: Any, field: str, values: tuple[int, ...], progress: Progress | N
         return np.array([getattr(m, kind)[how] for m in measures]).reshape(shape)
 
     endpoints = np.array([m.endpoints for m in measures]).reshape(*shape, 2)
+    test_endpoints = np.array([m.test_endpoints for m in measures]).reshape(*shape, 2)
+    axis = np.array(values, dtype=np.float64)
     diverged = not all(np.all(np.isfinite(m.training_loss)) for m in measures)
     weights = table("barriers", "weights")
     return SweepResult(
@@ -104,7 +109,9 @@ def sweep(base: Any, field: str, values: tuple[int, ...], progress: Progress | N
         **{f"barrier_{how}": table("barriers", how) for how in ALIGNMENTS},
         **{f"test_barrier_{how}": table("test_barriers", how) for how in ALIGNMENTS},
         endpoint_loss=endpoints,
-        settles_at=settles_at(np.array(values, dtype=np.float64), weights, endpoints),
+        test_endpoint_loss=test_endpoints,
+        settles_at=settles_at(axis, weights, endpoints),
+        test_settles_at=settles_at(axis, table("test_barriers", "weights"), test_endpoints),
         diverged=diverged,
         message="a training diverged (NaN or inf loss)" if diverged else "",
     )
@@ -117,7 +124,9 @@ def result_shapes(values: str) -> dict[str, str]:
         "values": f"i[{values}]",
         **{f"{kind}_{how}": table for kind in ("barrier", "test_barrier") for how in ALIGNMENTS},
         "endpoint_loss": f"f![{values},pairs,2]",
+        "test_endpoint_loss": f"f![{values},pairs,2]",
         "settles_at": "f",
+        "test_settles_at": "f",
         "diverged": "b",
         "message": "s",
     }
