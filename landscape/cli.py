@@ -47,12 +47,15 @@ from landscape.files.surface_files import SurfaceFile, save_surface
 from landscape.server import cluster, heap
 from landscape.server.threads import configure_threads
 from landscape.studies.branches import branch_gap, branches
+from landscape.studies.connectivity import barrier_vs_branches, barrier_vs_width
 from landscape.studies.width import depth_sweep, width_sweep
 
 MiB = 2**20
 SWEEPS: dict[str, ModuleType] = {
     "width-sweep": width_sweep,
     "depth-sweep": depth_sweep,
+    "barrier-vs-width": barrier_vs_width,
+    "barrier-vs-branches": barrier_vs_branches,
     "branch-grid": branches,
     "gap-vs-I": branch_gap,
 }

@@ -23,6 +23,7 @@ PAGE_STUDY = {
     "branches": "branches",
     "beyond": "beyond",
     "landscape_lab": "lab",
+    "connectivity": "connectivity",
 }
 
 

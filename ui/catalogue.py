@@ -85,6 +85,17 @@ STUDIES: list[PageEntry] = [
         seed_section="4",
     ),
     PageEntry(
+        "views/connectivity.py",
+        "Connectivity",
+        ":material/route:",
+        "connectivity",
+        "Are the minima one valley? Two networks trained from different seeds, the loss barrier "
+        "on the line between them before and after aligning their hidden units by a "
+        "permutation, a trained Bezier curve around the barrier, and the barrier against width "
+        "and branches.",
+        section="Beyond the seed",
+    ),
+    PageEntry(
         "views/landscape_lab.py",
         "Landscape Lab",
         ":material/landscape:",
