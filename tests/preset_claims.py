@@ -232,6 +232,39 @@ def skips(r: Any, config: Any) -> None:
     _grid(r.alphas, config.resolution)
 
 
+def _barrier_of(ts: np.ndarray, losses: np.ndarray) -> float:
+    return float(np.max(losses - ((1 - ts) * losses[0] + ts * losses[-1])))
+
+
+def connectivity(r: Any, config: Any) -> None:
+    """Barriers are heights above a chord (>= 0); the pair shown's barriers are its lines'; a
+    permutation changes no output, so the aligned line ends where the line does; the curve
+    keeps its end points; accuracies are fractions; both trainings lowered their loss."""
+    for how in ("none", "weights", "activations"):
+        assert np.all(getattr(r, f"barrier_{how}") >= -1e-9)
+    k = config.seed_pair
+    assert r.barrier_none[k] == pytest.approx(_barrier_of(r.ts, r.line_train_loss), abs=1e-9)
+    aligned = getattr(r, f"barrier_{config.alignment}")[k]
+    assert aligned == pytest.approx(_barrier_of(r.ts, r.aligned_train_loss), abs=1e-9)
+    assert r.output_change < 1e-3
+    ends = r.line_train_loss[[0, -1]]
+    np.testing.assert_allclose(r.aligned_train_loss[[0, -1]], ends, rtol=1e-4)
+    if r.curve_train_loss.size:
+        np.testing.assert_allclose(r.curve_train_loss[[0, -1]], ends, rtol=1e-4)
+    for name in ("line_train_accuracy", "line_test_accuracy", "aligned_test_accuracy"):
+        _fraction(getattr(r, name))
+    _decreased(r.training_loss)
+
+
+def barrier_sweep(r: Any, config: Any) -> None:
+    """Barriers >= 0 at every value and pair; the settling point is one of the values."""
+    for kind in ("barrier", "test_barrier"):
+        for how in ("none", "weights", "activations"):
+            assert np.all(getattr(r, f"{kind}_{how}") >= -1e-9)
+    for value in (r.settles_at, r.test_settles_at):
+        assert np.isnan(value) or value in r.values
+
+
 def _floats(*names: str, rtol: float) -> dict[str, float]:
     return dict.fromkeys(names, rtol)
 
@@ -393,6 +426,15 @@ CHECKS: dict[str, Check] = {
     "landscape.studies.branches.branches": Check(stable={}, trained=frozenset(), claims=branches),
     "landscape.studies.lab.lab": Check(stable={}, trained=frozenset(), claims=lab),
     "landscape.studies.beyond.skips": Check(stable={}, trained=frozenset(), claims=skips),
+    "landscape.studies.connectivity.connectivity": Check(
+        stable={}, trained=frozenset(), claims=connectivity
+    ),
+    "landscape.studies.connectivity.barrier_vs_width": Check(
+        stable={}, trained=frozenset(), claims=barrier_sweep
+    ),
+    "landscape.studies.connectivity.barrier_vs_branches": Check(
+        stable={}, trained=frozenset(), claims=barrier_sweep
+    ),
 }
 
 
@@ -427,4 +469,13 @@ CORRUPTIONS: dict[str, Callable[[Any], None]] = {
     ),
     "landscape.studies.lab.lab": lambda r: setattr(r, "loss_history", r.loss_history[::-1]),
     "landscape.studies.beyond.skips": lambda r: setattr(r, "gap", r.gap + 0.1),
+    "landscape.studies.connectivity.connectivity": lambda r: setattr(
+        r, "aligned_train_loss", r.aligned_train_loss[::-1] + 1.0
+    ),
+    "landscape.studies.connectivity.barrier_vs_width": lambda r: setattr(
+        r, "barrier_weights", r.barrier_weights - 1.0
+    ),
+    "landscape.studies.connectivity.barrier_vs_branches": lambda r: setattr(
+        r, "settles_at", 1000.0
+    ),
 }
