@@ -33,11 +33,7 @@ class Config(SweepFields):
 def run(config: Config, progress: Progress | None = None) -> SweepResult:
     """Barriers of ``pairs`` seed pairs at every width."""
     config.validate()
-    base = connectivity.Config(
-        dataset=config.dataset, architecture="mlp", depth=config.depth, pairs=config.pairs,
-        epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, points=config.points,
-        curve=False, seed=config.seed, device=config.device,
-    )  # fmt: skip
+    base = config.page_config(architecture="mlp")
     return sweep(base, "width", config.widths, progress)
 
 

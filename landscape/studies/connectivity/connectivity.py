@@ -200,8 +200,8 @@ RESULT_SHAPES: dict[str, str] = {
 #: The lecture's values: the default, each alignment, the width ladder, branches, no curve.
 PRESETS: dict[str, Config] = {
     "default": Config(),
-    "no alignment": Config(alignment="none"),
-    "activation matching": Config(alignment="activations"),
-    **{f"width {m}": Config(width=m) for m in (8, 16, 32, 128, 256)},
+    "no_alignment": Config(alignment="none"),
+    "activation_matching": Config(alignment="activations"),
+    **{f"width_{m}": Config(width=m) for m in (8, 16, 32, 128, 256)},
     "branches": Config(architecture="branches"),
 }

@@ -10,6 +10,7 @@ of its spread: the first value ``v`` at which ``mean_v(B_aligned) <= spread_v``,
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -46,6 +47,11 @@ class SweepFields:
     points: int = 17
     seed: int = 0
     device: Device = "auto"
+
+    def page_config(self, **fields: Any) -> connectivity.Config:
+        """The page's `connectivity.Config` with these shared fields, no curve, and ``fields``."""
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(SweepFields)}
+        return connectivity.Config(**shared, curve=False, **fields)
 
     def validate_fields(self) -> None:
         check_choice("dataset", self.dataset, connectivity.DATASETS)
