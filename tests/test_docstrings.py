@@ -161,5 +161,6 @@ def test_every_rendered_public_name_has_a_docstring() -> None:
 
 def test_the_walk_finds_a_missing_docstring() -> None:
     """The walk itself sees a method without a docstring (the check above can fail)."""
-    tree = ast.parse('class A:\n    """A."""\n    def f(self):\n        pass\n    def _g(self):\n        pass\n')
+    source = ["class A:", '    """A."""', "    def f(self): pass", "    def _g(self): pass"]
+    tree = ast.parse("\n".join(source))
     assert list(undocumented("m.A", tree.body[0])) == ["m.A.f"]
