@@ -108,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``convexify`` command's parser: ``surface`` (a loss surface ``Z(a, b) = L(theta +
+    a d1 + b d2)`` of a model file on a data file, written as a surface file) and ``sweep`` (a
+    study's sweep, written as its JSON run file), both taking ``--threads``."""
     parser = argparse.ArgumentParser(
         prog="convexify",
         description="Loss surfaces and sweeps of Convexify, headless.",

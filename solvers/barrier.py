@@ -195,9 +195,12 @@ class ConeBarrier:
 class BarrierProblem(Protocol):
     """What `path_following` needs of a barrier problem: ``phi_tau`` and its Newton step."""
 
-    def merit(self, tau: float, U: torch.Tensor) -> torch.Tensor: ...
+    def merit(self, tau: float, U: torch.Tensor) -> torch.Tensor:
+        """``phi_tau(U)``, a scalar tensor; ``inf`` outside the barrier's domain."""
 
-    def newton(self, tau: float, U: torch.Tensor) -> tuple[torch.Tensor, float]: ...
+    def newton(self, tau: float, U: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """The Newton direction ``dU = -H^{-1} grad`` of ``phi_tau`` at ``U`` (shape of ``U``)
+        and the decrement ``-grad^T dU``; ``torch.linalg.LinAlgError`` when H is singular."""
 
 
 def path_following(

@@ -104,6 +104,8 @@ class EnvCeiling:
     default_mb: float
 
     def bytes(self) -> int:
+        """The ceiling in bytes: ``int(MiB * 2**20)`` of the variable's value, else of
+        ``default_mb`` (``ValueError`` naming the variable when it is not a number >= 0)."""
         return mebibytes_from_env(self.variable, self.default_mb)
 
 
@@ -168,6 +170,7 @@ class ByteLRU(Generic[K, V]):
 
     @property
     def max_bytes(self) -> int:
+        """The ceiling in bytes (an `EnvCeiling` is read here at the first use)."""
         with self._lock:
             return self._limit()
 
@@ -234,6 +237,7 @@ class ByteLRU(Generic[K, V]):
             self._evictions += 1
 
     def clear(self) -> None:
+        """Drop every entry (``nbytes`` back to 0; the counters are kept)."""
         with self._lock:
             self._entries.clear()
             self._nbytes = 0
@@ -245,6 +249,8 @@ class ByteLRU(Generic[K, V]):
                 self._nbytes -= self._entries.pop(key)[1]
 
     def stats(self) -> CacheStats:
+        """A `CacheStats` snapshot: entries, bytes held, the ceiling, hits, misses, evictions
+        and refusals since the cache was made."""
         with self._lock:
             return CacheStats(
                 self.name,

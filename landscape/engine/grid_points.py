@@ -63,6 +63,10 @@ class GridPlane:
         center: Mapping[str, torch.Tensor] | None,
         directions: Mapping[str, Mapping[str, torch.Tensor]],
     ) -> GridPlane:
+        """The plane of ``problem``'s model: ``center`` (the model's parameters theta when None)
+        and each direction moved to every parameter's device and dtype; ``ValueError`` naming
+        the point when it misses or adds a parameter, or a tensor's shape differs from the
+        parameter's."""
         reference = parameters_of(problem.model)
         points = {"center": reference if center is None else center, **directions}
         checked = {name: _on_device(name, p, reference) for name, p in points.items()}

@@ -60,6 +60,7 @@ class HoistedLayers:
 
     @property
     def layers(self) -> tuple[str, ...]:
+        """The hoisted layers' names, one per call, in ``calls`` order."""
         return tuple(call.layer for call in self.calls)
 
     def outputs_at(self, coords: torch.Tensor) -> list[torch.Tensor]:

@@ -120,6 +120,7 @@ class ResidualBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``relu(x + conv2(relu(conv1(x))))``, shape (n, channels, H, W) in and out."""
         return torch.relu(x + self.conv2(torch.relu(self.conv1(x))))
 
 
@@ -147,6 +148,8 @@ class SmallResNet(nn.Module):
         self.head = nn.Linear(channels * grid * grid, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The class scores ``head(flatten(blocks(relu(stem(image)))))``: rows x (n, side^2)
+        read as images (n, 1, side, side), scores (n, classes)."""
         images = x.reshape(x.shape[0], 1, self.side, self.side)
         features = self.blocks(torch.relu(self.stem(images)))
         return self.head(features.flatten(1))

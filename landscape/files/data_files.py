@@ -62,6 +62,7 @@ class ArrayData:
 
     @property
     def n(self) -> int:
+        """The number of samples n, ``X.shape[0]``."""
         return int(self.X.shape[0])
 
     def row_bytes(self) -> int:
@@ -100,9 +101,12 @@ class NpzStream:
 
     @property
     def n(self) -> int:
+        """The number of samples n, the first dimension of ``X.npy`` (read from its header)."""
         return int(self._shapes["X"][0][0])
 
     def row_bytes(self) -> int:
+        """Bytes of one sample (its features and its target): ``prod(shape[1:]) * itemsize``
+        summed over ``X.npy`` and ``y.npy``."""
         return sum(math.prod(shape[1:]) * dtype.itemsize for shape, dtype in self._shapes.values())
 
     def batches(self, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:

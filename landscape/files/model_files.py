@@ -43,9 +43,12 @@ class ExportedModel(nn.Module):
         self.program = program
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The exported program's output at the batch ``x`` (n, ...), as it was exported."""
         return self.program(x)
 
     def train(self, mode: bool = True) -> ExportedModel:
+        """Set ``training`` to ``mode`` on this wrapper alone (the graph keeps its mode); returns
+        the wrapper, as ``nn.Module.train`` does."""
         self.training = mode
         return self
 

@@ -90,6 +90,12 @@ class OnnxGraphModule(nn.Module):
         self.deadline: float | None = None  # time.monotonic() past which a call stops
 
     def forward(self, x: Tensor) -> Tensor:
+        """The graph's output at the batch ``x`` (n, ...), rows in, rows out.
+
+        Integer-input graphs get ``x`` rounded to integers. A graph declaring a fixed ``batch``
+        b != n runs on pieces of b rows, the last padded with copies of its first row and the
+        padding's outputs dropped; every node is checked against ``max_elements`` and the
+        call's multiply-adds, over all pieces, against ``max_work`` before it runs."""
         if self.integer_input:
             x = torch.round(x).long() if x.is_floating_point() else x.long()
         rows = x.shape[0] if x.dim() else 0

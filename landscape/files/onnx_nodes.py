@@ -61,9 +61,11 @@ class Node(nn.Module):
         return work
 
     def forward(self, *args: Tensor | None) -> Tensor | tuple[Tensor, ...]:
+        """``fn(*args)``: the node's output (a tuple for several outputs)."""
         return self.fn(*args)
 
     def extra_repr(self) -> str:
+        """The ONNX operator's name, shown in the module's ``repr``."""
         return self.op
 
 

@@ -93,6 +93,8 @@ def undeclared_fields(study: ModuleType) -> list[str]:
 
 
 def check_dtype(dtype: np.dtype, name: str) -> None:
+    """Accept a unicode string of at most ``MAX_TEXT_CHARS`` characters or a dtype listed in
+    ``ALLOWED_DTYPES``; ``ValueError`` naming the array ``name`` and its dtype otherwise."""
     if dtype.kind == "U" and dtype.itemsize // 4 <= MAX_TEXT_CHARS:
         return
     if any(dtype == np.dtype(allowed) for group in ALLOWED_DTYPES.values() for allowed in group):

@@ -155,6 +155,7 @@ class SurfaceJob:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """The grid's shape (A, B): ``len(alphas)``, ``len(betas)``; the surface is (A, B)."""
         return len(self.alphas), len(self.betas)
 
     def fingerprint(self) -> str:
@@ -364,6 +365,8 @@ class ShardCheckpoint:
         return rows
 
     def write(self, start: int, stop: int, rows: np.ndarray) -> None:
+        """Store the losses ``Z[start:stop]`` (stop - start, B) as float64 in
+        ``rows-START-STOP.npy``, atomically (a temporary file, then a rename)."""
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(rows, dtype=np.float64), allow_pickle=False)
         _atomic_write(self._path(start, stop), buffer.getvalue())

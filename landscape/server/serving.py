@@ -174,6 +174,7 @@ class RunQueue:
 
     @property
     def slots(self) -> int:
+        """How many computations may run at once (`set_slots` changes it)."""
         return self._slots
 
     def set_slots(self, slots: int) -> None:
@@ -266,6 +267,8 @@ class RunQueue:
             return ticket.result()
 
     def stats(self) -> QueueStats:
+        """A `QueueStats` snapshot: slots, running and queued computations (queued ones somebody
+        still waits for), the longest queue seen, and the counters since the queue was made."""
         with self._lock:
             return QueueStats(
                 self._slots,
@@ -276,6 +279,7 @@ class RunQueue:
             )
 
     def reset_longest(self) -> None:
+        """Restart ``longest_queue`` from the number queued now (to measure a new period)."""
         with self._lock:
             self._longest = self._queued_count()
 

@@ -57,6 +57,10 @@ FIT_TOLERANCE = 1.5  # a family is trained at P only if its closest size is with
 
 @dataclass(frozen=True)
 class Config:
+    """The data (``dataset``, two ``classes``, ``n_train`` and ``n_test`` samples), the ladder
+    of parameter ``budgets`` P, the branch counts I, the ``seeds`` and Adam's ``steps`` and
+    ``lr``, and the convex programs' ``convex_betas`` and sampled ``convex_gates``."""
+
     dataset: str = "digits"
     classes: tuple[int, int] = (3, 8)
     n_train: int = 200
@@ -72,6 +76,7 @@ class Config:
     device: str = "auto"
 
     def validate(self) -> None:
+        """ValueError naming the field, its value and the allowed range."""
         check_integer("seed", self.seed, 0, 2**31 - 1)
         check_choice("dataset", self.dataset, DATASETS)
         if len(check_integers("classes", self.classes, 0, 9, 2)) != 2:
@@ -89,6 +94,9 @@ class Config:
 
 @dataclass
 class Result:
+    """Training loss and test score of F families at B budgets over S seeds (F, B, S), their
+    actual parameter counts (F, B), and the C convex networks' size, training loss and score."""
+
     families: str  # the F names (plain, branch I..., fc, resnet) joined by "|"
     budgets: np.ndarray  # (B,) target P
     parameters: np.ndarray  # (F, B) actual parameter counts

@@ -34,6 +34,10 @@ from solvers.three_layer_relu import solve_three_layer, three_layer_objective
 
 @dataclass(frozen=True)
 class Config:
+    """The three exact programs' data (``n_points`` planar points, ``n_signals`` 1-D signals,
+    ``n_images`` digits with ``image_patterns`` sampled patterns), the weight decay ``beta``, and
+    the ``restarts`` trained networks of each architecture (``steps`` of Adam at ``lr``)."""
+
     n_points: int = 6  # three-layer data (exact: n <= 8)
     n_signals: int = 6  # CNN on 1-D signals (exact)
     n_images: int = 40  # CNN on digits (sampled patterns)
@@ -49,6 +53,7 @@ class Config:
     device: str = "auto"
 
     def validate(self) -> None:
+        """ValueError naming the field, its value and the allowed range."""
         check_integer("seed", self.seed, 0, 2**31 - 1)
         check_integer("n_points", self.n_points, 3, 7)
         check_integer("n_signals", self.n_signals, 3, 12)
@@ -65,6 +70,10 @@ class Config:
 
 @dataclass
 class Result:
+    """For each of the 3 problems: the convex optimum, the recovered network's objective and
+    size, every one of R trained restarts' final objective (3, R), and whether the program is
+    exact (every pattern) or an upper bound (sampled patterns)."""
+
     problems: str  # the three problems joined by "|"
     exact: np.ndarray  # (3,) bool: every pattern (lower bound) or sampled (upper bound)
     optimum: np.ndarray  # (3,) convex optimum

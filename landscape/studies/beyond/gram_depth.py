@@ -69,6 +69,11 @@ TORCH_DERIVATIVES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 @dataclass(frozen=True)
 class Config:
+    """The sphere data (``n`` points in ``input_dim`` dimensions), depths 1..``max_depth`` of
+    every architecture, the branch and highway parameters ``branches`` (I) and ``alpha``, and
+    the Monte Carlo networks (``mc_width``, ``mc_depth``, ``mc_draws``) that check each
+    recursion."""
+
     n: int = 16  # samples on the sphere
     input_dim: int = 8
     max_depth: int = 20
@@ -83,6 +88,7 @@ class Config:
     device: str = "auto"
 
     def validate(self) -> None:
+        """ValueError naming the field, its value and the allowed range."""
         check_integer("seed", self.seed, 0, 2**31 - 1)
         check_integer("n", self.n, 2, 200)
         check_integer("input_dim", self.input_dim, 2, 256)
@@ -100,6 +106,10 @@ class Config:
 
 @dataclass
 class Result:
+    """``lambda_min(K^(H))`` of A architectures at D depths (A, D), each decay's fitted laws
+    (exponential ``log lambda = a + b H``, power ``log lambda = a + b log H``), the width's
+    polynomial part ``n^4 / lambda_min^4`` (A, D) and each recursion's Monte Carlo error (A,)."""
+
     architectures: str  # the A names, ARCHITECTURES order, joined by "|"
     depths: np.ndarray  # (D,) 1..max_depth
     lambda_min: np.ndarray  # (A, D), NaN where the architecture has no such depth (ResNet H=1)

@@ -40,6 +40,8 @@ class ResNet(nn.Module):
         self.out = nn.Linear(width, out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``out(z_k)`` with ``z_0 = inp(x)``, ``z_j = z_{j-1} + L2_j(relu(L1_j(z_{j-1})))`` (L:
+        affine, width to width): x (n, d) in, (n, out_features) out."""
         z = self.inp(x)
         for block in self.residual:
             z = z + block(z)

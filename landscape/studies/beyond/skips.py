@@ -51,6 +51,11 @@ FAMILIES: tuple[str, ...] = ("resnet", "branch")
 
 @dataclass(frozen=True)
 class Config:
+    """ResNets of k = 1..``max_blocks`` blocks against ``I = 2^k`` matched branches: the data
+    (two ``classes``, ``n`` samples), the trainings (``restarts``, ``steps``, ``lr``,
+    ``weight_decay``), the measured planes (``resolution``, ``radius``, ``hessian_iterations``)
+    and the sweep over ``sweep_widths`` x the digit pairs of ``sweep_classes``."""
+
     max_blocks: int = 3  # k = 1..max_blocks, I = 2^k
     resnet_width: int = 8
     classes: tuple[int, int] = (3, 8)
@@ -75,6 +80,7 @@ class Config:
         return [(int(c[i]), int(c[i + 1])) for i in range(0, len(c), 2)]
 
     def validate(self) -> None:
+        """ValueError naming the field, its value and the allowed range."""
         check_integer("seed", self.seed, 0, 2**31 - 1)
         check_integer("max_blocks", self.max_blocks, 1, 5)
         check_integer("resnet_width", self.resnet_width, 2, 128)
@@ -107,6 +113,10 @@ class Config:
 
 @dataclass
 class Result:
+    """For 2 families (ResNet, branches) at K block counts: parameter counts (2, K), every
+    restart's final loss and gap ``(L_r - min_r L_r) / min_r L_r`` (2, K, R), the non-convexity
+    measures of M measured restarts (2, K, M), and the same over the sweep (C, W, 2, K, ...)."""
+
     blocks: np.ndarray  # (K,) k
     branches: np.ndarray  # (K,) I = 2^k = unrolled paths
     parameters: np.ndarray  # (2, K) parameter counts: resnet, branch

@@ -57,6 +57,7 @@ class DeepLinearNet(nn.Module):
         return net
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """``X W_1^T ... W_H^T``: rows X (n, d0) in, (n, dH) out."""
         out = X
         for W in self.weights:
             out = out @ W.T

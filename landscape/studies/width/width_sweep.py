@@ -38,6 +38,8 @@ def power_of_two_widths(low: int, high: int) -> np.ndarray:
 
 
 def check_width_range(low: int, high: int, cap: int, field: str = "max_width") -> None:
+    """``1 <= low <= high <= cap`` holding at least two powers of two; ValueError naming
+    ``min_width`` or ``field``, the value and the range otherwise."""
     check_integer("min_width", low, 1, cap)
     check_integer(field, high, low, cap)
     if len(power_of_two_widths(low, high)) < 2:
