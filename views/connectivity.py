@@ -66,7 +66,10 @@ def training_ui() -> dict[str, Any]:
         "Data", study.DATASETS, key="conn_data", bind="query-params",
         format_func=DATASET_NAMES.get, help="Both networks train on the same rows.",
     )  # fmt: skip
-    depth = cols[1].slider("Hidden layers", 1, 4, 2, key="conn_depth", bind="query-params")
+    depth = cols[1].slider(
+        "Hidden layers", 1, 4, 2, key="conn_depth", bind="query-params",
+        help="Hidden layers of each MLP (of each branch); every hidden layer is permuted.",
+    )  # fmt: skip
     epochs = cols[2].slider(
         "Epochs", 1, 60, 10, key="conn_epochs", bind="query-params",
         help="Adam, mini-batches of 64, learning rate 1e-3.",
@@ -132,16 +135,23 @@ if result is not None:
 st.subheader("Sweeps")
 show_prose(PAGE, "sweeps")
 common = {"dataset": training["dataset"], "depth": training["depth"], "seed": settings.seed}
-if st.toggle("Barrier against width $m$", key="conn_sweep_width", bind="query-params"):
+if st.toggle(
+    "Barrier against width $m$", key="conn_sweep_width", bind="query-params",
+    help="MLPs at m = 8, 32, 128, three seed pairs each (the Width study's axis).",
+):  # fmt: skip
     width_config = build_config(barrier_vs_width.Config, **common, device=settings.device)
     width_sweep = run_study(barrier_vs_width, width_config)
     if width_sweep is not None:
         show_sweep(width_sweep, "width m", "conn_sweep_width")
-if st.toggle("Barrier against branches $I$", key="conn_sweep_branches", bind="query-params"):
+if st.toggle(
+    "Barrier against branches $I$", key="conn_sweep_branches", bind="query-params",
+    help="Multi-branch networks at I = 1, 2, 4, 8, three seed pairs each (the Branches "
+    "study's axis).",
+):  # fmt: skip
     branch_config = build_config(barrier_vs_branches.Config, **common, device=settings.device)
     branch_sweep = run_study(barrier_vs_branches, branch_config)
     if branch_sweep is not None:
         show_sweep(branch_sweep, "branches I", "conn_sweep_branches")
 
-with st.expander("The mathematics"):
+with st.expander("The theorem: permutation symmetry, and how the minima are aligned"):
     show_prose(PAGE, "theory")

@@ -30,6 +30,7 @@ class Split:
 
     @property
     def features(self) -> int:
+        """``d``, the number of input features."""
         return int(self.X_train.shape[1])
 
 

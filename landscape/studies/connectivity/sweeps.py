@@ -26,6 +26,7 @@ from landscape.studies.connectivity.pairs import ALIGNMENTS
 
 
 def check_values(field: str, values: tuple[int, ...], low: int, high: int) -> None:
+    """``ValueError`` unless ``values`` holds 2 to 12 increasing integers in [low, high]."""
     if not 2 <= len(values) <= 12:
         raise ValueError(f"{field} must list 2 to 12 values, got {len(values)}")
     for v in values:
@@ -54,6 +55,7 @@ class SweepFields:
         return connectivity.Config(**shared, curve=False, **fields)
 
     def validate_fields(self) -> None:
+        """``ValueError`` naming the first shared field outside its allowed range."""
         check_choice("dataset", self.dataset, connectivity.DATASETS)
         check_integer("depth", self.depth, 1, 4)
         check_integer("pairs", self.pairs, 2, 10)
