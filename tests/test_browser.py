@@ -432,3 +432,14 @@ def test_figure_slider_answers_in_the_browser_without_a_rerun(server, page, url_
     assert page.evaluate("window.__reruns") == 0
     assert page.locator('[data-test-script-state="notRunning"]').count() == 1
     assert not error_texts(page), error_texts(page)
+
+
+def test_every_connectivity_figure_draws_with_its_sweeps_on(server, page) -> None:
+    """The Connectivity page with both sweeps switched on by its link (their defaults are
+    presets): the paths, the barriers, the plane and both sweeps are drawn, with no error."""
+    page.goto(f"{server}/connectivity?conn_sweep_width=true&conn_sweep_branches=true")
+    wait_for_run(page)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 5")
+    assert not error_texts(page), error_texts(page)
+    drawn = json.loads(chart_data(page))
+    assert len(drawn) == 5 and all(traces for traces in drawn), [len(t) for t in drawn]
