@@ -128,7 +128,10 @@ def _set(path, value):
 
 
 FIRST_ARRAY = {  # a multi-dimensional field of each study
+    "barrier_vs_branches": "barrier_weights",
+    "barrier_vs_width": "barrier_none",
     "branch_gap": "primal_restarts",
+    "connectivity": "training_loss",
     "branches": "surfaces",
     "budget": "train_loss",
     "exact": "trained",
