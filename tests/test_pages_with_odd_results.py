@@ -30,6 +30,19 @@ CASES = [  # (page, fixture, study module, link that shows the study)
     ("width", "depth_sweep", "width.depth_sweep", {"width_depth_on": "true"}),
     ("shallow_relu", "single_neuron", "shallow_relu.single_neuron", {}),
     ("shallow_relu", "two_layer", "shallow_relu.two_layer", {}),
+    ("connectivity", "connectivity", "connectivity.connectivity", {}),
+    (
+        "connectivity",
+        "barrier_vs_width",
+        "connectivity.barrier_vs_width",
+        {"conn_sweep_width": "true"},
+    ),
+    (
+        "connectivity",
+        "barrier_vs_branches",
+        "connectivity.barrier_vs_branches",
+        {"conn_sweep_branches": "true"},
+    ),
 ]
 
 
