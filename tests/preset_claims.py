@@ -244,6 +244,8 @@ def connectivity(r: Any, config: Any) -> None:
         assert np.all(getattr(r, f"barrier_{how}") >= -1e-9)
     k = config.seed_pair
     assert r.barrier_none[k] == pytest.approx(_barrier_of(r.ts, r.line_train_loss), abs=1e-9)
+    for pair, barrier in zip(r.pair_line_train_loss, r.barrier_none, strict=True):
+        assert barrier == pytest.approx(_barrier_of(r.ts, pair), abs=1e-9)
     aligned = getattr(r, f"barrier_{config.alignment}")[k]
     assert aligned == pytest.approx(_barrier_of(r.ts, r.aligned_train_loss), abs=1e-9)
     assert r.output_change < 1e-3

@@ -41,6 +41,21 @@ def test_the_aligned_line_joins_the_same_two_functions(result: study.Result) -> 
     np.testing.assert_allclose(result.endpoint_train_loss[SMALL.seed_pair], line[[0, -1]])
 
 
+def test_every_pairs_line_gives_its_barrier(result: study.Result) -> None:
+    """The band's lines are each seed pair's own: their barriers are the pair's barriers."""
+    ts, k = result.ts, SMALL.seed_pair
+    np.testing.assert_array_equal(result.pair_line_train_loss[k], result.line_train_loss)
+    np.testing.assert_array_equal(result.pair_aligned_test_loss[k], result.aligned_test_loss)
+    for lines, barriers in (
+        (result.pair_line_train_loss, result.barrier_none),
+        (result.pair_aligned_train_loss, result.barrier_weights),
+        (result.pair_line_test_loss, result.test_barrier_none),
+    ):
+        for pair, barrier in zip(lines, barriers, strict=True):
+            chord = (1 - ts) * pair[0] + ts * pair[-1]
+            assert barrier == pytest.approx(np.max(pair - chord))
+
+
 def test_the_curve_keeps_its_end_points_and_the_plane_holds_them(result: study.Result) -> None:
     np.testing.assert_allclose(
         result.curve_train_loss[[0, -1]], result.line_train_loss[[0, -1]], rtol=1e-5

@@ -106,6 +106,10 @@ class Result:
     plane_anchors: np.ndarray  # (3, 2) theta_A, theta_B (aligned), the bend
     curve_xy: np.ndarray  # (T, 2) the curve in the plane's coordinates
     training_loss: np.ndarray  # (P, 2, epochs + 1) both networks of every pair
+    pair_line_train_loss: np.ndarray  # (P, T) every seed pair's line, unaligned
+    pair_line_test_loss: np.ndarray  # (P, T)
+    pair_aligned_train_loss: np.ndarray  # (P, T) every pair's line after the alignment shown
+    pair_aligned_test_loss: np.ndarray  # (P, T)
     classification: bool
     diverged: bool
     message: str
@@ -161,10 +165,20 @@ def _result(config: Config, classification: bool, measures: list[PairMeasure]) -
         plane_anchors=p.plane_anchors,
         curve_xy=p.curve_xy,
         training_loss=np.stack([m.training_loss for m in measures]),
+        **_pair_lines(measures, config.alignment),
         classification=classification,
         diverged=diverged,
         message="a training diverged (NaN or inf loss)" if diverged else "",
     )
+
+
+def _pair_lines(measures: list[PairMeasure], alignment: str) -> dict[str, np.ndarray]:
+    """Every seed pair's losses along the line and the aligned line, (P, T) each."""
+    return {
+        f"pair_{name}_{part}_loss": np.stack([m.lines[how][f"{part}_loss"] for m in measures])
+        for name, how in (("line", "none"), ("aligned", alignment))
+        for part in ("train", "test")
+    }
 
 
 #: What a run file may hold for each Result field (landscape.files.results.check_result).
@@ -192,6 +206,11 @@ RESULT_SHAPES: dict[str, str] = {
     "plane_anchors": "f![3,2]",
     "curve_xy": "f![0,2]|f![points,2]",
     "training_loss": "f[pairs,2,epochs+1]",
+    **{
+        f"pair_{path}_{part}_loss": "f![pairs,points]"
+        for path in ("line", "aligned")
+        for part in ("train", "test")
+    },
     "classification": "b",
     "diverged": "b",
     "message": "s",

@@ -36,6 +36,8 @@ def paths(result: Result, alignment: str) -> go.Figure:
     columns = 2 if result.classification else 1
     titles = ["loss along the path", "accuracy along the path"][:columns]
     fig = make_subplots(rows=1, cols=columns, subplot_titles=titles)
+    for key in ("line", "aligned") if alignment != "none" else ("line",):
+        fig.add_trace(_pair_band(result.ts, getattr(result, f"pair_{key}_train_loss"), key), 1, 1)
     for label, key, color in _paths_of(result, alignment):
         for part, dash in (("train", None), ("test", "dash")):
             loss = getattr(result, f"{key}_{part}_loss")
@@ -53,6 +55,16 @@ def paths(result: Result, alignment: str) -> go.Figure:
         fig.update_yaxes(title="accuracy", row=1, col=2)
     fig.update_layout(height=420, margin=MARGIN, legend={"orientation": "h", "y": -0.2})
     return fig
+
+
+def _pair_band(ts: np.ndarray, losses: np.ndarray, key: str) -> go.Scatter:
+    """The band from the smallest to the largest training loss over seed pairs at each ``t``."""
+    band = np.concatenate([losses.max(axis=0), losses.min(axis=0)[::-1]])
+    return go.Scatter(
+        x=np.concatenate([ts, ts[::-1]]), y=float32(band), fill="toself", opacity=0.2,
+        line={"width": 0}, fillcolor=COLORS[key], hoverinfo="skip",
+        name=f"{'line' if key == 'line' else 'aligned line'}, train: all seed pairs",
+    )  # fmt: skip
 
 
 def barriers(result: Result) -> go.Figure:

@@ -85,13 +85,15 @@ class Paths:
 
 @dataclass
 class PairMeasure:
-    """Barriers (train and test loss) by alignment, end-point losses, training curves."""
+    """Barriers (train and test loss) by alignment, end-point losses, training curves, and the
+    losses along each line (``lines[how]``: ``train_loss`` and ``test_loss``, (T,) each)."""
 
     barriers: dict[str, float]
     test_barriers: dict[str, float]
     endpoints: np.ndarray  # (2,) train loss of A and B
     test_endpoints: np.ndarray  # (2,) their test loss
     training_loss: np.ndarray  # (2, epochs + 1)
+    lines: dict[str, dict[str, np.ndarray]]
     paths: Paths | None
 
 
@@ -155,6 +157,7 @@ def measure_pair(task: PairTask) -> PairMeasure:
         endpoints=along["none"]["train_loss"][[0, -1]],
         test_endpoints=along["none"]["test_loss"][[0, -1]],
         training_loss=np.stack(histories),
+        lines={how: {k: v[k] for k in ("train_loss", "test_loss")} for how, v in along.items()},
         paths=None,
     )
     if task.shown:
