@@ -22,7 +22,6 @@ import argparse
 import multiprocessing as mp
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import zoo  # noqa: E402
 
+from benchmarks.surface import timed  # noqa: E402
 from landscape.engine.directions import random_directions  # noqa: E402
 from landscape.engine.problem import Problem  # noqa: E402
 from landscape.engine.surface import path_taken, surface_2d  # noqa: E402
@@ -47,16 +47,6 @@ def setup(name: str, device: str, samples: int) -> tuple:
     X, y = (t.to(device) for t in species.dataset())
     d1, d2 = random_directions(model, 1), random_directions(model, 2)
     return species, model, X, y, d1, d2
-
-
-def timed(device: str, call) -> tuple[float, np.ndarray]:
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    Z = call()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start, Z
 
 
 def compare(name: str, device: str, grid: int, samples: int, repeats: int) -> dict:
