@@ -7,7 +7,7 @@ from typing import NoReturn
 
 import streamlit as st
 
-from landscape.engine.device import available_devices, resolve_device
+from landscape.engine.device import float64_devices, resolve_device
 from landscape.server import cluster, cluster_access
 from ui.runner import serving_stats
 
@@ -27,10 +27,11 @@ def shared_sidebar() -> Settings:
         st.markdown("### Settings")
         choice = st.selectbox(
             "Device",
-            ["auto", *available_devices()],
+            ["auto", *float64_devices()],
             key="device",
             bind="query-params",
-            help="Where torch runs: auto picks cuda, then mps, then cpu.",
+            help="Where torch runs: auto picks cuda, then cpu. Apple's mps is not offered: it has "
+            "no float64, which the studies' checks need.",
         )
         device = str(resolve_device(choice or "auto"))
         st.caption(f"Running on **{device}**")

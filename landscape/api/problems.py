@@ -8,8 +8,8 @@ position with the classes on the outputs' last axis, `cross_entropy_per_position
 a model with outputs (n, 1) are read as (n, 1)). ``X`` and ``y`` are NumPy arrays or
 tensors; floating-point data take the dtype of the model's parameters, integer labels stay
 integers. ``device=None`` computes where the model's parameters are; a device name (``"cpu"``,
-``"cuda"``, ``"mps"``, ``"auto"``: cuda, then mps, then cpu) computes on a copy of the model
-moved there, so the model itself never moves.
+``"cuda"``, ``"mps"``, ``"auto"``: cuda, then cpu) computes on a copy of the model moved
+there, so the model itself never moves; ``"mps"`` has no float64, so curvature refuses it.
 """
 
 from __future__ import annotations

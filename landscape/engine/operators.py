@@ -35,6 +35,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 
+from landscape.engine.device import require_float64
 from landscape.engine.problem import LossFn, Problem
 from landscape.engine.surface import eval_mode
 
@@ -102,6 +103,7 @@ def curvature_operator(
     """
     check_kind(kind)
     check_batch_size(batch_size)
+    require_float64(problem.device, "a curvature operator (products and checks in float64)")
     model = problem.model
     reference = {name: p.detach() for name, p in model.named_parameters()}
     point = reference if point is None else point

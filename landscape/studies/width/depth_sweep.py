@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.engine.device import Device, resolve_device
+from landscape.engine.device import Device, float64_device, resolve_device
 from landscape.engine.gram import (
     ACTIVATIONS,
     ARCHITECTURES,
@@ -45,7 +45,6 @@ from landscape.engine.validation import (
 from landscape.server import cluster
 from landscape.studies.width.wide_nets import (
     WideNetSpec,
-    float64_device,
     sample_last_gram_at_init,
     train,
 )

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from landscape.engine.device import float64_device
 from landscape.engine.gram import ACTIVATIONS, ARCHITECTURES, MAX_DEPTH, c_sigma
 
 MAX_WIDTH = 10**7
@@ -54,12 +55,6 @@ def torch_activation_prime(activation: str) -> Callable[[Tensor], Tensor]:
     """``sigma'`` as a torch function."""
     torch_activation(activation)
     return _TORCH_DERIVATIVES[activation]
-
-
-def float64_device(device: torch.device | str) -> torch.device:
-    """``device``, or the CPU in place of Apple's mps, which has no float64."""
-    device = torch.device(device)
-    return torch.device("cpu") if device.type == "mps" else device
 
 
 @dataclass(frozen=True)
