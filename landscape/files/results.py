@@ -234,13 +234,17 @@ def result_to_csv(result: Any) -> str:
 
 
 def package_versions() -> dict[str, str]:
-    """Versions of the packages a result depends on, and of Python."""
+    """Versions of Python and of the packages a result depends on; torch's with its build
+    (``2.13.0+cu130``, ``2.13.0+cpu``), which the metadata of PyPI's CUDA wheel leaves out."""
+    import torch  # loaded already wherever a result is computed
+
     versions = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
+    versions["torch"] = torch.__version__
     return versions
 
 

@@ -5,9 +5,10 @@ their code path from the processor they find, and float32 training amplifies the
 differences of two paths until two machines end in different minima. The presets are computed
 with every library held to its AVX2 path and one thread (``PINNED``), so that recomputing them
 on one machine repeats their bits, and on another x86-64 machine with AVX2 and the same torch
-and NumPy moves them in the last bits only (the install docs give what was measured). On ARM the
-x86 variables are ignored with a warning. Nothing else needs it: the presets' test (``tests/test_presets.py``) checks what a preset claims and the
-quantities that agree across processors, not bits, so a user's ``pytest`` runs on any machine.
+and NumPy moves them in the last bits only (the install docs give what was measured). On ARM
+the x86 variables are ignored with a warning. Nothing else needs it: the presets' test
+(``tests/test_presets.py``) checks what a preset claims and the quantities that agree across
+processors, not bits, so a user's ``pytest`` runs on any machine.
 The environment is read when the libraries load, so it must be set before ``torch`` or
 ``numpy`` is imported: `pinned_environment` gives the variables for a child process, and this
 module itself imports neither.
