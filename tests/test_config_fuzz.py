@@ -147,13 +147,19 @@ def time_bound(seconds: int):
         signal.signal(signal.SIGALRM, previous)
 
 
+#: NaN that a Result gives for a quantity its study does not compute, and the field that says
+#: so: the Lab's exact trace above its `EXACT_LIMIT` parameters (no exact eigenvalues then).
+NOT_COMPUTED = {"exact_trace": lambda arrays: arrays["exact_eigenvalues"].size == 0}
+
+
 def honest(result) -> None:
-    """Finite, or the Result says it is not (a divergence flag or a message)."""
+    """Finite, or the Result says it is not (a divergence flag, a message, or a quantity of
+    `NOT_COMPUTED` that was not computed)."""
     arrays = results.result_to_arrays(result)
     flags = [a for n, a in arrays.items() if "diverged" in n and a.dtype == bool]
     said = any(bool(np.any(a)) for a in flags) or bool(str(arrays.get("message", "")).strip())
     for name, array in arrays.items():
-        if array.dtype.kind != "f":
+        if array.dtype.kind != "f" or (name in NOT_COMPUTED and NOT_COMPUTED[name](arrays)):
             continue
         bad = np.isnan(array) if name.endswith("bound") else ~np.isfinite(array)
         # (an infinite bound is a true one: "lambda_min >= -inf" when Lanczos promises nothing)
@@ -177,6 +183,18 @@ def outcome(study, config) -> str:
 @pytest.mark.parametrize("study", STUDIES, ids=IDS)
 def test_the_small_configurations_run(study) -> None:
     assert outcome(study, SMALL[study]) == "ran"
+
+
+def test_a_lab_model_above_the_exact_limit_runs_with_its_exact_trace_not_computed() -> None:
+    """13 branches of width 2 on the digits have more than `EXACT_LIMIT` parameters: the exact
+    trace is NaN (the page says "model too large") and no exact eigenvalues are kept; the fuzz
+    test found it."""
+    config = dataclasses.replace(SMALL[lab], branches=13)
+    result = lab.run(config)
+    assert not result.centre_exact  # Lanczos at the centre, not the dense Hessian
+    assert np.isnan(result.exact_trace) and result.exact_eigenvalues.size == 0
+    assert np.isfinite(result.hutchpp_trace) and not result.diverged and not result.message
+    honest(result)
 
 
 REPORTED = [
