@@ -9,6 +9,7 @@ the dark theme,
 - no two colour bars overlap (two bars drawn on one place read as doubled labels: "1.1 1.1"),
   and each bar's tick labels are distinct;
 - no log axis is labelled with SI prefixes ("100µ", "10n"): powers of ten;
+- no button's label is cut short ("H…" for "HTML" in a narrow column);
 
 and no page asks any host but the app's own server for anything (an offline classroom).
 """
@@ -177,6 +178,14 @@ def defects_shown(tab) -> list[str]:
     ]
 
 
+#: The label of every shown button of the main area that its box cuts (an ellipsis or a clip).
+CUT_LABELS_JS = """() => Array.from(document.querySelectorAll('[data-testid="stMain"] button'))
+  .filter((button) => button.offsetParent !== null)
+  .flatMap((button) => Array.from(button.querySelectorAll("*"))
+    .filter((e) => e.textContent.trim() && e.scrollWidth > e.clientWidth + 1)
+    .map((e) => e.textContent.trim()))"""
+
+
 @pytest.mark.parametrize("entry", STUDIES, ids=[e.url_path for e in STUDIES])
 def test_every_chart_reads_as_its_figure_means(server, tab, entry) -> None:
     """In the light theme, then in the dark one (the browser's colour scheme, which Streamlit
@@ -184,6 +193,7 @@ def test_every_chart_reads_as_its_figure_means(server, tab, entry) -> None:
     tab.emulate_media(color_scheme="light")
     open_study(tab, f"{server}/{entry.url_path}")
     assert not error_texts(tab), error_texts(tab)
+    assert not tab.evaluate(CUT_LABELS_JS), tab.evaluate(CUT_LABELS_JS)
     defects = {"light": defects_shown(tab)}
     light = tab.evaluate(MAIN_COLOUR)
     tab.emulate_media(color_scheme="dark")

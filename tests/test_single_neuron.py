@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from landscape.studies.shallow_relu import figures
 from landscape.studies.shallow_relu import single_neuron as sn
 
 SMALL = {"n": 60, "n_test": 20, "d": 4, "slice_resolution": 9, "seeds": 4}
@@ -118,6 +119,20 @@ def test_slice_measures_convexity_and_the_identity() -> None:
     assert result.slice_min_curvature_relaxed >= -1e-12
     assert result.slice_min_curvature_loss < -1e-6
     assert np.allclose(result.slice_relaxed - result.slice_loss >= -1e-9, True)
+
+
+def test_the_gap_panel_puts_rounding_below_its_lowest_contour() -> None:
+    """``L_r - L >= 0`` exactly; where it is 0 the computed difference is rounding of either
+    sign, which contours starting near 0 outlined as black specks."""
+    result = sn.run(sn.Config(noise=0.0, **{**SMALL, "slice_resolution": 41}))
+    gap = result.slice_relaxed - result.slice_loss
+    assert gap.min() < 0 < gap.max()  # rounding below zero is there to hide
+    panel = [t for t in figures.neuron_slices(result).data if t.type == "contour"][2]
+    assert panel.autocontour is False
+    assert panel.contours.start > -gap.min()
+    assert panel.contours.end == pytest.approx(gap.max(), rel=1e-6)
+    assert panel.contours.size == pytest.approx(gap.max() / 25, rel=1e-6)
+    assert figures._levels_above_rounding(np.full((3, 3), -1e-17)) == {}  # Plotly's own levels
 
 
 def test_min_second_difference_on_known_functions() -> None:

@@ -90,8 +90,8 @@ def show_figure(fig: BaseFigure, name: str) -> None:
 
     A figure from `cached_figure` goes to the browser as the JSON made when it was cached."""
     charts.show_chart(fig, key=f"chart_{name}")
-    cols = st.columns([1, 1, 4])
-    cols[0].download_button(
+    row = st.container(horizontal=True)  # buttons as wide as their labels, even in a narrow column
+    row.download_button(
         "HTML",
         data=lambda: fig.to_html(include_plotlyjs="cdn", full_html=True),
         file_name=f"{name}.html",
@@ -102,7 +102,7 @@ def show_figure(fig: BaseFigure, name: str) -> None:
         help="The interactive figure as a standalone HTML file.",
     )
     if png_export_available():
-        cols[1].download_button(
+        row.download_button(
             "PNG",
             data=lambda: fig.to_image(format="png", scale=2),
             file_name=f"{name}.png",
@@ -113,7 +113,7 @@ def show_figure(fig: BaseFigure, name: str) -> None:
             help="A static picture, rendered by kaleido in headless Chromium (a few seconds).",
         )
     else:
-        cols[1].caption("PNG needs Chromium (apt-get install chromium)")
+        row.caption("PNG needs Chromium (apt-get install chromium)")
 
 
 def result_downloads(module_name: str, config: Any, result: Any, stem: str) -> None:

@@ -363,10 +363,11 @@ def show_metrics(result: study.Result) -> None:
         "Surface", f"{result.surface_seconds:.2f} s", help=f"engine path: {result.surface_method}"
     )
     cols[4].metric(
-        "Hessian trace (Hutchinson)",
+        "Hessian trace",
         f"{result.hessian_trace:.3g}",
-        help=f"+/- {result.hessian_trace_error:.2g} (standard error, {study.TRACE_PRODUCTS} "
-        "probes); the curvature section compares Hutch++ and, for small models, the exact trace.",
+        help=f"Hutchinson's estimate, +/- {result.hessian_trace_error:.2g} (standard error, "
+        f"{study.TRACE_PRODUCTS} probes); the curvature section compares Hutch++ and, for small "
+        "models, the exact trace.",
     )
 
 

@@ -4,6 +4,7 @@ Top-down: the headline controls, the secondary controls (one function per expand
 then the figures. The prose lives in views/text/linear_duality.md.
 """
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -258,7 +259,7 @@ def show_result(result: study.Result, method: str) -> None:
         "sweep_caption",
         d_min=result.d_min,
         widths=result.widths.tolist(),
-        floor=f"{figures.GAP_FLOOR:g}",
+        floor=f"10^{{{math.log10(figures.GAP_FLOOR):.0f}}}",
         count=len(result.gammas),
         method=method,
         seconds=f"{result.sweep_seconds:.2f}",

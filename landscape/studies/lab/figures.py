@@ -412,7 +412,7 @@ def lab_training_density(result: Result) -> go.Figure:
         )
     )
     fig.update_layout(
-        title="Share of the Hessian's spectrum below zero along training (SLQ, +/- std error)",
+        title="Spectrum below zero along training<br><sub>SLQ share, +/- standard error</sub>",
         xaxis_title="epoch",
         yaxis_title="negative mass",
         height=380,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -69,6 +71,25 @@ def _log_levels(values: np.ndarray) -> np.ndarray:
     return np.log10(values - low + 1e-4 * max(high - low, 1e-300))
 
 
+class _Panel(NamedTuple):
+    values: np.ndarray
+    colours: str
+    hover_name: str
+    levels: dict[str, Any]  # Plotly's contour levels, or {} for its own
+    label_colour: str  # of the markers' labels "0" and "w*"
+
+
+def _levels_above_rounding(gap: np.ndarray, count: int = 25) -> dict[str, Any]:
+    """Contour levels ``max(gap) k / count``, k = 1..count, for a gap that is >= 0 in exact
+    arithmetic: where it is 0 the subtraction leaves rounding of either sign, which all falls in
+    the lowest band instead of being outlined as specks."""
+    top = float(np.max(gap))
+    if not top > 0:
+        return {}
+    step = top / count
+    return {"autocontour": False, "contours": {"start": step, "end": top, "size": step}}
+
+
 def neuron_slices(result: single_neuron.Result) -> go.Figure:
     """``L``, ``L_r`` (log contours) and ``L_r - L = 2 y^T relu(-Xw)`` on the plane through 0,
     ``w*`` and a random direction orthogonal to ``w*``."""
@@ -82,18 +103,20 @@ def neuron_slices(result: single_neuron.Result) -> go.Figure:
             "L<sub>r</sub> − L = 2 y<sup>T</sup> relu(−Xw)",
         ),
     )
+    gap = result.slice_relaxed - result.slice_loss
     panels = (
-        (_log_levels(result.slice_loss), "Viridis", "log10 level"),
-        (_log_levels(result.slice_relaxed), "Viridis", "log10 level"),
-        (result.slice_relaxed - result.slice_loss, "Magma", "L<sub>r</sub> − L"),
+        _Panel(_log_levels(result.slice_loss), "Viridis", "log10 level", {}, "white"),
+        _Panel(_log_levels(result.slice_relaxed), "Viridis", "log10 level", {}, "white"),
+        _Panel(gap, "YlOrRd", "L<sub>r</sub> − L", _levels_above_rounding(gap), "black"),
     )
-    for col, (values, scale, name) in enumerate(panels, start=1):
+    for col, (values, scale, name, levels, label) in enumerate(panels, start=1):
         fig.add_trace(
             go.Contour(
                 x=float32(result.slice_alphas),
                 y=float32(result.slice_betas),
                 z=float32(values.T),
                 ncontours=25,
+                **levels,
                 colorscale=scale,
                 showscale=False,
                 hovertemplate="α %{x:.2f}<br>γ %{y:.2f}<br>" + name + " %{z:.4g}<extra></extra>",
@@ -108,7 +131,7 @@ def neuron_slices(result: single_neuron.Result) -> go.Figure:
                 mode="markers+text",
                 text=["w*", "0"],
                 textposition="top center",
-                textfont={"color": "white"},
+                textfont={"color": label},
                 marker={"color": "white", "size": 9, "line": {"color": "black", "width": 1}},
                 showlegend=False,
                 hoverinfo="skip",

@@ -48,11 +48,11 @@ def gram_spectrum(result: Result) -> go.Figure:
     level = max(result.lambda_min, LOG_FLOOR)
     fig.add_hline(y=level, line_dash="dot", line_color=PALETTE[1])
     # its label placed by hand: on a log axis an annotation's y is log10 of the value (add_hline's
-    # own annotation_text sat at 10^lambda_min)
+    # own annotation_text sat at 10^lambda_min); at the left, where the decreasing curve is high
     fig.add_annotation(
-        x=1,
+        x=0,
         xref="x domain",
-        xanchor="right",
+        xanchor="left",
         y=float(np.log10(level)),
         yanchor="bottom",
         text=f"λ<sub>min</sub> = {result.lambda_min:.3g}",
